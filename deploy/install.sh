@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Installs what the Wagu test bed (deploy/services.sh) needs: Redis (Debian
+# package), Apache Cassandra jars (Maven Central) and s3s-fs (crates.io).
+# Idempotent: whatever is already present is skipped, so a second run is fast.
+#
+# Environment:
+#   WAGU_CACHE_DIR   where Cassandra jars and s3s-fs go (default ~/.cache/wagu)
+#   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1   skip one part
+set -euo pipefail
+
+CASSANDRA_VERSION="5.0.6"
+S3S_FS_VERSION="0.14.1"
+MAVEN_DEPENDENCY_PLUGIN_VERSION="3.6.1"
+
+CACHE_DIR="${WAGU_CACHE_DIR:-$HOME/.cache/wagu}"
+
+log() { printf '[install] %s\n' "$*" >&2; }
+
+install_redis() {
+  if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+    log "redis-server present: $(command -v redis-server)"
+    return 0
+  fi
+  log "installing Debian package redis-server"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  # apt-get install fails on a machine whose package lists were never fetched.
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends redis-server redis-tools; then
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends redis-server redis-tools
+  fi
+  # The Debian package starts a system instance on 6379; the test bed runs
+  # its own, so leave the system one alone (it does not clash with our ports).
+}
+
+install_cassandra() {
+  local home="$CACHE_DIR/cassandra-$CASSANDRA_VERSION"
+  local lib="$home/lib"
+  local marker="$home/.complete"
+  if [ -f "$marker" ]; then
+    log "cassandra $CASSANDRA_VERSION jars present in $lib"
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || { log "mvn not found (apt-get install maven)"; return 1; }
+  command -v java >/dev/null 2>&1 || { log "java not found (Java 17 needed)"; return 1; }
+  log "resolving org.apache.cassandra:cassandra-all:$CASSANDRA_VERSION into $lib"
+  rm -rf "$lib"
+  mkdir -p "$home"
+  cat >"$home/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0"
+         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="http://maven.apache.org/POM/4.0.0 http://maven.apache.org/xsd/maven-4.0.0.xsd">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>wagu.testbed</groupId>
+  <artifactId>cassandra-jars</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.cassandra</groupId>
+      <artifactId>cassandra-all</artifactId>
+      <version>$CASSANDRA_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+  mvn -B -q -Dstyle.color=never -f "$home/pom.xml" -DskipTests \
+    "org.apache.maven.plugins:maven-dependency-plugin:$MAVEN_DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
+    -DincludeScope=runtime -DoutputDirectory="$lib"
+  if ! ls "$lib"/jamm-*.jar >/dev/null 2>&1; then
+    log "no jamm jar in $lib after resolving cassandra-all"
+    return 1
+  fi
+  touch "$marker"
+  log "cassandra jars: $(find "$lib" -name '*.jar' | wc -l) files"
+}
+
+install_s3s_fs() {
+  local root="$CACHE_DIR/s3s-fs"
+  local bin="$root/bin/s3s-fs"
+  if [ -x "$bin" ]; then
+    log "s3s-fs present: $bin"
+    return 0
+  fi
+  command -v cargo >/dev/null 2>&1 || { log "cargo not found"; return 1; }
+  log "building s3s-fs $S3S_FS_VERSION (takes a few minutes)"
+  # Build outside any workspace so no project Cargo config applies.
+  (cd / && cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$root")
+}
+
+main() {
+  mkdir -p "$CACHE_DIR"
+  if [ "${WAGU_SKIP_REDIS:-0}" != 1 ]; then install_redis; fi
+  if [ "${WAGU_SKIP_CASSANDRA:-0}" != 1 ]; then install_cassandra; fi
+  if [ "${WAGU_SKIP_S3:-0}" != 1 ]; then install_s3s_fs; fi
+  log "done"
+}
+
+main "$@"

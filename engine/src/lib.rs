@@ -1,0 +1,20 @@
+//! The Wagu room engine.
+//!
+//! - [`room`]: the map room as a deterministic, sans-IO state machine (`handle(now, input)` →
+//!   outputs). No tokio, no sockets, no clock of its own: build this crate with
+//!   `--no-default-features` and that is all you get.
+//! - `actor` (feature `runtime`, on by default): the ractor actors that run rooms, the
+//!   supervisor that spawns, restarts and retires them, and the snapshot store they write to.
+//! - `directory` (feature `runtime`): the one interface the gateway uses to reach a room,
+//!   whether its actor is in this process or, later, on another node.
+
+pub mod room;
+
+#[cfg(feature = "runtime")]
+pub mod actor;
+#[cfg(feature = "runtime")]
+pub mod directory;
+#[cfg(feature = "runtime")]
+pub mod error;
+#[cfg(feature = "runtime")]
+pub mod persist;

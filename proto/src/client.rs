@@ -1,0 +1,226 @@
+//! Frames a client sends. Every command carries a client request id (`id`) and is answered by
+//! exactly one `ack` or `error` with that id. The one exception is a `presence` update sent
+//! without an `id`: presence is lossy by nature, so a client may stream it fire-and-forget; with
+//! an `id` it is acknowledged like any command.
+
+use crate::error::ErrorCode;
+use crate::ids::{HostKey, ParticipantId, PlaceId, RequestId, ResumeToken, Seq, ShareToken};
+use crate::limits::*;
+use crate::model::{LatLng, Viewport};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Presented on `join` to take back a place in the room after a dropped connection.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ResumeRequest {
+    pub participant: ParticipantId,
+    pub token: ResumeToken,
+    /// The last sequence number the client saw; the server replays what came after it.
+    pub last_seq: Seq,
+}
+
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First frame of a connection: the protocol version the client speaks.
+    Hello { id: RequestId, protocol: u32 },
+    /// Enter the room behind a share link, or resume a place in it.
+    Join {
+        id: RequestId,
+        share: ShareToken,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<HostKey>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<ResumeRequest>,
+    },
+    /// Where this participant is looking and pointing. Latest wins; the server batches.
+    Presence {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        viewport: Option<Viewport>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pointer: Option<LatLng>,
+    },
+    AddCandidate {
+        id: RequestId,
+        place_id: PlaceId,
+        name: String,
+        lat: f64,
+        lng: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Allowed to the participant who added the candidate and to the host.
+    RemoveCandidate { id: RequestId, place_id: PlaceId },
+    /// Replace this participant's ballot. An empty list withdraws the vote.
+    Vote { id: RequestId, choices: Vec<PlaceId> },
+    /// Host only: close the vote and announce the decision.
+    CloseVote { id: RequestId },
+    /// Host only: reopen a closed vote; ballots are kept.
+    ReopenVote { id: RequestId },
+    Chat { id: RequestId, text: String },
+    /// Host only.
+    Kick {
+        id: RequestId,
+        participant: ParticipantId,
+    },
+    /// Host only.
+    Rename { id: RequestId, title: String },
+    /// Host only: end the room for everyone; the share link dies with it.
+    CloseRoom { id: RequestId },
+    /// Leave for good (a dropped connection instead leaves the participant away, resumable).
+    Leave { id: RequestId },
+    /// Answered by an `ack`; lets a client measure its round trip.
+    Ping { id: RequestId },
+}
+
+/// A command failed validation at the edge: the error code and a message for humans.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Invalid {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn invalid(message: impl Into<String>) -> Invalid {
+    Invalid {
+        code: ErrorCode::Invalid,
+        message: message.into(),
+    }
+}
+
+/// Counts characters (not bytes), after trimming, against an inclusive range.
+fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Invalid> {
+    let n = value.trim().chars().count();
+    if n < min || n > max {
+        return Err(invalid(format!(
+            "{field} must be {min} to {max} characters (got {n})"
+        )));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid(format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+pub fn check_place_id(p: &PlaceId) -> Result<(), Invalid> {
+    let ok = !p.0.is_empty()
+        && p.0.len() <= MAX_PLACE_ID_BYTES
+        && p.0.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "place_id must be 1 to {MAX_PLACE_ID_BYTES} printable ASCII characters"
+        )))
+    }
+}
+
+impl ClientMessage {
+    /// The request id, where the command has one.
+    pub fn id(&self) -> Option<RequestId> {
+        use ClientMessage::*;
+        match self {
+            Presence { id, .. } => *id,
+            Hello { id, .. }
+            | Join { id, .. }
+            | AddCandidate { id, .. }
+            | RemoveCandidate { id, .. }
+            | Vote { id, .. }
+            | CloseVote { id }
+            | ReopenVote { id }
+            | Chat { id, .. }
+            | Kick { id, .. }
+            | Rename { id, .. }
+            | CloseRoom { id }
+            | Leave { id }
+            | Ping { id } => Some(*id),
+        }
+    }
+
+    /// A short stable name for metrics and rate limits.
+    pub fn kind(&self) -> &'static str {
+        use ClientMessage::*;
+        match self {
+            Hello { .. } => "hello",
+            Join { .. } => "join",
+            Presence { .. } => "presence",
+            AddCandidate { .. } => "add_candidate",
+            RemoveCandidate { .. } => "remove_candidate",
+            Vote { .. } => "vote",
+            CloseVote { .. } => "close_vote",
+            ReopenVote { .. } => "reopen_vote",
+            Chat { .. } => "chat",
+            Kick { .. } => "kick",
+            Rename { .. } => "rename",
+            CloseRoom { .. } => "close_room",
+            Leave { .. } => "leave",
+            Ping { .. } => "ping",
+        }
+    }
+
+    /// Checks lengths, ranges and shapes that need no room state. The engine re-checks nothing
+    /// of this; it checks the rules (who may do what, duplicates, vote state).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        use ClientMessage::*;
+        match self {
+            Hello { .. } | CloseVote { .. } | ReopenVote { .. } | CloseRoom { .. } => Ok(()),
+            Leave { .. } | Ping { .. } | Kick { .. } => Ok(()),
+            Join { share, name, .. } => {
+                if share.0.is_empty() || share.0.len() > 128 {
+                    return Err(invalid("share token has the wrong length"));
+                }
+                check_text("name", name, 1, MAX_NAME_CHARS)
+            }
+            Presence {
+                viewport, pointer, ..
+            } => {
+                if viewport.is_some_and(|v| !v.is_valid()) {
+                    return Err(invalid(
+                        "viewport out of range (lat ±90, lng ±180, zoom 0..24, sw below ne)",
+                    ));
+                }
+                if pointer.is_some_and(|p| !p.is_valid()) {
+                    return Err(invalid("pointer out of range (lat ±90, lng ±180)"));
+                }
+                Ok(())
+            }
+            AddCandidate {
+                place_id,
+                name,
+                lat,
+                lng,
+                note,
+                ..
+            } => {
+                check_place_id(place_id)?;
+                check_text("name", name, 1, MAX_PLACE_NAME_CHARS)?;
+                if !(LatLng {
+                    lat: *lat,
+                    lng: *lng,
+                })
+                .is_valid()
+                {
+                    return Err(invalid("lat must be within ±90 and lng within ±180"));
+                }
+                if let Some(n) = note {
+                    check_text("note", n, 0, MAX_NOTE_CHARS)?;
+                }
+                Ok(())
+            }
+            RemoveCandidate { place_id, .. } => check_place_id(place_id),
+            Vote { choices, .. } => {
+                if choices.len() > MAX_CHOICES {
+                    return Err(Invalid {
+                        code: ErrorCode::TooManyChoices,
+                        message: format!("a ballot holds at most {MAX_CHOICES} choices"),
+                    });
+                }
+                choices.iter().try_for_each(check_place_id)
+            }
+            Chat { text, .. } => check_text("text", text, 1, MAX_CHAT_CHARS),
+            Rename { title, .. } => check_text("title", title, 1, MAX_TITLE_CHARS),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Limits every frame must respect. They live in the protocol crate so that clients, the
+//! gateway and the engine agree on them, and `docs/PROTOCOL.md` lists them.
+
+/// Largest text frame the gateway accepts from a client, in bytes.
+pub const MAX_CLIENT_FRAME_BYTES: usize = 16 * 1024;
+/// Display names: 1 to 40 characters after trimming.
+pub const MAX_NAME_CHARS: usize = 40;
+/// Chat messages: 1 to 1,000 characters.
+pub const MAX_CHAT_CHARS: usize = 1_000;
+/// Room titles: up to 100 characters.
+pub const MAX_TITLE_CHARS: usize = 100;
+/// Candidate names: 1 to 200 characters.
+pub const MAX_PLACE_NAME_CHARS: usize = 200;
+/// Candidate notes: up to 500 characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+/// Place ids: 1 to 128 bytes of printable ASCII.
+pub const MAX_PLACE_ID_BYTES: usize = 128;
+/// Candidates one room may hold.
+pub const MAX_CANDIDATES: usize = 100;
+/// Choices in one ballot (approval voting can never exceed the candidate count either).
+pub const MAX_CHOICES: usize = 32;
+/// Chat messages kept in the room and sent in a snapshot.
+pub const CHAT_TAIL: usize = 200;
+/// Highest map zoom level accepted.
+pub const MAX_ZOOM: f64 = 24.0;

@@ -1,0 +1,166 @@
+//! Frames the server sends. Replies (`ack`, `error`) answer one command of this connection;
+//! `welcome` and `resumed` open a session; everything else is a room event and carries the
+//! room's sequence number `seq`.
+//!
+//! Reliable events number the room's history 1, 2, 3… without gaps and are kept in a bounded
+//! replay buffer for resuming clients. `presence` is lossy: it carries the current `seq` (the
+//! last reliable event before it) but does not advance it and is never replayed.
+
+use crate::error::ErrorCode;
+use crate::ids::{ParticipantId, PlaceId, RequestId, ResumeToken, Seq};
+use crate::model::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The command with this id took effect. `seq` is the event it produced, if any.
+    Ack {
+        id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
+    },
+    /// The command with this id (or, without an id, the frame) was refused; nothing changed.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        code: ErrorCode,
+        message: String,
+    },
+    /// The session starts from this snapshot (a fresh join, or a resume too old to replay).
+    Welcome {
+        protocol: u32,
+        you: ParticipantId,
+        resume_token: ResumeToken,
+        room: Box<RoomSnapshot>,
+    },
+    /// A resume succeeded by replay: the events after `from_seq` follow, up to `to_seq`.
+    Resumed {
+        you: ParticipantId,
+        resume_token: ResumeToken,
+        from_seq: Seq,
+        to_seq: Seq,
+    },
+    ParticipantJoined {
+        seq: Seq,
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        seq: Seq,
+        participant: ParticipantId,
+        reason: LeaveReason,
+    },
+    ParticipantAway {
+        seq: Seq,
+        participant: ParticipantId,
+    },
+    ParticipantBack {
+        seq: Seq,
+        participant: ParticipantId,
+    },
+    HostChanged {
+        seq: Seq,
+        participant: ParticipantId,
+    },
+    /// Batched, coalesced presence (latest per participant). Lossy; does not advance `seq`.
+    Presence {
+        seq: Seq,
+        updates: Vec<PresenceEntry>,
+    },
+    CandidateAdded {
+        seq: Seq,
+        candidate: Candidate,
+    },
+    CandidateRemoved {
+        seq: Seq,
+        place_id: PlaceId,
+        by: ParticipantId,
+        /// The tally after the candidate's votes were dropped.
+        tally: Vec<TallyEntry>,
+    },
+    BallotChanged {
+        seq: Seq,
+        participant: ParticipantId,
+        choices: Vec<PlaceId>,
+        tally: Vec<TallyEntry>,
+    },
+    VoteClosed {
+        seq: Seq,
+        decision: Decision,
+    },
+    VoteReopened {
+        seq: Seq,
+        by: ParticipantId,
+    },
+    Chat {
+        seq: Seq,
+        message: ChatMessage,
+    },
+    RoomRenamed {
+        seq: Seq,
+        title: String,
+        by: ParticipantId,
+    },
+    RoomClosed {
+        seq: Seq,
+        reason: RoomCloseReason,
+    },
+}
+
+impl ServerMessage {
+    /// The room sequence number this frame carries, if it is a room event.
+    pub fn seq(&self) -> Option<Seq> {
+        use ServerMessage::*;
+        match self {
+            Ack { .. } | Error { .. } | Welcome { .. } | Resumed { .. } => None,
+            ParticipantJoined { seq, .. }
+            | ParticipantLeft { seq, .. }
+            | ParticipantAway { seq, .. }
+            | ParticipantBack { seq, .. }
+            | HostChanged { seq, .. }
+            | Presence { seq, .. }
+            | CandidateAdded { seq, .. }
+            | CandidateRemoved { seq, .. }
+            | BallotChanged { seq, .. }
+            | VoteClosed { seq, .. }
+            | VoteReopened { seq, .. }
+            | Chat { seq, .. }
+            | RoomRenamed { seq, .. }
+            | RoomClosed { seq, .. } => Some(*seq),
+        }
+    }
+
+    /// A short stable name for metrics.
+    pub fn kind(&self) -> &'static str {
+        use ServerMessage::*;
+        match self {
+            Ack { .. } => "ack",
+            Error { .. } => "error",
+            Welcome { .. } => "welcome",
+            Resumed { .. } => "resumed",
+            ParticipantJoined { .. } => "participant_joined",
+            ParticipantLeft { .. } => "participant_left",
+            ParticipantAway { .. } => "participant_away",
+            ParticipantBack { .. } => "participant_back",
+            HostChanged { .. } => "host_changed",
+            Presence { .. } => "presence",
+            CandidateAdded { .. } => "candidate_added",
+            CandidateRemoved { .. } => "candidate_removed",
+            BallotChanged { .. } => "ballot_changed",
+            VoteClosed { .. } => "vote_closed",
+            VoteReopened { .. } => "vote_reopened",
+            Chat { .. } => "chat",
+            RoomRenamed { .. } => "room_renamed",
+            RoomClosed { .. } => "room_closed",
+        }
+    }
+
+    pub fn error(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+}

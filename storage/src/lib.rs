@@ -1,0 +1,24 @@
+//! Wagu storage backends.
+//!
+//! Each kind of data has a backend that needs nothing installed (the embedded default) and a
+//! real one chosen by configuration:
+//!
+//! | data | embedded default | real backend |
+//! |---|---|---|
+//! | [`ephemeral`]: room snapshots, share links, votes (short-lived, with TTL) | in-process memory | Redis |
+//! | [`blob`]: photos | files under the data directory | S3 (any S3-compatible server) |
+//! | [`cql`]: posts and places (durable) | (the posts issue adds it) | ScyllaDB / Cassandra |
+//!
+//! Backends are enums, not trait objects: there are two of each, the match is free, and async
+//! methods stay plain `async fn`. What this crate does not do: room rules, serialisation of
+//! domain types (callers hand it bytes), retries beyond what the drivers do.
+
+pub mod blob;
+pub mod cql;
+pub mod ephemeral;
+mod error;
+pub mod testbed;
+
+pub use blob::BlobStore;
+pub use ephemeral::EphemeralStore;
+pub use error::StorageError;
