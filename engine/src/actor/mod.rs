@@ -1,0 +1,54 @@
+//! The actors that run rooms.
+//!
+//! - [`room::RoomActor`]: one per map room; owns its [`crate::room::Room`], feeds it inputs,
+//!   journals what changed it, and fans its outputs out to connection queues.
+//! - [`supervisor::RoomSupervisor`]: spawns rooms on demand, restarts a room that panicked from
+//!   its last snapshot plus journal, and forgets rooms that retired.
+//!
+//! Settings shared by both live in [`EngineConfig`].
+
+pub mod outbound;
+pub mod room;
+pub mod supervisor;
+
+use crate::room::RoomConfig;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub room: RoomConfig,
+    /// Rooms this node may hold at once.
+    pub max_rooms: usize,
+    /// How long a share link admits new participants.
+    pub share_ttl: Duration,
+    /// How long a stored room outlives its last snapshot (renewed at every snapshot).
+    pub store_ttl: Duration,
+    /// Journal entries after which the room writes a fresh snapshot.
+    pub snapshot_every: u64,
+    /// Frames one connection may have queued before it counts as too slow.
+    pub outbound_queue: usize,
+    /// Restarts of one room within a minute after which it is given up.
+    pub max_restarts_per_minute: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            room: RoomConfig::default(),
+            max_rooms: 10_000,
+            share_ttl: Duration::from_secs(24 * 3600),
+            store_ttl: Duration::from_secs(48 * 3600),
+            snapshot_every: 256,
+            outbound_queue: 256,
+            max_restarts_per_minute: 5,
+        }
+    }
+}
+
+/// Unix milliseconds from the system clock: the only place the engine reads a clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

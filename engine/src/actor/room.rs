@@ -1,0 +1,376 @@
+//! `RoomActor`: the one owner of a map room.
+//!
+//! Every message becomes an [`Input`] for the state machine, stamped with the wall clock. If
+//! the input advanced the room's sequence number it is journaled to the store *before* any of
+//! its outputs leave — so nothing a client saw acknowledged can be lost when the actor dies.
+//! Outputs are then applied in order: broadcasts are encoded once and the same bytes are pushed
+//! to every connection queue without waiting; a connection whose queue is full for a reliable
+//! frame is dropped (it resumes). Finally the actor arms one timer for the room's next deadline.
+
+use super::outbound::{Frame, Outbound, Pushed};
+use super::{EngineConfig, unix_now};
+use crate::persist::RoomStore;
+use crate::room::{ConnId, Input, Output, Room, RoomSummary};
+use metrics::{counter, histogram};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use wagu_proto::codec::encode_server;
+use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken, RoomId};
+use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest};
+
+/// What a successful join hands back to the connection.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub room_id: RoomId,
+    pub participant: ParticipantId,
+    pub resumed: bool,
+}
+
+#[derive(Debug)]
+pub struct JoinArgs {
+    pub conn: ConnId,
+    pub id: RequestId,
+    pub name: String,
+    pub host_key: Option<HostKey>,
+    pub resume: Option<ResumeRequest>,
+    pub resume_token: ResumeToken,
+    pub outbound: Outbound,
+}
+
+pub enum RoomMsg {
+    Join(
+        Box<JoinArgs>,
+        RpcReplyPort<Result<Joined, (ErrorCode, String)>>,
+    ),
+    Command {
+        conn: ConnId,
+        participant: ParticipantId,
+        msg: ClientMessage,
+        /// When the gateway read the frame, for the fan-out latency histogram.
+        received: Instant,
+    },
+    Disconnect {
+        conn: ConnId,
+        participant: ParticipantId,
+    },
+    Tick,
+    Summary(RpcReplyPort<RoomSummary>),
+    /// Test hook: panic inside the actor, to exercise supervision. Never sent by the gateway.
+    #[doc(hidden)]
+    Crash,
+}
+
+pub struct RoomActor;
+
+type JoinReply = RpcReplyPort<Result<Joined, (ErrorCode, String)>>;
+
+pub struct RoomArgs {
+    pub room: Room,
+    /// Journal entries already applied to `room` (0 for a new room).
+    pub applied: u64,
+    pub store: RoomStore,
+    pub config: EngineConfig,
+}
+
+struct Conn {
+    participant: Option<ParticipantId>,
+    outbound: Outbound,
+    /// Skipped a presence batch while congested: owes a full presence picture.
+    presence_owed: bool,
+}
+
+pub struct RoomState {
+    room: Room,
+    applied: u64,
+    since_snapshot: u64,
+    last_snapshot: Instant,
+    store: RoomStore,
+    config: EngineConfig,
+    conns: HashMap<ConnId, Conn>,
+    /// Joins waiting for their outcome, and whether each asked to resume.
+    pending_joins: HashMap<ConnId, (JoinReply, bool)>,
+    armed: Option<u64>,
+}
+
+impl Actor for RoomActor {
+    type Msg = RoomMsg;
+    type State = RoomState;
+    type Arguments = RoomArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RoomArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // A fresh (or just restored) room is written at once, so a crash before its first
+        // journal entry still finds it.
+        args.store.save(&args.room, args.applied).await?;
+        let mut state = RoomState {
+            room: args.room,
+            applied: args.applied,
+            since_snapshot: 0,
+            last_snapshot: Instant::now(),
+            store: args.store,
+            config: args.config,
+            conns: HashMap::new(),
+            pending_joins: HashMap::new(),
+            armed: None,
+        };
+        arm(&myself, &mut state);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: RoomMsg,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
+        let mut received = None;
+        let input = match msg {
+            RoomMsg::Join(args, reply) => {
+                let a = *args;
+                state.conns.insert(
+                    a.conn,
+                    Conn {
+                        participant: None,
+                        outbound: a.outbound,
+                        presence_owed: false,
+                    },
+                );
+                state
+                    .pending_joins
+                    .insert(a.conn, (reply, a.resume.is_some()));
+                Input::Join {
+                    conn: a.conn,
+                    id: a.id,
+                    name: a.name,
+                    host_key: a.host_key,
+                    resume: a.resume,
+                    resume_token: a.resume_token,
+                }
+            }
+            RoomMsg::Command {
+                conn,
+                participant,
+                msg,
+                received: r,
+            } => {
+                received = Some(r);
+                Input::Command {
+                    conn,
+                    participant,
+                    msg,
+                }
+            }
+            RoomMsg::Disconnect { conn, participant } => {
+                state.conns.remove(&conn);
+                Input::Disconnect { conn, participant }
+            }
+            RoomMsg::Tick => {
+                state.armed = None;
+                Input::Tick
+            }
+            RoomMsg::Summary(reply) => {
+                let _ = reply.send(state.room.summary());
+                return Ok(());
+            }
+            RoomMsg::Crash => panic!("room {} asked to crash (test hook)", state.room.id()),
+        };
+        let retire = step(state, input, received).await?;
+        if retire {
+            if let Err(e) = state.store.delete(&state.room).await {
+                tracing::warn!(room = %state.room.id(), error = %e, "could not delete retired room");
+            }
+            counter!("wagu_rooms_retired_total").increment(1);
+            myself.stop(Some("retired".into()));
+            return Ok(());
+        }
+        maybe_snapshot(state).await?;
+        arm(&myself, state);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Connections still attached learn the room is gone when their queue ends.
+        for (_, (reply, _)) in state.pending_joins.drain() {
+            let _ = reply.send(Err((ErrorCode::RoomClosed, "the room has ended".into())));
+        }
+        Ok(())
+    }
+}
+
+/// Feeds one input (and any disconnects it causes) through the room; returns whether the room
+/// asked to retire.
+async fn step(
+    state: &mut RoomState,
+    input: Input,
+    received: Option<Instant>,
+) -> Result<bool, ActorProcessingErr> {
+    let mut queue = vec![input];
+    let mut retire = false;
+    while let Some(input) = queue.pop() {
+        let now = unix_now();
+        let before = state.room.seq();
+        // Journal needs the input after `handle` consumed it only when the seq moved; cloning
+        // up front is cheaper than re-deriving it and inputs are small.
+        let journal_copy = input.clone();
+        let outputs = state.room.handle(now, input);
+        if state.room.seq() != before {
+            state.applied += 1;
+            state.since_snapshot += 1;
+            // Before any output leaves: an acknowledged change is durable in the store.
+            state
+                .store
+                .append(state.room.id(), state.applied, now, &journal_copy)
+                .await?;
+        }
+        let lagged = apply(state, outputs, &mut retire);
+        for (conn, participant) in lagged {
+            counter!("wagu_queue_drops_total", "kind" => "lagged").increment(1);
+            queue.push(Input::Disconnect { conn, participant });
+        }
+    }
+    if let Some(r) = received {
+        histogram!("wagu_fanout_seconds").record(r.elapsed().as_secs_f64());
+    }
+    Ok(retire)
+}
+
+/// Applies outputs in order. Returns the connections dropped for lagging.
+fn apply(
+    state: &mut RoomState,
+    outputs: Vec<Output>,
+    retire: &mut bool,
+) -> Vec<(ConnId, ParticipantId)> {
+    let mut lagged = Vec::new();
+    let mut drop_conn = |state: &mut RoomState, conn: ConnId| {
+        if let Some(c) = state.conns.remove(&conn)
+            && let Some(p) = c.participant
+        {
+            lagged.push((conn, p));
+        }
+    };
+    for o in outputs {
+        match o {
+            Output::Attach { conn, participant } => {
+                if let Some(c) = state.conns.get_mut(&conn) {
+                    c.participant = Some(participant);
+                }
+            }
+            Output::JoinRefused {
+                conn,
+                code,
+                message,
+                ..
+            } => {
+                state.conns.remove(&conn);
+                if let Some((reply, _)) = state.pending_joins.remove(&conn) {
+                    let _ = reply.send(Err((code, message)));
+                }
+            }
+            Output::Send { conn, msg } => {
+                let frame = Frame::Text(encode_server(&msg));
+                counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
+                let full = match state.conns.get(&conn) {
+                    Some(c) => matches!(c.outbound.push(frame), Pushed::Full),
+                    None => false,
+                };
+                if full {
+                    drop_conn(state, conn);
+                }
+                if let Some((reply, resumed)) = state.pending_joins.remove(&conn) {
+                    // The welcome (or resumed) frame is queued: the join succeeded.
+                    match state.conns.get(&conn).and_then(|c| c.participant) {
+                        Some(participant) => {
+                            let _ = reply.send(Ok(Joined {
+                                room_id: state.room.id().clone(),
+                                participant,
+                                resumed,
+                            }));
+                        }
+                        None => {
+                            let _ = reply.send(Err((
+                                ErrorCode::Unavailable,
+                                "could not queue the welcome; retry".into(),
+                            )));
+                        }
+                    }
+                }
+            }
+            Output::Broadcast { msg, lossy } => {
+                let bytes = encode_server(&msg);
+                let mut sent = 0u64;
+                let mut full = Vec::new();
+                for (id, c) in state.conns.iter_mut() {
+                    if c.participant.is_none() {
+                        continue;
+                    }
+                    if lossy {
+                        if c.outbound.congested() {
+                            c.presence_owed = true;
+                            counter!("wagu_queue_drops_total", "kind" => "presence").increment(1);
+                            continue;
+                        }
+                        if c.presence_owed {
+                            // Drained again: send everyone's latest instead of just this batch.
+                            c.presence_owed = false;
+                            let full_pic = encode_server(&state.room.full_presence());
+                            if let Pushed::Full = c.outbound.push(Frame::Text(full_pic)) {
+                                c.presence_owed = true;
+                            }
+                            sent += 1;
+                            continue;
+                        }
+                    }
+                    match c.outbound.push(Frame::Text(bytes.clone())) {
+                        Pushed::Sent => sent += 1,
+                        Pushed::Full if lossy => c.presence_owed = true,
+                        Pushed::Full => full.push(*id),
+                    }
+                }
+                counter!("wagu_messages_out_total", "type" => msg.kind()).increment(sent);
+                for id in full {
+                    drop_conn(state, id);
+                }
+            }
+            Output::Detach { conn, code } => {
+                if let Some(c) = state.conns.remove(&conn) {
+                    let _ = c.outbound.push(Frame::Close(code));
+                }
+            }
+            Output::Retire => *retire = true,
+        }
+    }
+    lagged
+}
+
+async fn maybe_snapshot(state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+    let due = state.since_snapshot >= state.config.snapshot_every
+        || (state.since_snapshot > 0 && state.last_snapshot.elapsed() >= Duration::from_secs(5));
+    if due {
+        state.store.save(&state.room, state.applied).await?;
+        state.since_snapshot = 0;
+        state.last_snapshot = Instant::now();
+    }
+    Ok(())
+}
+
+/// Arms one timer for the room's next deadline, unless an earlier one is already armed.
+fn arm(myself: &ActorRef<RoomMsg>, state: &mut RoomState) {
+    let Some(deadline) = state.room.next_deadline() else {
+        return;
+    };
+    if state.armed.is_some_and(|a| a <= deadline) {
+        return;
+    }
+    let now = unix_now();
+    let wait = Duration::from_millis(deadline.saturating_sub(now));
+    state.armed = Some(deadline);
+    myself.send_after(wait, || RoomMsg::Tick);
+}

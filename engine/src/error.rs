@@ -1,0 +1,44 @@
+//! The engine's failure domain as the gateway sees it. Each error maps to a protocol
+//! [`ErrorCode`], so the gateway turns any of them into a typed `error` frame.
+
+use crate::persist::PersistError;
+use wagu_proto::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("no room behind this share link")]
+    UnknownRoom,
+    #[error("this node holds its maximum of {0} rooms")]
+    Capacity(usize),
+    #[error("the room is not reachable right now: {0}")]
+    Unavailable(String),
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
+    #[error("room store: {0}")]
+    Store(#[from] PersistError),
+}
+
+impl EngineError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::UnknownRoom => ErrorCode::UnknownRoom,
+            EngineError::Capacity(_) => ErrorCode::Capacity,
+            EngineError::Unavailable(_) => ErrorCode::Unavailable,
+            EngineError::Refused { code, .. } => *code,
+            EngineError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl<T> From<ractor::RactorErr<T>> for EngineError {
+    fn from(e: ractor::RactorErr<T>) -> Self {
+        EngineError::Unavailable(e.to_string())
+    }
+}
+
+impl<T> From<ractor::MessagingErr<T>> for EngineError {
+    fn from(e: ractor::MessagingErr<T>) -> Self {
+        EngineError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,210 @@
+//! Actor tests: rooms run under the supervisor with the real actor runtime, driven through the
+//! same `Rooms` door the gateway uses, with channels in place of sockets. Each test runs on the
+//! in-process store and, when the test bed provides it, on real Redis.
+
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::Receiver;
+use wagu_engine::actor::EngineConfig;
+use wagu_engine::actor::outbound::{Frame, Outbound};
+use wagu_engine::directory::{CreateRoom, JoinRequest, RoomSession, Rooms};
+use wagu_engine::error::EngineError;
+use wagu_engine::persist::RoomStore;
+use wagu_proto::codec::decode_server;
+use wagu_proto::ids::*;
+use wagu_proto::model::VoteState;
+use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
+use wagu_storage::{EphemeralStore, testbed};
+
+async fn stores(test: &str) -> Vec<EphemeralStore> {
+    let mut v = vec![EphemeralStore::memory()];
+    if let Some(url) = testbed::service(testbed::REDIS_URL, test) {
+        v.push(
+            EphemeralStore::redis(&url)
+                .await
+                .unwrap_or_else(|e| panic!("Redis promised at {url} but unreachable: {e}")),
+        );
+    }
+    v
+}
+
+async fn next(rx: &mut Receiver<Frame>) -> ServerMessage {
+    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some(Frame::Text(b))) => decode_server(&b).unwrap(),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+/// Reads until the ack or error of request `id`, returning everything read.
+async fn until_reply(rx: &mut Receiver<Frame>, id: u64) -> Vec<ServerMessage> {
+    let mut seen = Vec::new();
+    loop {
+        let m = next(rx).await;
+        let done = matches!(&m, ServerMessage::Ack { id: r, .. } | ServerMessage::Error { id: Some(r), .. } if r.0 == id);
+        seen.push(m);
+        if done {
+            return seen;
+        }
+    }
+}
+
+struct Client {
+    session: RoomSession,
+    rx: Receiver<Frame>,
+    token: ResumeToken,
+    last_seq: Seq,
+}
+
+async fn join(rooms: &Rooms, share: &ShareToken, name: &str, host: Option<HostKey>) -> Client {
+    let (out, mut rx) = Outbound::channel(256);
+    let session = rooms
+        .join(
+            JoinRequest {
+                id: RequestId(1),
+                share: share.clone(),
+                name: name.into(),
+                host_key: host,
+                resume: None,
+            },
+            out,
+        )
+        .await
+        .unwrap();
+    let frames = until_reply(&mut rx, 1).await;
+    let ServerMessage::Welcome { resume_token, room, .. } = &frames[0] else {
+        panic!("welcome first, got {:?}", frames[0]);
+    };
+    Client { session, rx, token: resume_token.clone(), last_seq: room.seq }
+}
+
+async fn command(c: &mut Client, msg: ClientMessage) -> Vec<ServerMessage> {
+    let id = msg.id().unwrap().0;
+    c.session.send(msg, Instant::now()).unwrap();
+    let frames = until_reply(&mut c.rx, id).await;
+    for f in &frames {
+        if let Some(s) = f.seq() {
+            c.last_seq = c.last_seq.max(s);
+        }
+    }
+    frames
+}
+
+#[tokio::test]
+async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
+    for store in stores("panicking_room_restarts_from_snapshot").await {
+        let backend = store.backend();
+        let rooms = Rooms::start(RoomStore::new(store, Duration::from_secs(600)), EngineConfig::default())
+            .await
+            .unwrap();
+        let created = rooms.create(CreateRoom::default()).await.unwrap();
+        let mut host = join(&rooms, &created.share, "Host", Some(created.host_key.clone())).await;
+        command(&mut host, ClientMessage::AddCandidate {
+            id: RequestId(2), place_id: PlaceId("p1".into()), name: "Gukbap".into(), lat: 37.5, lng: 127.0, note: None,
+        }).await;
+        command(&mut host, ClientMessage::Vote { id: RequestId(3), choices: vec![PlaceId("p1".into())] }).await;
+        command(&mut host, ClientMessage::Chat { id: RequestId(4), text: "acked before the crash".into() }).await;
+        let seq_before = host.last_seq;
+
+        host.session.crash_room();
+        // The old actor's queues end: the connection is told to resume (no close frame).
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(f) = host.rx.recv().await {
+                if let Frame::Close(_) = f {
+                    panic!("a crash must not look like a deliberate close");
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "[{backend}] queue did not end after the crash");
+
+        // Resume on a new connection: the supervisor restarted the room with everything acked.
+        let (out, mut rx) = Outbound::channel(256);
+        let session = rooms
+            .join(JoinRequest {
+                id: RequestId(10), share: created.share.clone(), name: "Host".into(), host_key: None,
+                resume: Some(ResumeRequest { participant: host.session.participant, token: host.token.clone(), last_seq: seq_before }),
+            }, out)
+            .await
+            .unwrap_or_else(|e| panic!("[{backend}] resume after restart failed: {e}"));
+        assert!(session.resumed);
+        let frames = until_reply(&mut rx, 10).await;
+        assert!(matches!(frames[0], ServerMessage::Resumed { .. }), "[{backend}] {:?}", frames[0]);
+        // Nothing acknowledged was lost: check through a fresh joiner's snapshot.
+        let viewer = join(&rooms, &created.share, "Viewer", None).await;
+        drop(viewer.rx);
+        let (out, mut rx2) = Outbound::channel(256);
+        let _s = rooms.join(JoinRequest { id: RequestId(1), share: created.share.clone(), name: "V2".into(), host_key: None, resume: None }, out).await.unwrap();
+        let ServerMessage::Welcome { room, .. } = next(&mut rx2).await else { panic!() };
+        assert_eq!(room.candidates.len(), 1, "[{backend}] candidate lost");
+        assert_eq!(room.ballots.len(), 1, "[{backend}] vote lost");
+        assert_eq!(room.chat.last().unwrap().text, "acked before the crash", "[{backend}]");
+        assert!(room.seq > seq_before, "[{backend}] restart must continue the sequence");
+        assert!(matches!(room.vote, VoteState::Open));
+        rooms.shutdown();
+    }
+}
+
+#[tokio::test]
+async fn empty_room_retires_and_its_link_dies() {
+    for store in stores("empty_room_retires_and_its_link_dies").await {
+        let mut config = EngineConfig::default();
+        config.room.empty_ttl_ms = 200;
+        config.room.away_grace_ms = 100;
+        let rooms = Rooms::start(RoomStore::new(store, Duration::from_secs(600)), config).await.unwrap();
+        let created = rooms.create(CreateRoom::default()).await.unwrap();
+        let c = join(&rooms, &created.share, "A", None).await;
+        assert_eq!(rooms.count().await.unwrap(), 1);
+        c.session.disconnect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while rooms.count().await.unwrap() > 0 {
+            assert!(Instant::now() < deadline, "room did not retire");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (out, _rx) = Outbound::channel(8);
+        let err = rooms
+            .join(JoinRequest { id: RequestId(1), share: created.share.clone(), name: "B".into(), host_key: None, resume: None }, out)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::UnknownRoom), "{err:?}");
+        rooms.shutdown();
+    }
+}
+
+#[tokio::test]
+async fn node_room_limit_is_enforced() {
+    let config = EngineConfig { max_rooms: 2, ..EngineConfig::default() };
+    let rooms = Rooms::start(RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)), config).await.unwrap();
+    rooms.create(CreateRoom::default()).await.unwrap();
+    rooms.create(CreateRoom::default()).await.unwrap();
+    let err = rooms.create(CreateRoom::default()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Capacity);
+    rooms.shutdown();
+}
+
+#[tokio::test]
+async fn slow_connection_is_dropped_withoutslowing_the_room() {
+    let config = EngineConfig { outbound_queue: 8, ..EngineConfig::default() };
+    let rooms = Rooms::start(RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)), config).await.unwrap();
+    let created = rooms.create(CreateRoom::default()).await.unwrap();
+    let mut fast = join(&rooms, &created.share, "Fast", None).await;
+    // The slow client's queue holds 8 frames and nobody reads it.
+    let (out, mut slow_rx) = Outbound::channel(8);
+    let slow = rooms
+        .join(JoinRequest { id: RequestId(1), share: created.share.clone(), name: "Slow".into(), host_key: None, resume: None }, out)
+        .await
+        .unwrap();
+    let mut saw_away = false;
+    for i in 0..50u64 {
+        let frames = command(&mut fast, ClientMessage::Chat { id: RequestId(100 + i), text: format!("{i}") }).await;
+        assert!(matches!(frames.last(), Some(ServerMessage::Ack { .. })));
+        saw_away |= frames.iter().any(|f| matches!(f, ServerMessage::ParticipantAway { participant, .. } if *participant == slow.participant));
+    }
+    // The fast client saw the slow one go away; the slow queue ends without a close frame.
+    let mut frames = 0;
+    while let Some(f) = slow_rx.recv().await {
+        assert!(matches!(f, Frame::Text(_)));
+        frames += 1;
+    }
+    assert!(frames <= 8);
+    assert!(saw_away, "the room announced the lagging participant as away");
+    rooms.shutdown();
+}
