@@ -181,7 +181,7 @@ async fn node_room_limit_is_enforced() {
 }
 
 #[tokio::test]
-async fn slow_connection_is_dropped_withoutslowing_the_room() {
+async fn slow_connection_is_dropped_without_slowing_the_room() {
     let config = EngineConfig { outbound_queue: 8, ..EngineConfig::default() };
     let rooms = Rooms::start(RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)), config).await.unwrap();
     let created = rooms.create(CreateRoom::default()).await.unwrap();

@@ -1,0 +1,353 @@
+//! Configuration: defaults, then an optional TOML file, then `WAGU_*` environment variables,
+//! then command-line flags (each layer overrides the one before). Every setting is listed in
+//! the README's table. A bad value stops startup with a message naming the setting.
+//!
+//! Nested settings use `__` in environment variables: `WAGU_EPHEMERAL__BACKEND=redis`.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use wagu_storage::blob::S3Config;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP/WebSocket server listens on.
+    pub listen: SocketAddr,
+    /// Where durable data lives (blobs today; posts later).
+    pub data_dir: PathBuf,
+    /// Base URL put in share links; defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    pub ephemeral: EphemeralConfig,
+    pub blobs: BlobConfig,
+    pub database: DatabaseConfig,
+    pub limits: Limits,
+    pub rate: RateLimits,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EphemeralConfig {
+    /// `memory` (in-process) or `redis`.
+    pub backend: EphemeralBackend,
+    pub redis_url: Option<String>,
+    /// How long a stored room outlives its last snapshot, seconds.
+    pub room_ttl_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EphemeralBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// `filesystem` (under `data_dir/blobs`) or `s3`.
+    pub backend: BlobBackend,
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackend {
+    Filesystem,
+    S3,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `embedded` or `cql` (ScyllaDB/Cassandra).
+    pub backend: DatabaseBackend,
+    /// CQL contact points, `host:port`.
+    pub cql_nodes: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseBackend {
+    Embedded,
+    Cql,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest client frame accepted, bytes (at most the protocol's 16 KiB).
+    pub max_frame_bytes: usize,
+    pub max_participants: usize,
+    pub max_rooms: usize,
+    pub max_connections: usize,
+    /// Frames queued per connection before it counts as too slow.
+    pub outbound_queue: usize,
+    /// Close a connection that sent nothing (not even a pong) for this long, seconds.
+    pub idle_timeout_secs: u64,
+    /// Send a WebSocket ping this often, seconds.
+    pub ping_interval_secs: u64,
+    /// Allowed `Origin` headers for `/ws`; empty allows any origin.
+    pub allowed_origins: Vec<String>,
+    /// How long a dropped participant may resume, seconds.
+    pub away_grace_secs: u64,
+    /// How long a room with nobody online lives, seconds.
+    pub room_empty_ttl_secs: u64,
+    /// How long a share link admits newcomers, seconds.
+    pub share_ttl_secs: u64,
+    /// Reliable events kept per room for resuming clients.
+    pub replay_events: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Presence updates per second per connection (burst: twice this).
+    pub presence_per_sec: u32,
+    /// Chat messages per second per connection (burst: twice this).
+    pub chat_per_sec: u32,
+    /// Other commands per second per connection (burst: twice this).
+    pub commands_per_sec: u32,
+    /// Refused frames within 10 seconds after which the connection is closed (1008).
+    pub abuse_threshold: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid default"),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            log_format: LogFormat::Text,
+            ephemeral: EphemeralConfig::default(),
+            blobs: BlobConfig::default(),
+            database: DatabaseConfig::default(),
+            limits: Limits::default(),
+            rate: RateLimits::default(),
+        }
+    }
+}
+
+impl Default for EphemeralConfig {
+    fn default() -> Self {
+        EphemeralConfig {
+            backend: EphemeralBackend::Memory,
+            redis_url: None,
+            room_ttl_secs: 48 * 3600,
+        }
+    }
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        BlobConfig {
+            backend: BlobBackend::Filesystem,
+            s3: None,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            backend: DatabaseBackend::Embedded,
+            cql_nodes: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: wagu_proto::limits::MAX_CLIENT_FRAME_BYTES,
+            max_participants: 50,
+            max_rooms: 10_000,
+            max_connections: 100_000,
+            outbound_queue: 256,
+            idle_timeout_secs: 60,
+            ping_interval_secs: 20,
+            allowed_origins: Vec::new(),
+            away_grace_secs: 60,
+            room_empty_ttl_secs: 600,
+            share_ttl_secs: 24 * 3600,
+            replay_events: 1024,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            presence_per_sec: 30,
+            chat_per_sec: 5,
+            commands_per_sec: 20,
+            abuse_threshold: 50,
+        }
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration: {setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the layers. `file` that does not exist is an error (a typo should not silently
+    /// fall back to defaults).
+    pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Invalid {
+                    setting: "config",
+                    message: format!("file {} does not exist", f.display()),
+                });
+            }
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig = fig
+            .merge(
+                Env::prefixed("WAGU_")
+                    // WAGU_TEST_* belong to the test bed, WAGU_CONFIG and WAGU_LOG to main.
+                    .filter(|k| {
+                        let k = k.as_str();
+                        !k.starts_with("test_") && k != "config" && k != "log"
+                    })
+                    .split("__"),
+            )
+            .merge(Serialized::defaults(flags));
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |setting, message: String| Err(ConfigError::Invalid { setting, message });
+        let l = &self.limits;
+        if l.max_frame_bytes < 256 || l.max_frame_bytes > wagu_proto::limits::MAX_CLIENT_FRAME_BYTES {
+            return bad(
+                "limits.max_frame_bytes",
+                format!("must be 256 to {}", wagu_proto::limits::MAX_CLIENT_FRAME_BYTES),
+            );
+        }
+        if l.max_participants == 0 || l.max_participants > 10_000 {
+            return bad("limits.max_participants", "must be 1 to 10000".into());
+        }
+        if l.max_rooms == 0 {
+            return bad("limits.max_rooms", "must be at least 1".into());
+        }
+        if l.outbound_queue < 8 {
+            return bad("limits.outbound_queue", "must be at least 8".into());
+        }
+        if l.ping_interval_secs == 0 || l.idle_timeout_secs <= l.ping_interval_secs {
+            return bad(
+                "limits.idle_timeout_secs",
+                "must exceed limits.ping_interval_secs (> 0)".into(),
+            );
+        }
+        if self.rate.presence_per_sec == 0 || self.rate.chat_per_sec == 0 || self.rate.commands_per_sec == 0 {
+            return bad("rate", "every rate must be at least 1 per second".into());
+        }
+        if self.ephemeral.backend == EphemeralBackend::Redis && self.ephemeral.redis_url.is_none() {
+            return bad("ephemeral.redis_url", "required when ephemeral.backend = \"redis\"".into());
+        }
+        if self.blobs.backend == BlobBackend::S3 && self.blobs.s3.is_none() {
+            return bad("blobs.s3", "required when blobs.backend = \"s3\"".into());
+        }
+        if self.database.backend == DatabaseBackend::Cql && self.database.cql_nodes.is_empty() {
+            return bad("database.cql_nodes", "required when database.backend = \"cql\"".into());
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return bad("public_url", format!("must start with http:// or https:// (got {u:?})"));
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let dir = std::env::temp_dir().join(format!("wagu-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.toml");
+        std::fs::write(&f, "[limits]\nmax_participants = \"many\"\n").unwrap();
+        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(e.contains("max_participants"), "{e}");
+        std::fs::write(&f, "[limits]\nmax_participants = 0\n").unwrap();
+        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(e.contains("limits.max_participants"), "{e}");
+        std::fs::write(&f, "[limits]\nmax_partcipants = 3\n").unwrap();
+        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(e.contains("max_partcipants"), "{e}");
+        std::fs::write(&f, "[ephemeral]\nbackend = \"redis\"\n").unwrap();
+        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(e.contains("ephemeral.redis_url"), "{e}");
+        let e = Config::load(Some(&dir.join("missing.toml")), FlagOverrides::default()).unwrap_err();
+        assert!(e.to_string().contains("does not exist"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("wagu-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("ok.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            FlagOverrides { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,52 @@
+//! `AppError`: the one error type of the HTTP edge. Every error leaves as JSON
+//! `{"error": {"code": "...", "message": "..."}}` with a fitting status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use wagu_engine::error::EngineError;
+use wagu_proto::ErrorCode;
+
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        AppError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<EngineError> for AppError {
+    fn from(e: EngineError) -> Self {
+        let code = e.code();
+        let status = match code {
+            ErrorCode::UnknownRoom => StatusCode::NOT_FOUND,
+            ErrorCode::ShareExpired | ErrorCode::RoomClosed => StatusCode::GONE,
+            ErrorCode::Capacity | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+        }
+        AppError::new(status, code.as_str(), e.to_string())
+    }
+}

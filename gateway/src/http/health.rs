@@ -1,0 +1,65 @@
+//! Liveness (the process answers), readiness (every configured backend answers, rooms accept
+//! work) and the Prometheus text.
+
+use crate::app::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    let mut record = |name: &str, backend: &str, r: Result<(), String>| {
+        ready &= r.is_ok();
+        checks.insert(
+            name.into(),
+            match r {
+                Ok(()) => json!({ "backend": backend, "ok": true }),
+                Err(e) => json!({ "backend": backend, "ok": false, "error": e }),
+            },
+        );
+    };
+    let r = tokio::time::timeout(LIMIT, app.ephemeral.ping()).await;
+    record("ephemeral", app.ephemeral.backend(), flatten(r));
+    let r = tokio::time::timeout(LIMIT, app.blobs.ping()).await;
+    record("blobs", app.blobs.backend(), flatten(r));
+    if let Some(s) = &app.cql {
+        let r = tokio::time::timeout(LIMIT, wagu_storage::cql::ping(s)).await;
+        record("database", "cql", flatten(r));
+    }
+    let r = tokio::time::timeout(LIMIT, app.rooms.count()).await;
+    record("rooms", "actors", flatten(r.map(|x| x.map(|_| ()))));
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks });
+    (status, Json(body))
+}
+
+fn flatten<E: std::fmt::Display>(
+    r: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> Result<(), String> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out after 2s".into()),
+    }
+}
+
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}

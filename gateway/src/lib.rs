@@ -1,0 +1,46 @@
+//! The Wagu gateway: the `wagu` server binary's library half.
+//!
+//! - [`config`]: settings from defaults, a TOML file, `WAGU_*` variables and flags.
+//! - [`app`]: opens the backends, starts the room engine, builds the router.
+//! - [`http`]: the REST API, health and metrics.
+//! - [`ws`]: the WebSocket edge, one task per connection, no room state.
+//! - [`error`]: `AppError`, the JSON error of the HTTP edge.
+//! - [`telemetry`]: logs and the Prometheus recorder.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod telemetry;
+pub mod ws;
+
+pub use app::{App, AppState};
+pub use config::Config;
+
+/// Serves `app` on `listener` until `shutdown` resolves; then closes every WebSocket with
+/// "resume" and stops the rooms.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = app.router.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = rx.await;
+    });
+    let handle = tokio::spawn(async move { server.await });
+    shutdown.await;
+    tracing::info!("shutting down: closing connections with 'resume'");
+    app.begin_shutdown();
+    let _ = tx.send(());
+    // Upgraded WebSockets are not tracked by the HTTP server; give them a moment to close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.state.connections.load(std::sync::atomic::Ordering::Relaxed) > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.stop_rooms();
+    handle.await.map_err(std::io::Error::other)?
+}

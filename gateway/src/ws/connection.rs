@@ -1,0 +1,279 @@
+//! One client connection, from first frame to close.
+//!
+//! The task reads client frames, decodes and validates them (the protocol crate), applies rate
+//! limits, and hands room commands to the room through a [`RoomSession`]; it writes whatever the
+//! room queued for it and its own replies (hello, errors for frames that never reached a room).
+//! It keeps no room state: a reconnect to any node resumes from the room.
+//!
+//! Close codes (see `wagu_proto::close`): the room asks for kick/leave/room-closed closes; a
+//! room queue that ends without asking means the client was too slow or the room restarted, so
+//! the socket closes with 4000 "resume".
+
+use super::ratelimit::Limiter;
+use crate::app::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use metrics::{counter, gauge};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::Receiver;
+use wagu_engine::actor::outbound::{Frame, Outbound};
+use wagu_engine::directory::{JoinRequest, RoomSession};
+use wagu_engine::error::EngineError;
+use wagu_proto::codec::{decode_client, encode_server};
+use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage, close};
+
+/// How the loop ended, for the close frame.
+enum End {
+    Close(u16, &'static str),
+    /// The peer went away; nothing to send.
+    Gone,
+}
+
+struct Conn {
+    app: AppState,
+    session: Option<RoomSession>,
+    room_rx: Option<Receiver<Frame>>,
+    limiter: Limiter,
+    last_heard: Instant,
+}
+
+/// Serves one connection until it closes. Generic so tests can pass channels.
+pub async fn serve<S, R>(mut sink: S, mut stream: R, app: AppState)
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let open = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    gauge!("wagu_connections").set(open as f64);
+    let mut shutdown = app.shutdown.clone();
+    let ping_every = Duration::from_secs(app.config.limits.ping_interval_secs);
+    let idle = Duration::from_secs(app.config.limits.idle_timeout_secs);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut c = Conn {
+        limiter: Limiter::new(&app.config.rate, Instant::now()),
+        app: app.clone(),
+        session: None,
+        room_rx: None,
+        last_heard: Instant::now(),
+    };
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break End::Close(close::RESUME, "server restarting; resume"),
+            frame = next_room_frame(&mut c.room_rx) => match frame {
+                Some(Frame::Text(bytes)) => {
+                    if write_text(&mut sink, bytes).await.is_err() {
+                        break End::Gone;
+                    }
+                    // Drain what else is queued and flush once: fewer syscalls under fan-out.
+                    let mut closing = None;
+                    if let Some(rx) = c.room_rx.as_mut() {
+                        for _ in 0..64 {
+                            match rx.try_recv() {
+                                Ok(Frame::Text(b)) => {
+                                    if feed_text(&mut sink, b).await.is_err() { break; }
+                                }
+                                Ok(Frame::Close(code)) => { closing = Some(code); break; }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        break End::Gone;
+                    }
+                    if let Some(code) = closing {
+                        break End::Close(code, reason(code));
+                    }
+                }
+                Some(Frame::Close(code)) => break End::Close(code, reason(code)),
+                None => {
+                    // The room dropped us without a close: too slow, or the room restarted.
+                    c.room_rx = None;
+                    c.session = None;
+                    break End::Close(close::RESUME, "fell behind or room restarted; resume");
+                }
+            },
+            msg = stream.next() => {
+                c.last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(end) = c.on_text(&mut sink, text.as_bytes()).await {
+                            break end;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let e = ServerMessage::error(None, ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text");
+                        if let Some(end) = c.refuse(&mut sink, e).await { break end; }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break End::Gone,
+                    Some(Err(e)) => {
+                        // The transport refused the frame (over the hard size limit) or the
+                        // socket broke. Say why if the socket still takes a frame.
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                            counter!("wagu_frames_refused_total", "code" => "frame_too_large").increment(1);
+                            let _ = write_msg(&mut sink, &ServerMessage::error(None, ErrorCode::FrameTooLarge, "frame exceeds the size limit")).await;
+                            break End::Close(close::TOO_BIG, "frame too large");
+                        }
+                        break End::Gone;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if c.last_heard.elapsed() > idle {
+                    break End::Close(close::IDLE_TIMEOUT, "idle timeout; resume");
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+
+    if let End::Close(code, why) = end {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(why),
+            })))
+            .await;
+        let _ = sink.close().await;
+    }
+    if let Some(s) = c.session.take() {
+        // Leaves the participant away (resumable); ignored by the room if it already let go.
+        s.disconnect();
+    }
+    let open = app.connections.fetch_sub(1, Ordering::Relaxed) - 1;
+    gauge!("wagu_connections").set(open as f64);
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        close::KICKED => "removed by the host",
+        close::ROOM_CLOSED => "room closed",
+        close::LEFT => "left the room",
+        close::RESUME => "replaced by a newer connection",
+        _ => "closing",
+    }
+}
+
+async fn next_room_frame(rx: &mut Option<Receiver<Frame>>) -> Option<Frame> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        // Not in a room yet: never resolves, so select! waits on the other branches.
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
+    let text = Utf8Bytes::try_from(bytes).map_err(|_| ())?;
+    sink.feed(Message::Text(text)).await.map_err(|_| ())
+}
+
+async fn feed_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
+    write_text(sink, bytes).await
+}
+
+async fn write_msg<S: Sink<Message> + Unpin>(sink: &mut S, msg: &ServerMessage) -> Result<(), ()> {
+    counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
+    write_text(sink, encode_server(msg)).await?;
+    sink.flush().await.map_err(|_| ())
+}
+
+impl Conn {
+    /// Sends a refusal and counts a strike; ends the connection on sustained abuse.
+    async fn refuse<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, err: ServerMessage) -> Option<End> {
+        if let ServerMessage::Error { code, .. } = &err {
+            counter!("wagu_frames_refused_total", "code" => code.as_str()).increment(1);
+        }
+        if write_msg(sink, &err).await.is_err() {
+            return Some(End::Gone);
+        }
+        if self.limiter.strike(Instant::now()) {
+            return Some(End::Close(close::POLICY, "too many refused frames"));
+        }
+        None
+    }
+
+    async fn on_text<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, frame: &[u8]) -> Option<End> {
+        let received = Instant::now();
+        if frame.len() > self.app.config.limits.max_frame_bytes {
+            let e = ServerMessage::error(
+                None,
+                ErrorCode::FrameTooLarge,
+                format!("frame of {} bytes exceeds the limit of {}", frame.len(), self.app.config.limits.max_frame_bytes),
+            );
+            return self.refuse(sink, e).await;
+        }
+        let msg = match decode_client(frame) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(sink, e.to_message()).await,
+        };
+        counter!("wagu_messages_in_total", "type" => msg.kind()).increment(1);
+        if !self.limiter.allow(msg.kind(), received) {
+            let e = ServerMessage::error(msg.id(), ErrorCode::RateLimited, format!("too many {} messages; slow down", msg.kind()));
+            return self.refuse(sink, e).await;
+        }
+        match msg {
+            ClientMessage::Hello { id, protocol } => {
+                if protocol != PROTOCOL_VERSION {
+                    let e = ServerMessage::error(
+                        Some(id),
+                        ErrorCode::UnsupportedVersion,
+                        format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
+                    );
+                    let _ = write_msg(sink, &e).await;
+                    return Some(End::Close(close::UNSUPPORTED_VERSION, "unsupported protocol version"));
+                }
+                if write_msg(sink, &ServerMessage::Ack { id, seq: None }).await.is_err() {
+                    return Some(End::Gone);
+                }
+                None
+            }
+            ClientMessage::Join { id, share, name, host_key, resume } => {
+                if self.session.is_some() {
+                    let e = ServerMessage::error(Some(id), ErrorCode::AlreadyJoined, "this connection is already in a room");
+                    return self.refuse(sink, e).await;
+                }
+                let resuming = resume.is_some();
+                let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
+                let req = JoinRequest { id, share, name, host_key, resume };
+                match self.app.rooms.join(req, outbound).await {
+                    Ok(session) => {
+                        if resuming {
+                            counter!("wagu_resumes_total").increment(1);
+                        }
+                        self.session = Some(session);
+                        self.room_rx = Some(rx);
+                        None
+                    }
+                    Err(e) => {
+                        let e = join_error(id, e);
+                        self.refuse(sink, e).await
+                    }
+                }
+            }
+            other => {
+                let Some(session) = &self.session else {
+                    let e = ServerMessage::error(other.id(), ErrorCode::NotJoined, "join a room first");
+                    return self.refuse(sink, e).await;
+                };
+                if let Err(e) = session.send(other, received) {
+                    // The room's actor is gone (restarting): tell the client to resume.
+                    tracing::debug!(error = %e, "room unreachable");
+                    self.session = None;
+                    self.room_rx = None;
+                    return Some(End::Close(close::RESUME, "room restarting; resume"));
+                }
+                None
+            }
+        }
+    }
+}
+
+fn join_error(id: wagu_proto::RequestId, e: EngineError) -> ServerMessage {
+    ServerMessage::error(Some(id), e.code(), e.to_string())
+}

@@ -1,0 +1,62 @@
+//! `GET /ws`: the WebSocket edge. The upgrade handler checks the Origin allow-list and the
+//! node's connection limit, sets frame size limits, then hands the socket to
+//! [`connection::serve`], which is generic over `Sink`/`Stream` so tests can drive it with
+//! channels.
+
+pub mod connection;
+pub mod ratelimit;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::StreamExt;
+use std::sync::atomic::Ordering;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let allowed = &app.config.limits.allowed_origins;
+    if !allowed.is_empty() {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !allowed.iter().any(|a| a == origin) {
+            metrics::counter!("wagu_frames_refused_total", "code" => "origin").increment(1);
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                format!("origin {origin:?} is not allowed"),
+            ));
+        }
+    }
+    let max = app.config.limits.max_connections;
+    if app.connections.load(Ordering::Relaxed) >= max {
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "capacity",
+            format!("this node holds its maximum of {max} connections"),
+        ));
+    }
+    // The transport refuses frames over twice our limit outright (close 1009), which bounds
+    // memory; frames between the limit and that get a typed error and the connection lives.
+    let hard = app.config.limits.max_frame_bytes * 2;
+    Ok(ws
+        .max_message_size(hard)
+        .max_frame_size(hard)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            connection::serve(sink, stream, app).await;
+        }))
+}

@@ -1,0 +1,118 @@
+//! Per-connection token buckets, one per class of message, and an abuse counter.
+//!
+//! Buckets refill continuously at `rate` per second up to a burst of twice the rate. The time is
+//! passed in, so the arithmetic is tested without sleeping.
+
+use crate::config::RateLimits;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, now: Instant) -> Self {
+        let rate = f64::from(rate);
+        Bucket {
+            rate,
+            burst: rate * 2.0,
+            tokens: rate * 2.0,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Limiter {
+    presence: Bucket,
+    chat: Bucket,
+    commands: Bucket,
+    /// Times of recent refusals (rate-limited or malformed frames).
+    strikes: std::collections::VecDeque<Instant>,
+    abuse_threshold: usize,
+}
+
+const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+
+impl Limiter {
+    pub fn new(cfg: &RateLimits, now: Instant) -> Self {
+        Limiter {
+            presence: Bucket::new(cfg.presence_per_sec, now),
+            chat: Bucket::new(cfg.chat_per_sec, now),
+            commands: Bucket::new(cfg.commands_per_sec, now),
+            strikes: Default::default(),
+            abuse_threshold: cfg.abuse_threshold as usize,
+        }
+    }
+
+    /// Whether a message of this kind may pass now.
+    pub fn allow(&mut self, kind: &str, now: Instant) -> bool {
+        match kind {
+            "presence" => self.presence.take(now),
+            "chat" => self.chat.take(now),
+            _ => self.commands.take(now),
+        }
+    }
+
+    /// Records a refusal; returns true when the connection has crossed the abuse threshold.
+    pub fn strike(&mut self, now: Instant) -> bool {
+        self.strikes.push_back(now);
+        while self
+            .strikes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > ABUSE_WINDOW)
+        {
+            self.strikes.pop_front();
+        }
+        self.strikes.len() > self.abuse_threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_steady_rate() {
+        let t0 = Instant::now();
+        let cfg = RateLimits { chat_per_sec: 5, ..RateLimits::default() };
+        let mut l = Limiter::new(&cfg, t0);
+        let passed = (0..20).filter(|_| l.allow("chat", t0)).count();
+        assert_eq!(passed, 10, "burst is twice the rate");
+        assert!(!l.allow("chat", t0));
+        assert!(l.allow("chat", t0 + Duration::from_millis(200)), "refills at 5/s");
+        // Other kinds have their own buckets.
+        assert!(l.allow("presence", t0));
+    }
+
+    #[test]
+    fn strikes_trip_after_threshold_within_window() {
+        let t0 = Instant::now();
+        let cfg = RateLimits { abuse_threshold: 3, ..RateLimits::default() };
+        let mut l = Limiter::new(&cfg, t0);
+        assert!(!l.strike(t0));
+        assert!(!l.strike(t0));
+        assert!(!l.strike(t0));
+        assert!(l.strike(t0));
+        let mut l = Limiter::new(&cfg, t0);
+        for i in 0..10 {
+            assert!(!l.strike(t0 + Duration::from_secs(11 * i)), "old strikes expire");
+        }
+    }
+}
