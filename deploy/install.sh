@@ -42,8 +42,14 @@ install_cassandra() {
     log "cassandra $CASSANDRA_VERSION jars present in $lib"
     return 0
   fi
-  command -v mvn >/dev/null 2>&1 || { log "mvn not found (apt-get install maven)"; return 1; }
-  command -v java >/dev/null 2>&1 || { log "java not found (Java 17 needed)"; return 1; }
+  if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+    log "installing Debian packages maven and openjdk-17-jre-headless"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends maven openjdk-17-jre-headless
+  fi
   log "resolving org.apache.cassandra:cassandra-all:$CASSANDRA_VERSION into $lib"
   rm -rf "$lib"
   mkdir -p "$home"
@@ -87,7 +93,7 @@ install_s3s_fs() {
   command -v cargo >/dev/null 2>&1 || { log "cargo not found"; return 1; }
   log "building s3s-fs $S3S_FS_VERSION (takes a few minutes)"
   # Build outside any workspace so no project Cargo config applies.
-  (cd / && cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$root")
+  (cd / && env -u CARGO_TARGET_DIR cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$root")
 }
 
 main() {

@@ -237,7 +237,11 @@ impl Rooms {
 
     /// Rooms running on this node.
     pub async fn count(&self) -> Result<usize, EngineError> {
-        Ok(call_t!(self.supervisor, SupervisorMsg::Count, CALL_TIMEOUT_MS)?)
+        Ok(call_t!(
+            self.supervisor,
+            SupervisorMsg::Count,
+            CALL_TIMEOUT_MS
+        )?)
     }
 
     /// Stops the supervisor and with it every room (their state stays in the store).

@@ -144,11 +144,7 @@ impl RoomStore {
     pub async fn delete(&self, room: &Room) -> Result<(), PersistError> {
         let id = room.id();
         self.store
-            .delete(&[
-                &snap_key(id),
-                &log_key(id),
-                &share_key(&room.spec().share),
-            ])
+            .delete(&[&snap_key(id), &log_key(id), &share_key(&room.spec().share)])
             .await?;
         Ok(())
     }
@@ -156,6 +152,7 @@ impl RoomStore {
     /// The room a share token opens, if the link is known.
     pub async fn resolve_share(&self, token: &ShareToken) -> Result<Option<RoomId>, PersistError> {
         let v = self.store.get(&share_key(token)).await?;
-        Ok(v.and_then(|b| String::from_utf8(b.to_vec()).ok()).map(RoomId))
+        Ok(v.and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(RoomId))
     }
 }

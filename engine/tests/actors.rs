@@ -70,10 +70,18 @@ async fn join(rooms: &Rooms, share: &ShareToken, name: &str, host: Option<HostKe
         .await
         .unwrap();
     let frames = until_reply(&mut rx, 1).await;
-    let ServerMessage::Welcome { resume_token, room, .. } = &frames[0] else {
+    let ServerMessage::Welcome {
+        resume_token, room, ..
+    } = &frames[0]
+    else {
         panic!("welcome first, got {:?}", frames[0]);
     };
-    Client { session, rx, token: resume_token.clone(), last_seq: room.seq }
+    Client {
+        session,
+        rx,
+        token: resume_token.clone(),
+        last_seq: room.seq,
+    }
 }
 
 async fn command(c: &mut Client, msg: ClientMessage) -> Vec<ServerMessage> {
@@ -92,16 +100,48 @@ async fn command(c: &mut Client, msg: ClientMessage) -> Vec<ServerMessage> {
 async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
     for store in stores("panicking_room_restarts_from_snapshot").await {
         let backend = store.backend();
-        let rooms = Rooms::start(RoomStore::new(store, Duration::from_secs(600)), EngineConfig::default())
-            .await
-            .unwrap();
+        let rooms = Rooms::start(
+            RoomStore::new(store, Duration::from_secs(600)),
+            EngineConfig::default(),
+        )
+        .await
+        .unwrap();
         let created = rooms.create(CreateRoom::default()).await.unwrap();
-        let mut host = join(&rooms, &created.share, "Host", Some(created.host_key.clone())).await;
-        command(&mut host, ClientMessage::AddCandidate {
-            id: RequestId(2), place_id: PlaceId("p1".into()), name: "Gukbap".into(), lat: 37.5, lng: 127.0, note: None,
-        }).await;
-        command(&mut host, ClientMessage::Vote { id: RequestId(3), choices: vec![PlaceId("p1".into())] }).await;
-        command(&mut host, ClientMessage::Chat { id: RequestId(4), text: "acked before the crash".into() }).await;
+        let mut host = join(
+            &rooms,
+            &created.share,
+            "Host",
+            Some(created.host_key.clone()),
+        )
+        .await;
+        command(
+            &mut host,
+            ClientMessage::AddCandidate {
+                id: RequestId(2),
+                place_id: PlaceId("p1".into()),
+                name: "Gukbap".into(),
+                lat: 37.5,
+                lng: 127.0,
+                note: None,
+            },
+        )
+        .await;
+        command(
+            &mut host,
+            ClientMessage::Vote {
+                id: RequestId(3),
+                choices: vec![PlaceId("p1".into())],
+            },
+        )
+        .await;
+        command(
+            &mut host,
+            ClientMessage::Chat {
+                id: RequestId(4),
+                text: "acked before the crash".into(),
+            },
+        )
+        .await;
         let seq_before = host.last_seq;
 
         host.session.crash_room();
@@ -114,30 +154,68 @@ async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
             }
         })
         .await;
-        assert!(ended.is_ok(), "[{backend}] queue did not end after the crash");
+        assert!(
+            ended.is_ok(),
+            "[{backend}] queue did not end after the crash"
+        );
 
         // Resume on a new connection: the supervisor restarted the room with everything acked.
         let (out, mut rx) = Outbound::channel(256);
         let session = rooms
-            .join(JoinRequest {
-                id: RequestId(10), share: created.share.clone(), name: "Host".into(), host_key: None,
-                resume: Some(ResumeRequest { participant: host.session.participant, token: host.token.clone(), last_seq: seq_before }),
-            }, out)
+            .join(
+                JoinRequest {
+                    id: RequestId(10),
+                    share: created.share.clone(),
+                    name: "Host".into(),
+                    host_key: None,
+                    resume: Some(ResumeRequest {
+                        participant: host.session.participant,
+                        token: host.token.clone(),
+                        last_seq: seq_before,
+                    }),
+                },
+                out,
+            )
             .await
             .unwrap_or_else(|e| panic!("[{backend}] resume after restart failed: {e}"));
         assert!(session.resumed);
         let frames = until_reply(&mut rx, 10).await;
-        assert!(matches!(frames[0], ServerMessage::Resumed { .. }), "[{backend}] {:?}", frames[0]);
+        assert!(
+            matches!(frames[0], ServerMessage::Resumed { .. }),
+            "[{backend}] {:?}",
+            frames[0]
+        );
         // Nothing acknowledged was lost: check through a fresh joiner's snapshot.
         let viewer = join(&rooms, &created.share, "Viewer", None).await;
         drop(viewer.rx);
         let (out, mut rx2) = Outbound::channel(256);
-        let _s = rooms.join(JoinRequest { id: RequestId(1), share: created.share.clone(), name: "V2".into(), host_key: None, resume: None }, out).await.unwrap();
-        let ServerMessage::Welcome { room, .. } = next(&mut rx2).await else { panic!() };
+        let _s = rooms
+            .join(
+                JoinRequest {
+                    id: RequestId(1),
+                    share: created.share.clone(),
+                    name: "V2".into(),
+                    host_key: None,
+                    resume: None,
+                },
+                out,
+            )
+            .await
+            .unwrap();
+        let ServerMessage::Welcome { room, .. } = next(&mut rx2).await else {
+            panic!()
+        };
         assert_eq!(room.candidates.len(), 1, "[{backend}] candidate lost");
         assert_eq!(room.ballots.len(), 1, "[{backend}] vote lost");
-        assert_eq!(room.chat.last().unwrap().text, "acked before the crash", "[{backend}]");
-        assert!(room.seq > seq_before, "[{backend}] restart must continue the sequence");
+        assert_eq!(
+            room.chat.last().unwrap().text,
+            "acked before the crash",
+            "[{backend}]"
+        );
+        assert!(
+            room.seq > seq_before,
+            "[{backend}] restart must continue the sequence"
+        );
         assert!(matches!(room.vote, VoteState::Open));
         rooms.shutdown();
     }
@@ -149,7 +227,9 @@ async fn empty_room_retires_and_its_link_dies() {
         let mut config = EngineConfig::default();
         config.room.empty_ttl_ms = 200;
         config.room.away_grace_ms = 100;
-        let rooms = Rooms::start(RoomStore::new(store, Duration::from_secs(600)), config).await.unwrap();
+        let rooms = Rooms::start(RoomStore::new(store, Duration::from_secs(600)), config)
+            .await
+            .unwrap();
         let created = rooms.create(CreateRoom::default()).await.unwrap();
         let c = join(&rooms, &created.share, "A", None).await;
         assert_eq!(rooms.count().await.unwrap(), 1);
@@ -161,7 +241,16 @@ async fn empty_room_retires_and_its_link_dies() {
         }
         let (out, _rx) = Outbound::channel(8);
         let err = rooms
-            .join(JoinRequest { id: RequestId(1), share: created.share.clone(), name: "B".into(), host_key: None, resume: None }, out)
+            .join(
+                JoinRequest {
+                    id: RequestId(1),
+                    share: created.share.clone(),
+                    name: "B".into(),
+                    host_key: None,
+                    resume: None,
+                },
+                out,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, EngineError::UnknownRoom), "{err:?}");
@@ -171,8 +260,16 @@ async fn empty_room_retires_and_its_link_dies() {
 
 #[tokio::test]
 async fn node_room_limit_is_enforced() {
-    let config = EngineConfig { max_rooms: 2, ..EngineConfig::default() };
-    let rooms = Rooms::start(RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)), config).await.unwrap();
+    let config = EngineConfig {
+        max_rooms: 2,
+        ..EngineConfig::default()
+    };
+    let rooms = Rooms::start(
+        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
+        config,
+    )
+    .await
+    .unwrap();
     rooms.create(CreateRoom::default()).await.unwrap();
     rooms.create(CreateRoom::default()).await.unwrap();
     let err = rooms.create(CreateRoom::default()).await.unwrap_err();
@@ -182,19 +279,43 @@ async fn node_room_limit_is_enforced() {
 
 #[tokio::test]
 async fn slow_connection_is_dropped_without_slowing_the_room() {
-    let config = EngineConfig { outbound_queue: 8, ..EngineConfig::default() };
-    let rooms = Rooms::start(RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)), config).await.unwrap();
+    let config = EngineConfig {
+        outbound_queue: 8,
+        ..EngineConfig::default()
+    };
+    let rooms = Rooms::start(
+        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
+        config,
+    )
+    .await
+    .unwrap();
     let created = rooms.create(CreateRoom::default()).await.unwrap();
     let mut fast = join(&rooms, &created.share, "Fast", None).await;
     // The slow client's queue holds 8 frames and nobody reads it.
     let (out, mut slow_rx) = Outbound::channel(8);
     let slow = rooms
-        .join(JoinRequest { id: RequestId(1), share: created.share.clone(), name: "Slow".into(), host_key: None, resume: None }, out)
+        .join(
+            JoinRequest {
+                id: RequestId(1),
+                share: created.share.clone(),
+                name: "Slow".into(),
+                host_key: None,
+                resume: None,
+            },
+            out,
+        )
         .await
         .unwrap();
     let mut saw_away = false;
     for i in 0..50u64 {
-        let frames = command(&mut fast, ClientMessage::Chat { id: RequestId(100 + i), text: format!("{i}") }).await;
+        let frames = command(
+            &mut fast,
+            ClientMessage::Chat {
+                id: RequestId(100 + i),
+                text: format!("{i}"),
+            },
+        )
+        .await;
         assert!(matches!(frames.last(), Some(ServerMessage::Ack { .. })));
         saw_away |= frames.iter().any(|f| matches!(f, ServerMessage::ParticipantAway { participant, .. } if *participant == slow.participant));
     }
@@ -205,6 +326,9 @@ async fn slow_connection_is_dropped_without_slowing_the_room() {
         frames += 1;
     }
     assert!(frames <= 8);
-    assert!(saw_away, "the room announced the lagging participant as away");
+    assert!(
+        saw_away,
+        "the room announced the lagging participant as away"
+    );
     rooms.shutdown();
 }

@@ -67,7 +67,11 @@ fn check_invariants(room: &Room, max_choices: usize) {
     }
     assert_eq!(snap.tally, votes::tally(room.candidates(), room.ballots()));
     assert_eq!(snap.tally.iter().map(|e| e.votes).sum::<u32>(), votes_cast);
-    assert_eq!(snap.ballots.len(), room.ballots().len(), "one ballot per participant");
+    assert_eq!(
+        snap.ballots.len(),
+        room.ballots().len(),
+        "one ballot per participant"
+    );
 }
 
 fn run(mode: VoteMode, ops: Vec<Op>) {
@@ -114,17 +118,33 @@ fn run(mode: VoteMode, ops: Vec<Op>) {
     for op in ops {
         req += 1;
         let id = RequestId(req);
-        let pick = |members: &Vec<Member>, w: usize| members.get(w % members.len().max(1)).map(|m| (m.pid, m.conn));
+        let pick = |members: &Vec<Member>, w: usize| {
+            members
+                .get(w % members.len().max(1))
+                .map(|m| (m.pid, m.conn))
+        };
         let input = match op {
             Op::Join => {
                 next_conn += 1;
                 let conn = ConnId(next_conn);
                 let token = ResumeToken(format!("t{next_conn}"));
-                let out = apply(&mut room, now, Input::Join {
-                    conn, id, name: "n".into(), host_key: Some(HostKey("h".into())).filter(|_| members.is_empty()),
-                    resume: None, resume_token: token.clone(),
-                }, &mut members);
-                if let Some(pid) = out.iter().find_map(|o| match o { Output::Attach { participant, .. } => Some(*participant), _ => None }) {
+                let out = apply(
+                    &mut room,
+                    now,
+                    Input::Join {
+                        conn,
+                        id,
+                        name: "n".into(),
+                        host_key: Some(HostKey("h".into())).filter(|_| members.is_empty()),
+                        resume: None,
+                        resume_token: token.clone(),
+                    },
+                    &mut members,
+                );
+                if let Some(pid) = out.iter().find_map(|o| match o {
+                    Output::Attach { participant, .. } => Some(*participant),
+                    _ => None,
+                }) {
                     members.push(Member { pid, conn, token });
                 }
                 check_invariants(&room, mode.max_choices());
@@ -140,32 +160,82 @@ fn run(mode: VoteMode, ops: Vec<Op>) {
             },
             Op::Resume(w, back) => {
                 let idx = w % members.len().max(1);
-                let Some(m) = members.get_mut(idx) else { continue };
+                let Some(m) = members.get_mut(idx) else {
+                    continue;
+                };
                 next_conn += 1;
                 let conn = ConnId(next_conn);
-                let r = ResumeRequest { participant: m.pid, token: m.token.clone(), last_seq: Seq(room.seq().0.saturating_sub(back)) };
+                let r = ResumeRequest {
+                    participant: m.pid,
+                    token: m.token.clone(),
+                    last_seq: Seq(room.seq().0.saturating_sub(back)),
+                };
                 m.conn = conn;
-                Input::Join { conn, id, name: "n".into(), host_key: None, resume: Some(r), resume_token: ResumeToken("x".into()) }
+                Input::Join {
+                    conn,
+                    id,
+                    name: "n".into(),
+                    host_key: None,
+                    resume: Some(r),
+                    resume_token: ResumeToken("x".into()),
+                }
             }
             other => {
-                let Some((participant, conn)) = pick(&members, match &other {
-                    Op::Add(w, _) | Op::Remove(w, _) | Op::Vote(w, _) | Op::Close(w) | Op::Reopen(w)
-                    | Op::Chat(w) | Op::Leave(w) | Op::Kick(w, _) => *w,
-                    _ => 0,
-                }) else { continue };
+                let Some((participant, conn)) = pick(
+                    &members,
+                    match &other {
+                        Op::Add(w, _)
+                        | Op::Remove(w, _)
+                        | Op::Vote(w, _)
+                        | Op::Close(w)
+                        | Op::Reopen(w)
+                        | Op::Chat(w)
+                        | Op::Leave(w)
+                        | Op::Kick(w, _) => *w,
+                        _ => 0,
+                    },
+                ) else {
+                    continue;
+                };
                 let place = |p: u8| PlaceId(format!("place{p}"));
                 let msg = match other {
-                    Op::Add(_, p) => ClientMessage::AddCandidate { id, place_id: place(p), name: "x".into(), lat: 1.0, lng: 2.0, note: None },
-                    Op::Remove(_, p) => ClientMessage::RemoveCandidate { id, place_id: place(p) },
-                    Op::Vote(_, v) => ClientMessage::Vote { id, choices: v.into_iter().map(place).collect() },
+                    Op::Add(_, p) => ClientMessage::AddCandidate {
+                        id,
+                        place_id: place(p),
+                        name: "x".into(),
+                        lat: 1.0,
+                        lng: 2.0,
+                        note: None,
+                    },
+                    Op::Remove(_, p) => ClientMessage::RemoveCandidate {
+                        id,
+                        place_id: place(p),
+                    },
+                    Op::Vote(_, v) => ClientMessage::Vote {
+                        id,
+                        choices: v.into_iter().map(place).collect(),
+                    },
                     Op::Close(_) => ClientMessage::CloseVote { id },
                     Op::Reopen(_) => ClientMessage::ReopenVote { id },
-                    Op::Chat(_) => ClientMessage::Chat { id, text: "hi".into() },
+                    Op::Chat(_) => ClientMessage::Chat {
+                        id,
+                        text: "hi".into(),
+                    },
                     Op::Leave(_) => ClientMessage::Leave { id },
-                    Op::Kick(_, t) => match pick(&members, t) { Some((target, _)) => ClientMessage::Kick { id, participant: target }, None => continue },
+                    Op::Kick(_, t) => match pick(&members, t) {
+                        Some((target, _)) => ClientMessage::Kick {
+                            id,
+                            participant: target,
+                        },
+                        None => continue,
+                    },
                     _ => unreachable!(),
                 };
-                Input::Command { conn, participant, msg }
+                Input::Command {
+                    conn,
+                    participant,
+                    msg,
+                }
             }
         };
         let out = apply(&mut room, now, input, &mut members);

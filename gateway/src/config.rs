@@ -224,7 +224,10 @@ pub enum ConfigError {
 impl Config {
     /// Loads the layers. `file` that does not exist is an error (a typo should not silently
     /// fall back to defaults).
-    pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        flags: FlagOverrides,
+    ) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             if !f.exists() {
@@ -254,10 +257,14 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |setting, message: String| Err(ConfigError::Invalid { setting, message });
         let l = &self.limits;
-        if l.max_frame_bytes < 256 || l.max_frame_bytes > wagu_proto::limits::MAX_CLIENT_FRAME_BYTES {
+        if l.max_frame_bytes < 256 || l.max_frame_bytes > wagu_proto::limits::MAX_CLIENT_FRAME_BYTES
+        {
             return bad(
                 "limits.max_frame_bytes",
-                format!("must be 256 to {}", wagu_proto::limits::MAX_CLIENT_FRAME_BYTES),
+                format!(
+                    "must be 256 to {}",
+                    wagu_proto::limits::MAX_CLIENT_FRAME_BYTES
+                ),
             );
         }
         if l.max_participants == 0 || l.max_participants > 10_000 {
@@ -275,22 +282,34 @@ impl Config {
                 "must exceed limits.ping_interval_secs (> 0)".into(),
             );
         }
-        if self.rate.presence_per_sec == 0 || self.rate.chat_per_sec == 0 || self.rate.commands_per_sec == 0 {
+        if self.rate.presence_per_sec == 0
+            || self.rate.chat_per_sec == 0
+            || self.rate.commands_per_sec == 0
+        {
             return bad("rate", "every rate must be at least 1 per second".into());
         }
         if self.ephemeral.backend == EphemeralBackend::Redis && self.ephemeral.redis_url.is_none() {
-            return bad("ephemeral.redis_url", "required when ephemeral.backend = \"redis\"".into());
+            return bad(
+                "ephemeral.redis_url",
+                "required when ephemeral.backend = \"redis\"".into(),
+            );
         }
         if self.blobs.backend == BlobBackend::S3 && self.blobs.s3.is_none() {
             return bad("blobs.s3", "required when blobs.backend = \"s3\"".into());
         }
         if self.database.backend == DatabaseBackend::Cql && self.database.cql_nodes.is_empty() {
-            return bad("database.cql_nodes", "required when database.backend = \"cql\"".into());
+            return bad(
+                "database.cql_nodes",
+                "required when database.backend = \"cql\"".into(),
+            );
         }
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return bad("public_url", format!("must start with http:// or https:// (got {u:?})"));
+            return bad(
+                "public_url",
+                format!("must start with http:// or https:// (got {u:?})"),
+            );
         }
         Ok(())
     }
@@ -319,18 +338,27 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.toml");
         std::fs::write(&f, "[limits]\nmax_participants = \"many\"\n").unwrap();
-        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&f), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_participants"), "{e}");
         std::fs::write(&f, "[limits]\nmax_participants = 0\n").unwrap();
-        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&f), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("limits.max_participants"), "{e}");
         std::fs::write(&f, "[limits]\nmax_partcipants = 3\n").unwrap();
-        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&f), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_partcipants"), "{e}");
         std::fs::write(&f, "[ephemeral]\nbackend = \"redis\"\n").unwrap();
-        let e = Config::load(Some(&f), FlagOverrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&f), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ephemeral.redis_url"), "{e}");
-        let e = Config::load(Some(&dir.join("missing.toml")), FlagOverrides::default()).unwrap_err();
+        let e =
+            Config::load(Some(&dir.join("missing.toml")), FlagOverrides::default()).unwrap_err();
         assert!(e.to_string().contains("does not exist"));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -343,7 +371,10 @@ mod tests {
         std::fs::write(&f, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").unwrap();
         let c = Config::load(
             Some(&f),
-            FlagOverrides { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() },
+            FlagOverrides {
+                listen: Some("127.0.0.1:9100".parse().unwrap()),
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9100);

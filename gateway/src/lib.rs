@@ -36,7 +36,11 @@ pub async fn serve(
     let _ = tx.send(());
     // Upgraded WebSockets are not tracked by the HTTP server; give them a moment to close.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while app.state.connections.load(std::sync::atomic::Ordering::Relaxed) > 0
+    while app
+        .state
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

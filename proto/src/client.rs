@@ -23,7 +23,10 @@ pub struct ResumeRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// First frame of a connection: the protocol version the client speaks.
-    Hello { id: RequestId, protocol: u32 },
+    Hello {
+        id: RequestId,
+        protocol: u32,
+    },
     /// Enter the room behind a share link, or resume a place in it.
     Join {
         id: RequestId,
@@ -53,27 +56,49 @@ pub enum ClientMessage {
         note: Option<String>,
     },
     /// Allowed to the participant who added the candidate and to the host.
-    RemoveCandidate { id: RequestId, place_id: PlaceId },
+    RemoveCandidate {
+        id: RequestId,
+        place_id: PlaceId,
+    },
     /// Replace this participant's ballot. An empty list withdraws the vote.
-    Vote { id: RequestId, choices: Vec<PlaceId> },
+    Vote {
+        id: RequestId,
+        choices: Vec<PlaceId>,
+    },
     /// Host only: close the vote and announce the decision.
-    CloseVote { id: RequestId },
+    CloseVote {
+        id: RequestId,
+    },
     /// Host only: reopen a closed vote; ballots are kept.
-    ReopenVote { id: RequestId },
-    Chat { id: RequestId, text: String },
+    ReopenVote {
+        id: RequestId,
+    },
+    Chat {
+        id: RequestId,
+        text: String,
+    },
     /// Host only.
     Kick {
         id: RequestId,
         participant: ParticipantId,
     },
     /// Host only.
-    Rename { id: RequestId, title: String },
+    Rename {
+        id: RequestId,
+        title: String,
+    },
     /// Host only: end the room for everyone; the share link dies with it.
-    CloseRoom { id: RequestId },
+    CloseRoom {
+        id: RequestId,
+    },
     /// Leave for good (a dropped connection instead leaves the participant away, resumable).
-    Leave { id: RequestId },
+    Leave {
+        id: RequestId,
+    },
     /// Answered by an `ack`; lets a client measure its round trip.
-    Ping { id: RequestId },
+    Ping {
+        id: RequestId,
+    },
 }
 
 /// A command failed validation at the edge: the error code and a message for humans.
@@ -99,7 +124,9 @@ fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), In
         )));
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(invalid(format!("{field} must not contain control characters")));
+        return Err(invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(())
 }

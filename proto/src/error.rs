@@ -93,7 +93,11 @@ mod tests {
 
     #[test]
     fn as_str_matches_serde() {
-        for code in [ErrorCode::BadFrame, ErrorCode::ShareExpired, ErrorCode::VoteOpen] {
+        for code in [
+            ErrorCode::BadFrame,
+            ErrorCode::ShareExpired,
+            ErrorCode::VoteOpen,
+        ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

@@ -36,7 +36,9 @@ impl fmt::Display for ParticipantId {
 }
 
 /// A restaurant's id as the client's map provider (or our places table) names it.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct PlaceId(pub String);
 

@@ -24,22 +24,48 @@ async fn smoke_cql_write_read_delete() {
         .await
         .unwrap();
     session
-        .query_unpaged(format!("CREATE TABLE {ks}.kv (k text PRIMARY KEY, v text)"), ())
+        .query_unpaged(
+            format!("CREATE TABLE {ks}.kv (k text PRIMARY KEY, v text)"),
+            (),
+        )
         .await
         .unwrap();
     let insert = session
-        .prepare(format!("INSERT INTO {ks}.kv (k, v) VALUES (?, ?) USING TTL 600"))
+        .prepare(format!(
+            "INSERT INTO {ks}.kv (k, v) VALUES (?, ?) USING TTL 600"
+        ))
         .await
         .unwrap();
-    let select = session.prepare(format!("SELECT v FROM {ks}.kv WHERE k = ?")).await.unwrap();
-    let delete = session.prepare(format!("DELETE FROM {ks}.kv WHERE k = ?")).await.unwrap();
-    session.execute_unpaged(&insert, ("a", "맛집")).await.unwrap();
-    let rows: QueryRowsResult =
-        session.execute_unpaged(&select, ("a",)).await.unwrap().into_rows_result().unwrap();
+    let select = session
+        .prepare(format!("SELECT v FROM {ks}.kv WHERE k = ?"))
+        .await
+        .unwrap();
+    let delete = session
+        .prepare(format!("DELETE FROM {ks}.kv WHERE k = ?"))
+        .await
+        .unwrap();
+    session
+        .execute_unpaged(&insert, ("a", "맛집"))
+        .await
+        .unwrap();
+    let rows: QueryRowsResult = session
+        .execute_unpaged(&select, ("a",))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
     let (v,): (String,) = rows.single_row().unwrap();
     assert_eq!(v, "맛집");
     session.execute_unpaged(&delete, ("a",)).await.unwrap();
-    let rows = session.execute_unpaged(&select, ("a",)).await.unwrap().into_rows_result().unwrap();
+    let rows = session
+        .execute_unpaged(&select, ("a",))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
     assert_eq!(rows.rows_num(), 0);
-    session.query_unpaged(format!("DROP KEYSPACE {ks}"), ()).await.unwrap();
+    session
+        .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
+        .await
+        .unwrap();
 }

@@ -8,25 +8,47 @@ use wagu_storage::testbed;
 
 async fn contract(store: &EphemeralStore, prefix: &str) {
     let k = format!("{prefix}:value");
-    store.put(&k, Bytes::from_static(b"hello"), Duration::from_secs(30)).await.unwrap();
+    store
+        .put(&k, Bytes::from_static(b"hello"), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"hello"[..]));
     store.delete(&[&k]).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap(), None);
 
     let l = format!("{prefix}:list");
     for i in 0..3u8 {
-        store.append(&l, Bytes::from(vec![i]), Duration::from_secs(30)).await.unwrap();
+        store
+            .append(&l, Bytes::from(vec![i]), Duration::from_secs(30))
+            .await
+            .unwrap();
     }
     let items = store.list(&l).await.unwrap();
-    assert_eq!(items, vec![Bytes::from(vec![0]), Bytes::from(vec![1]), Bytes::from(vec![2])]);
+    assert_eq!(
+        items,
+        vec![
+            Bytes::from(vec![0]),
+            Bytes::from(vec![1]),
+            Bytes::from(vec![2])
+        ]
+    );
 
     let e = format!("{prefix}:expiring");
-    store.put(&e, Bytes::from_static(b"x"), Duration::from_millis(150)).await.unwrap();
-    store.append(&l, Bytes::from_static(b"y"), Duration::from_millis(150)).await.unwrap();
+    store
+        .put(&e, Bytes::from_static(b"x"), Duration::from_millis(150))
+        .await
+        .unwrap();
+    store
+        .append(&l, Bytes::from_static(b"y"), Duration::from_millis(150))
+        .await
+        .unwrap();
     assert!(store.get(&e).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.get(&e).await.unwrap(), None, "value outlived its TTL");
-    assert!(store.list(&l).await.unwrap().is_empty(), "list outlived its TTL");
+    assert!(
+        store.list(&l).await.unwrap().is_empty(),
+        "list outlived its TTL"
+    );
 }
 
 #[tokio::test]

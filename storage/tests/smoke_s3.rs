@@ -17,11 +17,17 @@ async fn smoke_s3_put_get_delete() {
         .unwrap_or_else(|e| panic!("S3 promised at {:?} but unreachable: {e}", cfg.endpoint));
     let key = format!("smoke/{}.bin", rand::random::<u64>());
     let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    store.put(&key, Bytes::from(body.clone()), "application/octet-stream").await.unwrap();
+    store
+        .put(&key, Bytes::from(body.clone()), "application/octet-stream")
+        .await
+        .unwrap();
     assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(&body[..]));
     store.delete(&key).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap(), None);
-    assert!(store.get("../outside").await.is_err(), "hostile key accepted");
+    assert!(
+        store.get("../outside").await.is_err(),
+        "hostile key accepted"
+    );
 }
 
 #[tokio::test]
@@ -31,6 +37,8 @@ async fn smoke_s3_refuses_wrong_credentials() {
     };
     cfg.secret_key = Some("not-the-secret".into());
     let store = BlobStore::S3(S3Blobs::new(&cfg));
-    let err = store.put("smoke/denied.bin", Bytes::from_static(b"x"), "text/plain").await;
+    let err = store
+        .put("smoke/denied.bin", Bytes::from_static(b"x"), "text/plain")
+        .await;
     assert!(err.is_err(), "a bad signature was accepted");
 }

@@ -21,7 +21,10 @@ use wagu_proto::ids::RoomId;
 
 pub enum SupervisorMsg {
     /// Spawn a new room.
-    Create(Box<RoomSpec>, RpcReplyPort<Result<ActorRef<RoomMsg>, CreateError>>),
+    Create(
+        Box<RoomSpec>,
+        RpcReplyPort<Result<ActorRef<RoomMsg>, CreateError>>,
+    ),
     /// The actor of a room: running here, or revived from the store (a snapshot left by a
     /// previous process or node), or `None` when the room is unknown.
     Lookup(RoomId, RpcReplyPort<Option<ActorRef<RoomMsg>>>),
@@ -64,7 +67,8 @@ impl SupervisorState {
             store: self.store.clone(),
             config: self.config.clone(),
         };
-        let (actor, _handle) = Actor::spawn_linked(None, RoomActor, args, myself.get_cell()).await?;
+        let (actor, _handle) =
+            Actor::spawn_linked(None, RoomActor, args, myself.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), id.clone());
         self.rooms.insert(id, actor.clone());
         gauge!("wagu_rooms").set(self.rooms.len() as f64);

@@ -281,20 +281,21 @@ impl Room {
                     }
                 } else {
                     let id = msg.id();
-                    match self.command(now, conn, participant, msg, &mut out) {
-                        Ok(seq) => {
-                            if let Some(id) = id {
-                                out.push(Output::Send {
-                                    conn,
-                                    msg: ServerMessage::Ack { id, seq },
-                                });
-                            }
-                        }
-                        Err((code, message)) => out.push(Output::Send {
-                            conn,
-                            msg: ServerMessage::Error { id, code, message },
-                        }),
+                    let mut effects = Vec::new();
+                    let reply = match self.command(now, conn, participant, msg, &mut effects) {
+                        Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
+                        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
+                    };
+                    // The reply goes out before any close the command caused (leave, kick of
+                    // oneself is impossible, close_room), so the sender always gets its ack.
+                    let (closing, regular): (Vec<_>, Vec<_>) = effects
+                        .into_iter()
+                        .partition(|o| matches!(o, Output::Detach { .. } | Output::Retire));
+                    out.extend(regular);
+                    if let Some(msg) = reply {
+                        out.push(Output::Send { conn, msg });
                     }
+                    out.extend(closing);
                 }
             }
             Input::Disconnect { conn, participant } => {
@@ -454,7 +455,10 @@ impl Room {
             message: message.into(),
         };
         if now > self.spec.share_expires_at {
-            out.push(refuse(ErrorCode::ShareExpired, "this share link has expired"));
+            out.push(refuse(
+                ErrorCode::ShareExpired,
+                "this share link has expired",
+            ));
             return;
         }
         if self.participants.len() >= self.config.max_participants {
@@ -732,7 +736,10 @@ impl Room {
                 ..
             } => {
                 if !matches!(self.vote, VoteState::Open) {
-                    return err(ErrorCode::VoteClosed, "reopen the vote to change candidates");
+                    return err(
+                        ErrorCode::VoteClosed,
+                        "reopen the vote to change candidates",
+                    );
                 }
                 if self.candidates.iter().any(|c| c.place_id == place_id) {
                     return err(
@@ -762,10 +769,12 @@ impl Room {
             }
             C::RemoveCandidate { place_id, .. } => {
                 if !matches!(self.vote, VoteState::Open) {
-                    return err(ErrorCode::VoteClosed, "reopen the vote to change candidates");
+                    return err(
+                        ErrorCode::VoteClosed,
+                        "reopen the vote to change candidates",
+                    );
                 }
-                let Some(pos) = self.candidates.iter().position(|c| c.place_id == place_id)
-                else {
+                let Some(pos) = self.candidates.iter().position(|c| c.place_id == place_id) else {
                     return err(ErrorCode::UnknownCandidate, "no such candidate");
                 };
                 if self.candidates[pos].added_by != pid && self.host != Some(pid) {
@@ -781,11 +790,13 @@ impl Room {
                 }
                 self.ballots.retain(|_, c| !c.is_empty());
                 let tally = votes::tally(&self.candidates, &self.ballots);
-                Ok(Some(self.emit(out, |seq| ServerMessage::CandidateRemoved {
-                    seq,
-                    place_id,
-                    by: pid,
-                    tally,
+                Ok(Some(self.emit(out, |seq| {
+                    ServerMessage::CandidateRemoved {
+                        seq,
+                        place_id,
+                        by: pid,
+                        tally,
+                    }
                 })))
             }
             C::Vote { choices, .. } => {
@@ -839,9 +850,10 @@ impl Room {
                 self.vote = VoteState::Closed {
                     decision: decision.clone(),
                 };
-                Ok(Some(
-                    self.emit(out, |seq| ServerMessage::VoteClosed { seq, decision }),
-                ))
+                Ok(Some(self.emit(out, |seq| ServerMessage::VoteClosed {
+                    seq,
+                    decision,
+                })))
             }
             C::ReopenVote { .. } => {
                 self.require_host(pid)?;
@@ -849,9 +861,10 @@ impl Room {
                     return err(ErrorCode::VoteOpen, "the vote is already open");
                 }
                 self.vote = VoteState::Open;
-                Ok(Some(
-                    self.emit(out, |seq| ServerMessage::VoteReopened { seq, by: pid }),
-                ))
+                Ok(Some(self.emit(out, |seq| ServerMessage::VoteReopened {
+                    seq,
+                    by: pid,
+                })))
             }
             C::Chat { text, .. } => {
                 let name = self
@@ -908,12 +921,19 @@ impl Room {
         }
     }
 
-    /// Ends the room: every connection is closed and the actor retires. The `ack` of the
-    /// command that closed it is still delivered (it follows in `out`, before the detach
-    /// takes effect, because the caller applies outputs in order and acks are pushed last).
+    /// Ends the room: every connection is closed (4002) and the actor retires. The `ack` of
+    /// the command that closed it is still delivered: `handle` puts replies before closes.
     fn close(&mut self, out: &mut Vec<Output>) {
         self.closed = true;
         self.dirty_presence.clear();
+        for p in self.participants.values() {
+            if let Some(conn) = p.conn {
+                out.push(Output::Detach {
+                    conn,
+                    code: close::ROOM_CLOSED,
+                });
+            }
+        }
         out.push(Output::Retire);
     }
 

@@ -128,10 +128,13 @@ fn vote(h: &mut Harness, pid: ParticipantId, conn: ConnId, places: &[&str]) -> V
 fn join_gives_welcome_then_ack_and_announces() {
     let mut h = Harness::new(VoteMode::Single);
     let (host, _, out) = h.join("Mina", true);
-    assert!(matches!(
-        out.iter().find(|o| matches!(o, Output::Send { msg: ServerMessage::Welcome { .. }, .. })),
-        Some(_)
-    ));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: ServerMessage::Welcome { .. },
+            ..
+        }
+    )));
     assert!(matches!(reply(&out), ServerMessage::Ack { .. }));
     assert_eq!(h.room.host(), Some(host));
     let (_, _, out) = h.join("Jun", false);
@@ -140,8 +143,14 @@ fn join_gives_welcome_then_ack_and_announces() {
     });
     assert!(announced);
     // The newcomer's own announcement precedes its attach, so it only sees it in the snapshot.
-    let pos_broadcast = out.iter().position(|o| matches!(o, Output::Broadcast { .. })).unwrap();
-    let pos_attach = out.iter().position(|o| matches!(o, Output::Attach { .. })).unwrap();
+    let pos_broadcast = out
+        .iter()
+        .position(|o| matches!(o, Output::Broadcast { .. }))
+        .unwrap();
+    let pos_attach = out
+        .iter()
+        .position(|o| matches!(o, Output::Attach { .. }))
+        .unwrap();
     assert!(pos_broadcast < pos_attach);
 }
 
@@ -161,7 +170,13 @@ fn expired_share_and_full_room_are_refused() {
             resume_token: ResumeToken("t".into()),
         },
     );
-    assert!(matches!(out[0], Output::JoinRefused { code: ErrorCode::RoomFull, .. }));
+    assert!(matches!(
+        out[0],
+        Output::JoinRefused {
+            code: ErrorCode::RoomFull,
+            ..
+        }
+    ));
     h.now = 2_000_000;
     let out = h.room.handle(
         h.now,
@@ -174,7 +189,13 @@ fn expired_share_and_full_room_are_refused() {
             resume_token: ResumeToken("t".into()),
         },
     );
-    assert!(matches!(out[0], Output::JoinRefused { code: ErrorCode::ShareExpired, .. }));
+    assert!(matches!(
+        out[0],
+        Output::JoinRefused {
+            code: ErrorCode::ShareExpired,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -192,10 +213,24 @@ fn duplicate_candidate_refused_and_only_adder_or_host_removes() {
         Some(ErrorCode::DuplicateCandidate)
     );
     let id = h.req();
-    let out = h.cmd(b, bc, ClientMessage::RemoveCandidate { id, place_id: PlaceId("p1".into()) });
+    let out = h.cmd(
+        b,
+        bc,
+        ClientMessage::RemoveCandidate {
+            id,
+            place_id: PlaceId("p1".into()),
+        },
+    );
     assert_eq!(error_code(&out), Some(ErrorCode::Forbidden));
     let id = h.req();
-    let out = h.cmd(host, hc, ClientMessage::RemoveCandidate { id, place_id: PlaceId("p1".into()) });
+    let out = h.cmd(
+        host,
+        hc,
+        ClientMessage::RemoveCandidate {
+            id,
+            place_id: PlaceId("p1".into()),
+        },
+    );
     assert_eq!(error_code(&out), None);
     assert!(h.room.candidates().is_empty());
 }
@@ -213,14 +248,27 @@ fn votes_tally_change_withdraw_and_removed_candidate_drops_votes() {
         error_code(&vote(&mut h, a, ac, &["x", "y", "z"])),
         Some(ErrorCode::TooManyChoices)
     );
-    assert_eq!(error_code(&vote(&mut h, a, ac, &["x", "x"])), Some(ErrorCode::Invalid));
-    assert_eq!(error_code(&vote(&mut h, a, ac, &["nope"])), Some(ErrorCode::UnknownCandidate));
+    assert_eq!(
+        error_code(&vote(&mut h, a, ac, &["x", "x"])),
+        Some(ErrorCode::Invalid)
+    );
+    assert_eq!(
+        error_code(&vote(&mut h, a, ac, &["nope"])),
+        Some(ErrorCode::UnknownCandidate)
+    );
     assert_eq!(error_code(&vote(&mut h, host, hc, &["y"])), None);
     let t = votes::tally(h.room.candidates(), h.room.ballots());
     assert_eq!(t.iter().map(|e| e.votes).collect::<Vec<_>>(), vec![1, 2, 0]);
     // Removing y strips it from both ballots; the host's ballot becomes empty and disappears.
     let id = h.req();
-    h.cmd(host, hc, ClientMessage::RemoveCandidate { id, place_id: PlaceId("y".into()) });
+    h.cmd(
+        host,
+        hc,
+        ClientMessage::RemoveCandidate {
+            id,
+            place_id: PlaceId("y".into()),
+        },
+    );
     assert_eq!(h.room.ballots().get(&a), Some(&vec![PlaceId("x".into())]));
     assert!(!h.room.ballots().contains_key(&host));
     // Withdraw.
@@ -237,18 +285,33 @@ fn only_host_closes_vote_and_decision_is_in_snapshot() {
     add(&mut h, a, ac, "y");
     vote(&mut h, a, ac, &["y"]);
     let id = h.req();
-    assert_eq!(error_code(&h.cmd(a, ac, ClientMessage::CloseVote { id })), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        error_code(&h.cmd(a, ac, ClientMessage::CloseVote { id })),
+        Some(ErrorCode::Forbidden)
+    );
     let id = h.req();
     let out = h.cmd(host, hc, ClientMessage::CloseVote { id });
-    let decision = out.iter().find_map(|o| match o {
-        Output::Broadcast { msg: ServerMessage::VoteClosed { decision, .. }, .. } => Some(decision.clone()),
-        _ => None,
-    }).unwrap();
+    let decision = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast {
+                msg: ServerMessage::VoteClosed { decision, .. },
+                ..
+            } => Some(decision.clone()),
+            _ => None,
+        })
+        .unwrap();
     assert_eq!(decision.winner, Some(PlaceId("y".into())));
-    assert_eq!(error_code(&vote(&mut h, a, ac, &["x"])), Some(ErrorCode::VoteClosed));
+    assert_eq!(
+        error_code(&vote(&mut h, a, ac, &["x"])),
+        Some(ErrorCode::VoteClosed)
+    );
     assert!(matches!(h.room.snapshot().vote, VoteState::Closed { .. }));
     let id = h.req();
-    assert_eq!(error_code(&h.cmd(host, hc, ClientMessage::ReopenVote { id })), None);
+    assert_eq!(
+        error_code(&h.cmd(host, hc, ClientMessage::ReopenVote { id })),
+        None
+    );
     assert_eq!(error_code(&vote(&mut h, a, ac, &["x"])), None);
 }
 
@@ -258,7 +321,14 @@ fn chat_tail_is_bounded() {
     let (a, ac, _) = h.join("A", true);
     for i in 0..(CHAT_TAIL + 5) {
         let id = h.req();
-        h.cmd(a, ac, ClientMessage::Chat { id, text: format!("m{i}") });
+        h.cmd(
+            a,
+            ac,
+            ClientMessage::Chat {
+                id,
+                text: format!("m{i}"),
+            },
+        );
     }
     let chat: Vec<_> = h.room.chat().collect();
     assert_eq!(chat.len(), CHAT_TAIL);
@@ -275,22 +345,49 @@ fn presence_is_coalesced_and_rate_bounded() {
         bounds: None,
     };
     // First update flushes at once (nothing was sent for a while).
-    let out = h.cmd(a, ac, ClientMessage::Presence { id: None, viewport: Some(vp(1.0)), pointer: None });
-    assert_eq!(out.iter().filter(|o| matches!(o, Output::Broadcast { lossy: true, .. })).count(), 1);
+    let out = h.cmd(
+        a,
+        ac,
+        ClientMessage::Presence {
+            id: None,
+            viewport: Some(vp(1.0)),
+            pointer: None,
+        },
+    );
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, Output::Broadcast { lossy: true, .. }))
+            .count(),
+        1
+    );
     // Three more within 50 ms: nothing is sent, the deadline says when.
     for lat in [2.0, 3.0, 4.0] {
         h.now += 10;
-        let out = h.cmd(a, ac, ClientMessage::Presence { id: None, viewport: Some(vp(lat)), pointer: None });
+        let out = h.cmd(
+            a,
+            ac,
+            ClientMessage::Presence {
+                id: None,
+                viewport: Some(vp(lat)),
+                pointer: None,
+            },
+        );
         assert!(out.iter().all(|o| !matches!(o, Output::Broadcast { .. })));
     }
     let deadline = h.room.next_deadline().unwrap();
     assert_eq!(deadline, 1000 + 50);
     h.now = deadline;
     let out = h.room.handle(h.now, Input::Tick);
-    let batch = out.iter().find_map(|o| match o {
-        Output::Broadcast { msg: ServerMessage::Presence { updates, .. }, lossy: true } => Some(updates.clone()),
-        _ => None,
-    }).unwrap();
+    let batch = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast {
+                msg: ServerMessage::Presence { updates, .. },
+                lossy: true,
+            } => Some(updates.clone()),
+            _ => None,
+        })
+        .unwrap();
     // Latest wins: one entry, the last viewport.
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].viewport.unwrap().center.lat, 4.0);
@@ -302,10 +399,23 @@ fn drop_then_resume_replays_exactly_what_was_missed() {
     let (a, ac, _) = h.join("A", true);
     let (b, bc, _) = h.join("B", false);
     let seen = h.room.seq();
-    h.room.handle(h.now, Input::Disconnect { conn: bc, participant: b });
+    h.room.handle(
+        h.now,
+        Input::Disconnect {
+            conn: bc,
+            participant: b,
+        },
+    );
     for i in 0..3 {
         let id = h.req();
-        h.cmd(a, ac, ClientMessage::Chat { id, text: format!("while away {i}") });
+        h.cmd(
+            a,
+            ac,
+            ClientMessage::Chat {
+                id,
+                text: format!("while away {i}"),
+            },
+        );
     }
     let out = h.room.handle(
         h.now,
@@ -314,21 +424,51 @@ fn drop_then_resume_replays_exactly_what_was_missed() {
             id: RequestId(77),
             name: "B".into(),
             host_key: None,
-            resume: Some(ResumeRequest { participant: b, token: ResumeToken(format!("tok-{}", bc.0)), last_seq: seen }),
+            resume: Some(ResumeRequest {
+                participant: b,
+                token: ResumeToken(format!("tok-{}", bc.0)),
+                last_seq: seen,
+            }),
             resume_token: ResumeToken("unused".into()),
         },
     );
-    let sent: Vec<Seq> = out.iter().filter_map(|o| match o {
-        Output::Send { conn: ConnId(50), msg } => msg.seq(),
-        _ => None,
-    }).collect();
+    let sent: Vec<Seq> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: ConnId(50),
+                msg,
+            } => msg.seq(),
+            _ => None,
+        })
+        .collect();
     // away, 3 chats, back: gapless from seen+1 to the current seq, no duplicates.
     let expected: Vec<Seq> = ((seen.0 + 1)..=h.room.seq().0).map(Seq).collect();
     assert_eq!(sent, expected);
-    assert!(out.iter().any(|o| matches!(o, Output::Send { msg: ServerMessage::Resumed { .. }, .. })));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: ServerMessage::Resumed { .. },
+            ..
+        }
+    )));
     // The broadcast of "back" did not go to the new connection (it was attached after).
-    let attach = out.iter().position(|o| matches!(o, Output::Attach { .. })).unwrap();
-    let back = out.iter().position(|o| matches!(o, Output::Broadcast { msg: ServerMessage::ParticipantBack { .. }, .. })).unwrap();
+    let attach = out
+        .iter()
+        .position(|o| matches!(o, Output::Attach { .. }))
+        .unwrap();
+    let back = out
+        .iter()
+        .position(|o| {
+            matches!(
+                o,
+                Output::Broadcast {
+                    msg: ServerMessage::ParticipantBack { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
     assert!(back < attach);
 }
 
@@ -338,35 +478,79 @@ fn resume_too_old_gets_snapshot_and_bad_token_is_refused() {
     h.room.config.replay_capacity = 4;
     let (a, ac, _) = h.join("A", true);
     let (b, bc, _) = h.join("B", false);
-    h.room.handle(h.now, Input::Disconnect { conn: bc, participant: b });
+    h.room.handle(
+        h.now,
+        Input::Disconnect {
+            conn: bc,
+            participant: b,
+        },
+    );
     for _ in 0..10 {
         let id = h.req();
-        h.cmd(a, ac, ClientMessage::Chat { id, text: "x".into() });
+        h.cmd(
+            a,
+            ac,
+            ClientMessage::Chat {
+                id,
+                text: "x".into(),
+            },
+        );
     }
     let resume = |token: &str| Input::Join {
         conn: ConnId(60),
         id: RequestId(1),
         name: "B".into(),
         host_key: None,
-        resume: Some(ResumeRequest { participant: b, token: ResumeToken(token.into()), last_seq: Seq(1) }),
+        resume: Some(ResumeRequest {
+            participant: b,
+            token: ResumeToken(token.into()),
+            last_seq: Seq(1),
+        }),
         resume_token: ResumeToken("unused".into()),
     };
     let out = h.room.handle(h.now, resume("wrong"));
-    assert!(matches!(out[0], Output::JoinRefused { code: ErrorCode::ResumeFailed, .. }));
+    assert!(matches!(
+        out[0],
+        Output::JoinRefused {
+            code: ErrorCode::ResumeFailed,
+            ..
+        }
+    ));
     let out = h.room.handle(h.now, resume(&format!("tok-{}", bc.0)));
-    assert!(out.iter().any(|o| matches!(o, Output::Send { msg: ServerMessage::Welcome { .. }, .. })));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: ServerMessage::Welcome { .. },
+            ..
+        }
+    )));
 }
 
 #[test]
 fn away_past_grace_times_out_and_empty_room_retires() {
     let mut h = Harness::new(VoteMode::Single);
     let (a, ac, _) = h.join("A", true);
-    h.room.handle(h.now, Input::Disconnect { conn: ac, participant: a });
+    h.room.handle(
+        h.now,
+        Input::Disconnect {
+            conn: ac,
+            participant: a,
+        },
+    );
     let d = h.room.next_deadline().unwrap();
     assert_eq!(d, h.now + RoomConfig::default().away_grace_ms);
     h.now = d;
     let out = h.room.handle(h.now, Input::Tick);
-    assert!(out.iter().any(|o| matches!(o, Output::Broadcast { msg: ServerMessage::ParticipantLeft { reason: LeaveReason::Timeout, .. }, .. })));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Broadcast {
+            msg: ServerMessage::ParticipantLeft {
+                reason: LeaveReason::Timeout,
+                ..
+            },
+            ..
+        }
+    )));
     let d = h.room.next_deadline().unwrap();
     h.now = d;
     let out = h.room.handle(h.now, Input::Tick);
@@ -379,21 +563,63 @@ fn kick_rename_close_are_host_only() {
     let (host, hc, _) = h.join("Host", true);
     let (a, ac, _) = h.join("A", false);
     let id = h.req();
-    assert_eq!(error_code(&h.cmd(a, ac, ClientMessage::Kick { id, participant: host })), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        error_code(&h.cmd(
+            a,
+            ac,
+            ClientMessage::Kick {
+                id,
+                participant: host
+            }
+        )),
+        Some(ErrorCode::Forbidden)
+    );
     let id = h.req();
-    assert_eq!(error_code(&h.cmd(a, ac, ClientMessage::Rename { id, title: "x".into() })), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        error_code(&h.cmd(
+            a,
+            ac,
+            ClientMessage::Rename {
+                id,
+                title: "x".into()
+            }
+        )),
+        Some(ErrorCode::Forbidden)
+    );
     let id = h.req();
-    assert_eq!(error_code(&h.cmd(a, ac, ClientMessage::CloseRoom { id })), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        error_code(&h.cmd(a, ac, ClientMessage::CloseRoom { id })),
+        Some(ErrorCode::Forbidden)
+    );
     let id = h.req();
     let out = h.cmd(host, hc, ClientMessage::Kick { id, participant: a });
-    assert!(out.contains(&Output::Detach { conn: ac, code: close::KICKED }));
+    assert!(out.contains(&Output::Detach {
+        conn: ac,
+        code: close::KICKED
+    }));
     // The kicked participant cannot resume.
-    let out = h.room.handle(h.now, Input::Join {
-        conn: ConnId(70), id: RequestId(1), name: "A".into(), host_key: None,
-        resume: Some(ResumeRequest { participant: a, token: ResumeToken(format!("tok-{}", ac.0)), last_seq: Seq(0) }),
-        resume_token: ResumeToken("n".into()),
-    });
-    assert!(matches!(out[0], Output::JoinRefused { code: ErrorCode::ResumeFailed, .. }));
+    let out = h.room.handle(
+        h.now,
+        Input::Join {
+            conn: ConnId(70),
+            id: RequestId(1),
+            name: "A".into(),
+            host_key: None,
+            resume: Some(ResumeRequest {
+                participant: a,
+                token: ResumeToken(format!("tok-{}", ac.0)),
+                last_seq: Seq(0),
+            }),
+            resume_token: ResumeToken("n".into()),
+        },
+    );
+    assert!(matches!(
+        out[0],
+        Output::JoinRefused {
+            code: ErrorCode::ResumeFailed,
+            ..
+        }
+    ));
     let id = h.req();
     let out = h.cmd(host, hc, ClientMessage::CloseRoom { id });
     assert!(out.contains(&Output::Retire));

@@ -38,7 +38,10 @@ pub fn decide(tally: Vec<TallyEntry>, closed_by: ParticipantId, now: UnixMillis)
     } else {
         let tied = tally.iter().filter(|e| e.votes == max).count();
         // `tally` is in the order candidates were added, so the first maximum is the earliest.
-        let first = tally.iter().find(|e| e.votes == max).map(|e| e.place_id.clone());
+        let first = tally
+            .iter()
+            .find(|e| e.votes == max)
+            .map(|e| e.place_id.clone());
         let rule = if tied > 1 {
             TieBreak::EarliestAdded
         } else {

@@ -23,6 +23,9 @@ use wagu_engine::error::EngineError;
 use wagu_proto::codec::{decode_client, encode_server};
 use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage, close};
 
+/// Longest a single write may take before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the loop ended, for the close frame.
 enum End {
     Close(u16, &'static str),
@@ -80,8 +83,11 @@ where
                             }
                         }
                     }
-                    if sink.flush().await.is_err() {
-                        break End::Gone;
+                    // A client that stops reading would block this flush forever; bound it so
+                    // the task notices (the room has already dropped it if it lagged).
+                    match tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await {
+                        Ok(Ok(())) => {}
+                        _ => break End::Gone,
                     }
                     if let Some(code) = closing {
                         break End::Close(code, reason(code));
@@ -126,21 +132,24 @@ where
                 if c.last_heard.elapsed() > idle {
                     break End::Close(close::IDLE_TIMEOUT, "idle timeout; resume");
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break End::Gone;
+                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    _ => break End::Gone,
                 }
             }
         }
     };
 
     if let End::Close(code, why) = end {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(why),
-            })))
-            .await;
-        let _ = sink.close().await;
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(why),
+        }));
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+            let _ = sink.send(frame).await;
+            let _ = sink.close().await;
+        })
+        .await;
     }
     if let Some(s) = c.session.take() {
         // Leaves the participant away (resumable); ignored by the room if it already let go.
@@ -170,7 +179,10 @@ async fn next_room_frame(rx: &mut Option<Receiver<Frame>>) -> Option<Frame> {
 
 async fn write_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
     let text = Utf8Bytes::try_from(bytes).map_err(|_| ())?;
-    sink.feed(Message::Text(text)).await.map_err(|_| ())
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(Message::Text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 async fn feed_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
@@ -180,12 +192,19 @@ async fn feed_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) 
 async fn write_msg<S: Sink<Message> + Unpin>(sink: &mut S, msg: &ServerMessage) -> Result<(), ()> {
     counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
     write_text(sink, encode_server(msg)).await?;
-    sink.flush().await.map_err(|_| ())
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 impl Conn {
     /// Sends a refusal and counts a strike; ends the connection on sustained abuse.
-    async fn refuse<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, err: ServerMessage) -> Option<End> {
+    async fn refuse<S: Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut S,
+        err: ServerMessage,
+    ) -> Option<End> {
         if let ServerMessage::Error { code, .. } = &err {
             counter!("wagu_frames_refused_total", "code" => code.as_str()).increment(1);
         }
@@ -198,13 +217,21 @@ impl Conn {
         None
     }
 
-    async fn on_text<S: Sink<Message> + Unpin>(&mut self, sink: &mut S, frame: &[u8]) -> Option<End> {
+    async fn on_text<S: Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut S,
+        frame: &[u8],
+    ) -> Option<End> {
         let received = Instant::now();
         if frame.len() > self.app.config.limits.max_frame_bytes {
             let e = ServerMessage::error(
                 None,
                 ErrorCode::FrameTooLarge,
-                format!("frame of {} bytes exceeds the limit of {}", frame.len(), self.app.config.limits.max_frame_bytes),
+                format!(
+                    "frame of {} bytes exceeds the limit of {}",
+                    frame.len(),
+                    self.app.config.limits.max_frame_bytes
+                ),
             );
             return self.refuse(sink, e).await;
         }
@@ -214,7 +241,11 @@ impl Conn {
         };
         counter!("wagu_messages_in_total", "type" => msg.kind()).increment(1);
         if !self.limiter.allow(msg.kind(), received) {
-            let e = ServerMessage::error(msg.id(), ErrorCode::RateLimited, format!("too many {} messages; slow down", msg.kind()));
+            let e = ServerMessage::error(
+                msg.id(),
+                ErrorCode::RateLimited,
+                format!("too many {} messages; slow down", msg.kind()),
+            );
             return self.refuse(sink, e).await;
         }
         match msg {
@@ -226,21 +257,43 @@ impl Conn {
                         format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
                     );
                     let _ = write_msg(sink, &e).await;
-                    return Some(End::Close(close::UNSUPPORTED_VERSION, "unsupported protocol version"));
+                    return Some(End::Close(
+                        close::UNSUPPORTED_VERSION,
+                        "unsupported protocol version",
+                    ));
                 }
-                if write_msg(sink, &ServerMessage::Ack { id, seq: None }).await.is_err() {
+                if write_msg(sink, &ServerMessage::Ack { id, seq: None })
+                    .await
+                    .is_err()
+                {
                     return Some(End::Gone);
                 }
                 None
             }
-            ClientMessage::Join { id, share, name, host_key, resume } => {
+            ClientMessage::Join {
+                id,
+                share,
+                name,
+                host_key,
+                resume,
+            } => {
                 if self.session.is_some() {
-                    let e = ServerMessage::error(Some(id), ErrorCode::AlreadyJoined, "this connection is already in a room");
+                    let e = ServerMessage::error(
+                        Some(id),
+                        ErrorCode::AlreadyJoined,
+                        "this connection is already in a room",
+                    );
                     return self.refuse(sink, e).await;
                 }
                 let resuming = resume.is_some();
                 let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
-                let req = JoinRequest { id, share, name, host_key, resume };
+                let req = JoinRequest {
+                    id,
+                    share,
+                    name,
+                    host_key,
+                    resume,
+                };
                 match self.app.rooms.join(req, outbound).await {
                     Ok(session) => {
                         if resuming {
@@ -258,7 +311,8 @@ impl Conn {
             }
             other => {
                 let Some(session) = &self.session else {
-                    let e = ServerMessage::error(other.id(), ErrorCode::NotJoined, "join a room first");
+                    let e =
+                        ServerMessage::error(other.id(), ErrorCode::NotJoined, "join a room first");
                     return self.refuse(sink, e).await;
                 };
                 if let Err(e) = session.send(other, received) {

@@ -91,12 +91,18 @@ mod tests {
     #[test]
     fn burst_then_steady_rate() {
         let t0 = Instant::now();
-        let cfg = RateLimits { chat_per_sec: 5, ..RateLimits::default() };
+        let cfg = RateLimits {
+            chat_per_sec: 5,
+            ..RateLimits::default()
+        };
         let mut l = Limiter::new(&cfg, t0);
         let passed = (0..20).filter(|_| l.allow("chat", t0)).count();
         assert_eq!(passed, 10, "burst is twice the rate");
         assert!(!l.allow("chat", t0));
-        assert!(l.allow("chat", t0 + Duration::from_millis(200)), "refills at 5/s");
+        assert!(
+            l.allow("chat", t0 + Duration::from_millis(200)),
+            "refills at 5/s"
+        );
         // Other kinds have their own buckets.
         assert!(l.allow("presence", t0));
     }
@@ -104,7 +110,10 @@ mod tests {
     #[test]
     fn strikes_trip_after_threshold_within_window() {
         let t0 = Instant::now();
-        let cfg = RateLimits { abuse_threshold: 3, ..RateLimits::default() };
+        let cfg = RateLimits {
+            abuse_threshold: 3,
+            ..RateLimits::default()
+        };
         let mut l = Limiter::new(&cfg, t0);
         assert!(!l.strike(t0));
         assert!(!l.strike(t0));
@@ -112,7 +121,10 @@ mod tests {
         assert!(l.strike(t0));
         let mut l = Limiter::new(&cfg, t0);
         for i in 0..10 {
-            assert!(!l.strike(t0 + Duration::from_secs(11 * i)), "old strikes expire");
+            assert!(
+                !l.strike(t0 + Duration::from_secs(11 * i)),
+                "old strikes expire"
+            );
         }
     }
 }

@@ -26,7 +26,9 @@ pub fn check_key(key: &str) -> Result<(), StorageError> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
-        && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
     if ok {
         Ok(())
     } else {
@@ -42,7 +44,12 @@ impl BlobStore {
         }
     }
 
-    pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StorageError> {
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
         check_key(key)?;
         match self {
             BlobStore::Fs(f) => f.put(key, body).await,
@@ -80,7 +87,16 @@ mod tests {
 
     #[test]
     fn hostile_keys_are_refused() {
-        for bad in ["", "/etc/passwd", "a/../b", "..", "a//b", "a b", "a\0b", "ü"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a b",
+            "a\0b",
+            "ü",
+        ] {
             assert!(check_key(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["photos/2026/abc.jpg", "a", "x-y_z.webp"] {

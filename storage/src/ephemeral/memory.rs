@@ -31,7 +31,7 @@ impl Inner {
     /// Every 1,024 writes, drop what expired, so keys nobody reads again do not pile up.
     fn maybe_sweep(&mut self, now: Instant) {
         self.writes += 1;
-        if self.writes % 1024 == 0 {
+        if self.writes.is_multiple_of(1024) {
             self.map.retain(|_, e| e.expires > now);
         }
     }

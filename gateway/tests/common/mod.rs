@@ -1,0 +1,261 @@
+//! A test server on an ephemeral port with in-memory backends, and a small WebSocket client
+//! that speaks the protocol through `wagu_proto`.
+
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wagu_gateway::{App, Config};
+use wagu_proto::ServerMessage;
+use wagu_proto::codec::decode_server;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub app_state: wagu_gateway::AppState,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub fn test_config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: std::env::temp_dir().join(format!("wagu-test-{}", rand_u64())),
+        ..Config::default()
+    }
+}
+
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+pub async fn start(config: Config) -> TestServer {
+    let app = App::build(config).await.expect("app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = app.state.clone();
+    tokio::spawn(async move {
+        let _ = wagu_gateway::serve(listener, app, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    TestServer {
+        addr,
+        stop: Some(tx),
+        app_state: state,
+    }
+}
+
+/// A bare HTTP/1.1 request; returns (status, body).
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    // Chunked bodies from axum: take the JSON object out of the chunk framing.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if b >= a => body[a..=b].to_string(),
+        _ => body,
+    };
+    (status, body)
+}
+
+pub struct Room {
+    pub share: String,
+    pub host_key: String,
+    pub room_id: String,
+}
+
+pub async fn create_room(addr: SocketAddr, body: &str) -> Room {
+    let (status, body) = http(addr, "POST", "/api/rooms", body).await;
+    assert_eq!(status, 201, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    Room {
+        share: v["share_token"].as_str().unwrap().into(),
+        host_key: v["host_key"].as_str().unwrap().into(),
+        room_id: v["room_id"].as_str().unwrap().into(),
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Client {
+    pub ws: Ws,
+    pub next_id: u64,
+    pub me: u32,
+    pub token: String,
+    pub last_seq: u64,
+    /// Frames read while waiting for something else, in order.
+    pub seen: Vec<ServerMessage>,
+}
+
+pub async fn connect(addr: SocketAddr) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    ws
+}
+
+impl Client {
+    pub async fn new(addr: SocketAddr) -> Client {
+        Client {
+            ws: connect(addr).await,
+            next_id: 0,
+            me: 0,
+            token: String::new(),
+            last_seq: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// Sends a command (an object without `id`; one is added) and returns its id.
+    pub async fn send(&mut self, mut v: Value) -> u64 {
+        let id = self.id();
+        v["id"] = id.into();
+        self.send_raw(v.to_string()).await;
+        id
+    }
+
+    /// The next server frame (text), or panics after 5 s.
+    pub async fn recv(&mut self) -> ServerMessage {
+        self.try_recv(Duration::from_secs(5))
+            .await
+            .expect("a frame within 5s")
+    }
+
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerMessage> {
+        loop {
+            let m = tokio::time::timeout(wait, self.ws.next()).await.ok()??;
+            match m {
+                Ok(Message::Text(t)) => {
+                    let msg = decode_server(t.as_bytes()).expect("server frames decode");
+                    if let Some(s) = msg.seq() {
+                        self.last_seq = self.last_seq.max(s.0);
+                    }
+                    return Some(msg);
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Reads until the reply (ack or error) to `id`; everything read lands in `seen`.
+    pub async fn reply(&mut self, id: u64) -> ServerMessage {
+        loop {
+            let m = self.recv().await;
+            let done = matches!(&m, ServerMessage::Ack { id: r, .. } | ServerMessage::Error { id: Some(r), .. } if r.0 == id);
+            if done {
+                return m;
+            }
+            self.seen.push(m);
+        }
+    }
+
+    /// Sends a command and waits for its reply.
+    pub async fn call(&mut self, v: Value) -> ServerMessage {
+        let id = self.send(v).await;
+        self.reply(id).await
+    }
+
+    /// Reads until a frame matches, keeping the others in `seen`.
+    pub async fn wait_for(&mut self, f: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
+        if let Some(pos) = self.seen.iter().position(&f) {
+            return self.seen.remove(pos);
+        }
+        loop {
+            let m = self.recv().await;
+            if f(&m) {
+                return m;
+            }
+            self.seen.push(m);
+        }
+    }
+
+    /// hello + join; returns the welcome.
+    pub async fn join(&mut self, share: &str, name: &str, host_key: Option<&str>) -> ServerMessage {
+        let r = self
+            .call(serde_json::json!({"type": "hello", "protocol": 1}))
+            .await;
+        assert!(matches!(r, ServerMessage::Ack { .. }), "{r:?}");
+        let mut j = serde_json::json!({"type": "join", "share": share, "name": name});
+        if let Some(k) = host_key {
+            j["host_key"] = k.into();
+        }
+        let r = self.call(j).await;
+        assert!(
+            matches!(r, ServerMessage::Ack { .. }),
+            "join refused: {r:?}"
+        );
+        let w = self.seen.remove(0);
+        match &w {
+            ServerMessage::Welcome {
+                you,
+                resume_token,
+                room,
+                ..
+            } => {
+                self.me = you.0;
+                self.token = resume_token.0.clone();
+                self.last_seq = self.last_seq.max(room.seq.0);
+            }
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        self.seen.clear();
+        w
+    }
+
+    /// The close code the server ended with (reading and discarding frames until then).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(f))))) => return Some(u16::from(f.code)),
+                Ok(Some(Ok(Message::Close(None)))) | Ok(None) => return None,
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) => return None,
+                Err(_) => panic!("no close within 10s"),
+            }
+        }
+    }
+}
