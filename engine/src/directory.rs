@@ -244,8 +244,15 @@ impl Rooms {
         )?)
     }
 
-    /// Stops the supervisor and with it every room (their state stays in the store).
-    pub fn shutdown(&self) {
-        self.supervisor.stop(Some("shutdown".into()));
+    /// Stops every room (each leaves a fresh snapshot in the store), then the supervisor.
+    pub async fn shutdown(&self) {
+        let wait = Some(std::time::Duration::from_secs(10));
+        self.supervisor
+            .stop_children_and_wait(Some("shutdown".into()), wait)
+            .await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), wait)
+            .await;
     }
 }

@@ -217,7 +217,7 @@ async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
             "[{backend}] restart must continue the sequence"
         );
         assert!(matches!(room.vote, VoteState::Open));
-        rooms.shutdown();
+        rooms.shutdown().await;
     }
 }
 
@@ -254,7 +254,7 @@ async fn empty_room_retires_and_its_link_dies() {
             .await
             .unwrap_err();
         assert!(matches!(err, EngineError::UnknownRoom), "{err:?}");
-        rooms.shutdown();
+        rooms.shutdown().await;
     }
 }
 
@@ -274,7 +274,7 @@ async fn node_room_limit_is_enforced() {
     rooms.create(CreateRoom::default()).await.unwrap();
     let err = rooms.create(CreateRoom::default()).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Capacity);
-    rooms.shutdown();
+    rooms.shutdown().await;
 }
 
 #[tokio::test]
@@ -330,5 +330,5 @@ async fn slow_connection_is_dropped_without_slowing_the_room() {
         saw_away,
         "the room announced the lagging participant as away"
     );
-    rooms.shutdown();
+    rooms.shutdown().await;
 }

@@ -130,7 +130,7 @@ impl App {
         let _ = self.shutdown_tx.send(true);
     }
 
-    pub fn stop_rooms(&self) {
-        self.state.rooms.shutdown();
+    pub async fn stop_rooms(&self) {
+        self.state.rooms.shutdown().await;
     }
 }

@@ -243,7 +243,7 @@ impl Config {
                 Env::prefixed("WAGU_")
                     // WAGU_TEST_* belong to the test bed, WAGU_CONFIG and WAGU_LOG to main.
                     .filter(|k| {
-                        let k = k.as_str();
+                        let k = k.as_str().to_ascii_lowercase();
                         !k.starts_with("test_") && k != "config" && k != "log"
                     })
                     .split("__"),

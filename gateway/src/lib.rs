@@ -45,6 +45,6 @@ pub async fn serve(
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    app.stop_rooms();
+    app.stop_rooms().await;
     handle.await.map_err(std::io::Error::other)?
 }

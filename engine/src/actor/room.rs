@@ -91,6 +91,8 @@ pub struct RoomState {
     /// Joins waiting for their outcome, and whether each asked to resume.
     pending_joins: HashMap<ConnId, (JoinReply, bool)>,
     armed: Option<u64>,
+    /// Set when the room retired: its stored state is deleted, not saved, on stop.
+    retired: bool,
 }
 
 impl Actor for RoomActor {
@@ -116,6 +118,7 @@ impl Actor for RoomActor {
             conns: HashMap::new(),
             pending_joins: HashMap::new(),
             armed: None,
+            retired: false,
         };
         arm(&myself, &mut state);
         Ok(state)
@@ -180,6 +183,7 @@ impl Actor for RoomActor {
         };
         let retire = step(state, input, received).await?;
         if retire {
+            state.retired = true;
             if let Err(e) = state.store.delete(&state.room).await {
                 tracing::warn!(room = %state.room.id(), error = %e, "could not delete retired room");
             }
@@ -199,7 +203,12 @@ impl Actor for RoomActor {
     ) -> Result<(), ActorProcessingErr> {
         // Connections still attached learn the room is gone when their queue ends.
         for (_, (reply, _)) in state.pending_joins.drain() {
-            let _ = reply.send(Err((ErrorCode::RoomClosed, "the room has ended".into())));
+            let _ = reply.send(Err((ErrorCode::Unavailable, "the room is stopping".into())));
+        }
+        // Stopped but not retired (node shutdown): leave a fresh snapshot so that this or
+        // another node can revive the room and its clients resume there.
+        if !state.retired {
+            state.store.save(&state.room, state.applied).await?;
         }
         Ok(())
     }

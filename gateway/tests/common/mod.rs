@@ -18,7 +18,20 @@ use wagu_proto::codec::decode_server;
 pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     pub app_state: wagu_gateway::AppState,
+}
+
+impl TestServer {
+    /// Shuts the server down as SIGTERM would, and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
 }
 
 impl Drop for TestServer {
@@ -55,7 +68,7 @@ pub async fn start(config: Config) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = app.state.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = wagu_gateway::serve(listener, app, async move {
             let _ = rx.await;
         })
@@ -64,6 +77,7 @@ pub async fn start(config: Config) -> TestServer {
     TestServer {
         addr,
         stop: Some(tx),
+        task: Some(task),
         app_state: state,
     }
 }
