@@ -192,8 +192,12 @@ impl Rooms {
             .resolve_share(share)
             .await?
             .ok_or(EngineError::UnknownRoom)?;
-        call_t!(self.supervisor, SupervisorMsg::Lookup, CALL_TIMEOUT_MS, id)?
-            .ok_or(EngineError::UnknownRoom)
+        match call_t!(self.supervisor, SupervisorMsg::Lookup, CALL_TIMEOUT_MS, id)? {
+            Ok(Some(actor)) => Ok(actor),
+            Ok(None) => Err(EngineError::UnknownRoom),
+            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
+            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
+        }
     }
 
     /// Joins (or resumes) through a share link. On success the room has already queued the

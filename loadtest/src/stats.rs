@@ -11,7 +11,7 @@
 
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -339,12 +339,14 @@ pub struct Tasks {
     idle: Notify,
 }
 
-pub struct TaskGuard<'a>(&'a Tasks);
+pub struct TaskGuard(Arc<Tasks>);
 
 impl Tasks {
-    pub fn enter(&self) -> TaskGuard<'_> {
+    /// Counts a task from now until the guard drops. Take it before spawning, so a task that
+    /// has not started yet is already waited for.
+    pub fn enter(self: &Arc<Self>) -> TaskGuard {
         self.live.fetch_add(1, Ordering::AcqRel);
-        TaskGuard(self)
+        TaskGuard(self.clone())
     }
 
     pub fn live(&self) -> usize {
@@ -364,7 +366,7 @@ impl Tasks {
     }
 }
 
-impl Drop for TaskGuard<'_> {
+impl Drop for TaskGuard {
     fn drop(&mut self) {
         if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();

@@ -183,8 +183,6 @@ pub enum LeaveReason {
 #[serde(rename_all = "snake_case")]
 pub enum RoomCloseReason {
     HostClosed,
-    /// Nobody was in the room for the configured idle time.
-    Idle,
 }
 
 /// Everything a joining (or too-far-behind resuming) client needs to draw the room.

@@ -27,7 +27,10 @@ pub enum SupervisorMsg {
     ),
     /// The actor of a room: running here, or revived from the store (a snapshot left by a
     /// previous process or node), or `None` when the room is unknown.
-    Lookup(RoomId, RpcReplyPort<Option<ActorRef<RoomMsg>>>),
+    Lookup(
+        RoomId,
+        RpcReplyPort<Result<Option<ActorRef<RoomMsg>>, CreateError>>,
+    ),
     /// How many rooms run here.
     Count(RpcReplyPort<usize>),
 }
@@ -135,17 +138,15 @@ impl Actor for RoomSupervisor {
             }
             SupervisorMsg::Lookup(id, reply) => {
                 let found = match state.rooms.get(&id) {
-                    Some(a) => Some(a.clone()),
-                    None if state.rooms.len() < state.config.max_rooms => {
-                        match state.revive(&myself, &id).await {
-                            Ok(a) => a,
-                            Err(e) => {
-                                tracing::warn!(room = %id, error = %e, "could not revive room");
-                                None
-                            }
-                        }
+                    Some(a) => Ok(Some(a.clone())),
+                    // Reviving would take this node over its room limit.
+                    None if state.rooms.len() >= state.config.max_rooms => {
+                        Err(CreateError::Capacity(state.config.max_rooms))
                     }
-                    None => None,
+                    None => match state.revive(&myself, &id).await {
+                        Ok(a) => Ok(a),
+                        Err(e) => Err(CreateError::Store(e.to_string())),
+                    },
                 };
                 let _ = reply.send(found);
             }

@@ -304,6 +304,7 @@ impl Room {
                 {
                     p.conn = None;
                     p.away_since = Some(now);
+                    p.info.status = Status::Away;
                     self.emit(&mut out, |seq| ServerMessage::ParticipantAway {
                         seq,
                         participant,
@@ -344,6 +345,7 @@ impl Room {
             if let Some(p) = self.participants.get_mut(&participant) {
                 p.conn = None;
                 p.away_since = Some(now);
+                p.info.status = Status::Away;
             }
             self.emit(&mut out, |seq| ServerMessage::ParticipantAway {
                 seq,

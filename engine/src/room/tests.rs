@@ -473,6 +473,44 @@ fn drop_then_resume_replays_exactly_what_was_missed() {
 }
 
 #[test]
+fn snapshot_shows_away_participants_as_away() {
+    let mut h = Harness::new(VoteMode::Single);
+    h.join("A", true);
+    let (b, bc, _) = h.join("B", false);
+    h.room.handle(
+        h.now,
+        Input::Disconnect {
+            conn: bc,
+            participant: b,
+        },
+    );
+    let snap = h.room.snapshot();
+    let info = snap.participants.iter().find(|p| p.id == b).unwrap();
+    assert_eq!(info.status, Status::Away);
+    let out = h.room.handle(
+        h.now,
+        Input::Join {
+            conn: ConnId(80),
+            id: RequestId(1),
+            name: "B".into(),
+            host_key: None,
+            resume: Some(ResumeRequest {
+                participant: b,
+                token: ResumeToken(format!("tok-{}", bc.0)),
+                last_seq: h.room.seq(),
+            }),
+            resume_token: ResumeToken("n".into()),
+        },
+    );
+    assert!(out.iter().any(|o| matches!(o, Output::Attach { .. })));
+    let snap = h.room.snapshot();
+    assert_eq!(
+        snap.participants.iter().find(|p| p.id == b).unwrap().status,
+        Status::Online
+    );
+}
+
+#[test]
 fn resume_too_old_gets_snapshot_and_bad_token_is_refused() {
     let mut h = Harness::new(VoteMode::Single);
     h.room.config.replay_capacity = 4;

@@ -82,11 +82,11 @@ pub async fn start(config: Config) -> TestServer {
     }
 }
 
-/// A bare HTTP/1.1 request; returns (status, body).
+/// A bare HTTP/1.0 request (so the response is never chunked); returns (status, body).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -98,11 +98,12 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
         .split_once("\r\n\r\n")
         .map(|x| x.1.to_string())
         .unwrap_or_default();
-    // Chunked bodies from axum: take the JSON object out of the chunk framing.
-    let body = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) if b >= a => body[a..=b].to_string(),
-        _ => body,
-    };
+    assert!(
+        !text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "unexpected chunked response"
+    );
     (status, body)
 }
 
