@@ -26,6 +26,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = app.router.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Small realtime frames must not wait for Nagle's algorithm to coalesce them with the
+    // next write (with delayed ACKs that adds up to tens of milliseconds per hop).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = rx.await;
     });

@@ -73,7 +73,12 @@ impl HttpClient {
         self.request("GET", path, b"").await
     }
 
-    async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> io::Result<(u16, Vec<u8>)> {
         let reused = self.conn.is_some();
         match tokio::time::timeout(TIMEOUT, self.once(method, path, body)).await {
             Ok(Ok(r)) => Ok(r),
@@ -137,7 +142,11 @@ impl HttpClient {
             };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().map_err(|_| bad("bad content-length"))?);
+                length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| bad("bad content-length"))?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");
             } else if name.eq_ignore_ascii_case("connection") {

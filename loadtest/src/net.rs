@@ -90,10 +90,6 @@ impl Dialer {
         })
     }
 
-    pub fn sources(&self) -> &[IpAddr] {
-        &self.sources
-    }
-
     /// Connects to `addr` and performs the WebSocket handshake for `url`. The error is a short
     /// reason for the connect error book.
     pub async fn dial(&self, addr: SocketAddr, url: &str) -> Result<Ws, String> {
@@ -159,5 +155,29 @@ pub fn short_io(e: &io::Error) -> String {
             s.split(" (os error").next().unwrap_or(&s).to_string()
         }
         None => format!("{:?}", e.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_over_loopback_addresses_only_when_needed() {
+        let server: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let per = ports_per_source();
+        assert!(Dialer::new(&[], server, per).unwrap().sources.is_empty());
+        let d = Dialer::new(&[], server, per * 2 + 1).unwrap();
+        let want: Vec<IpAddr> = (1..=3)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect();
+        assert_eq!(d.sources, want);
+        let remote: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+        assert!(
+            Dialer::new(&[], remote, per * 2).is_err(),
+            "needs --source-ips"
+        );
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(Dialer::new(&[ip], remote, 10).unwrap().sources, vec![ip]);
     }
 }

@@ -12,6 +12,8 @@ pub struct RunResult {
     pub scenario: &'static str,
     pub target: Target,
     pub url: String,
+    /// Ctrl-C ended the run early: the figures cover a shorter window than asked.
+    pub interrupted: bool,
     /// Rooms asked for, and created.
     pub rooms: usize,
     pub rooms_created: u64,
@@ -173,10 +175,7 @@ pub fn evaluate(r: &RunResult, p99_ms: Option<f64>, max_errors: Option<u64>) -> 
         if r.participants > 1 && lat.samples == 0 {
             v.push("no presence latency was measured".to_string());
         } else if lat.p99 > limit {
-            v.push(format!(
-                "presence p99 {:.1} ms exceeds {limit} ms",
-                lat.p99
-            ));
+            v.push(format!("presence p99 {:.1} ms exceeds {limit} ms", lat.p99));
         }
         if let Some(chat) = &r.chat
             && chat.latency_ms.samples > 0
@@ -191,7 +190,10 @@ pub fn evaluate(r: &RunResult, p99_ms: Option<f64>, max_errors: Option<u64>) -> 
     if let Some(max) = max_errors
         && r.errors.total > max
     {
-        v.push(format!("{} errors exceed the limit of {max}", r.errors.total));
+        v.push(format!(
+            "{} errors exceed the limit of {max}",
+            r.errors.total
+        ));
     }
     Slo {
         p99_ms,
@@ -311,7 +313,11 @@ pub fn print_summary(r: &RunResult) {
     let p = &r.presence;
     println!(
         "presence  sent {:.0}/s (target {:.0}/s)  friends' updates received {:.0}/s in {:.0} frames/s (delivery {:.3})",
-        p.sent_per_sec, p.target_sent_per_sec, p.received_per_sec, p.frames_per_sec, p.delivery_ratio
+        p.sent_per_sec,
+        p.target_sent_per_sec,
+        p.received_per_sec,
+        p.frames_per_sec,
+        p.delivery_ratio
     );
     println!("  fan-out latency {}", lat_line(&p.latency_ms));
     if p.late > 0 {
@@ -357,6 +363,9 @@ pub fn print_summary(r: &RunResult) {
     show("error frame", &e.error_frames);
     for (code, n) in &e.unexpected_closes {
         println!("  unexpected close: code {code} × {n}");
+    }
+    if r.interrupted {
+        println!("(interrupted: the run was cut short)");
     }
     if r.slo.p99_ms.is_some() || r.slo.max_errors.is_some() {
         if r.slo.passed {

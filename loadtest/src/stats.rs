@@ -11,8 +11,8 @@
 
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
 
@@ -296,10 +296,6 @@ impl SendLog {
         }
     }
 
-    pub fn ring(&self) -> usize {
-        self.ring
-    }
-
     fn index(&self, sender: usize, counter: u64) -> usize {
         sender * self.ring + (counter as usize & (self.ring - 1))
     }
@@ -414,6 +410,10 @@ mod tests {
 
     #[test]
     fn jitter_is_in_unit_range() {
-        assert!((0..10_000).map(unit_jitter).all(|x| (0.0..1.0).contains(&x)));
+        assert!(
+            (0..10_000)
+                .map(unit_jitter)
+                .all(|x| (0.0..1.0).contains(&x))
+        );
     }
 }

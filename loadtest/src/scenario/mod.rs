@@ -157,7 +157,7 @@ async fn monitor(
             server_cpu_percent: proc.map(|p| (p.cpu_percent * 10.0).round() / 10.0),
             server_rss_mb: proc.map(|p| (p.rss_bytes as f64 / 1e6 * 10.0).round() / 10.0),
         };
-        if sample.t_secs % progress_every == 0 {
+        if sample.t_secs.is_multiple_of(progress_every) {
             let server = match proc {
                 Some(p) => format!(
                     "  server cpu {:.0}% rss {:.0} MB",

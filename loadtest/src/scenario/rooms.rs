@@ -193,8 +193,7 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     let mut window = 0.0;
     if !interrupted {
         let warmup = Duration::from_secs_f64(c.warmup_secs);
-        let (w, i) =
-            steady_state(&stats, warmup, Duration::from_secs_f64(c.duration_secs)).await;
+        let (w, i) = steady_state(&stats, warmup, Duration::from_secs_f64(c.duration_secs)).await;
         window = w;
         interrupted = i;
     }
@@ -380,9 +379,7 @@ async fn client(
         settle();
         return;
     }
-    stats.with_hist(H::Join, |h| {
-        record(h, started.elapsed().as_micros() as u64)
-    });
+    stats.with_hist(H::Join, |h| record(h, started.elapsed().as_micros() as u64));
     stats.joined.fetch_add(1, Ordering::Relaxed);
     stats.open.fetch_add(1, Ordering::Relaxed);
     settle();
