@@ -71,3 +71,6 @@ cargo check -p wagu-engine --no-default-features
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "load test smoke (a few seconds against a real server)"
+bash "$ROOT/deploy/loadtest-smoke.sh"

@@ -68,9 +68,14 @@ pub struct Common {
     /// Sample this server process's CPU and RSS from /proc every second.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Fail (exit 2) when the steady-state p99 fan-out latency exceeds this many ms.
+    /// Fail (exit 2) when the steady-state end-to-end p99 (send → friend reads it, including
+    /// the server's coalescing window) exceeds this many ms.
     #[arg(long)]
     pub slo_p99_ms: Option<f64>,
+    /// Fail (exit 2) when the steady-state p99 of the fan-out alone (server batch → friend)
+    /// exceeds this many ms.
+    #[arg(long)]
+    pub slo_fanout_p99_ms: Option<f64>,
     /// Fail (exit 2) when the run counts more errors than this.
     #[arg(long)]
     pub slo_max_errors: Option<u64>,

@@ -46,6 +46,9 @@ const NC: usize = C::AcksIn as usize + 1;
 pub enum H {
     /// From a client sending a presence to a friend reading the batch that carries it.
     Presence,
+    /// From the server's batch (its `at` stamp) to a client reading it: the fan-out alone,
+    /// without the coalescing window. Wall clocks, so only meaningful on one machine.
+    PresenceFanout,
     /// From a client sending a chat to a friend reading it.
     Chat,
     /// From starting the TCP connect to the `ack` of `join` (recorded during the ramp).

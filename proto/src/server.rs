@@ -64,8 +64,10 @@ pub enum ServerMessage {
         participant: ParticipantId,
     },
     /// Batched, coalesced presence (latest per participant). Lossy; does not advance `seq`.
+    /// `at` is when the server sent the batch (Unix ms), for smoothing and staleness.
     Presence {
         seq: Seq,
+        at: UnixMillis,
         updates: Vec<PresenceEntry>,
     },
     CandidateAdded {

@@ -329,7 +329,7 @@ fn apply(
                         if c.presence_owed {
                             // Drained again: send everyone's latest instead of just this batch.
                             c.presence_owed = false;
-                            let full_pic = encode_server(&state.room.full_presence());
+                            let full_pic = encode_server(&state.room.full_presence(unix_now()));
                             if let Pushed::Full = c.outbound.push(Frame::Text(full_pic)) {
                                 c.presence_owed = true;
                             }

@@ -396,9 +396,10 @@ impl Room {
     }
 
     /// The latest presence of everyone, for a connection that missed batches while slow.
-    pub fn full_presence(&self) -> ServerMessage {
+    pub fn full_presence(&self, now: UnixMillis) -> ServerMessage {
         ServerMessage::Presence {
             seq: self.seq,
+            at: now,
             updates: self.snapshot().presence,
         }
     }
@@ -974,6 +975,7 @@ impl Room {
             out.push(Output::Broadcast {
                 msg: ServerMessage::Presence {
                     seq: self.seq,
+                    at: now,
                     updates,
                 },
                 lossy: true,

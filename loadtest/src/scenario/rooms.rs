@@ -249,6 +249,7 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
                 friends,
             )
         }),
+        presence_fanout_ms: Latency::from_hist(&stats.merged(H::PresenceFanout)),
         join_latency_ms: Latency::from_hist(&stats.merged(H::Join)),
         throughput: report::throughput(&stats, window),
         errors: ErrorReport::from_stats(&stats),
@@ -256,7 +257,7 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
         slo: Default::default(),
         timeline: mon.timeline,
     };
-    result.slo = report::evaluate(&result, c.slo_p99_ms, c.slo_max_errors);
+    result.slo = report::evaluate(&result, c.slo_p99_ms, c.slo_fanout_p99_ms, c.slo_max_errors);
     Ok(result)
 }
 
@@ -571,9 +572,18 @@ fn on_text(ctx: &Ctx, room: &Room, slot: usize, text: &str, last_seen: &mut [u64
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
     match wagu::classify(text) {
-        Incoming::Presence(updates) => {
+        Incoming::Presence(at, updates) => {
             stats.add(C::PresenceFramesIn, 1);
             let now = stats.now_us();
+            if stats.measuring() {
+                let wall_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(0);
+                // `at` has millisecond resolution: add half a millisecond to centre the error.
+                let lat = wall_us.saturating_sub(at * 1000 + 500);
+                stats.with_hist(H::PresenceFanout, |h| record(h, lat));
+            }
             let (mut fresh, mut late) = (0, 0);
             let mut measure = |mut hist: Option<&mut hdrhistogram::Histogram<u64>>| {
                 for e in &updates {

@@ -155,7 +155,8 @@ pub fn read_chat_marker(text: &str) -> Option<(usize, u64)> {
 /// What a server frame means to a harness client.
 #[derive(Debug)]
 pub enum Incoming {
-    Presence(Vec<PresenceEntry>),
+    /// The batch's server stamp (Unix ms) and its entries.
+    Presence(u64, Vec<PresenceEntry>),
     Chat(ChatMessage),
     Ack(u64),
     Error(&'static str),
@@ -188,7 +189,7 @@ pub fn classify(frame: &str) -> Incoming {
 
 fn from_message(m: ServerMessage) -> Incoming {
     match m {
-        ServerMessage::Presence { updates, .. } => Incoming::Presence(updates),
+        ServerMessage::Presence { at, updates, .. } => Incoming::Presence(at, updates),
         ServerMessage::Chat { message, .. } => Incoming::Chat(message),
         ServerMessage::Ack { id, .. } => Incoming::Ack(id.0),
         ServerMessage::Error { code, .. } => Incoming::Error(code.as_str()),
@@ -241,7 +242,7 @@ mod tests {
             Incoming::Other
         ));
         assert!(matches!(classify("nonsense"), Incoming::Undecodable));
-        let batch = r#"{"type":"presence","seq":1,"updates":[{"participant":1,"viewport":{"center":{"lat":37.0,"lng":126.0},"zoom":15.0}}]}"#;
-        assert!(matches!(classify(batch), Incoming::Presence(u) if u.len() == 1));
+        let batch = r#"{"type":"presence","seq":1,"at":5,"updates":[{"participant":1,"viewport":{"center":{"lat":37.0,"lng":126.0},"zoom":15.0}}]}"#;
+        assert!(matches!(classify(batch), Incoming::Presence(_, u) if u.len() == 1));
     }
 }
