@@ -226,17 +226,22 @@ async fn step(
     while let Some(input) = queue.pop() {
         let now = unix_now();
         let before = state.room.seq();
-        // Journal needs the input after `handle` consumed it only when the seq moved; cloning
-        // up front is cheaper than re-deriving it and inputs are small.
-        let journal_copy = input.clone();
+        // `handle` consumes the input; keep a copy for the journal unless the input can never
+        // change the room (presence is lossy by design, pings change nothing), which is most
+        // of the traffic.
+        let journal_copy = (!is_ephemeral(&input)).then(|| input.clone());
         let outputs = state.room.handle(now, input);
         if state.room.seq() != before {
             state.applied += 1;
             state.since_snapshot += 1;
-            // Before any output leaves: an acknowledged change is durable in the store.
+            // Before any output leaves: an acknowledged change is durable in the store. An
+            // ephemeral input can only have advanced the sequence through the timers that run
+            // with every input (an away participant timing out), and a tick at the same `now`
+            // replays exactly that.
+            let entry = journal_copy.unwrap_or(Input::Tick);
             state
                 .store
-                .append(state.room.id(), state.applied, now, &journal_copy)
+                .append(state.room.id(), state.applied, now, &entry)
                 .await?;
         }
         let lagged = apply(state, outputs, &mut retire);
@@ -249,6 +254,17 @@ async fn step(
         histogram!("wagu_fanout_seconds").record(r.elapsed().as_secs_f64());
     }
     Ok(retire)
+}
+
+/// Inputs that never advance the sequence number, so never need journaling.
+fn is_ephemeral(input: &Input) -> bool {
+    matches!(
+        input,
+        Input::Command {
+            msg: ClientMessage::Presence { .. } | ClientMessage::Ping { .. },
+            ..
+        }
+    )
 }
 
 /// Applies outputs in order. Returns the connections dropped for lagging.

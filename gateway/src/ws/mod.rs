@@ -55,6 +55,11 @@ async fn upgrade(
     Ok(ws
         .max_message_size(hard)
         .max_frame_size(hard)
+        // tungstenite's defaults (128 KiB read and write buffers) would cost a quarter of a
+        // megabyte per idle connection; client frames are small and we flush in batches.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             connection::serve(sink, stream, app).await;
