@@ -55,7 +55,7 @@ step "build (tests)"
 cargo test --workspace --all-targets --no-run
 
 step "tests"
-cargo test --workspace --all-targets 2>&1 | tee "$WAGU_TESTBED_DIR.test.log"
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$WAGU_TESTBED_DIR.test.log"
 # Every promised service must have been used: no smoke test may have skipped.
 if [[ "${WAGU_TEST_SKIP_SERVICES:-0}" != 1 ]] && grep -q '^SKIPPED' "$WAGU_TESTBED_DIR.test.log"; then
     echo "a test skipped although its service was started:" >&2

@@ -36,6 +36,7 @@ fn room_with(participants: u32) -> (Room, Vec<(ParticipantId, ConnId)>) {
                 host_key: (i == 0).then(|| HostKey("h".into())),
                 resume: None,
                 resume_token: ResumeToken(format!("t{i}")),
+                client_key: None,
             },
         );
         let pid = out

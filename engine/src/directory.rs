@@ -7,11 +7,12 @@
 
 use crate::actor::EngineConfig;
 use crate::actor::outbound::Outbound;
-use crate::actor::room::{JoinArgs, Joined, RoomMsg};
-use crate::actor::supervisor::{CreateError, RoomSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::actor::session::{JoinArgs, Joined, SessionMsg};
+use crate::actor::supervisor::{CreateError, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::error::EngineError;
 use crate::persist::RoomStore;
-use crate::room::{ConnId, RoomSpec, RoomSummary};
+use crate::room::{Room, RoomSpec, RoomSummary};
+use crate::session::{ConnId, Machine};
 use base64::Engine as _;
 use ractor::{Actor, ActorRef, call_t};
 use std::sync::Arc;
@@ -20,17 +21,32 @@ use std::time::Instant;
 use wagu_proto::ids::*;
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
 use wagu_proto::{ClientMessage, ResumeRequest};
+use wagu_storage::BlobStore;
 
 /// How long the gateway waits on a room before answering `unavailable`.
 const CALL_TIMEOUT_MS: u64 = 5_000;
 
-#[derive(Clone)]
-pub struct Rooms {
-    supervisor: ActorRef<SupervisorMsg>,
+/// The door to every session of one kind on this node.
+pub struct Sessions<M: Machine> {
+    supervisor: ActorRef<SupervisorMsg<M>>,
     store: RoomStore,
     config: EngineConfig,
     next_conn: Arc<AtomicU64>,
 }
+
+impl<M: Machine> Clone for Sessions<M> {
+    fn clone(&self) -> Self {
+        Sessions {
+            supervisor: self.supervisor.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            next_conn: self.next_conn.clone(),
+        }
+    }
+}
+
+/// Map rooms.
+pub type Rooms = Sessions<Room>;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRoom {
@@ -56,56 +72,95 @@ pub struct JoinRequest {
     pub resume: Option<ResumeRequest>,
 }
 
-/// Where a room's actor is. Only `Local` exists until rooms can live on other nodes.
-#[derive(Clone, Debug)]
-pub enum RoomLink {
-    Local(ActorRef<RoomMsg>),
+/// Where a session's actor is. Only `Local` exists until sessions can live on other nodes.
+pub enum Link<M: Machine> {
+    Local(ActorRef<SessionMsg<M>>),
 }
 
-/// A connection's place in a room.
-#[derive(Debug)]
-pub struct RoomSession {
-    pub room_id: RoomId,
-    pub participant: ParticipantId,
-    pub conn: ConnId,
-    pub resumed: bool,
-    link: RoomLink,
+/// Room commands and stream commands travel the same way; this hides which kind a
+/// connection is in from the gateway's connection loop.
+trait SessionLink: Send + Sync {
+    fn command(
+        &self,
+        conn: ConnId,
+        participant: ParticipantId,
+        msg: ClientMessage,
+        received: Instant,
+    ) -> Result<(), EngineError>;
+    fn disconnect(&self, conn: ConnId, participant: ParticipantId);
+    fn crash(&self);
 }
 
-impl RoomSession {
-    /// Hands a validated command to the room; its `ack`/`error` arrives on the outbound queue.
-    pub fn send(&self, msg: ClientMessage, received: Instant) -> Result<(), EngineError> {
-        match &self.link {
-            RoomLink::Local(a) => a.cast(RoomMsg::Command {
-                conn: self.conn,
-                participant: self.participant,
+impl<M: Machine> SessionLink for Link<M> {
+    fn command(
+        &self,
+        conn: ConnId,
+        participant: ParticipantId,
+        msg: ClientMessage,
+        received: Instant,
+    ) -> Result<(), EngineError> {
+        match self {
+            Link::Local(a) => a.cast(SessionMsg::Command {
+                conn,
+                participant,
                 msg,
                 received,
             })?,
         }
         Ok(())
     }
+    fn disconnect(&self, conn: ConnId, participant: ParticipantId) {
+        match self {
+            Link::Local(a) => {
+                let _ = a.cast(SessionMsg::Disconnect { conn, participant });
+            }
+        }
+    }
+    fn crash(&self) {
+        match self {
+            Link::Local(a) => {
+                let _ = a.cast(SessionMsg::Crash);
+            }
+        }
+    }
+}
+
+/// A connection's place in a room or stream.
+pub struct RoomSession {
+    /// The room's or stream's id.
+    pub room_id: String,
+    pub participant: ParticipantId,
+    pub conn: ConnId,
+    pub resumed: bool,
+    link: Box<dyn SessionLink>,
+}
+
+impl std::fmt::Debug for RoomSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomSession")
+            .field("room_id", &self.room_id)
+            .field("participant", &self.participant)
+            .field("conn", &self.conn)
+            .finish()
+    }
+}
+
+impl RoomSession {
+    /// Hands a validated command to the room; its `ack`/`error` arrives on the outbound queue.
+    pub fn send(&self, msg: ClientMessage, received: Instant) -> Result<(), EngineError> {
+        self.link
+            .command(self.conn, self.participant, msg, received)
+    }
 
     /// The socket is gone: the participant becomes away (resumable) unless it left already.
     pub fn disconnect(&self) {
-        match &self.link {
-            RoomLink::Local(a) => {
-                let _ = a.cast(RoomMsg::Disconnect {
-                    conn: self.conn,
-                    participant: self.participant,
-                });
-            }
-        }
+        self.link.disconnect(self.conn, self.participant);
     }
 
     /// Test hook: makes the room's actor panic.
     #[doc(hidden)]
     pub fn crash_room(&self) {
-        match &self.link {
-            RoomLink::Local(a) => {
-                let _ = a.cast(RoomMsg::Crash);
-            }
-        }
+        self.link.crash();
     }
 }
 
@@ -121,20 +176,31 @@ fn random_room_id() -> RoomId {
     RoomId(format!("r{v:020x}"))
 }
 
-impl Rooms {
-    /// Starts the room supervisor.
-    pub async fn start(store: RoomStore, config: EngineConfig) -> Result<Self, EngineError> {
+impl<M: Machine> Sessions<M> {
+    /// Starts the supervisor of this kind.
+    pub async fn start_kind(
+        store: RoomStore,
+        config: EngineConfig,
+        machine: M::Config,
+        max_sessions: usize,
+        records: Option<BlobStore>,
+        discoverable: bool,
+    ) -> Result<Self, EngineError> {
         let (supervisor, _) = Actor::spawn(
             None,
-            RoomSupervisor,
+            Supervisor::<M>::default(),
             SupervisorArgs {
                 store: store.clone(),
                 config: config.clone(),
+                machine,
+                records,
+                discoverable,
+                max_sessions,
             },
         )
         .await
         .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(Rooms {
+        Ok(Sessions {
             supervisor,
             store,
             config,
@@ -147,6 +213,121 @@ impl Rooms {
     }
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Spawns a session from its spec.
+    pub async fn spawn(&self, spec: M::Spec) -> Result<(), EngineError> {
+        let created = call_t!(
+            self.supervisor,
+            SupervisorMsg::Create,
+            CALL_TIMEOUT_MS,
+            Box::new(spec)
+        )?;
+        match created {
+            Ok(_) => Ok(()),
+            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
+            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
+        }
+    }
+
+    /// The actor of session `id`, reviving it from the store if needed.
+    pub(crate) async fn locate_id(
+        &self,
+        id: String,
+    ) -> Result<ActorRef<SessionMsg<M>>, EngineError> {
+        match call_t!(self.supervisor, SupervisorMsg::Lookup, CALL_TIMEOUT_MS, id)? {
+            Ok(Some(actor)) => Ok(actor),
+            Ok(None) => Err(EngineError::UnknownRoom),
+            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
+            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
+        }
+    }
+
+    /// Joins (or resumes) session `id`. On success the session has already queued its welcome
+    /// (or `resumed` + replay) and the `ack` on `outbound`.
+    pub async fn join_id(&self, id: String, req: JoinArgs) -> Result<RoomSession, EngineError> {
+        let actor = self.locate_id(id).await?;
+        let conn = req.conn;
+        let result = call_t!(actor, SessionMsg::Join, CALL_TIMEOUT_MS, Box::new(req))?;
+        let Joined {
+            session_id,
+            participant,
+            resumed,
+        } = result.map_err(|(code, message)| EngineError::Refused { code, message })?;
+        Ok(RoomSession {
+            room_id: session_id,
+            participant,
+            conn,
+            resumed,
+            link: Box::new(Link::Local(actor)),
+        })
+    }
+
+    /// A fresh connection id and resume token for a join.
+    pub fn join_args(
+        &self,
+        id: RequestId,
+        name: String,
+        host_key: Option<HostKey>,
+        resume: Option<ResumeRequest>,
+        client_key: Option<String>,
+        outbound: Outbound,
+    ) -> JoinArgs {
+        JoinArgs {
+            conn: ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed)),
+            client_key,
+            id,
+            name,
+            host_key,
+            resume,
+            resume_token: ResumeToken(random_token(24)),
+            outbound,
+        }
+    }
+
+    /// The summary of session `id`.
+    pub async fn summary_id(&self, id: String) -> Result<M::Summary, EngineError> {
+        let actor = self.locate_id(id).await?;
+        Ok(call_t!(actor, SessionMsg::Summary, CALL_TIMEOUT_MS)?)
+    }
+
+    /// Latest summaries of every running session (discoverable kinds only).
+    pub async fn list(&self) -> Result<Vec<M::Summary>, EngineError> {
+        Ok(call_t!(
+            self.supervisor,
+            SupervisorMsg::List,
+            CALL_TIMEOUT_MS
+        )?)
+    }
+
+    /// Sessions running on this node.
+    pub async fn count(&self) -> Result<usize, EngineError> {
+        Ok(call_t!(
+            self.supervisor,
+            SupervisorMsg::Count,
+            CALL_TIMEOUT_MS
+        )?)
+    }
+
+    /// Stops every session (each leaves a fresh snapshot in the store), then the supervisor.
+    pub async fn shutdown(&self) {
+        let wait = Some(std::time::Duration::from_secs(10));
+        self.supervisor
+            .stop_children_and_wait(Some("shutdown".into()), wait)
+            .await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), wait)
+            .await;
+    }
+}
+
+impl Sessions<Room> {
+    /// Starts the room supervisor.
+    pub async fn start(store: RoomStore, config: EngineConfig) -> Result<Self, EngineError> {
+        let room = config.room.clone();
+        let max = config.max_rooms;
+        Self::start_kind(store, config, room, max, None, false).await
     }
 
     /// Creates a room and returns its share link's token and the host key.
@@ -168,36 +349,20 @@ impl Rooms {
             share_expires_at,
         };
         let room_id = spec.id.clone();
-        let created = call_t!(
-            self.supervisor,
-            SupervisorMsg::Create,
-            CALL_TIMEOUT_MS,
-            Box::new(spec)
-        )?;
-        match created {
-            Ok(_) => Ok(CreatedRoom {
-                room_id,
-                share,
-                host_key,
-                share_expires_at,
-            }),
-            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
-            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
-        }
+        self.spawn(spec).await?;
+        Ok(CreatedRoom {
+            room_id,
+            share,
+            host_key,
+            share_expires_at,
+        })
     }
 
-    async fn locate(&self, share: &ShareToken) -> Result<ActorRef<RoomMsg>, EngineError> {
-        let id = self
-            .store
-            .resolve_share(share)
+    async fn room_id(&self, share: &ShareToken) -> Result<String, EngineError> {
+        self.store
+            .resolve_alias(&format!("share:{}", share.0))
             .await?
-            .ok_or(EngineError::UnknownRoom)?;
-        match call_t!(self.supervisor, SupervisorMsg::Lookup, CALL_TIMEOUT_MS, id)? {
-            Ok(Some(actor)) => Ok(actor),
-            Ok(None) => Err(EngineError::UnknownRoom),
-            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
-            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
-        }
+            .ok_or(EngineError::UnknownRoom)
     }
 
     /// Joins (or resumes) through a share link. On success the room has already queued the
@@ -207,56 +372,14 @@ impl Rooms {
         req: JoinRequest,
         outbound: Outbound,
     ) -> Result<RoomSession, EngineError> {
-        let actor = self.locate(&req.share).await?;
-        let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let args = JoinArgs {
-            conn,
-            id: req.id,
-            name: req.name,
-            host_key: req.host_key,
-            resume: req.resume,
-            resume_token: ResumeToken(random_token(24)),
-            outbound,
-        };
-        let result = call_t!(actor, RoomMsg::Join, CALL_TIMEOUT_MS, Box::new(args))?;
-        let Joined {
-            room_id,
-            participant,
-            resumed,
-        } = result.map_err(|(code, message)| EngineError::Refused { code, message })?;
-        Ok(RoomSession {
-            room_id,
-            participant,
-            conn,
-            resumed,
-            link: RoomLink::Local(actor),
-        })
+        let id = self.room_id(&req.share).await?;
+        let args = self.join_args(req.id, req.name, req.host_key, req.resume, None, outbound);
+        self.join_id(id, args).await
     }
 
     /// A public summary of the room behind a share link (for link previews).
     pub async fn summary(&self, share: &ShareToken) -> Result<RoomSummary, EngineError> {
-        let actor = self.locate(share).await?;
-        Ok(call_t!(actor, RoomMsg::Summary, CALL_TIMEOUT_MS)?)
-    }
-
-    /// Rooms running on this node.
-    pub async fn count(&self) -> Result<usize, EngineError> {
-        Ok(call_t!(
-            self.supervisor,
-            SupervisorMsg::Count,
-            CALL_TIMEOUT_MS
-        )?)
-    }
-
-    /// Stops every room (each leaves a fresh snapshot in the store), then the supervisor.
-    pub async fn shutdown(&self) {
-        let wait = Some(std::time::Duration::from_secs(10));
-        self.supervisor
-            .stop_children_and_wait(Some("shutdown".into()), wait)
-            .await;
-        let _ = self
-            .supervisor
-            .stop_and_wait(Some("shutdown".into()), wait)
-            .await;
+        let id = self.room_id(share).await?;
+        self.summary_id(id).await
     }
 }

@@ -1,5 +1,7 @@
 //! The Wagu room engine.
 //!
+//! - [`session`]: what every session's state machine shares (inputs, outputs, the `Machine`
+//!   trait the actors run).
 //! - [`room`]: the map room as a deterministic, sans-IO state machine (`handle(now, input)` →
 //!   outputs). No tokio, no sockets, no clock of its own: build this crate with
 //!   `--no-default-features` and that is all you get.
@@ -9,6 +11,7 @@
 //!   whether its actor is in this process or, later, on another node.
 
 pub mod room;
+pub mod session;
 
 #[cfg(feature = "runtime")]
 pub mod actor;

@@ -1,28 +1,28 @@
-//! Where rooms survive their actor: a snapshot plus a journal of the inputs applied since, in
+//! Where sessions survive their actor: a snapshot plus a journal of the inputs applied since, in
 //! the ephemeral store (in-process by default, Redis when configured), all with a TTL.
 //!
 //! Why a journal: writing the whole room (up to 200 chat messages and the replay buffer) on
 //! every vote would cost far more than the vote. Instead the actor appends each input that
-//! advanced the room's sequence number — before it acknowledges it — and rewrites the snapshot
-//! every few hundred inputs. Entries carry a counter so that a journal left behind by a crash
-//! between "write snapshot" and "clear journal" is skipped, never applied twice. Inputs replay
-//! deterministically because the room takes its time and randomness from its inputs.
+//! advanced the session's sequence number — before it acknowledges it — and rewrites the
+//! snapshot every few hundred inputs. Entries carry a counter so that a journal left behind by a
+//! crash between "write snapshot" and "clear journal" is skipped, never applied twice. Inputs
+//! replay deterministically because machines take their time and randomness from their inputs.
 //!
-//! Keys: `wagu:room:{id}:snap`, `wagu:room:{id}:log`, `wagu:share:{token}` → room id.
+//! Keys: `wagu:{kind}:{id}:snap`, `wagu:{kind}:{id}:log`, and for each alias of a session (a
+//! room's share token) `wagu:{alias}` → id.
 
-use crate::room::{Input, Room};
+use crate::session::{Input, Machine};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use wagu_proto::ids::{RoomId, ShareToken};
 use wagu_proto::model::UnixMillis;
 use wagu_storage::{EphemeralStore, StorageError};
 
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct Stored<M> {
     /// How many journal entries this snapshot already contains.
     applied: u64,
-    room: Room,
+    room: M,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -37,8 +37,8 @@ struct Entry {
 pub enum PersistError {
     #[error(transparent)]
     Store(#[from] StorageError),
-    #[error("stored room {0} is corrupt: {1}")]
-    Corrupt(RoomId, serde_json::Error),
+    #[error("stored session {0} is corrupt: {1}")]
+    Corrupt(String, serde_json::Error),
 }
 
 #[derive(Clone)]
@@ -47,18 +47,19 @@ pub struct RoomStore {
     ttl: Duration,
 }
 
-fn snap_key(id: &RoomId) -> String {
-    format!("wagu:room:{id}:snap")
+fn snap_key<M: Machine>(id: &str) -> String {
+    format!("wagu:{}:{id}:snap", M::KIND)
 }
-fn log_key(id: &RoomId) -> String {
-    format!("wagu:room:{id}:log")
+fn log_key<M: Machine>(id: &str) -> String {
+    format!("wagu:{}:{id}:log", M::KIND)
 }
-fn share_key(t: &ShareToken) -> String {
-    format!("wagu:share:{}", t.0)
+fn alias_key(alias: &str) -> String {
+    format!("wagu:{alias}")
 }
 
 impl RoomStore {
-    /// `ttl` bounds how long a room nobody touches stays in the store; every snapshot renews it.
+    /// `ttl` bounds how long a session nobody touches stays in the store; every snapshot
+    /// renews it.
     pub fn new(store: EphemeralStore, ttl: Duration) -> Self {
         RoomStore { store, ttl }
     }
@@ -71,35 +72,33 @@ impl RoomStore {
         &self.store
     }
 
-    /// Writes the snapshot (which covers journal entries up to `applied`), renews the share
-    /// link, then clears the journal.
-    pub async fn save(&self, room: &Room, applied: u64) -> Result<(), PersistError> {
+    /// Writes the snapshot (which covers journal entries up to `applied`), renews the aliases,
+    /// then clears the journal.
+    pub async fn save<M: Machine>(&self, m: &M, applied: u64) -> Result<(), PersistError> {
         #[derive(Serialize)]
-        struct StoredRef<'a> {
+        struct StoredRef<'a, M> {
             applied: u64,
-            room: &'a Room,
+            room: &'a M,
         }
-        let bytes = serde_json::to_vec(&StoredRef { applied, room })
-            .map_err(|e| PersistError::Corrupt(room.id().clone(), e))?;
-        let id = room.id();
+        let id = m.key();
+        let bytes = serde_json::to_vec(&StoredRef { applied, room: m })
+            .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
         self.store
-            .put(&snap_key(id), Bytes::from(bytes), self.ttl)
+            .put(&snap_key::<M>(id), Bytes::from(bytes), self.ttl)
             .await?;
-        self.store
-            .put(
-                &share_key(&room.spec().share),
-                Bytes::from(id.0.clone()),
-                self.ttl,
-            )
-            .await?;
-        self.store.delete(&[&log_key(id)]).await?;
+        for alias in m.aliases() {
+            self.store
+                .put(&alias_key(&alias), Bytes::from(id.to_string()), self.ttl)
+                .await?;
+        }
+        self.store.delete(&[&log_key::<M>(id)]).await?;
         Ok(())
     }
 
     /// Appends the `n`-th journaled input.
-    pub async fn append(
+    pub async fn append<M: Machine>(
         &self,
-        id: &RoomId,
+        id: &str,
         n: u64,
         now: UnixMillis,
         input: &Input,
@@ -111,48 +110,48 @@ impl RoomStore {
             input: &'a Input,
         }
         let bytes = serde_json::to_vec(&EntryRef { n, now, input })
-            .map_err(|e| PersistError::Corrupt(id.clone(), e))?;
+            .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
         self.store
-            .append(&log_key(id), Bytes::from(bytes), self.ttl)
+            .append(&log_key::<M>(id), Bytes::from(bytes), self.ttl)
             .await?;
         Ok(())
     }
 
-    /// Rebuilds a room: the snapshot, then every journal entry it does not contain yet.
-    /// Returns the room and the journal counter to continue from.
-    pub async fn load(&self, id: &RoomId) -> Result<Option<(Room, u64)>, PersistError> {
-        let Some(bytes) = self.store.get(&snap_key(id)).await? else {
+    /// Rebuilds a session: the snapshot, then every journal entry it does not contain yet.
+    /// Returns the session and the journal counter to continue from.
+    pub async fn load<M: Machine>(&self, id: &str) -> Result<Option<(M, u64)>, PersistError> {
+        let Some(bytes) = self.store.get(&snap_key::<M>(id)).await? else {
             return Ok(None);
         };
-        let stored: Stored =
-            serde_json::from_slice(&bytes).map_err(|e| PersistError::Corrupt(id.clone(), e))?;
-        let mut room = stored.room;
+        let stored: Stored<M> =
+            serde_json::from_slice(&bytes).map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
+        let mut m = stored.room;
         let mut applied = stored.applied;
-        for raw in self.store.list(&log_key(id)).await? {
-            let e: Entry =
-                serde_json::from_slice(&raw).map_err(|e| PersistError::Corrupt(id.clone(), e))?;
+        for raw in self.store.list(&log_key::<M>(id)).await? {
+            let e: Entry = serde_json::from_slice(&raw)
+                .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
             if e.n <= applied {
                 continue;
             }
             // Outputs are dropped: the connections they were for died with the old actor.
-            let _ = room.handle(e.now, e.input);
+            let _ = m.handle(e.now, e.input);
             applied = e.n;
         }
-        Ok(Some((room, applied)))
+        Ok(Some((m, applied)))
     }
 
-    pub async fn delete(&self, room: &Room) -> Result<(), PersistError> {
-        let id = room.id();
-        self.store
-            .delete(&[&snap_key(id), &log_key(id), &share_key(&room.spec().share)])
-            .await?;
+    pub async fn delete<M: Machine>(&self, m: &M) -> Result<(), PersistError> {
+        let id = m.key();
+        let mut keys = vec![snap_key::<M>(id), log_key::<M>(id)];
+        keys.extend(m.aliases().iter().map(|a| alias_key(a)));
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.store.delete(&refs).await?;
         Ok(())
     }
 
-    /// The room a share token opens, if the link is known.
-    pub async fn resolve_share(&self, token: &ShareToken) -> Result<Option<RoomId>, PersistError> {
-        let v = self.store.get(&share_key(token)).await?;
-        Ok(v.and_then(|b| String::from_utf8(b.to_vec()).ok())
-            .map(RoomId))
+    /// The session an alias (e.g. `share:<token>`) leads to, if known.
+    pub async fn resolve_alias(&self, alias: &str) -> Result<Option<String>, PersistError> {
+        let v = self.store.get(&alias_key(alias)).await?;
+        Ok(v.and_then(|b| String::from_utf8(b.to_vec()).ok()))
     }
 }

@@ -138,6 +138,7 @@ fn run(mode: VoteMode, ops: Vec<Op>) {
                         host_key: Some(HostKey("h".into())).filter(|_| members.is_empty()),
                         resume: None,
                         resume_token: token.clone(),
+                        client_key: None,
                     },
                     &mut members,
                 );
@@ -178,6 +179,7 @@ fn run(mode: VoteMode, ops: Vec<Op>) {
                     host_key: None,
                     resume: Some(r),
                     resume_token: ResumeToken("x".into()),
+                    client_key: None,
                 }
             }
             other => {

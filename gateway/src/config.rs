@@ -221,6 +221,37 @@ pub enum ConfigError {
     },
 }
 
+/// Top-level settings, the only `WAGU_*` variables the configuration reads.
+const SETTINGS: [&str; 9] = [
+    "listen",
+    "data_dir",
+    "public_url",
+    "log_format",
+    "ephemeral",
+    "blobs",
+    "database",
+    "limits",
+    "rate",
+];
+
+fn is_setting(env_key: &str) -> bool {
+    let k = env_key.to_ascii_lowercase();
+    let top = k.split("__").next().unwrap_or("");
+    SETTINGS.contains(&top)
+}
+
+/// `WAGU_*` variables that name no setting, so that startup can warn about likely typos.
+pub fn ignored_env_vars() -> Vec<String> {
+    std::env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("WAGU_").map(str::to_string))
+        .filter(|k| {
+            let l = k.to_ascii_lowercase();
+            !is_setting(k) && l != "config" && l != "log" && !l.starts_with("test_")
+        })
+        .map(|k| format!("WAGU_{k}"))
+        .collect()
+}
+
 impl Config {
     /// Loads the layers. `file` that does not exist is an error (a typo should not silently
     /// fall back to defaults).
@@ -241,11 +272,10 @@ impl Config {
         fig = fig
             .merge(
                 Env::prefixed("WAGU_")
-                    // WAGU_TEST_* belong to the test bed, WAGU_CONFIG and WAGU_LOG to main.
-                    .filter(|k| {
-                        let k = k.as_str().to_ascii_lowercase();
-                        !k.starts_with("test_") && k != "config" && k != "log"
-                    })
+                    // Only variables naming a setting: the environment also carries WAGU_*
+                    // variables of tools (the test bed's WAGU_TEST_*, WAGU_CACHE_DIR…).
+                    // Within a section, unknown keys still fail (a typo is caught).
+                    .filter(|k| is_setting(k.as_str()))
                     .split("__"),
             )
             .merge(Serialized::defaults(flags));
@@ -361,6 +391,14 @@ mod tests {
             Config::load(Some(&dir.join("missing.toml")), FlagOverrides::default()).unwrap_err();
         assert!(e.to_string().contains("does not exist"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_setting_variables_are_read() {
+        assert!(is_setting("LIMITS__MAX_ROOMS"));
+        assert!(is_setting("listen"));
+        assert!(!is_setting("CACHE_DIR"));
+        assert!(!is_setting("TEST_REDIS_URL"));
     }
 
     #[test]

@@ -48,6 +48,9 @@ fn main() -> anyhow::Result<()> {
         }
     };
     wagu_gateway::telemetry::init_logs(config.log_format == LogFormat::Json);
+    for var in wagu_gateway::config::ignored_env_vars() {
+        tracing::warn!(var, "environment variable names no setting; ignored");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

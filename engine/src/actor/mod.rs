@@ -1,14 +1,14 @@
-//! The actors that run rooms.
+//! The actors that run sessions (map rooms and live streams).
 //!
-//! - [`room::RoomActor`]: one per map room; owns its [`crate::room::Room`], feeds it inputs,
-//!   journals what changed it, and fans its outputs out to connection queues.
-//! - [`supervisor::RoomSupervisor`]: spawns rooms on demand, restarts a room that panicked from
-//!   its last snapshot plus journal, and forgets rooms that retired.
+//! - [`session::SessionActor`]: one per room or stream; owns its state machine, feeds it
+//!   inputs, journals what changed it, and fans its outputs out to connection queues.
+//! - [`supervisor::Supervisor`]: one per kind; spawns sessions on demand, restarts one that
+//!   panicked from its last snapshot plus journal, and forgets those that retired.
 //!
 //! Settings shared by both live in [`EngineConfig`].
 
 pub mod outbound;
-pub mod room;
+pub mod session;
 pub mod supervisor;
 
 use crate::room::RoomConfig;

@@ -1,38 +1,44 @@
-//! `RoomSupervisor`: the parent of every room actor on this node.
+//! `Supervisor<M>`: the parent of every session actor of one kind on this node (one supervisor
+//! for map rooms, one for live streams).
 //!
-//! It spawns a room when one is created, finds (or revives from the store) the actor of a room
-//! when a connection asks for it, restarts a room that panicked from its snapshot plus journal,
-//! and forgets a room whose actor stopped normally (retired). A room that keeps crashing (more
-//! than `max_restarts_per_minute`) is given up rather than restarted forever.
+//! It spawns a session when one is created, finds (or revives from the store) the actor of a
+//! session when a connection asks for it, restarts a session that panicked from its snapshot
+//! plus journal, and forgets a session whose actor stopped normally (retired). A session that
+//! keeps crashing (more than `max_restarts_per_minute`) is given up rather than restarted
+//! forever. For discoverable kinds (streams) it also keeps the latest summary each session
+//! reports, so listing live streams never has to ask every actor.
 //!
 //! Note ractor's default `handle_supervisor_evt` stops the supervisor when a child dies; this
 //! one overrides it, which is the point of having it.
 
 use super::EngineConfig;
-use super::room::{RoomActor, RoomArgs, RoomMsg};
+use super::session::{SessionActor, SessionArgs, SessionMsg};
 use super::unix_now;
 use crate::persist::RoomStore;
-use crate::room::{Room, RoomSpec};
+use crate::session::Machine;
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wagu_proto::ids::RoomId;
+use wagu_storage::BlobStore;
 
-pub enum SupervisorMsg {
-    /// Spawn a new room.
+type Found<M> = Result<Option<ActorRef<SessionMsg<M>>>, CreateError>;
+
+pub enum SupervisorMsg<M: Machine> {
+    /// Spawn a new session.
     Create(
-        Box<RoomSpec>,
-        RpcReplyPort<Result<ActorRef<RoomMsg>, CreateError>>,
+        Box<M::Spec>,
+        RpcReplyPort<Result<ActorRef<SessionMsg<M>>, CreateError>>,
     ),
-    /// The actor of a room: running here, or revived from the store (a snapshot left by a
-    /// previous process or node), or `None` when the room is unknown.
-    Lookup(
-        RoomId,
-        RpcReplyPort<Result<Option<ActorRef<RoomMsg>>, CreateError>>,
-    ),
-    /// How many rooms run here.
+    /// The actor of a session: running here, or revived from the store (a snapshot left by a
+    /// previous process or node), or `None` when the session is unknown.
+    Lookup(String, RpcReplyPort<Found<M>>),
+    /// How many sessions run here.
     Count(RpcReplyPort<usize>),
+    /// A session's latest summary (sent by discoverable sessions on their ticks).
+    Report(String, M::Summary),
+    /// The latest summaries of every running discoverable session.
+    List(RpcReplyPort<Vec<M::Summary>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,108 +47,131 @@ pub enum CreateError {
     Store(String),
 }
 
-pub struct RoomSupervisor;
+pub struct Supervisor<M>(std::marker::PhantomData<fn() -> M>);
 
-pub struct SupervisorArgs {
+impl<M> Default for Supervisor<M> {
+    fn default() -> Self {
+        Supervisor(std::marker::PhantomData)
+    }
+}
+
+pub struct SupervisorArgs<M: Machine> {
     pub store: RoomStore,
     pub config: EngineConfig,
+    pub machine: M::Config,
+    /// Where retiring sessions leave their durable record (streams).
+    pub records: Option<BlobStore>,
+    /// Whether sessions report summaries for discovery.
+    pub discoverable: bool,
+    /// Sessions this node may hold at once.
+    pub max_sessions: usize,
 }
 
-pub struct SupervisorState {
-    store: RoomStore,
-    config: EngineConfig,
-    rooms: HashMap<RoomId, ActorRef<RoomMsg>>,
-    by_actor: HashMap<ActorId, RoomId>,
-    restarts: HashMap<RoomId, Vec<Instant>>,
+pub struct SupervisorState<M: Machine> {
+    args: SupervisorArgs<M>,
+    sessions: HashMap<String, ActorRef<SessionMsg<M>>>,
+    by_actor: HashMap<ActorId, String>,
+    restarts: HashMap<String, Vec<Instant>>,
+    summaries: HashMap<String, M::Summary>,
 }
 
-impl SupervisorState {
+impl<M: Machine> SupervisorState<M> {
     async fn spawn(
         &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        room: Room,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        machine: M,
         applied: u64,
-    ) -> Result<ActorRef<RoomMsg>, ActorProcessingErr> {
-        let id = room.id().clone();
-        let args = RoomArgs {
-            room,
+    ) -> Result<ActorRef<SessionMsg<M>>, ActorProcessingErr> {
+        let id = machine.key().to_string();
+        if self.args.discoverable {
+            self.summaries.insert(id.clone(), machine.summary());
+        }
+        let args = SessionArgs {
+            machine,
             applied,
-            store: self.store.clone(),
-            config: self.config.clone(),
+            store: self.args.store.clone(),
+            config: self.args.config.clone(),
+            records: self.args.records.clone(),
+            report: self.args.discoverable.then(|| myself.clone()),
         };
         let (actor, _handle) =
-            Actor::spawn_linked(None, RoomActor, args, myself.get_cell()).await?;
+            Actor::spawn_linked(None, SessionActor::<M>::default(), args, myself.get_cell())
+                .await?;
         self.by_actor.insert(actor.get_id(), id.clone());
-        self.rooms.insert(id, actor.clone());
-        gauge!("wagu_rooms").set(self.rooms.len() as f64);
+        self.sessions.insert(id, actor.clone());
+        gauge!("wagu_sessions", "kind" => M::KIND).set(self.sessions.len() as f64);
         Ok(actor)
     }
 
-    /// Rebuilds a room from the store, with every participant away (their sockets are gone).
+    /// Rebuilds a session from the store, with every participant away (their sockets are gone).
     async fn revive(
         &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        id: &RoomId,
-    ) -> Result<Option<ActorRef<RoomMsg>>, ActorProcessingErr> {
-        let Some((mut room, applied)) = self.store.load(id).await? else {
+        myself: &ActorRef<SupervisorMsg<M>>,
+        id: &str,
+    ) -> Result<Option<ActorRef<SessionMsg<M>>>, ActorProcessingErr> {
+        let Some((mut machine, applied)) = self.args.store.load::<M>(id).await? else {
             return Ok(None);
         };
-        if room.is_closed() {
+        if machine.is_closed() {
             return Ok(None);
         }
-        let _ = room.detach_all(unix_now());
-        Ok(Some(self.spawn(myself, room, applied).await?))
+        let _ = machine.detach_all(unix_now());
+        Ok(Some(self.spawn(myself, machine, applied).await?))
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.sessions.remove(id);
+        self.summaries.remove(id);
     }
 }
 
-impl Actor for RoomSupervisor {
-    type Msg = SupervisorMsg;
-    type State = SupervisorState;
-    type Arguments = SupervisorArgs;
+impl<M: Machine> Actor for Supervisor<M> {
+    type Msg = SupervisorMsg<M>;
+    type State = SupervisorState<M>;
+    type Arguments = SupervisorArgs<M>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        args: SupervisorArgs,
+        args: SupervisorArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(SupervisorState {
-            store: args.store,
-            config: args.config,
-            rooms: HashMap::new(),
+            args,
+            sessions: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            summaries: HashMap::new(),
         })
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
-        msg: SupervisorMsg,
-        state: &mut SupervisorState,
+        msg: SupervisorMsg<M>,
+        state: &mut SupervisorState<M>,
     ) -> Result<(), ActorProcessingErr> {
+        let max = state.args.max_sessions;
         match msg {
             SupervisorMsg::Create(spec, reply) => {
-                if state.rooms.len() >= state.config.max_rooms {
-                    let _ = reply.send(Err(CreateError::Capacity(state.config.max_rooms)));
+                if state.sessions.len() >= max {
+                    let _ = reply.send(Err(CreateError::Capacity(max)));
                     return Ok(());
                 }
-                let room = Room::new(*spec, state.config.room.clone(), unix_now());
+                let machine = M::create(*spec, &state.args.machine, unix_now());
                 let result = state
-                    .spawn(&myself, room, 0)
+                    .spawn(&myself, machine, 0)
                     .await
                     .map_err(|e| CreateError::Store(e.to_string()));
                 if result.is_ok() {
-                    counter!("wagu_rooms_created_total").increment(1);
+                    counter!("wagu_sessions_created_total", "kind" => M::KIND).increment(1);
                 }
                 let _ = reply.send(result);
             }
             SupervisorMsg::Lookup(id, reply) => {
-                let found = match state.rooms.get(&id) {
+                let found = match state.sessions.get(&id) {
                     Some(a) => Ok(Some(a.clone())),
-                    // Reviving would take this node over its room limit.
-                    None if state.rooms.len() >= state.config.max_rooms => {
-                        Err(CreateError::Capacity(state.config.max_rooms))
-                    }
+                    // Reviving would take this node over its limit.
+                    None if state.sessions.len() >= max => Err(CreateError::Capacity(max)),
                     None => match state.revive(&myself, &id).await {
                         Ok(a) => Ok(a),
                         Err(e) => Err(CreateError::Store(e.to_string())),
@@ -151,7 +180,15 @@ impl Actor for RoomSupervisor {
                 let _ = reply.send(found);
             }
             SupervisorMsg::Count(reply) => {
-                let _ = reply.send(state.rooms.len());
+                let _ = reply.send(state.sessions.len());
+            }
+            SupervisorMsg::Report(id, summary) => {
+                if state.sessions.contains_key(&id) {
+                    state.summaries.insert(id, summary);
+                }
+            }
+            SupervisorMsg::List(reply) => {
+                let _ = reply.send(state.summaries.values().cloned().collect());
             }
         }
         Ok(())
@@ -161,12 +198,12 @@ impl Actor for RoomSupervisor {
         &self,
         myself: ActorRef<Self::Msg>,
         evt: SupervisionEvent,
-        state: &mut SupervisorState,
+        state: &mut SupervisorState<M>,
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(id) = state.by_actor.remove(&cell.get_id()) {
-                    state.rooms.remove(&id);
+                    state.forget(&id);
                     state.restarts.remove(&id);
                 }
             }
@@ -174,26 +211,26 @@ impl Actor for RoomSupervisor {
                 let Some(id) = state.by_actor.remove(&cell.get_id()) else {
                     return Ok(());
                 };
-                state.rooms.remove(&id);
-                counter!("wagu_room_restarts_total").increment(1);
+                state.forget(&id);
+                counter!("wagu_room_restarts_total", "kind" => M::KIND).increment(1);
                 let recent = state.restarts.entry(id.clone()).or_default();
                 recent.retain(|t| t.elapsed() < Duration::from_secs(60));
                 recent.push(Instant::now());
-                if recent.len() as u32 > state.config.max_restarts_per_minute {
-                    tracing::error!(room = %id, error = %err, "room keeps crashing; giving it up");
+                if recent.len() as u32 > state.args.config.max_restarts_per_minute {
+                    tracing::error!(kind = M::KIND, id, error = %err, "session keeps crashing; giving it up");
                     state.restarts.remove(&id);
                 } else {
-                    tracing::warn!(room = %id, error = %err, "room crashed; restarting from its snapshot");
+                    tracing::warn!(kind = M::KIND, id, error = %err, "session crashed; restarting from its snapshot");
                     match state.revive(&myself, &id).await {
                         Ok(Some(_)) => {}
-                        Ok(None) => tracing::warn!(room = %id, "no snapshot to restart from"),
-                        Err(e) => tracing::error!(room = %id, error = %e, "restart failed"),
+                        Ok(None) => tracing::warn!(id, "no snapshot to restart from"),
+                        Err(e) => tracing::error!(id, error = %e, "restart failed"),
                     }
                 }
             }
             _ => {}
         }
-        gauge!("wagu_rooms").set(state.rooms.len() as f64);
+        gauge!("wagu_sessions", "kind" => M::KIND).set(state.sessions.len() as f64);
         Ok(())
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod votes;
 
+use crate::session::Machine;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
@@ -23,10 +24,7 @@ use wagu_proto::limits::{CHAT_TAIL, MAX_CANDIDATES};
 use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
-/// A connection to the room, numbered by the caller. A participant has at most one at a time;
-/// a resume on a new connection replaces (and closes) the old one.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
-pub struct ConnId(pub u64);
+pub use crate::session::{ConnId, Input, Output};
 
 /// Tunables of one room. Part of the room's state so that a restored room keeps its settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -64,58 +62,6 @@ pub struct RoomSpec {
     pub share: ShareToken,
     pub host_key: HostKey,
     pub share_expires_at: UnixMillis,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub enum Input {
-    /// A connection asks to enter (or resume). `resume_token` is a fresh token the caller
-    /// generated, used if this becomes a new participant.
-    Join {
-        conn: ConnId,
-        id: RequestId,
-        name: String,
-        host_key: Option<HostKey>,
-        resume: Option<ResumeRequest>,
-        resume_token: ResumeToken,
-    },
-    /// A validated command from a joined connection.
-    Command {
-        conn: ConnId,
-        participant: ParticipantId,
-        msg: ClientMessage,
-    },
-    /// The connection dropped (or was dropped for lagging).
-    Disconnect {
-        conn: ConnId,
-        participant: ParticipantId,
-    },
-    /// Time passed: flush presence, expire away participants, retire an empty room.
-    Tick,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output {
-    /// The join succeeded: route this connection's frames to this participant from now on.
-    Attach {
-        conn: ConnId,
-        participant: ParticipantId,
-    },
-    /// The join was refused; nothing changed.
-    JoinRefused {
-        conn: ConnId,
-        id: RequestId,
-        code: ErrorCode,
-        message: String,
-    },
-    /// A frame for one connection only.
-    Send { conn: ConnId, msg: ServerMessage },
-    /// An event for every attached connection. `lossy` frames may be skipped for a slow
-    /// connection (presence); reliable ones may not.
-    Broadcast { msg: ServerMessage, lossy: bool },
-    /// Close this connection with this WebSocket close code.
-    Detach { conn: ConnId, code: u16 },
-    /// The room is over: stop the actor and forget its state.
-    Retire,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -257,6 +203,7 @@ impl Room {
                 host_key,
                 resume,
                 resume_token,
+                ..
             } => match resume {
                 Some(r) => self.resume(now, conn, id, r, &mut out),
                 None => self.join(now, conn, id, name, host_key, resume_token, &mut out),
@@ -991,6 +938,44 @@ impl Room {
                 out.push(Output::Retire);
             }
         }
+    }
+}
+
+impl Machine for Room {
+    const KIND: &'static str = "room";
+    type Spec = RoomSpec;
+    type Config = RoomConfig;
+    type Summary = RoomSummary;
+
+    fn create(spec: RoomSpec, config: &RoomConfig, now: UnixMillis) -> Self {
+        Room::new(spec, config.clone(), now)
+    }
+    fn key(&self) -> &str {
+        &self.spec.id.0
+    }
+    fn aliases(&self) -> Vec<String> {
+        vec![format!("share:{}", self.spec.share.0)]
+    }
+    fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output> {
+        Room::handle(self, now, input)
+    }
+    fn seq(&self) -> Seq {
+        self.seq
+    }
+    fn next_deadline(&self) -> Option<UnixMillis> {
+        Room::next_deadline(self)
+    }
+    fn detach_all(&mut self, now: UnixMillis) -> Vec<Output> {
+        Room::detach_all(self, now)
+    }
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+    fn resync(&self, now: UnixMillis) -> Option<ServerMessage> {
+        Some(self.full_presence(now))
+    }
+    fn summary(&self) -> RoomSummary {
+        Room::summary(self)
     }
 }
 

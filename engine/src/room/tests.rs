@@ -50,6 +50,7 @@ impl Harness {
                 host_key: host.then(|| HostKey("hostkey".into())),
                 resume: None,
                 resume_token: ResumeToken(format!("tok-{}", conn.0)),
+                client_key: None,
             },
         );
         let pid = out
@@ -168,6 +169,7 @@ fn expired_share_and_full_room_are_refused() {
             host_key: None,
             resume: None,
             resume_token: ResumeToken("t".into()),
+            client_key: None,
         },
     );
     assert!(matches!(
@@ -187,6 +189,7 @@ fn expired_share_and_full_room_are_refused() {
             host_key: None,
             resume: None,
             resume_token: ResumeToken("t".into()),
+            client_key: None,
         },
     );
     assert!(matches!(
@@ -430,6 +433,7 @@ fn drop_then_resume_replays_exactly_what_was_missed() {
                 last_seq: seen,
             }),
             resume_token: ResumeToken("unused".into()),
+            client_key: None,
         },
     );
     let sent: Vec<Seq> = out
@@ -500,6 +504,7 @@ fn snapshot_shows_away_participants_as_away() {
                 last_seq: h.room.seq(),
             }),
             resume_token: ResumeToken("n".into()),
+            client_key: None,
         },
     );
     assert!(out.iter().any(|o| matches!(o, Output::Attach { .. })));
@@ -545,6 +550,7 @@ fn resume_too_old_gets_snapshot_and_bad_token_is_refused() {
             last_seq: Seq(1),
         }),
         resume_token: ResumeToken("unused".into()),
+        client_key: None,
     };
     let out = h.room.handle(h.now, resume("wrong"));
     assert!(matches!(
@@ -649,6 +655,7 @@ fn kick_rename_close_are_host_only() {
                 last_seq: Seq(0),
             }),
             resume_token: ResumeToken("n".into()),
+            client_key: None,
         },
     );
     assert!(matches!(

@@ -1,28 +1,29 @@
-//! `RoomActor`: the one owner of a map room.
+//! `SessionActor<M>`: the one owner of a map room (`M = Room`) or a live stream
+//! (`M = Stream`).
 //!
 //! Every message becomes an [`Input`] for the state machine, stamped with the wall clock. If
-//! the input advanced the room's sequence number it is journaled to the store *before* any of
-//! its outputs leave — so nothing a client saw acknowledged can be lost when the actor dies.
+//! the input advanced the session's sequence number it is journaled to the store *before* any
+//! of its outputs leave — so nothing a client saw acknowledged can be lost when the actor dies.
 //! Outputs are then applied in order: broadcasts are encoded once and the same bytes are pushed
 //! to every connection queue without waiting; a connection whose queue is full for a reliable
-//! frame is dropped (it resumes). Finally the actor arms one timer for the room's next deadline.
+//! frame is dropped (it resumes). Finally the actor arms one timer for the next deadline.
 
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
 use crate::persist::RoomStore;
-use crate::room::{ConnId, Input, Output, Room, RoomSummary};
+use crate::session::{ConnId, Input, Machine, Output};
 use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use wagu_proto::codec::encode_server;
-use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken, RoomId};
+use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken};
 use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest};
 
 /// What a successful join hands back to the connection.
 #[derive(Debug, Clone)]
 pub struct Joined {
-    pub room_id: RoomId,
+    pub session_id: String,
     pub participant: ParticipantId,
     pub resumed: bool,
 }
@@ -30,6 +31,7 @@ pub struct Joined {
 #[derive(Debug)]
 pub struct JoinArgs {
     pub conn: ConnId,
+    pub client_key: Option<String>,
     pub id: RequestId,
     pub name: String,
     pub host_key: Option<HostKey>,
@@ -38,7 +40,7 @@ pub struct JoinArgs {
     pub outbound: Outbound,
 }
 
-pub enum RoomMsg {
+pub enum SessionMsg<M: Machine> {
     Join(
         Box<JoinArgs>,
         RpcReplyPort<Result<Joined, (ErrorCode, String)>>,
@@ -55,22 +57,32 @@ pub enum RoomMsg {
         participant: ParticipantId,
     },
     Tick,
-    Summary(RpcReplyPort<RoomSummary>),
+    Summary(RpcReplyPort<M::Summary>),
     /// Test hook: panic inside the actor, to exercise supervision. Never sent by the gateway.
     #[doc(hidden)]
     Crash,
 }
 
-pub struct RoomActor;
+pub struct SessionActor<M>(std::marker::PhantomData<fn() -> M>);
+
+impl<M> Default for SessionActor<M> {
+    fn default() -> Self {
+        SessionActor(std::marker::PhantomData)
+    }
+}
 
 type JoinReply = RpcReplyPort<Result<Joined, (ErrorCode, String)>>;
 
-pub struct RoomArgs {
-    pub room: Room,
+pub struct SessionArgs<M: Machine> {
+    pub machine: M,
     /// Journal entries already applied to `room` (0 for a new room).
     pub applied: u64,
     pub store: RoomStore,
     pub config: EngineConfig,
+    /// Where a retiring session leaves its durable record, if it has one.
+    pub records: Option<wagu_storage::BlobStore>,
+    /// Told about the session's summary after each tick (discovery lists).
+    pub report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
 }
 
 struct Conn {
@@ -80,8 +92,8 @@ struct Conn {
     presence_owed: bool,
 }
 
-pub struct RoomState {
-    room: Room,
+pub struct SessionState<M: Machine> {
+    machine: M,
     applied: u64,
     since_snapshot: u64,
     last_snapshot: Instant,
@@ -93,23 +105,25 @@ pub struct RoomState {
     armed: Option<u64>,
     /// Set when the room retired: its stored state is deleted, not saved, on stop.
     retired: bool,
+    records: Option<wagu_storage::BlobStore>,
+    report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
 }
 
-impl Actor for RoomActor {
-    type Msg = RoomMsg;
-    type State = RoomState;
-    type Arguments = RoomArgs;
+impl<M: Machine> Actor for SessionActor<M> {
+    type Msg = SessionMsg<M>;
+    type State = SessionState<M>;
+    type Arguments = SessionArgs<M>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        args: RoomArgs,
+        args: SessionArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
         // A fresh (or just restored) room is written at once, so a crash before its first
         // journal entry still finds it.
-        args.store.save(&args.room, args.applied).await?;
-        let mut state = RoomState {
-            room: args.room,
+        args.store.save(&args.machine, args.applied).await?;
+        let mut state = SessionState {
+            machine: args.machine,
             applied: args.applied,
             since_snapshot: 0,
             last_snapshot: Instant::now(),
@@ -119,6 +133,8 @@ impl Actor for RoomActor {
             pending_joins: HashMap::new(),
             armed: None,
             retired: false,
+            records: args.records,
+            report: args.report,
         };
         arm(&myself, &mut state);
         Ok(state)
@@ -127,12 +143,12 @@ impl Actor for RoomActor {
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
-        msg: RoomMsg,
-        state: &mut RoomState,
+        msg: SessionMsg<M>,
+        state: &mut SessionState<M>,
     ) -> Result<(), ActorProcessingErr> {
         let mut received = None;
         let input = match msg {
-            RoomMsg::Join(args, reply) => {
+            SessionMsg::Join(args, reply) => {
                 let a = *args;
                 state.conns.insert(
                     a.conn,
@@ -152,9 +168,10 @@ impl Actor for RoomActor {
                     host_key: a.host_key,
                     resume: a.resume,
                     resume_token: a.resume_token,
+                    client_key: a.client_key,
                 }
             }
-            RoomMsg::Command {
+            SessionMsg::Command {
                 conn,
                 participant,
                 msg,
@@ -167,27 +184,43 @@ impl Actor for RoomActor {
                     msg,
                 }
             }
-            RoomMsg::Disconnect { conn, participant } => {
+            SessionMsg::Disconnect { conn, participant } => {
                 state.conns.remove(&conn);
                 Input::Disconnect { conn, participant }
             }
-            RoomMsg::Tick => {
+            SessionMsg::Tick => {
                 state.armed = None;
+                if let Some(sup) = &state.report {
+                    let _ = sup.cast(crate::actor::supervisor::SupervisorMsg::Report(
+                        state.machine.key().to_string(),
+                        state.machine.summary(),
+                    ));
+                }
                 Input::Tick
             }
-            RoomMsg::Summary(reply) => {
-                let _ = reply.send(state.room.summary());
+            SessionMsg::Summary(reply) => {
+                let _ = reply.send(state.machine.summary());
                 return Ok(());
             }
-            RoomMsg::Crash => panic!("room {} asked to crash (test hook)", state.room.id()),
+            SessionMsg::Crash => panic!(
+                "{} {} asked to crash (test hook)",
+                M::KIND,
+                state.machine.key()
+            ),
         };
         let retire = step(state, input, received).await?;
         if retire {
             state.retired = true;
-            if let Err(e) = state.store.delete(&state.room).await {
-                tracing::warn!(room = %state.room.id(), error = %e, "could not delete retired room");
+            if let (Some(records), Some((key, body))) =
+                (&state.records, state.machine.ended_record())
+                && let Err(e) = records.put(&key, body.into(), "application/json").await
+            {
+                tracing::warn!(key, error = %e, "could not keep the ended record");
             }
-            counter!("wagu_rooms_retired_total").increment(1);
+            if let Err(e) = state.store.delete(&state.machine).await {
+                tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
+            }
+            counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
             myself.stop(Some("retired".into()));
             return Ok(());
         }
@@ -199,7 +232,7 @@ impl Actor for RoomActor {
     async fn post_stop(
         &self,
         _myself: ActorRef<Self::Msg>,
-        state: &mut RoomState,
+        state: &mut SessionState<M>,
     ) -> Result<(), ActorProcessingErr> {
         // Connections still attached learn the room is gone when their queue ends.
         for (_, (reply, _)) in state.pending_joins.drain() {
@@ -208,7 +241,7 @@ impl Actor for RoomActor {
         // Stopped but not retired (node shutdown): leave a fresh snapshot so that this or
         // another node can revive the room and its clients resume there.
         if !state.retired {
-            state.store.save(&state.room, state.applied).await?;
+            state.store.save(&state.machine, state.applied).await?;
         }
         Ok(())
     }
@@ -216,8 +249,8 @@ impl Actor for RoomActor {
 
 /// Feeds one input (and any disconnects it causes) through the room; returns whether the room
 /// asked to retire.
-async fn step(
-    state: &mut RoomState,
+async fn step<M: Machine>(
+    state: &mut SessionState<M>,
     input: Input,
     received: Option<Instant>,
 ) -> Result<bool, ActorProcessingErr> {
@@ -225,13 +258,13 @@ async fn step(
     let mut retire = false;
     while let Some(input) = queue.pop() {
         let now = unix_now();
-        let before = state.room.seq();
+        let before = state.machine.seq();
         // `handle` consumes the input; keep a copy for the journal unless the input can never
         // change the room (presence is lossy by design, pings change nothing), which is most
         // of the traffic.
         let journal_copy = (!is_ephemeral(&input)).then(|| input.clone());
-        let outputs = state.room.handle(now, input);
-        if state.room.seq() != before {
+        let outputs = state.machine.handle(now, input);
+        if state.machine.seq() != before {
             state.applied += 1;
             state.since_snapshot += 1;
             // Before any output leaves: an acknowledged change is durable in the store. An
@@ -241,7 +274,7 @@ async fn step(
             let entry = journal_copy.unwrap_or(Input::Tick);
             state
                 .store
-                .append(state.room.id(), state.applied, now, &entry)
+                .append::<M>(state.machine.key(), state.applied, now, &entry)
                 .await?;
         }
         let lagged = apply(state, outputs, &mut retire);
@@ -268,13 +301,13 @@ fn is_ephemeral(input: &Input) -> bool {
 }
 
 /// Applies outputs in order. Returns the connections dropped for lagging.
-fn apply(
-    state: &mut RoomState,
+fn apply<M: Machine>(
+    state: &mut SessionState<M>,
     outputs: Vec<Output>,
     retire: &mut bool,
 ) -> Vec<(ConnId, ParticipantId)> {
     let mut lagged = Vec::new();
-    let mut drop_conn = |state: &mut RoomState, conn: ConnId| {
+    let mut drop_conn = |state: &mut SessionState<M>, conn: ConnId| {
         if let Some(c) = state.conns.remove(&conn)
             && let Some(p) = c.participant
         {
@@ -314,7 +347,7 @@ fn apply(
                     match state.conns.get(&conn).and_then(|c| c.participant) {
                         Some(participant) => {
                             let _ = reply.send(Ok(Joined {
-                                room_id: state.room.id().clone(),
+                                session_id: state.machine.key().to_string(),
                                 participant,
                                 resumed,
                             }));
@@ -342,11 +375,14 @@ fn apply(
                             counter!("wagu_queue_drops_total", "kind" => "presence").increment(1);
                             continue;
                         }
-                        if c.presence_owed {
-                            // Drained again: send everyone's latest instead of just this batch.
+                        if c.presence_owed
+                            && let Some(resync) = state.machine.resync(unix_now())
+                        {
+                            // Drained again: send the whole lossy picture instead of this batch.
                             c.presence_owed = false;
-                            let full_pic = encode_server(&state.room.full_presence(unix_now()));
-                            if let Pushed::Full = c.outbound.push(Frame::Text(full_pic)) {
+                            if let Pushed::Full =
+                                c.outbound.push(Frame::Text(encode_server(&resync)))
+                            {
                                 c.presence_owed = true;
                             }
                             sent += 1;
@@ -375,11 +411,11 @@ fn apply(
     lagged
 }
 
-async fn maybe_snapshot(state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+async fn maybe_snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), ActorProcessingErr> {
     let due = state.since_snapshot >= state.config.snapshot_every
         || (state.since_snapshot > 0 && state.last_snapshot.elapsed() >= Duration::from_secs(5));
     if due {
-        state.store.save(&state.room, state.applied).await?;
+        state.store.save(&state.machine, state.applied).await?;
         state.since_snapshot = 0;
         state.last_snapshot = Instant::now();
     }
@@ -387,8 +423,8 @@ async fn maybe_snapshot(state: &mut RoomState) -> Result<(), ActorProcessingErr>
 }
 
 /// Arms one timer for the room's next deadline, unless an earlier one is already armed.
-fn arm(myself: &ActorRef<RoomMsg>, state: &mut RoomState) {
-    let Some(deadline) = state.room.next_deadline() else {
+fn arm<M: Machine>(myself: &ActorRef<SessionMsg<M>>, state: &mut SessionState<M>) {
+    let Some(deadline) = state.machine.next_deadline() else {
         return;
     };
     if state.armed.is_some_and(|a| a <= deadline) {
@@ -397,5 +433,5 @@ fn arm(myself: &ActorRef<RoomMsg>, state: &mut RoomState) {
     let now = unix_now();
     let wait = Duration::from_millis(deadline.saturating_sub(now));
     state.armed = Some(deadline);
-    myself.send_after(wait, || RoomMsg::Tick);
+    myself.send_after(wait, || SessionMsg::Tick);
 }

@@ -1,0 +1,104 @@
+//! What every realtime session (a map room, a live stream) shares, with no IO: the inputs a
+//! session's state machine takes, the outputs it returns, and the [`Machine`] trait the actors
+//! run. A machine is deterministic: time and randomness come in through its inputs, so a
+//! snapshot plus a journal of inputs rebuilds it exactly.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken, Seq};
+use wagu_proto::model::UnixMillis;
+use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
+
+/// A connection to a session, numbered by the caller. A participant has at most one at a time;
+/// a resume on a new connection replaces (and closes) the old one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct ConnId(pub u64);
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Input {
+    /// A connection asks to enter (or resume). `resume_token` is a fresh token the caller
+    /// generated, used if this becomes a new participant. `host_key` is the privileged key
+    /// (a room's host key, a stream's streamer key). `client_key` is the client's own stable
+    /// device key, if it sent one (bans use it).
+    Join {
+        conn: ConnId,
+        id: RequestId,
+        name: String,
+        host_key: Option<HostKey>,
+        resume: Option<ResumeRequest>,
+        resume_token: ResumeToken,
+        #[serde(default)]
+        client_key: Option<String>,
+    },
+    /// A validated command from a joined connection.
+    Command {
+        conn: ConnId,
+        participant: ParticipantId,
+        msg: ClientMessage,
+    },
+    /// The connection dropped (or was dropped for lagging).
+    Disconnect {
+        conn: ConnId,
+        participant: ParticipantId,
+    },
+    /// Time passed: flush what is batched, expire what timed out.
+    Tick,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// The join succeeded: route this connection's frames to this participant from now on.
+    Attach {
+        conn: ConnId,
+        participant: ParticipantId,
+    },
+    /// The join was refused; nothing changed.
+    JoinRefused {
+        conn: ConnId,
+        id: RequestId,
+        code: ErrorCode,
+        message: String,
+    },
+    /// A frame for one connection only.
+    Send { conn: ConnId, msg: ServerMessage },
+    /// An event for every attached connection. `lossy` frames may be skipped for a slow
+    /// connection (presence, viewer counts); reliable ones may not.
+    Broadcast { msg: ServerMessage, lossy: bool },
+    /// Close this connection with this WebSocket close code.
+    Detach { conn: ConnId, code: u16 },
+    /// The session is over: stop the actor and forget its state.
+    Retire,
+}
+
+/// A session's state machine, as the actors see it.
+pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Names the kind in store keys and metrics: `room`, `stream`.
+    const KIND: &'static str;
+    /// What the session is created from.
+    type Spec: Send + 'static;
+    /// Tunables of every session of this kind.
+    type Config: Clone + Send + Sync + 'static;
+    /// A short public description (link previews, discovery lists).
+    type Summary: Clone + Send + Serialize + 'static;
+
+    fn create(spec: Self::Spec, config: &Self::Config, now: UnixMillis) -> Self;
+    /// The session's id as used in store keys and lookups.
+    fn key(&self) -> &str;
+    /// Other lookup keys that lead to this session (a room's share token).
+    fn aliases(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output>;
+    fn seq(&self) -> Seq;
+    fn next_deadline(&self) -> Option<UnixMillis>;
+    /// Marks every participant away, as if all connections dropped at once (after a restore).
+    fn detach_all(&mut self, now: UnixMillis) -> Vec<Output>;
+    fn is_closed(&self) -> bool;
+    /// A full picture of the lossy state, for a connection that skipped lossy frames.
+    fn resync(&self, now: UnixMillis) -> Option<ServerMessage>;
+    fn summary(&self) -> Self::Summary;
+    /// A durable record to keep when the session retires (a stream's "was streamed here").
+    fn ended_record(&self) -> Option<(String, Vec<u8>)> {
+        None
+    }
+}

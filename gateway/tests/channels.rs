@@ -1,0 +1,94 @@
+//! The connection handler is generic over `Sink`/`Stream`: here it is driven through in-memory
+//! channels, with no socket at all, against a real app (in-memory backends).
+
+mod common;
+
+use axum::extract::ws::Message;
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use wagu_engine::directory::CreateRoom;
+use wagu_gateway::App;
+use wagu_proto::ServerMessage;
+use wagu_proto::codec::decode_server;
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Message>) -> ServerMessage {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a frame within 5s")
+            .expect("connection open");
+        if let Message::Text(t) = m {
+            return decode_server(t.as_bytes()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_over_channels_joins_and_chats() {
+    let app = App::build(common::test_config()).await.unwrap();
+    let state = app.state.clone();
+    let created = state.rooms.create(CreateRoom::default()).await.unwrap();
+
+    // Client → server frames, and server → client frames, as plain channels.
+    let (to_server, from_client) = mpsc::unbounded_channel::<Result<Message, axum::Error>>();
+    let (to_client, mut from_server) = mpsc::unbounded_channel::<Message>();
+    let stream = futures_util::stream::unfold(from_client, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    })
+    .boxed();
+    let sink = futures_util::sink::unfold(to_client, |tx, m: Message| async move {
+        tx.send(m).map_err(|_| axum::Error::new("client gone"))?;
+        Ok::<_, axum::Error>(tx)
+    });
+    let task = tokio::spawn(wagu_gateway::ws::connection::serve(
+        Box::pin(sink),
+        stream,
+        state,
+    ));
+
+    let send = |text: String| to_server.send(Ok(Message::Text(text.into()))).unwrap();
+    send(r#"{"type":"hello","id":1,"protocol":1}"#.into());
+    assert!(matches!(
+        next(&mut from_server).await,
+        ServerMessage::Ack { .. }
+    ));
+    send(format!(
+        r#"{{"type":"join","id":2,"share":"{}","name":"Channel","host_key":"{}"}}"#,
+        created.share.0, created.host_key.0
+    ));
+    assert!(matches!(
+        next(&mut from_server).await,
+        ServerMessage::Welcome { .. }
+    ));
+    assert!(matches!(
+        next(&mut from_server).await,
+        ServerMessage::Ack { .. }
+    ));
+    send(r#"{"type":"chat","id":3,"text":"no sockets here"}"#.into());
+    assert!(matches!(
+        next(&mut from_server).await,
+        ServerMessage::Chat { .. }
+    ));
+    assert!(matches!(
+        next(&mut from_server).await,
+        ServerMessage::Ack { .. }
+    ));
+    send(r#"{"type":"leave","id":4}"#.into());
+    // The participant's own `participant_left` event, then the ack, then the close.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), from_server.recv())
+            .await
+            .unwrap()
+        {
+            Some(Message::Close(Some(f))) => {
+                assert_eq!(f.code, wagu_proto::close::LEFT);
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("closed without a close frame"),
+        }
+    }
+    drop(to_server);
+    task.await.unwrap();
+}
