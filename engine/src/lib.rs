@@ -5,6 +5,8 @@
 //! - [`room`]: the map room as a deterministic, sans-IO state machine (`handle(now, input)` →
 //!   outputs). No tokio, no sockets, no clock of its own: build this crate with
 //!   `--no-default-features` and that is all you get.
+//! - [`stream`]: the live stream (streamer, viewers, chat moderation) as the same kind of state
+//!   machine.
 //! - `actor` (feature `runtime`, on by default): the ractor actors that run rooms, the
 //!   supervisor that spawns, restarts and retires them, and the snapshot store they write to.
 //! - `directory` (feature `runtime`): the one interface the gateway uses to reach a room,
@@ -12,6 +14,7 @@
 
 pub mod room;
 pub mod session;
+pub mod stream;
 
 #[cfg(feature = "runtime")]
 pub mod actor;

@@ -90,6 +90,11 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
     fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output>;
     fn seq(&self) -> Seq;
+    /// Changes whenever durable state changes: the actor journals every input that changed it.
+    /// Most kinds announce every such change with an event, so the sequence number serves.
+    fn revision(&self) -> u64 {
+        self.seq().0
+    }
     fn next_deadline(&self) -> Option<UnixMillis>;
     /// Marks every participant away, as if all connections dropped at once (after a restore).
     fn detach_all(&mut self, now: UnixMillis) -> Vec<Output>;

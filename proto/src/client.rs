@@ -4,7 +4,9 @@
 //! an `id` it is acknowledged like any command.
 
 use crate::error::ErrorCode;
-use crate::ids::{HostKey, ParticipantId, PlaceId, RequestId, ResumeToken, Seq, ShareToken};
+use crate::ids::{
+    HostKey, ParticipantId, PlaceId, RequestId, ResumeToken, Seq, ShareToken, StreamId,
+};
 use crate::limits::*;
 use crate::model::{LatLng, Viewport};
 use schemars::JsonSchema;
@@ -99,6 +101,49 @@ pub enum ClientMessage {
     Ping {
         id: RequestId,
     },
+    /// Watch a live stream (or, with the streamer key, host it), or resume a place in it.
+    JoinStream {
+        id: RequestId,
+        stream: StreamId,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        streamer_key: Option<HostKey>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<ResumeRequest>,
+        /// The client's own stable device key, kept by the app across sessions: a ban applies
+        /// to it, so a banned viewer cannot simply join again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_key: Option<String>,
+    },
+    /// Streamer only: pin a chat message (by its `seq`) above the chat.
+    Pin {
+        id: RequestId,
+        message: Seq,
+    },
+    /// Streamer only.
+    Unpin {
+        id: RequestId,
+    },
+    /// Streamer only: remove a chat message for everyone.
+    DeleteMessage {
+        id: RequestId,
+        message: Seq,
+    },
+    /// Streamer only: no chat from this viewer for `minutes` (1 to 1440).
+    Mute {
+        id: RequestId,
+        participant: ParticipantId,
+        minutes: u32,
+    },
+    /// Streamer only: remove this viewer for the rest of the stream.
+    Ban {
+        id: RequestId,
+        participant: ParticipantId,
+    },
+    /// Streamer only: end the stream for everyone.
+    EndStream {
+        id: RequestId,
+    },
 }
 
 /// A command failed validation at the edge: the error code and a message for humans.
@@ -162,7 +207,14 @@ impl ClientMessage {
             | Rename { id, .. }
             | CloseRoom { id }
             | Leave { id }
-            | Ping { id } => Some(*id),
+            | Ping { id }
+            | JoinStream { id, .. }
+            | Pin { id, .. }
+            | Unpin { id }
+            | DeleteMessage { id, .. }
+            | Mute { id, .. }
+            | Ban { id, .. }
+            | EndStream { id } => Some(*id),
         }
     }
 
@@ -184,6 +236,13 @@ impl ClientMessage {
             CloseRoom { .. } => "close_room",
             Leave { .. } => "leave",
             Ping { .. } => "ping",
+            JoinStream { .. } => "join_stream",
+            Pin { .. } => "pin",
+            Unpin { .. } => "unpin",
+            DeleteMessage { .. } => "delete_message",
+            Mute { .. } => "mute",
+            Ban { .. } => "ban",
+            EndStream { .. } => "end_stream",
         }
     }
 
@@ -194,6 +253,33 @@ impl ClientMessage {
         match self {
             Hello { .. } | CloseVote { .. } | ReopenVote { .. } | CloseRoom { .. } => Ok(()),
             Leave { .. } | Ping { .. } | Kick { .. } => Ok(()),
+            Pin { .. } | Unpin { .. } | DeleteMessage { .. } | Ban { .. } | EndStream { .. } => {
+                Ok(())
+            }
+            Mute { minutes, .. } => {
+                if (1..=1440).contains(minutes) {
+                    Ok(())
+                } else {
+                    Err(invalid("minutes must be 1 to 1440"))
+                }
+            }
+            JoinStream {
+                stream,
+                name,
+                client_key,
+                ..
+            } => {
+                if stream.0.is_empty() || stream.0.len() > 64 {
+                    return Err(invalid("stream id has the wrong length"));
+                }
+                if client_key
+                    .as_ref()
+                    .is_some_and(|k| k.is_empty() || k.len() > 128)
+                {
+                    return Err(invalid("client_key must be 1 to 128 bytes"));
+                }
+                check_text("name", name, 1, MAX_NAME_CHARS)
+            }
             Join { share, name, .. } => {
                 if share.0.is_empty() || share.0.len() > 128 {
                     return Err(invalid("share token has the wrong length"));

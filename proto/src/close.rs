@@ -6,12 +6,14 @@
 pub const RESUME: u16 = 4000;
 /// The host removed this participant; do not reconnect with the same resume token.
 pub const KICKED: u16 = 4001;
-/// The room is closed for good.
+/// The room (or live stream) has ended for good.
 pub const ROOM_CLOSED: u16 = 4002;
 /// The client sent no frame (not even a pong) within the idle timeout.
 pub const IDLE_TIMEOUT: u16 = 4003;
 /// `hello` named an unsupported protocol version.
 pub const UNSUPPORTED_VERSION: u16 = 4004;
+/// The streamer banned this viewer; do not reconnect.
+pub const BANNED: u16 = 4005;
 /// The participant left (the answer to `leave`).
 pub const LEFT: u16 = 1000;
 /// Sustained abuse: too many refused frames.

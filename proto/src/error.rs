@@ -45,6 +45,14 @@ pub enum ErrorCode {
     VoteOpen,
     /// This kind of message is being sent faster than allowed.
     RateLimited,
+    /// The streamer banned this viewer.
+    Banned,
+    /// The streamer muted this viewer for a while; chat is refused until then.
+    Muted,
+    /// No such chat message (deleted, or older than the kept tail).
+    UnknownMessage,
+    /// The command belongs to the other kind of session (a room command in a stream…).
+    WrongSession,
     /// The room is restarting or busy; retry after resuming.
     Unavailable,
     Internal,
@@ -75,6 +83,10 @@ impl ErrorCode {
             VoteClosed => "vote_closed",
             VoteOpen => "vote_open",
             RateLimited => "rate_limited",
+            Banned => "banned",
+            Muted => "muted",
+            UnknownMessage => "unknown_message",
+            WrongSession => "wrong_session",
             Unavailable => "unavailable",
             Internal => "internal",
         }

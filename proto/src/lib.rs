@@ -23,7 +23,9 @@ pub mod server;
 pub use client::{ClientMessage, ResumeRequest};
 pub use codec::{DecodeError, decode_client, encode_server};
 pub use error::ErrorCode;
-pub use ids::{HostKey, ParticipantId, PlaceId, RequestId, ResumeToken, RoomId, Seq, ShareToken};
+pub use ids::{
+    HostKey, ParticipantId, PlaceId, RequestId, ResumeToken, RoomId, Seq, ShareToken, StreamId,
+};
 pub use server::ServerMessage;
 
 /// The protocol version this build speaks. A `hello` naming another version is refused with

@@ -3,7 +3,7 @@
 //!
 //! Plain data with serde and schemars derives. The rules that change it live in the engine.
 
-use crate::ids::{ParticipantId, PlaceId, RoomId, Seq};
+use crate::ids::{ParticipantId, PlaceId, RoomId, Seq, StreamId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -205,5 +205,38 @@ pub struct RoomSnapshot {
     /// The last messages, oldest first, at most [`crate::limits::CHAT_TAIL`].
     pub chat: Vec<ChatMessage>,
     /// The sequence number of the last event folded into this snapshot.
+    pub seq: Seq,
+}
+
+/// Why a live stream ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEndReason {
+    /// The streamer ended it.
+    StreamerEnded,
+    /// The streamer dropped and did not come back within the grace period.
+    StreamerLeft,
+}
+
+/// Everything a joining viewer (or the streamer) needs to show a live stream.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct StreamSnapshot {
+    pub stream_id: StreamId,
+    pub title: String,
+    pub place_id: PlaceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LatLng>,
+    pub menu: Vec<String>,
+    pub streamer: ParticipantId,
+    pub streamer_name: String,
+    /// Whether the streamer is connected (else within the grace period).
+    pub streamer_online: bool,
+    pub started_at: UnixMillis,
+    pub viewers: u32,
+    pub peak_viewers: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<ChatMessage>,
+    /// The last messages, oldest first, at most [`crate::limits::CHAT_TAIL`].
+    pub chat: Vec<ChatMessage>,
     pub seq: Seq,
 }

@@ -108,6 +108,48 @@ pub enum ServerMessage {
         seq: Seq,
         reason: RoomCloseReason,
     },
+    /// A stream session starts from this snapshot (a fresh join, or a resume too old to replay).
+    StreamWelcome {
+        protocol: u32,
+        you: ParticipantId,
+        resume_token: ResumeToken,
+        stream: Box<StreamSnapshot>,
+    },
+    /// The live viewer count, coalesced to about once a second. Lossy; does not advance `seq`.
+    Viewers {
+        seq: Seq,
+        at: UnixMillis,
+        count: u32,
+    },
+    PinChanged {
+        seq: Seq,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<ChatMessage>,
+    },
+    MessageDeleted {
+        seq: Seq,
+        message: Seq,
+        by: ParticipantId,
+    },
+    Muted {
+        seq: Seq,
+        participant: ParticipantId,
+        until: UnixMillis,
+    },
+    Banned {
+        seq: Seq,
+        participant: ParticipantId,
+    },
+    StreamerAway {
+        seq: Seq,
+    },
+    StreamerBack {
+        seq: Seq,
+    },
+    StreamEnded {
+        seq: Seq,
+        reason: StreamEndReason,
+    },
 }
 
 impl ServerMessage {
@@ -115,7 +157,17 @@ impl ServerMessage {
     pub fn seq(&self) -> Option<Seq> {
         use ServerMessage::*;
         match self {
-            Ack { .. } | Error { .. } | Welcome { .. } | Resumed { .. } => None,
+            Ack { .. } | Error { .. } | Welcome { .. } | Resumed { .. } | StreamWelcome { .. } => {
+                None
+            }
+            Viewers { seq, .. }
+            | PinChanged { seq, .. }
+            | MessageDeleted { seq, .. }
+            | Muted { seq, .. }
+            | Banned { seq, .. }
+            | StreamerAway { seq }
+            | StreamerBack { seq }
+            | StreamEnded { seq, .. } => Some(*seq),
             ParticipantJoined { seq, .. }
             | ParticipantLeft { seq, .. }
             | ParticipantAway { seq, .. }
@@ -155,6 +207,15 @@ impl ServerMessage {
             Chat { .. } => "chat",
             RoomRenamed { .. } => "room_renamed",
             RoomClosed { .. } => "room_closed",
+            StreamWelcome { .. } => "stream_welcome",
+            Viewers { .. } => "viewers",
+            PinChanged { .. } => "pin_changed",
+            MessageDeleted { .. } => "message_deleted",
+            Muted { .. } => "muted",
+            Banned { .. } => "banned",
+            StreamerAway { .. } => "streamer_away",
+            StreamerBack { .. } => "streamer_back",
+            StreamEnded { .. } => "stream_ended",
         }
     }
 

@@ -258,13 +258,13 @@ async fn step<M: Machine>(
     let mut retire = false;
     while let Some(input) = queue.pop() {
         let now = unix_now();
-        let before = state.machine.seq();
+        let before = state.machine.revision();
         // `handle` consumes the input; keep a copy for the journal unless the input can never
         // change the room (presence is lossy by design, pings change nothing), which is most
         // of the traffic.
         let journal_copy = (!is_ephemeral(&input)).then(|| input.clone());
         let outputs = state.machine.handle(now, input);
-        if state.machine.seq() != before {
+        if state.machine.revision() != before {
             state.applied += 1;
             state.since_snapshot += 1;
             // Before any output leaves: an acknowledged change is durable in the store. An

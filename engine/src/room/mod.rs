@@ -658,9 +658,18 @@ impl Room {
         use ClientMessage as C;
         let err = |code, m: &str| Err((code, m.to_string()));
         match msg {
-            C::Hello { .. } | C::Join { .. } => err(
+            C::Hello { .. } | C::Join { .. } | C::JoinStream { .. } => err(
                 ErrorCode::AlreadyJoined,
                 "this connection is already in a room",
+            ),
+            C::Pin { .. }
+            | C::Unpin { .. }
+            | C::DeleteMessage { .. }
+            | C::Mute { .. }
+            | C::Ban { .. }
+            | C::EndStream { .. } => err(
+                ErrorCode::WrongSession,
+                "that is a live-stream command; this is a map room",
             ),
             C::Ping { .. } => Ok(None),
             C::Presence {

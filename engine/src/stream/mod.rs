@@ -1,0 +1,835 @@
+//! A live stream as a deterministic, sans-IO state machine: the streamer, the viewers, the
+//! live chat and its moderation.
+//!
+//! What it does: admits viewers (refusing banned ones, by participant and by the client's
+//! device key), keeps the chat tail and the pinned message, applies the streamer's moderation
+//! (pin, delete, mute, ban, end), counts viewers and sends the count coalesced to about once a
+//! second — never one event per join, because a stream may have ten thousand viewers. When the
+//! streamer drops, viewers stay for a grace period; then the stream ends and everyone is told
+//! why. Reliable events are numbered and kept for resuming clients, as in rooms.
+//!
+//! What it does not do: video and audio (the SFU, `media`), sockets, clocks, randomness. Like
+//! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
+//! stream from its snapshot plus journal.
+
+use crate::session::{ConnId, Input, Machine, Output};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use wagu_proto::close;
+use wagu_proto::error::ErrorCode;
+use wagu_proto::ids::*;
+use wagu_proto::limits::CHAT_TAIL;
+use wagu_proto::model::*;
+use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamConfig {
+    pub max_viewers: usize,
+    /// How long a dropped viewer may resume.
+    pub away_grace_ms: u64,
+    /// How long viewers wait for a dropped streamer (and a new stream for its streamer).
+    pub streamer_grace_ms: u64,
+    /// Minimum time between two viewer-count events.
+    pub count_interval_ms: u64,
+    pub replay_capacity: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            max_viewers: 20_000,
+            away_grace_ms: 60_000,
+            streamer_grace_ms: 120_000,
+            count_interval_ms: 1_000,
+            replay_capacity: 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamSpec {
+    pub id: StreamId,
+    pub title: String,
+    pub place_id: PlaceId,
+    pub location: Option<LatLng>,
+    pub menu: Vec<String>,
+    pub streamer_key: HostKey,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct Member {
+    name: String,
+    resume_token: ResumeToken,
+    conn: Option<ConnId>,
+    away_since: Option<UnixMillis>,
+    muted_until: Option<UnixMillis>,
+    client_key: Option<String>,
+}
+
+/// A public summary for discovery lists.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamSummary {
+    pub stream_id: StreamId,
+    pub title: String,
+    pub place_id: PlaceId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<LatLng>,
+    pub menu: Vec<String>,
+    pub streamer_name: Option<String>,
+    pub streamer_online: bool,
+    pub started_at: UnixMillis,
+    pub viewers: u32,
+    pub peak_viewers: u32,
+}
+
+/// What an ended stream leaves behind ("was streamed here").
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EndedStream {
+    pub stream_id: StreamId,
+    pub title: String,
+    pub place_id: PlaceId,
+    pub streamer_name: Option<String>,
+    pub started_at: UnixMillis,
+    pub ended_at: UnixMillis,
+    pub peak_viewers: u32,
+    pub reason: StreamEndReason,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Stream {
+    spec: StreamSpec,
+    config: StreamConfig,
+    created_at: UnixMillis,
+    streamer: Option<ParticipantId>,
+    /// Since when the streamer is not connected (from creation until they first join).
+    streamer_away_since: Option<UnixMillis>,
+    members: BTreeMap<ParticipantId, Member>,
+    next_participant: u32,
+    online_viewers: u32,
+    peak_viewers: u32,
+    count_dirty: bool,
+    last_count_flush: UnixMillis,
+    chat: VecDeque<ChatMessage>,
+    pinned: Option<ChatMessage>,
+    banned: BTreeSet<ParticipantId>,
+    banned_keys: BTreeSet<String>,
+    seq: Seq,
+    /// Bumped by every durable change, evented or not (joins are not broadcast).
+    revision: u64,
+    replay: VecDeque<ServerMessage>,
+    ended: Option<(UnixMillis, StreamEndReason)>,
+}
+
+type Refusal = (ErrorCode, String);
+
+impl Stream {
+    pub fn new(spec: StreamSpec, config: StreamConfig, now: UnixMillis) -> Self {
+        Stream {
+            spec,
+            config,
+            created_at: now,
+            streamer: None,
+            streamer_away_since: Some(now),
+            members: BTreeMap::new(),
+            next_participant: 1,
+            online_viewers: 0,
+            peak_viewers: 0,
+            count_dirty: false,
+            last_count_flush: 0,
+            chat: VecDeque::new(),
+            pinned: None,
+            banned: BTreeSet::new(),
+            banned_keys: BTreeSet::new(),
+            seq: Seq(0),
+            revision: 0,
+            replay: VecDeque::new(),
+            ended: None,
+        }
+    }
+
+    pub fn id(&self) -> &StreamId {
+        &self.spec.id
+    }
+    pub fn viewers(&self) -> u32 {
+        self.online_viewers
+    }
+    pub fn streamer(&self) -> Option<ParticipantId> {
+        self.streamer
+    }
+    pub fn pinned(&self) -> Option<&ChatMessage> {
+        self.pinned.as_ref()
+    }
+    pub fn chat(&self) -> impl Iterator<Item = &ChatMessage> {
+        self.chat.iter()
+    }
+
+    fn streamer_name(&self) -> Option<String> {
+        self.streamer
+            .and_then(|s| self.members.get(&s))
+            .map(|m| m.name.clone())
+    }
+
+    pub fn snapshot(&self) -> StreamSnapshot {
+        StreamSnapshot {
+            stream_id: self.spec.id.clone(),
+            title: self.spec.title.clone(),
+            place_id: self.spec.place_id.clone(),
+            location: self.spec.location,
+            menu: self.spec.menu.clone(),
+            streamer: self.streamer.unwrap_or(ParticipantId(0)),
+            streamer_name: self.streamer_name().unwrap_or_default(),
+            streamer_online: self.streamer_away_since.is_none(),
+            started_at: self.created_at,
+            viewers: self.online_viewers,
+            peak_viewers: self.peak_viewers,
+            pinned: self.pinned.clone(),
+            chat: self.chat.iter().cloned().collect(),
+            seq: self.seq,
+        }
+    }
+
+    fn is_streamer(&self, p: ParticipantId) -> bool {
+        self.streamer == Some(p)
+    }
+
+    fn emit(&mut self, out: &mut Vec<Output>, make: impl FnOnce(Seq) -> ServerMessage) -> Seq {
+        self.seq = self.seq.next();
+        self.revision += 1;
+        let msg = make(self.seq);
+        if self.replay.len() == self.config.replay_capacity {
+            self.replay.pop_front();
+        }
+        if self.config.replay_capacity > 0 {
+            self.replay.push_back(msg.clone());
+        }
+        out.push(Output::Broadcast { msg, lossy: false });
+        self.seq
+    }
+
+    /// Recounts viewers after a connection came or went (the streamer is not a viewer).
+    fn recount(&mut self) {
+        let n = self
+            .members
+            .iter()
+            .filter(|(id, m)| m.conn.is_some() && Some(**id) != self.streamer)
+            .count() as u32;
+        if n != self.online_viewers {
+            self.online_viewers = n;
+            self.peak_viewers = self.peak_viewers.max(n);
+            self.count_dirty = true;
+        }
+    }
+
+    pub fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.ended.is_some() {
+            match input {
+                Input::Join { conn, id, .. } => out.push(Output::JoinRefused {
+                    conn,
+                    id,
+                    code: ErrorCode::RoomClosed,
+                    message: "this stream has ended".into(),
+                }),
+                Input::Command { conn, msg, .. } => {
+                    if let Some(id) = msg.id() {
+                        out.push(Output::Send {
+                            conn,
+                            msg: ServerMessage::error(
+                                Some(id),
+                                ErrorCode::RoomClosed,
+                                "this stream has ended",
+                            ),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            return out;
+        }
+        match input {
+            Input::Join {
+                conn,
+                id,
+                name,
+                host_key,
+                resume,
+                resume_token,
+                client_key,
+            } => {
+                let r = match resume {
+                    Some(r) => self.resume(conn, id, r, &mut out),
+                    None => self.join(conn, id, name, host_key, resume_token, client_key, &mut out),
+                };
+                if let Err((code, message)) = r {
+                    out.push(Output::JoinRefused {
+                        conn,
+                        id,
+                        code,
+                        message,
+                    });
+                }
+            }
+            Input::Command {
+                conn,
+                participant,
+                msg,
+            } => {
+                let current = self.members.get(&participant).and_then(|m| m.conn);
+                if current != Some(conn) {
+                    if let Some(id) = msg.id() {
+                        out.push(Output::Send {
+                            conn,
+                            msg: ServerMessage::error(
+                                Some(id),
+                                ErrorCode::NotJoined,
+                                "this connection is no longer in the stream; resume",
+                            ),
+                        });
+                    }
+                } else {
+                    let id = msg.id();
+                    let mut effects = Vec::new();
+                    let reply = match self.command(now, participant, msg, &mut effects) {
+                        Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
+                        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
+                    };
+                    // As in rooms: the reply before any close the command caused.
+                    let (closing, regular): (Vec<_>, Vec<_>) = effects
+                        .into_iter()
+                        .partition(|o| matches!(o, Output::Detach { .. } | Output::Retire));
+                    out.extend(regular);
+                    if let Some(msg) = reply {
+                        out.push(Output::Send { conn, msg });
+                    }
+                    out.extend(closing);
+                }
+            }
+            Input::Disconnect { conn, participant } => {
+                if let Some(m) = self.members.get_mut(&participant)
+                    && m.conn == Some(conn)
+                {
+                    m.conn = None;
+                    m.away_since = Some(now);
+                    self.revision += 1;
+                    if self.is_streamer(participant) {
+                        self.streamer_away_since = Some(now);
+                        self.emit(&mut out, |seq| ServerMessage::StreamerAway { seq });
+                    }
+                    self.recount();
+                }
+            }
+            Input::Tick => {}
+        }
+        self.tick(now, &mut out);
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        name: String,
+        key: Option<HostKey>,
+        resume_token: ResumeToken,
+        client_key: Option<String>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let is_streamer = key.is_some_and(|k| k.ct_eq(&self.spec.streamer_key));
+        if client_key
+            .as_ref()
+            .is_some_and(|k| self.banned_keys.contains(k))
+            && !is_streamer
+        {
+            return Err((
+                ErrorCode::Banned,
+                "the streamer banned you from this stream".into(),
+            ));
+        }
+        if is_streamer && let Some(s) = self.streamer {
+            // The streamer is already in: a second device takes over the same seat.
+            let token = self.members.get(&s).map(|m| m.resume_token.clone());
+            if let Some(token) = token {
+                let r = ResumeRequest {
+                    participant: s,
+                    token,
+                    last_seq: Seq(0),
+                };
+                return self.resume(conn, id, r, out);
+            }
+        }
+        if !is_streamer && self.members.len() >= self.config.max_viewers {
+            return Err((
+                ErrorCode::RoomFull,
+                format!(
+                    "the stream has {} viewers, its maximum",
+                    self.config.max_viewers
+                ),
+            ));
+        }
+        let pid = ParticipantId(self.next_participant);
+        self.next_participant += 1;
+        self.members.insert(
+            pid,
+            Member {
+                name: name.trim().to_string(),
+                resume_token: resume_token.clone(),
+                conn: Some(conn),
+                away_since: None,
+                muted_until: None,
+                client_key,
+            },
+        );
+        self.revision += 1;
+        let mut ack_seq = None;
+        if is_streamer {
+            self.streamer = Some(pid);
+            self.streamer_away_since = None;
+            ack_seq = Some(self.emit(out, |seq| ServerMessage::StreamerBack { seq }));
+        }
+        self.recount();
+        out.push(Output::Attach {
+            conn,
+            participant: pid,
+        });
+        out.push(Output::Send {
+            conn,
+            msg: ServerMessage::StreamWelcome {
+                protocol: PROTOCOL_VERSION,
+                you: pid,
+                resume_token,
+                stream: Box::new(self.snapshot()),
+            },
+        });
+        out.push(Output::Send {
+            conn,
+            msg: ServerMessage::Ack { id, seq: ack_seq },
+        });
+        Ok(())
+    }
+
+    fn resume(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        r: ResumeRequest,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if self.banned.contains(&r.participant) {
+            return Err((
+                ErrorCode::Banned,
+                "the streamer banned you from this stream".into(),
+            ));
+        }
+        let Some(m) = self.members.get(&r.participant) else {
+            return Err((
+                ErrorCode::ResumeFailed,
+                "no such viewer in this stream any more; join afresh".into(),
+            ));
+        };
+        if !m.resume_token.ct_eq(&r.token) {
+            return Err((
+                ErrorCode::ResumeFailed,
+                "resume token does not match".into(),
+            ));
+        }
+        let pid = r.participant;
+        let token = m.resume_token.clone();
+        if let Some(old) = m.conn {
+            out.push(Output::Detach {
+                conn: old,
+                code: close::RESUME,
+            });
+        }
+        if let Some(m) = self.members.get_mut(&pid) {
+            m.conn = Some(conn);
+            m.away_since = None;
+        }
+        self.revision += 1;
+        if self.is_streamer(pid) && self.streamer_away_since.is_some() {
+            self.streamer_away_since = None;
+            self.emit(out, |seq| ServerMessage::StreamerBack { seq });
+        }
+        self.recount();
+        out.push(Output::Attach {
+            conn,
+            participant: pid,
+        });
+        let oldest = self.replay.front().and_then(|m| m.seq());
+        let replayable = r.last_seq <= self.seq
+            && r.last_seq.0 > 0
+            && match oldest {
+                Some(o) => r.last_seq.0 + 1 >= o.0,
+                None => r.last_seq == self.seq,
+            };
+        if replayable {
+            out.push(Output::Send {
+                conn,
+                msg: ServerMessage::Resumed {
+                    you: pid,
+                    resume_token: token,
+                    from_seq: r.last_seq,
+                    to_seq: self.seq,
+                },
+            });
+            for m in self
+                .replay
+                .iter()
+                .filter(|m| m.seq().is_some_and(|s| s > r.last_seq))
+            {
+                out.push(Output::Send {
+                    conn,
+                    msg: m.clone(),
+                });
+            }
+        } else {
+            out.push(Output::Send {
+                conn,
+                msg: ServerMessage::StreamWelcome {
+                    protocol: PROTOCOL_VERSION,
+                    you: pid,
+                    resume_token: token,
+                    stream: Box::new(self.snapshot()),
+                },
+            });
+        }
+        out.push(Output::Send {
+            conn,
+            msg: ServerMessage::Ack { id, seq: None },
+        });
+        Ok(())
+    }
+
+    fn require_streamer(&self, p: ParticipantId) -> Result<(), Refusal> {
+        if self.is_streamer(p) {
+            Ok(())
+        } else {
+            Err((ErrorCode::Forbidden, "only the streamer may do this".into()))
+        }
+    }
+
+    fn command(
+        &mut self,
+        now: UnixMillis,
+        pid: ParticipantId,
+        msg: ClientMessage,
+        out: &mut Vec<Output>,
+    ) -> Result<Option<Seq>, Refusal> {
+        use ClientMessage as C;
+        let err = |code, m: &str| Err((code, m.to_string()));
+        match msg {
+            C::Hello { .. } | C::Join { .. } | C::JoinStream { .. } => err(
+                ErrorCode::AlreadyJoined,
+                "this connection is already in a stream",
+            ),
+            C::Ping { .. } => Ok(None),
+            C::Chat { text, .. } => {
+                if let Some(until) = self.members.get(&pid).and_then(|m| m.muted_until)
+                    && until > now
+                {
+                    return err(
+                        ErrorCode::Muted,
+                        &format!(
+                            "the streamer muted you for {} more seconds",
+                            (until - now).div_ceil(1000)
+                        ),
+                    );
+                }
+                let name = self
+                    .members
+                    .get(&pid)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default();
+                let message = ChatMessage {
+                    seq: self.seq.next(),
+                    from: pid,
+                    name,
+                    text,
+                    at: now,
+                };
+                if self.chat.len() == CHAT_TAIL {
+                    self.chat.pop_front();
+                }
+                self.chat.push_back(message.clone());
+                Ok(Some(
+                    self.emit(out, |seq| ServerMessage::Chat { seq, message }),
+                ))
+            }
+            C::Pin { message, .. } => {
+                self.require_streamer(pid)?;
+                let Some(m) = self.chat.iter().find(|m| m.seq == message).cloned() else {
+                    return err(ErrorCode::UnknownMessage, "no such message in the chat");
+                };
+                self.pinned = Some(m.clone());
+                Ok(Some(self.emit(out, |seq| ServerMessage::PinChanged {
+                    seq,
+                    message: Some(m),
+                })))
+            }
+            C::Unpin { .. } => {
+                self.require_streamer(pid)?;
+                if self.pinned.take().is_none() {
+                    return Ok(None);
+                }
+                Ok(Some(self.emit(out, |seq| ServerMessage::PinChanged {
+                    seq,
+                    message: None,
+                })))
+            }
+            C::DeleteMessage { message, .. } => {
+                self.require_streamer(pid)?;
+                let Some(pos) = self.chat.iter().position(|m| m.seq == message) else {
+                    return err(ErrorCode::UnknownMessage, "no such message in the chat");
+                };
+                self.chat.remove(pos);
+                if self.pinned.as_ref().is_some_and(|p| p.seq == message) {
+                    self.pinned = None;
+                    self.emit(out, |seq| ServerMessage::PinChanged { seq, message: None });
+                }
+                Ok(Some(self.emit(out, |seq| ServerMessage::MessageDeleted {
+                    seq,
+                    message,
+                    by: pid,
+                })))
+            }
+            C::Mute {
+                participant,
+                minutes,
+                ..
+            } => {
+                self.require_streamer(pid)?;
+                if participant == pid {
+                    return err(ErrorCode::Invalid, "the streamer cannot mute themselves");
+                }
+                let until = now + u64::from(minutes) * 60_000;
+                let Some(m) = self.members.get_mut(&participant) else {
+                    return err(ErrorCode::UnknownParticipant, "no such viewer");
+                };
+                m.muted_until = Some(until);
+                Ok(Some(self.emit(out, |seq| ServerMessage::Muted {
+                    seq,
+                    participant,
+                    until,
+                })))
+            }
+            C::Ban { participant, .. } => {
+                self.require_streamer(pid)?;
+                if participant == pid {
+                    return err(ErrorCode::Invalid, "the streamer cannot ban themselves");
+                }
+                let Some(m) = self.members.remove(&participant) else {
+                    return err(ErrorCode::UnknownParticipant, "no such viewer");
+                };
+                self.banned.insert(participant);
+                if let Some(k) = m.client_key {
+                    self.banned_keys.insert(k);
+                }
+                let seq = self.emit(out, |seq| ServerMessage::Banned { seq, participant });
+                if let Some(conn) = m.conn {
+                    out.push(Output::Detach {
+                        conn,
+                        code: close::BANNED,
+                    });
+                }
+                self.recount();
+                Ok(Some(seq))
+            }
+            C::EndStream { .. } => {
+                self.require_streamer(pid)?;
+                Ok(Some(self.end(now, StreamEndReason::StreamerEnded, out)))
+            }
+            C::Leave { .. } => {
+                let m = self.members.remove(&pid);
+                self.revision += 1;
+                if let Some(conn) = m.and_then(|m| m.conn) {
+                    out.push(Output::Detach {
+                        conn,
+                        code: close::LEFT,
+                    });
+                }
+                if self.is_streamer(pid) {
+                    // A streamer who leaves ends the stream at once: nobody to wait for.
+                    self.streamer = None;
+                    return Ok(Some(self.end(now, StreamEndReason::StreamerEnded, out)));
+                }
+                self.recount();
+                Ok(None)
+            }
+            C::Presence { .. }
+            | C::AddCandidate { .. }
+            | C::RemoveCandidate { .. }
+            | C::Vote { .. }
+            | C::CloseVote { .. }
+            | C::ReopenVote { .. }
+            | C::Kick { .. }
+            | C::Rename { .. }
+            | C::CloseRoom { .. } => err(
+                ErrorCode::WrongSession,
+                "that is a map-room command; this is a live stream",
+            ),
+        }
+    }
+
+    /// Ends the stream: everyone is told why and disconnected; the actor retires.
+    fn end(&mut self, now: UnixMillis, reason: StreamEndReason, out: &mut Vec<Output>) -> Seq {
+        let seq = self.emit(out, |seq| ServerMessage::StreamEnded { seq, reason });
+        self.ended = Some((now, reason));
+        for m in self.members.values() {
+            if let Some(conn) = m.conn {
+                out.push(Output::Detach {
+                    conn,
+                    code: close::ROOM_CLOSED,
+                });
+            }
+        }
+        out.push(Output::Retire);
+        seq
+    }
+
+    fn tick(&mut self, now: UnixMillis, out: &mut Vec<Output>) {
+        if self.ended.is_some() {
+            return;
+        }
+        if let Some(since) = self.streamer_away_since
+            && now >= since + self.config.streamer_grace_ms
+        {
+            self.end(now, StreamEndReason::StreamerLeft, out);
+            return;
+        }
+        let grace = self.config.away_grace_ms;
+        let before = self.members.len();
+        let streamer = self.streamer;
+        self.members
+            .retain(|id, m| Some(*id) == streamer || m.away_since.is_none_or(|t| now < t + grace));
+        if self.members.len() != before {
+            self.revision += 1;
+        }
+        if self.count_dirty && now >= self.last_count_flush + self.config.count_interval_ms {
+            self.count_dirty = false;
+            self.last_count_flush = now;
+            out.push(Output::Broadcast {
+                msg: ServerMessage::Viewers {
+                    seq: self.seq,
+                    at: now,
+                    count: self.online_viewers,
+                },
+                lossy: true,
+            });
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        let count = self
+            .count_dirty
+            .then(|| self.last_count_flush + self.config.count_interval_ms);
+        // The streamer's absence is governed by the streamer grace, not the viewers'.
+        let away = self
+            .members
+            .iter()
+            .filter(|(id, _)| Some(**id) != self.streamer)
+            .filter_map(|(_, m)| m.away_since)
+            .min()
+            .map(|t| t + self.config.away_grace_ms);
+        let streamer = self
+            .streamer_away_since
+            .map(|t| t + self.config.streamer_grace_ms);
+        if self.ended.is_some() {
+            return None;
+        }
+        [count, away, streamer].into_iter().flatten().min()
+    }
+}
+
+impl Machine for Stream {
+    const KIND: &'static str = "stream";
+    type Spec = StreamSpec;
+    type Config = StreamConfig;
+    type Summary = StreamSummary;
+
+    fn create(spec: StreamSpec, config: &StreamConfig, now: UnixMillis) -> Self {
+        Stream::new(spec, config.clone(), now)
+    }
+    fn key(&self) -> &str {
+        &self.spec.id.0
+    }
+    fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output> {
+        Stream::handle(self, now, input)
+    }
+    fn seq(&self) -> Seq {
+        self.seq
+    }
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+    fn next_deadline(&self) -> Option<UnixMillis> {
+        Stream::next_deadline(self)
+    }
+    fn detach_all(&mut self, now: UnixMillis) -> Vec<Output> {
+        let mut out = Vec::new();
+        for m in self.members.values_mut() {
+            if m.conn.take().is_some() {
+                m.away_since = Some(now);
+            }
+        }
+        if self.streamer.is_some() && self.streamer_away_since.is_none() {
+            self.streamer_away_since = Some(now);
+            self.emit(&mut out, |seq| ServerMessage::StreamerAway { seq });
+        }
+        self.recount();
+        out
+    }
+    fn is_closed(&self) -> bool {
+        self.ended.is_some()
+    }
+    fn resync(&self, now: UnixMillis) -> Option<ServerMessage> {
+        Some(ServerMessage::Viewers {
+            seq: self.seq,
+            at: now,
+            count: self.online_viewers,
+        })
+    }
+    fn summary(&self) -> StreamSummary {
+        StreamSummary {
+            stream_id: self.spec.id.clone(),
+            title: self.spec.title.clone(),
+            place_id: self.spec.place_id.clone(),
+            location: self.spec.location,
+            menu: self.spec.menu.clone(),
+            streamer_name: self.streamer_name(),
+            streamer_online: self.streamer_away_since.is_none(),
+            started_at: self.created_at,
+            viewers: self.online_viewers,
+            peak_viewers: self.peak_viewers,
+        }
+    }
+    fn ended_record(&self) -> Option<(String, Vec<u8>)> {
+        let (ended_at, reason) = self.ended?;
+        let record = EndedStream {
+            stream_id: self.spec.id.clone(),
+            title: self.spec.title.clone(),
+            place_id: self.spec.place_id.clone(),
+            streamer_name: self.streamer_name(),
+            started_at: self.created_at,
+            ended_at,
+            peak_viewers: self.peak_viewers,
+            reason,
+        };
+        let key = ended_key(&self.spec.place_id, &self.spec.id);
+        Some((key, serde_json::to_vec(&record).ok()?))
+    }
+}
+
+/// Blob key of an ended stream's record: grouped by place so a place lists its streams with
+/// one prefix listing. Place ids are arbitrary printable ASCII, so they are hex-encoded to fit
+/// the blob key alphabet.
+pub fn ended_key(place: &PlaceId, stream: &StreamId) -> String {
+    format!("{}{}.json", ended_prefix(place), stream.0)
+}
+
+pub fn ended_prefix(place: &PlaceId) -> String {
+    let hex: String = place.0.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("streams/ended/{hex}/")
+}
+
+#[cfg(test)]
+mod tests;
