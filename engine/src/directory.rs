@@ -13,12 +13,14 @@ use crate::error::EngineError;
 use crate::persist::RoomStore;
 use crate::room::{Room, RoomSpec, RoomSummary};
 use crate::session::{ConnId, Machine};
+use crate::stream::{Stream, StreamSpec, StreamSummary};
 use base64::Engine as _;
 use ractor::{Actor, ActorRef, call_t};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use wagu_proto::ids::*;
+use wagu_proto::ids::{PlaceId, StreamId};
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
 use wagu_proto::{ClientMessage, ResumeRequest};
 use wagu_storage::BlobStore;
@@ -381,5 +383,83 @@ impl Sessions<Room> {
     pub async fn summary(&self, share: &ShareToken) -> Result<RoomSummary, EngineError> {
         let id = self.room_id(share).await?;
         self.summary_id(id).await
+    }
+}
+
+/// Live streams.
+pub type Streams = Sessions<Stream>;
+
+#[derive(Debug, Clone)]
+pub struct CreateStream {
+    pub title: String,
+    pub place_id: PlaceId,
+    pub location: Option<LatLng>,
+    pub menu: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedStream {
+    pub stream_id: StreamId,
+    /// Joining with this makes the connection the streamer. Keep it secret.
+    pub streamer_key: HostKey,
+}
+
+impl Sessions<Stream> {
+    /// Starts the stream supervisor. Ended streams leave their record in `records`.
+    pub async fn start(
+        store: RoomStore,
+        config: EngineConfig,
+        records: Option<BlobStore>,
+    ) -> Result<Self, EngineError> {
+        let stream = config.stream.clone();
+        let max = config.max_streams;
+        Self::start_kind(store, config, stream, max, records, true).await
+    }
+
+    pub async fn create(&self, req: CreateStream) -> Result<CreatedStream, EngineError> {
+        let v: u128 = rand::random::<u128>() >> 48;
+        let stream_id = StreamId(format!("s{v:020x}"));
+        let streamer_key = HostKey(random_token(24));
+        self.spawn(StreamSpec {
+            id: stream_id.clone(),
+            title: req.title,
+            place_id: req.place_id,
+            location: req.location,
+            menu: req.menu,
+            streamer_key: streamer_key.clone(),
+        })
+        .await?;
+        Ok(CreatedStream {
+            stream_id,
+            streamer_key,
+        })
+    }
+
+    /// Joins (or resumes) a stream as a viewer, or as its streamer with the streamer key.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn join(
+        &self,
+        stream: &StreamId,
+        id: RequestId,
+        name: String,
+        streamer_key: Option<HostKey>,
+        resume: Option<ResumeRequest>,
+        client_key: Option<String>,
+        outbound: Outbound,
+    ) -> Result<RoomSession, EngineError> {
+        let args = self.join_args(id, name, streamer_key, resume, client_key, outbound);
+        self.join_id(stream.0.clone(), args)
+            .await
+            .map_err(|e| match e {
+                EngineError::UnknownRoom => EngineError::Refused {
+                    code: wagu_proto::ErrorCode::UnknownRoom,
+                    message: "no live stream with this id".into(),
+                },
+                other => other,
+            })
+    }
+
+    pub async fn summary(&self, stream: &StreamId) -> Result<StreamSummary, EngineError> {
+        self.summary_id(stream.0.clone()).await
     }
 }

@@ -12,6 +12,8 @@ use wagu_engine::persist::RoomStore;
 use wagu_proto::codec::decode_server;
 use wagu_proto::ids::*;
 use wagu_proto::model::VoteState;
+#[allow(unused_imports)]
+use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
 use wagu_storage::{EphemeralStore, testbed};
 
@@ -331,4 +333,146 @@ async fn slow_connection_is_dropped_without_slowing_the_room() {
         "the room announced the lagging participant as away"
     );
     rooms.shutdown().await;
+}
+
+mod streams {
+    use super::*;
+    use wagu_engine::directory::{CreateStream, Streams};
+    use wagu_proto::ids::StreamId;
+    use wagu_proto::model::LatLng;
+
+    async fn watch(
+        streams: &Streams,
+        id: &StreamId,
+        name: &str,
+        key: Option<HostKey>,
+        client_key: Option<&str>,
+        resume: Option<ResumeRequest>,
+    ) -> Result<(RoomSession, Receiver<Frame>, Vec<ServerMessage>), EngineError> {
+        let (out, mut rx) = Outbound::channel(256);
+        let s = streams
+            .join(
+                id,
+                RequestId(1),
+                name.into(),
+                key,
+                resume,
+                client_key.map(String::from),
+                out,
+            )
+            .await?;
+        let frames = until_reply(&mut rx, 1).await;
+        Ok((s, rx, frames))
+    }
+
+    #[tokio::test]
+    async fn crashed_stream_restarts_with_chat_and_bans_kept() {
+        for store in stores("crashed_stream_restarts_with_chat_and_bans_kept").await {
+            let backend = store.backend();
+            let streams = Streams::start(
+                RoomStore::new(store, Duration::from_secs(600)),
+                EngineConfig::default(),
+                None,
+            )
+            .await
+            .unwrap();
+            let created = streams
+                .create(CreateStream {
+                    title: "Mukbang".into(),
+                    place_id: PlaceId("p1".into()),
+                    location: Some(LatLng {
+                        lat: 37.5,
+                        lng: 127.0,
+                    }),
+                    menu: vec![],
+                })
+                .await
+                .unwrap();
+            let id = created.stream_id.clone();
+            let (streamer, mut srx, _) = watch(
+                &streams,
+                &id,
+                "Chef",
+                Some(created.streamer_key.clone()),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+            let (viewer, mut vrx, frames) =
+                watch(&streams, &id, "Fan", None, Some("fan-device"), None)
+                    .await
+                    .unwrap();
+            let ServerMessage::StreamWelcome { resume_token, .. } = &frames[0] else {
+                panic!("{:?}", frames[0])
+            };
+            let token = resume_token.clone();
+            let (troll, _trx, _) = watch(&streams, &id, "Troll", None, Some("troll-device"), None)
+                .await
+                .unwrap();
+            viewer
+                .send(
+                    ClientMessage::Chat {
+                        id: RequestId(2),
+                        text: "acked chat".into(),
+                    },
+                    Instant::now(),
+                )
+                .unwrap();
+            let seen = until_reply(&mut vrx, 2).await;
+            let last = seen.iter().filter_map(|m| m.seq()).max().unwrap();
+            streamer
+                .send(
+                    ClientMessage::Ban {
+                        id: RequestId(3),
+                        participant: troll.participant,
+                    },
+                    Instant::now(),
+                )
+                .unwrap();
+            until_reply(&mut srx, 3).await;
+
+            streamer.crash_room();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The viewer resumes on the restarted stream and misses nothing.
+            let r = ResumeRequest {
+                participant: viewer.participant,
+                token,
+                last_seq: last,
+            };
+            let (_v2, _rx2, frames) =
+                watch(&streams, &id, "Fan", None, Some("fan-device"), Some(r))
+                    .await
+                    .unwrap_or_else(|e| panic!("[{backend}] resume after restart: {e}"));
+            assert!(
+                matches!(frames[0], ServerMessage::Resumed { .. }),
+                "[{backend}] {:?}",
+                frames[0]
+            );
+            // The ban survived the crash.
+            let err = watch(
+                &streams,
+                &id,
+                "Troll again",
+                None,
+                Some("troll-device"),
+                None,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Banned, "[{backend}]");
+            let (_n, _nrx, frames) = watch(&streams, &id, "Newcomer", None, None, None)
+                .await
+                .unwrap();
+            let ServerMessage::StreamWelcome { stream, .. } = &frames[0] else {
+                panic!()
+            };
+            assert_eq!(
+                stream.chat.last().unwrap().text,
+                "acked chat",
+                "[{backend}]"
+            );
+            streams.shutdown().await;
+        }
+    }
 }

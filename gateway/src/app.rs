@@ -12,9 +12,10 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use tokio::sync::watch;
 use wagu_engine::actor::EngineConfig;
-use wagu_engine::directory::Rooms;
+use wagu_engine::directory::{Rooms, Streams};
 use wagu_engine::persist::RoomStore;
 use wagu_engine::room::RoomConfig;
+use wagu_engine::stream::StreamConfig;
 use wagu_storage::blob::{FsBlobs, S3Blobs};
 use wagu_storage::{BlobStore, EphemeralStore, cql};
 
@@ -23,6 +24,7 @@ use wagu_storage::{BlobStore, EphemeralStore, cql};
 pub struct AppState {
     pub config: Arc<Config>,
     pub rooms: Rooms,
+    pub streams: Streams,
     pub ephemeral: EphemeralStore,
     pub blobs: BlobStore,
     pub cql: Option<Arc<scylla::client::session::Session>>,
@@ -81,14 +83,23 @@ impl App {
                 replay_capacity: l.replay_events,
                 presence_interval_ms: 50,
             },
+            stream: StreamConfig {
+                max_viewers: l.max_viewers,
+                away_grace_ms: l.away_grace_secs * 1000,
+                streamer_grace_ms: l.streamer_grace_secs * 1000,
+                replay_capacity: l.replay_events,
+                ..StreamConfig::default()
+            },
             max_rooms: l.max_rooms,
+            max_streams: l.max_streams,
             share_ttl: Duration::from_secs(l.share_ttl_secs),
             store_ttl: Duration::from_secs(config.ephemeral.room_ttl_secs),
             outbound_queue: l.outbound_queue,
             ..EngineConfig::default()
         };
         let store = RoomStore::new(ephemeral.clone(), engine.store_ttl);
-        let rooms = Rooms::start(store, engine).await?;
+        let rooms = Rooms::start(store.clone(), engine.clone()).await?;
+        let streams = Streams::start(store, engine, Some(blobs.clone())).await?;
 
         tracing::info!(
             rooms = ephemeral.backend(),
@@ -106,6 +117,7 @@ impl App {
         let state = AppState {
             config: Arc::new(config),
             rooms,
+            streams,
             ephemeral,
             blobs,
             cql,
@@ -132,5 +144,6 @@ impl App {
 
     pub async fn stop_rooms(&self) {
         self.state.rooms.shutdown().await;
+        self.state.streams.shutdown().await;
     }
 }

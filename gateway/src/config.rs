@@ -108,6 +108,12 @@ pub struct Limits {
     pub share_ttl_secs: u64,
     /// Reliable events kept per room for resuming clients.
     pub replay_events: usize,
+    /// Live streams per node.
+    pub max_streams: usize,
+    /// Viewers per stream.
+    pub max_viewers: usize,
+    /// How long viewers wait for a dropped streamer before the stream ends, seconds.
+    pub streamer_grace_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -182,6 +188,9 @@ impl Default for Limits {
             room_empty_ttl_secs: 600,
             share_ttl_secs: 24 * 3600,
             replay_events: 1024,
+            max_streams: 1_000,
+            max_viewers: 20_000,
+            streamer_grace_secs: 120,
         }
     }
 }

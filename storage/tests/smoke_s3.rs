@@ -22,6 +22,8 @@ async fn smoke_s3_put_get_delete() {
         .await
         .unwrap();
     assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(&body[..]));
+    let listed = store.list("smoke/", 1000).await.unwrap();
+    assert!(listed.contains(&key), "{key} not in {listed:?}");
     store.delete(&key).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap(), None);
     assert!(

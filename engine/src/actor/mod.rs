@@ -12,13 +12,17 @@ pub mod session;
 pub mod supervisor;
 
 use crate::room::RoomConfig;
+use crate::stream::StreamConfig;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub room: RoomConfig,
+    pub stream: StreamConfig,
     /// Rooms this node may hold at once.
     pub max_rooms: usize,
+    /// Live streams this node may hold at once.
+    pub max_streams: usize,
     /// How long a share link admits new participants.
     pub share_ttl: Duration,
     /// How long a stored room outlives its last snapshot (renewed at every snapshot).
@@ -35,7 +39,9 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             room: RoomConfig::default(),
+            stream: StreamConfig::default(),
             max_rooms: 10_000,
+            max_streams: 1_000,
             share_ttl: Duration::from_secs(24 * 3600),
             store_ttl: Duration::from_secs(48 * 3600),
             snapshot_every: 256,

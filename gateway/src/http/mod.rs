@@ -2,6 +2,7 @@
 
 mod health;
 mod rooms;
+mod streams;
 
 use crate::app::AppState;
 use axum::Router;
@@ -14,4 +15,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/api/rooms", post(rooms::create))
         .route("/api/rooms/{share}", get(rooms::summary))
+        .route("/api/streams", post(streams::create).get(streams::list))
+        .route("/api/streams/{id}", get(streams::summary))
+        .route(
+            "/api/places/{place_id}/streams",
+            get(streams::ended_at_place),
+        )
 }

@@ -162,6 +162,7 @@ where
 fn reason(code: u16) -> &'static str {
     match code {
         close::KICKED => "removed by the host",
+        close::BANNED => "banned by the streamer",
         close::ROOM_CLOSED => "room closed",
         close::LEFT => "left the room",
         close::RESUME => "replaced by a newer connection",
@@ -295,6 +296,52 @@ impl Conn {
                     resume,
                 };
                 match self.app.rooms.join(req, outbound).await {
+                    Ok(session) => {
+                        if resuming {
+                            counter!("wagu_resumes_total").increment(1);
+                        }
+                        self.session = Some(session);
+                        self.room_rx = Some(rx);
+                        None
+                    }
+                    Err(e) => {
+                        let e = join_error(id, e);
+                        self.refuse(sink, e).await
+                    }
+                }
+            }
+            ClientMessage::JoinStream {
+                id,
+                stream,
+                name,
+                streamer_key,
+                resume,
+                client_key,
+            } => {
+                if self.session.is_some() {
+                    let e = ServerMessage::error(
+                        Some(id),
+                        ErrorCode::AlreadyJoined,
+                        "this connection is already in a room or stream",
+                    );
+                    return self.refuse(sink, e).await;
+                }
+                let resuming = resume.is_some();
+                let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
+                match self
+                    .app
+                    .streams
+                    .join(
+                        &stream,
+                        id,
+                        name,
+                        streamer_key,
+                        resume,
+                        client_key,
+                        outbound,
+                    )
+                    .await
+                {
                     Ok(session) => {
                         if resuming {
                             counter!("wagu_resumes_total").increment(1);

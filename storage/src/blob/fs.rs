@@ -47,6 +47,32 @@ impl FsBlobs {
         }
     }
 
+    pub(super) async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        // Objects are files directly under the prefix's directory (one level: the key layout
+        // this store is used with never nests deeper below a listed prefix).
+        let dir = self.root.join(prefix.trim_end_matches('/'));
+        let mut out = Vec::new();
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        while let Some(entry) = rd.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().to_string();
+            // Skip half-written temporaries.
+            if entry.file_type().await?.is_file() && !name.contains(".tmp-") {
+                out.push(format!("{prefix}{name}"));
+            }
+        }
+        out.sort();
+        out.truncate(limit);
+        Ok(out)
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StorageError> {
         tokio::fs::metadata(&self.root).await?;
         Ok(())
@@ -71,6 +97,16 @@ mod tests {
             reopened.get("photos/a.jpg").await.unwrap().as_deref(),
             Some(&b"jpeg"[..])
         );
+        reopened
+            .put("photos/b.jpg", Bytes::from_static(b"b"), "image/jpeg")
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.list("photos/", 10).await.unwrap(),
+            vec!["photos/a.jpg".to_string(), "photos/b.jpg".to_string()]
+        );
+        assert!(reopened.list("nothing/", 10).await.unwrap().is_empty());
+        reopened.delete("photos/b.jpg").await.unwrap();
         reopened.delete("photos/a.jpg").await.unwrap();
         assert_eq!(reopened.get("photos/a.jpg").await.unwrap(), None);
         assert!(reopened.get("../escape").await.is_err());

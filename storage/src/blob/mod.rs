@@ -73,6 +73,18 @@ impl BlobStore {
         }
     }
 
+    /// Keys under `prefix` (which must end with `/`), sorted, at most `limit`.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        check_key(prefix.trim_end_matches('/'))?;
+        if !prefix.ends_with('/') {
+            return Err(StorageError::InvalidKey(prefix.chars().take(64).collect()));
+        }
+        match self {
+            BlobStore::Fs(f) => f.list(prefix, limit).await,
+            BlobStore::S3(s) => s.list(prefix, limit).await,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StorageError> {
         match self {
             BlobStore::Fs(f) => f.ping().await,

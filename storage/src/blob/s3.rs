@@ -100,6 +100,30 @@ impl S3Blobs {
         Ok(())
     }
 
+    pub(super) async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(limit.min(1000) as i32)
+            .send()
+            .await
+            .map_err(s3_err)?;
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect();
+        keys.sort();
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StorageError> {
         self.client
             .head_bucket()

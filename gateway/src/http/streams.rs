@@ -1,0 +1,215 @@
+//! Live streams over HTTP: `POST /api/streams` starts one (the answer carries the streamer
+//! key), `GET /api/streams` lists live streams (newest, most watched, near a point, at a
+//! place), `GET /api/streams/{id}` describes one, and `GET /api/places/{place_id}/streams`
+//! lists the ended streams a place keeps ("was streamed here").
+
+use crate::app::AppState;
+use crate::error::AppError;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use wagu_engine::directory::CreateStream;
+use wagu_engine::stream::{EndedStream, StreamSummary, ended_prefix};
+use wagu_proto::ids::{HostKey, PlaceId, StreamId};
+use wagu_proto::limits::{MAX_PLACE_NAME_CHARS, MAX_TITLE_CHARS};
+use wagu_proto::model::LatLng;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStreamBody {
+    pub title: String,
+    pub place_id: PlaceId,
+    pub location: Option<LatLng>,
+    #[serde(default)]
+    pub menu: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedStreamBody {
+    pub stream_id: StreamId,
+    /// Join with this (`join_stream` with `streamer_key`) to be the streamer.
+    pub streamer_key: HostKey,
+    pub ws_url: String,
+}
+
+fn chars(s: &str) -> usize {
+    s.trim().chars().count()
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<CreatedStreamBody>), AppError> {
+    let req: CreateStreamBody = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request(format!("cannot read the request body: {e}")))?;
+    if !(1..=MAX_TITLE_CHARS).contains(&chars(&req.title)) {
+        return Err(AppError::bad_request(format!(
+            "title must be 1 to {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    wagu_proto::client::check_place_id(&req.place_id)
+        .map_err(|e| AppError::bad_request(e.message))?;
+    if req.location.is_some_and(|l| !l.is_valid()) {
+        return Err(AppError::bad_request(
+            "location must have lat within ±90 and lng within ±180",
+        ));
+    }
+    if req.menu.len() > 20
+        || req
+            .menu
+            .iter()
+            .any(|m| !(1..=MAX_PLACE_NAME_CHARS).contains(&chars(m)))
+    {
+        return Err(AppError::bad_request(format!(
+            "menu holds at most 20 items of 1 to {MAX_PLACE_NAME_CHARS} characters"
+        )));
+    }
+    let created = app
+        .streams
+        .create(CreateStream {
+            title: req.title.trim().to_string(),
+            place_id: req.place_id,
+            location: req.location,
+            menu: req.menu.iter().map(|m| m.trim().to_string()).collect(),
+        })
+        .await?;
+    let ws = app.config.public_url().replacen("http", "ws", 1);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedStreamBody {
+            stream_id: created.stream_id,
+            streamer_key: created.streamer_key,
+            ws_url: format!("{ws}/ws"),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `newest` (default) or `viewers` (most watched first).
+    pub sort: Option<String>,
+    /// `lat,lng`: only streams within `radius_km` of this point, nearest first unless `sort`.
+    pub near: Option<String>,
+    pub radius_km: Option<f64>,
+    pub place_id: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Great-circle distance in kilometres.
+fn haversine_km(a: LatLng, b: LatLng) -> f64 {
+    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = la2 - la1;
+    let dlng = (b.lng - a.lng).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlng / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<StreamSummary>>, AppError> {
+    let near = match &q.near {
+        None => None,
+        Some(s) => {
+            let parsed = s
+                .split_once(',')
+                .and_then(|(a, b)| {
+                    Some(LatLng {
+                        lat: a.trim().parse().ok()?,
+                        lng: b.trim().parse().ok()?,
+                    })
+                })
+                .filter(LatLng::is_valid);
+            Some(
+                parsed
+                    .ok_or_else(|| AppError::bad_request("near must be `lat,lng` within range"))?,
+            )
+        }
+    };
+    let radius = q.radius_km.unwrap_or(5.0);
+    if !(radius.is_finite() && radius > 0.0 && radius <= 20_000.0) {
+        return Err(AppError::bad_request(
+            "radius_km must be above 0 and at most 20000",
+        ));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::bad_request("limit must be 1 to 200"));
+    }
+    let mut all = app.streams.list().await?;
+    if let Some(p) = &q.place_id {
+        all.retain(|s| &s.place_id.0 == p);
+    }
+    if let Some(c) = near {
+        all.retain(|s| s.location.is_some_and(|l| haversine_km(c, l) <= radius));
+    }
+    match (q.sort.as_deref(), near) {
+        (None | Some("newest"), None) | (Some("newest"), Some(_)) => {
+            all.sort_by_key(|s| std::cmp::Reverse(s.started_at))
+        }
+        (None, Some(c)) => all.sort_by(|a, b| {
+            let d = |s: &StreamSummary| s.location.map(|l| haversine_km(c, l)).unwrap_or(f64::MAX);
+            d(a).total_cmp(&d(b))
+        }),
+        (Some("viewers"), _) => all.sort_by(|a, b| {
+            b.viewers
+                .cmp(&a.viewers)
+                .then(b.started_at.cmp(&a.started_at))
+        }),
+        (Some(other), _) => {
+            return Err(AppError::bad_request(format!(
+                "sort must be `newest` or `viewers`, not {other:?}"
+            )));
+        }
+    }
+    all.truncate(limit);
+    Ok(Json(all))
+}
+
+pub async fn summary(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StreamSummary>, AppError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_room",
+            "no live stream with this id",
+        ));
+    }
+    Ok(Json(app.streams.summary(&StreamId(id)).await?))
+}
+
+pub async fn ended_at_place(
+    State(app): State<AppState>,
+    Path(place_id): Path<String>,
+) -> Result<Json<Vec<EndedStream>>, AppError> {
+    let place = PlaceId(place_id);
+    wagu_proto::client::check_place_id(&place).map_err(|e| AppError::bad_request(e.message))?;
+    let storage = |e: wagu_storage::StorageError| {
+        tracing::error!(error = %e, "listing ended streams");
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the record store is not reachable",
+        )
+    };
+    let keys = app
+        .blobs
+        .list(&ended_prefix(&place), 200)
+        .await
+        .map_err(storage)?;
+    let mut out = Vec::new();
+    for k in keys {
+        if let Some(body) = app.blobs.get(&k).await.map_err(storage)?
+            && let Ok(rec) = serde_json::from_slice::<EndedStream>(&body)
+        {
+            out.push(rec);
+        }
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.ended_at));
+    Ok(Json(out))
+}
