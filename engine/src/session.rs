@@ -107,3 +107,97 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 }
+
+/// The reliable events a session keeps for resuming clients: the last `capacity` of them, in
+/// order. Part of each session's snapshot, so a restored session can still replay.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReplayLog {
+    events: std::collections::VecDeque<ServerMessage>,
+    capacity: usize,
+}
+
+impl ReplayLog {
+    pub fn new(capacity: usize) -> Self {
+        ReplayLog {
+            events: Default::default(),
+            capacity,
+        }
+    }
+
+    /// Keeps a reliable event, dropping the oldest at capacity.
+    pub fn push(&mut self, msg: ServerMessage) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back(msg);
+    }
+
+    /// Whether a client that saw everything up to `last_seq` can be brought to `current` by
+    /// replaying kept events (it must not have missed anything older than the oldest kept).
+    pub fn covers(&self, last_seq: Seq, current: Seq) -> bool {
+        let oldest = self.events.front().and_then(|m| m.seq());
+        last_seq <= current
+            && match oldest {
+                Some(o) => last_seq.0 + 1 >= o.0,
+                None => last_seq == current,
+            }
+    }
+
+    /// Appends to `out` what brings a resuming connection up to date: `resumed` and every kept
+    /// event after `last_seq` when the log covers the gap, else the `welcome` snapshot; then
+    /// the join's `ack`.
+    pub fn catch_up(
+        &self,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        id: RequestId,
+        resumed: ServerMessage,
+        last_seq: Seq,
+        current: Seq,
+        welcome: impl FnOnce() -> ServerMessage,
+    ) {
+        if self.covers(last_seq, current) {
+            out.push(Output::Send { conn, msg: resumed });
+            for m in self
+                .events
+                .iter()
+                .filter(|m| m.seq().is_some_and(|s| s > last_seq))
+            {
+                out.push(Output::Send {
+                    conn,
+                    msg: m.clone(),
+                });
+            }
+        } else {
+            out.push(Output::Send {
+                conn,
+                msg: welcome(),
+            });
+        }
+        out.push(Output::Send {
+            conn,
+            msg: ServerMessage::Ack { id, seq: None },
+        });
+    }
+}
+
+/// Orders the outputs of one command: its effects, then its reply, then any close it caused
+/// (leave, ban, end): the sender always receives its `ack` before its socket closes.
+pub fn reply_then_close(
+    out: &mut Vec<Output>,
+    effects: Vec<Output>,
+    conn: ConnId,
+    reply: Option<ServerMessage>,
+) {
+    let (closing, regular): (Vec<_>, Vec<_>) = effects
+        .into_iter()
+        .partition(|o| matches!(o, Output::Detach { .. } | Output::Retire));
+    out.extend(regular);
+    if let Some(msg) = reply {
+        out.push(Output::Send { conn, msg });
+    }
+    out.extend(closing);
+}

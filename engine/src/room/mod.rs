@@ -14,7 +14,7 @@
 
 pub mod votes;
 
-use crate::session::Machine;
+use crate::session::{Machine, ReplayLog, reply_then_close};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
@@ -88,7 +88,7 @@ pub struct Room {
     vote: VoteState,
     chat: VecDeque<ChatMessage>,
     seq: Seq,
-    replay: VecDeque<ServerMessage>,
+    replay: ReplayLog,
     dirty_presence: BTreeSet<ParticipantId>,
     last_presence_flush: UnixMillis,
     empty_since: Option<UnixMillis>,
@@ -114,6 +114,7 @@ pub struct RoomSummary {
 
 impl Room {
     pub fn new(spec: RoomSpec, config: RoomConfig, now: UnixMillis) -> Self {
+        let replay = ReplayLog::new(config.replay_capacity);
         Room {
             spec,
             config,
@@ -126,7 +127,7 @@ impl Room {
             vote: VoteState::Open,
             chat: VecDeque::new(),
             seq: Seq(0),
-            replay: VecDeque::new(),
+            replay,
             dirty_presence: BTreeSet::new(),
             last_presence_flush: 0,
             // A room nobody has entered yet counts as empty from its creation.
@@ -233,16 +234,7 @@ impl Room {
                         Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
                         Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
                     };
-                    // The reply goes out before any close the command caused (leave, kick of
-                    // oneself is impossible, close_room), so the sender always gets its ack.
-                    let (closing, regular): (Vec<_>, Vec<_>) = effects
-                        .into_iter()
-                        .partition(|o| matches!(o, Output::Detach { .. } | Output::Retire));
-                    out.extend(regular);
-                    if let Some(msg) = reply {
-                        out.push(Output::Send { conn, msg });
-                    }
-                    out.extend(closing);
+                    reply_then_close(&mut out, effects, conn, reply);
                 }
             }
             Input::Disconnect { conn, participant } => {
@@ -377,12 +369,7 @@ impl Room {
     fn emit(&mut self, out: &mut Vec<Output>, make: impl FnOnce(Seq) -> ServerMessage) -> Seq {
         self.seq = self.seq.next();
         let msg = make(self.seq);
-        if self.replay.len() == self.config.replay_capacity {
-            self.replay.pop_front();
-        }
-        if self.config.replay_capacity > 0 {
-            self.replay.push_back(msg.clone());
-        }
+        self.replay.push(msg.clone());
         out.push(Output::Broadcast { msg, lossy: false });
         self.seq
     }
@@ -519,48 +506,21 @@ impl Room {
             });
         }
         self.attach(pid, conn, out);
-        let oldest = self.replay.front().and_then(|m| m.seq());
-        // The client can be replayed to if it saw everything before the oldest kept event.
-        let replayable = r.last_seq <= self.seq
-            && match oldest {
-                Some(o) => r.last_seq.0 + 1 >= o.0,
-                None => r.last_seq == self.seq,
-            };
-        if replayable {
-            out.push(Output::Send {
-                conn,
-                msg: ServerMessage::Resumed {
-                    you: pid,
-                    resume_token: token,
-                    from_seq: r.last_seq,
-                    to_seq: self.seq,
-                },
-            });
-            for m in self
-                .replay
-                .iter()
-                .filter(|m| m.seq().is_some_and(|s| s > r.last_seq))
-            {
-                out.push(Output::Send {
-                    conn,
-                    msg: m.clone(),
-                });
-            }
-        } else {
-            out.push(Output::Send {
-                conn,
-                msg: ServerMessage::Welcome {
+        let resumed = ServerMessage::Resumed {
+            you: pid,
+            resume_token: token.clone(),
+            from_seq: r.last_seq,
+            to_seq: self.seq,
+        };
+        self.replay
+            .catch_up(out, conn, id, resumed, r.last_seq, self.seq, || {
+                ServerMessage::Welcome {
                     protocol: PROTOCOL_VERSION,
                     you: pid,
                     resume_token: token,
                     room: Box::new(self.snapshot()),
-                },
+                }
             });
-        }
-        out.push(Output::Send {
-            conn,
-            msg: ServerMessage::Ack { id, seq: None },
-        });
     }
 
     fn attach(&mut self, pid: ParticipantId, conn: ConnId, out: &mut Vec<Output>) {

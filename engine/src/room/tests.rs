@@ -518,7 +518,7 @@ fn snapshot_shows_away_participants_as_away() {
 #[test]
 fn resume_too_old_gets_snapshot_and_bad_token_is_refused() {
     let mut h = Harness::new(VoteMode::Single);
-    h.room.config.replay_capacity = 4;
+    h.room.replay = ReplayLog::new(4);
     let (a, ac, _) = h.join("A", true);
     let (b, bc, _) = h.join("B", false);
     h.room.handle(

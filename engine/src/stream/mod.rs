@@ -12,7 +12,7 @@
 //! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
 //! stream from its snapshot plus journal.
 
-use crate::session::{ConnId, Input, Machine, Output};
+use crate::session::{ConnId, Input, Machine, Output, ReplayLog, reply_then_close};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
@@ -116,7 +116,7 @@ pub struct Stream {
     seq: Seq,
     /// Bumped by every durable change, evented or not (joins are not broadcast).
     revision: u64,
-    replay: VecDeque<ServerMessage>,
+    replay: ReplayLog,
     ended: Option<(UnixMillis, StreamEndReason)>,
 }
 
@@ -124,6 +124,7 @@ type Refusal = (ErrorCode, String);
 
 impl Stream {
     pub fn new(spec: StreamSpec, config: StreamConfig, now: UnixMillis) -> Self {
+        let replay = ReplayLog::new(config.replay_capacity);
         Stream {
             spec,
             config,
@@ -142,7 +143,7 @@ impl Stream {
             banned_keys: BTreeSet::new(),
             seq: Seq(0),
             revision: 0,
-            replay: VecDeque::new(),
+            replay,
             ended: None,
         }
     }
@@ -196,12 +197,7 @@ impl Stream {
         self.seq = self.seq.next();
         self.revision += 1;
         let msg = make(self.seq);
-        if self.replay.len() == self.config.replay_capacity {
-            self.replay.pop_front();
-        }
-        if self.config.replay_capacity > 0 {
-            self.replay.push_back(msg.clone());
-        }
+        self.replay.push(msg.clone());
         out.push(Output::Broadcast { msg, lossy: false });
         self.seq
     }
@@ -293,15 +289,7 @@ impl Stream {
                         Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
                         Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
                     };
-                    // As in rooms: the reply before any close the command caused.
-                    let (closing, regular): (Vec<_>, Vec<_>) = effects
-                        .into_iter()
-                        .partition(|o| matches!(o, Output::Detach { .. } | Output::Retire));
-                    out.extend(regular);
-                    if let Some(msg) = reply {
-                        out.push(Output::Send { conn, msg });
-                    }
-                    out.extend(closing);
+                    reply_then_close(&mut out, effects, conn, reply);
                 }
             }
             Input::Disconnect { conn, participant } => {
@@ -455,48 +443,27 @@ impl Stream {
             conn,
             participant: pid,
         });
-        let oldest = self.replay.front().and_then(|m| m.seq());
-        let replayable = r.last_seq <= self.seq
-            && r.last_seq.0 > 0
-            && match oldest {
-                Some(o) => r.last_seq.0 + 1 >= o.0,
-                None => r.last_seq == self.seq,
-            };
-        if replayable {
-            out.push(Output::Send {
-                conn,
-                msg: ServerMessage::Resumed {
-                    you: pid,
-                    resume_token: token,
-                    from_seq: r.last_seq,
-                    to_seq: self.seq,
-                },
-            });
-            for m in self
-                .replay
-                .iter()
-                .filter(|m| m.seq().is_some_and(|s| s > r.last_seq))
-            {
-                out.push(Output::Send {
-                    conn,
-                    msg: m.clone(),
-                });
-            }
+        let resumed = ServerMessage::Resumed {
+            you: pid,
+            resume_token: token.clone(),
+            from_seq: r.last_seq,
+            to_seq: self.seq,
+        };
+        // `last_seq` 0 (a streamer taking over from another device) always gets a snapshot.
+        let last = if r.last_seq.0 > 0 {
+            r.last_seq
         } else {
-            out.push(Output::Send {
-                conn,
-                msg: ServerMessage::StreamWelcome {
+            Seq(u64::MAX)
+        };
+        self.replay
+            .catch_up(out, conn, id, resumed, last, self.seq, || {
+                ServerMessage::StreamWelcome {
                     protocol: PROTOCOL_VERSION,
                     you: pid,
                     resume_token: token,
                     stream: Box::new(self.snapshot()),
-                },
+                }
             });
-        }
-        out.push(Output::Send {
-            conn,
-            msg: ServerMessage::Ack { id, seq: None },
-        });
         Ok(())
     }
 
