@@ -149,6 +149,7 @@ impl ReplayLog {
     /// Appends to `out` what brings a resuming connection up to date: `resumed` and every kept
     /// event after `last_seq` when the log covers the gap, else the `welcome` snapshot; then
     /// the join's `ack`.
+    #[allow(clippy::too_many_arguments)]
     pub fn catch_up(
         &self,
         out: &mut Vec<Output>,
