@@ -247,6 +247,10 @@ async fn bad_stream_requests_are_refused() {
         .call(json!({"type":"join_stream","stream":"s-nope","name":"x"}))
         .await;
     assert_eq!(code(&r), Some(ErrorCode::UnknownRoom));
-    let (status, _) = http(srv.addr, "GET", "/api/streams?near=north", "").await;
+    let (status, body) = http(srv.addr, "GET", "/api/streams?near=north", "").await;
     assert_eq!(status, 400);
+    assert!(body.contains(r#""code":"invalid""#), "{body}");
+    let (status, body) = http(srv.addr, "GET", "/api/streams?limit=lots", "").await;
+    assert_eq!(status, 400);
+    assert!(body.contains(r#""code":"invalid""#), "{body}");
 }

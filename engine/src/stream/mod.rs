@@ -101,6 +101,9 @@ pub struct Stream {
     config: StreamConfig,
     created_at: UnixMillis,
     streamer: Option<ParticipantId>,
+    /// Kept apart from the member list: the ended record names the streamer even after they
+    /// left.
+    streamer_name: Option<String>,
     /// Since when the streamer is not connected (from creation until they first join).
     streamer_away_since: Option<UnixMillis>,
     members: BTreeMap<ParticipantId, Member>,
@@ -130,6 +133,7 @@ impl Stream {
             config,
             created_at: now,
             streamer: None,
+            streamer_name: None,
             streamer_away_since: Some(now),
             members: BTreeMap::new(),
             next_participant: 1,
@@ -165,9 +169,7 @@ impl Stream {
     }
 
     fn streamer_name(&self) -> Option<String> {
-        self.streamer
-            .and_then(|s| self.members.get(&s))
-            .map(|m| m.name.clone())
+        self.streamer_name.clone()
     }
 
     pub fn snapshot(&self) -> StreamSnapshot {
@@ -323,7 +325,17 @@ impl Stream {
         client_key: Option<String>,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let is_streamer = key.is_some_and(|k| k.ct_eq(&self.spec.streamer_key));
+        let is_streamer = match &key {
+            None => false,
+            Some(k) if k.ct_eq(&self.spec.streamer_key) => true,
+            // A wrong key is a mistake worth saying, not a silent demotion to viewer.
+            Some(_) => {
+                return Err((
+                    ErrorCode::Forbidden,
+                    "the streamer key does not match".into(),
+                ));
+            }
+        };
         if client_key
             .as_ref()
             .is_some_and(|k| self.banned_keys.contains(k))
@@ -372,6 +384,7 @@ impl Stream {
         let mut ack_seq = None;
         if is_streamer {
             self.streamer = Some(pid);
+            self.streamer_name = Some(name.trim().to_string());
             self.streamer_away_since = None;
             ack_seq = Some(self.emit(out, |seq| ServerMessage::StreamerBack { seq }));
         }
@@ -781,16 +794,22 @@ impl Machine for Stream {
             peak_viewers: self.peak_viewers,
             reason,
         };
-        let key = ended_key(&self.spec.place_id, &self.spec.id);
+        let key = ended_key(&self.spec.place_id, &self.spec.id, ended_at);
         Some((key, serde_json::to_vec(&record).ok()?))
     }
 }
 
 /// Blob key of an ended stream's record: grouped by place so a place lists its streams with
-/// one prefix listing. Place ids are arbitrary printable ASCII, so they are hex-encoded to fit
+/// one prefix listing, newest first. Place ids are arbitrary printable ASCII, so they are hex-encoded to fit
 /// the blob key alphabet.
-pub fn ended_key(place: &PlaceId, stream: &StreamId) -> String {
-    format!("{}{}.json", ended_prefix(place), stream.0)
+pub fn ended_key(place: &PlaceId, stream: &StreamId, ended_at: UnixMillis) -> String {
+    // Listings come back in key order; an inverted time puts the newest first.
+    let newest_first = u64::MAX - ended_at;
+    format!(
+        "{}{newest_first:020}-{}.json",
+        ended_prefix(place),
+        stream.0
+    )
 }
 
 pub fn ended_prefix(place: &PlaceId) -> String {

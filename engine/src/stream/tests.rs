@@ -428,6 +428,36 @@ fn end_stream_acks_then_closes_everyone() {
 }
 
 #[test]
+fn a_wrong_streamer_key_is_refused_not_demoted() {
+    let mut h = H::new();
+    let out = h.s.handle(
+        h.now,
+        Input::Join {
+            conn: ConnId(9),
+            id: RequestId(1),
+            name: "Impostor".into(),
+            host_key: Some(HostKey("wrong".into())),
+            resume: None,
+            resume_token: ResumeToken("t".into()),
+            client_key: None,
+        },
+    );
+    assert_eq!(code(&out), Some(ErrorCode::Forbidden));
+}
+
+#[test]
+fn ended_record_names_a_streamer_who_left() {
+    let mut h = H::new();
+    let (st, sc) = h.join("Chef", true);
+    let id = h.id();
+    h.cmd(st, sc, ClientMessage::Leave { id });
+    let (_, body) = h.s.ended_record().unwrap();
+    let rec: EndedStream = serde_json::from_slice(&body).unwrap();
+    assert_eq!(rec.streamer_name.as_deref(), Some("Chef"));
+    assert_eq!(rec.reason, StreamEndReason::StreamerEnded);
+}
+
+#[test]
 fn room_commands_are_refused_in_a_stream() {
     let mut h = H::new();
     let (v, vc) = h.join("Viewer", false);

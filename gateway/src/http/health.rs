@@ -38,6 +38,8 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     }
     let r = tokio::time::timeout(LIMIT, app.rooms.count()).await;
     record("rooms", "actors", flatten(r.map(|x| x.map(|_| ()))));
+    let r = tokio::time::timeout(LIMIT, app.streams.count()).await;
+    record("streams", "actors", flatten(r.map(|x| x.map(|_| ()))));
     let status = if ready {
         StatusCode::OK
     } else {

@@ -7,6 +7,7 @@ use crate::app::AppState;
 use crate::error::AppError;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -109,8 +110,9 @@ fn haversine_km(a: LatLng, b: LatLng) -> f64 {
 
 pub async fn list(
     State(app): State<AppState>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<StreamSummary>>, AppError> {
+    let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
     let near = match &q.near {
         None => None,
         Some(s) => {
