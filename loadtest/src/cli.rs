@@ -1,5 +1,6 @@
 //! Command line: one subcommand per scenario, each flattening the options every run shares
-//! (target, timing, output, server sampling, SLO gate).
+//! (target, timing, output, report, server sampling, SLO gate); plus `bare-server` (the relay
+//! the `bare` target drives) and `compare` (the side-by-side table of `deploy/bench.sh`).
 
 use crate::target::Target;
 use clap::{Args, Parser, Subcommand};
@@ -10,21 +11,53 @@ use std::path::PathBuf;
 #[command(
     name = "wagu-loadtest",
     version,
-    about = "Drive a Wagu node with real WebSocket clients and measure what it holds.",
+    about = "Drive a Wagu node (or Centrifugo, or a bare relay) with real WebSocket clients and \
+             measure what it holds.",
     after_help = "Exit status: 0 run completed (and the SLO held, if one was given); \
                   1 the harness itself failed; 2 the run completed but broke the SLO."
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub scenario: Scenario,
+    pub command: Command,
 }
 
-/// Scenarios. `streams` (media fan-out) and `mixed` (rooms plus streams) are planned next to
-/// `rooms` and reuse [`Common`].
+/// Scenarios, and the two helpers of the side-by-side benchmark. `streams` (media fan-out) and
+/// `mixed` (rooms plus streams) are planned next to `rooms` and reuse [`Common`].
 #[derive(Subcommand, Debug)]
-pub enum Scenario {
+// One value per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Command {
     /// Map rooms: M participants per room stream presence (and optionally chat) to each other.
     Rooms(RoomsArgs),
+    /// Run the bare WebSocket relay (the `--target bare` server) until SIGTERM or Ctrl-C.
+    BareServer(BareServerArgs),
+    /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BareServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18400")]
+    pub listen: std::net::SocketAddr,
+    /// Connections accepted at once; more are closed on accept.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// One server's results: `NAME=ACTIVE.json[,IDLE.json]` (the rooms run with load, and
+    /// optionally one with `--presence-hz 0` whose memory per connection is the idle figure).
+    /// Repeat per server; the first is the reference of the ratios.
+    #[arg(long = "run", required = true)]
+    pub runs: Vec<String>,
+    /// Also write the table's figures as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -37,7 +70,8 @@ pub struct RoomsArgs {
     /// WebSocket clients per room (the first joins as host).
     #[arg(long, default_value_t = 5)]
     pub participants: usize,
-    /// Presence updates each client sends per second.
+    /// Presence updates each client sends per second (0: none; with no chat either, the
+    /// clients join and sit, which is how idle memory per connection is measured).
     #[arg(long, default_value_t = 10.0)]
     pub presence_hz: f64,
     /// Chat messages each client sends per minute (0: none).
@@ -47,12 +81,21 @@ pub struct RoomsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// HTTP base URL of the server; WebSocket URLs come from its answers.
+    /// HTTP base URL of the server. Wagu's WebSocket URLs come from its answers; Centrifugo's
+    /// is `ws://HOST:PORT/connection/websocket`, the bare relay's `ws://HOST:PORT/ws?room=N`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Which server protocol to speak.
     #[arg(long, value_enum, default_value_t = Target::Wagu)]
     pub target: Target,
+    /// HMAC secret of Centrifugo's `client.token.hmac_secret_key`, to sign connection tokens.
+    #[arg(
+        long,
+        env = "WAGU_LOADTEST_CENTRIFUGO_SECRET",
+        default_value = "wagu-bench-not-a-secret",
+        hide_env_values = true
+    )]
+    pub centrifugo_secret: String,
     /// Seconds over which rooms are created and their clients connected, evenly spread.
     #[arg(long, default_value_t = 10.0)]
     pub ramp_secs: f64,
@@ -65,6 +108,9 @@ pub struct Common {
     /// Write the result as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency-over-time and throughput charts) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// Sample this server process's CPU and RSS from /proc every second.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -90,7 +136,11 @@ pub struct Common {
     /// Concurrent HTTP connections creating rooms during the ramp.
     #[arg(long, default_value_t = 4)]
     pub create_concurrency: usize,
-    /// Seconds between progress lines on stderr.
+    /// Seconds between progress lines on stderr when it is not a terminal (on a terminal a
+    /// progress bar shows every second instead).
     #[arg(long, default_value_t = 5)]
     pub progress_secs: u64,
+    /// No progress bar, even on a terminal: progress lines only.
+    #[arg(long)]
+    pub no_progress: bool,
 }

@@ -1,18 +1,30 @@
 //! `wagu-loadtest`: measures how much one Wagu node holds by driving it with real WebSocket
 //! clients, then reports throughput, fan-out latency, errors and the server's CPU and memory.
+//! The same workload runs against Centrifugo and a bare relay for a side-by-side baseline.
 //!
 //! ```text
 //! wagu-loadtest rooms --url http://127.0.0.1:8080 --rooms 1000 --participants 5 \
-//!     --duration-secs 60 --server-pid $(pidof wagu) --out result.json --slo-p99-ms 100
+//!     --duration-secs 60 --server-pid $(pidof wagu) --out result.json --report report.html \
+//!     --slo-p99-ms 100
+//! wagu-loadtest rooms --target centrifugo --url http://127.0.0.1:8000 …
+//! wagu-loadtest bare-server --listen 127.0.0.1:18400 &
+//! wagu-loadtest rooms --target bare --url http://127.0.0.1:18400 …
+//! wagu-loadtest compare --run wagu=a.json,a-idle.json --run centrifugo=b.json,b-idle.json
 //! ```
 //!
 //! Modules: [`cli`] (flags), [`scenario`] (phases, monitor, and one module per scenario),
-//! [`target`] (one module per server protocol), [`net`] and [`http`] (sockets), [`stats`]
-//! (counters, histograms, send logs), [`report`] (JSON, summary, SLO), [`sys`] (rlimit, /proc).
+//! [`target`] (one module per server protocol), [`bare_server`] (the relay baseline),
+//! [`net`] and [`http`] (sockets), [`stats`] (counters, histograms, send logs), [`report`]
+//! (JSON, summary, SLO), [`html`] (the charts), [`compare`] (the side-by-side table),
+//! [`progress`] (the bar), [`sys`] (rlimit, /proc).
 
+mod bare_server;
 mod cli;
+mod compare;
+mod html;
 mod http;
 mod net;
+mod progress;
 mod report;
 mod scenario;
 mod stats;
@@ -21,37 +33,52 @@ mod target;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Scenario};
+use cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
+        // Colour codes only for a person at a terminal, not in logs and CI output.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WAGU_LOADTEST_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let common = match &cli.scenario {
-        Scenario::Rooms(a) => a.common.clone(),
+    let threads = match &cli.command {
+        Command::Rooms(a) => a.common.threads,
+        Command::BareServer(a) => a.threads,
+        Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
-    if let Some(n) = common.threads {
+    if let Some(n) = threads {
         rt.worker_threads(n.max(1));
     }
-    let result = rt.build().context("tokio runtime")?.block_on(async {
-        match cli.scenario {
-            Scenario::Rooms(a) => scenario::rooms::run(a).await,
+    let rt = rt.build().context("tokio runtime")?;
+    let args = match cli.command {
+        Command::Rooms(a) => a,
+        Command::BareServer(a) => {
+            rt.block_on(bare_server::run(a))?;
+            return Ok(ExitCode::SUCCESS);
         }
-    })?;
+        Command::Compare(_) => unreachable!("handled above"),
+    };
+    let common = args.common.clone();
+    let result = rt.block_on(scenario::rooms::run(args))?;
 
     report::print_summary(&result);
     if let Some(path) = &common.out {
         let json = serde_json::to_vec_pretty(&result).context("encode result")?;
         std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
         eprintln!("result written to {}", path.display());
+    }
+    if let Some(path) = &common.report {
+        std::fs::write(path, html::render(&result)?)
+            .with_context(|| format!("write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
     }
     // 2, not 1: a gate in CI can tell "the server broke the SLO" from "the harness failed".
     Ok(if result.slo.passed {

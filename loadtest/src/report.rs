@@ -1,5 +1,5 @@
 //! The result of a run: the JSON written to `--out`, the human summary on stdout, and the SLO
-//! verdict that decides the exit status.
+//! verdict that decides the exit status. The HTML report with charts is [`crate::html`].
 
 use crate::stats::{C, H, Stats};
 use crate::target::Target;
@@ -38,6 +38,10 @@ pub struct RunResult {
     pub chat: Option<Flow>,
     /// Connect to `join` acknowledged, over the whole ramp.
     pub join_latency_ms: Latency,
+    /// Friends' traced messages received per second during the window: presence updates
+    /// (first sightings) plus chat messages. The figure that compares across targets, whether
+    /// the server coalesces (Wagu) or forwards every message (Centrifugo, bare).
+    pub delivered_per_sec: f64,
     pub throughput: Throughput,
     pub errors: ErrorReport,
     pub server: Option<ServerReport>,
@@ -143,6 +147,20 @@ pub struct ServerReport {
     pub cpu_percent_max: f64,
     pub rss_mb_avg: f64,
     pub rss_mb_max: f64,
+    /// RSS when the harness started, before any of its connections.
+    pub rss_mb_start: f64,
+    /// `(rss_mb_avg − rss_mb_start) / connections open`, in kB (1 kB = 1,000 bytes): what each
+    /// connection (with its share of rooms and buffers) costs the server.
+    pub rss_kb_per_connection: Option<f64>,
+}
+
+impl ServerReport {
+    pub fn per_connection(&mut self, open: i64) {
+        self.rss_kb_per_connection = (open > 0 && self.samples > 0).then(|| {
+            let kb = (self.rss_mb_avg - self.rss_mb_start) * 1000.0 / open as f64;
+            (kb * 100.0).round() / 100.0
+        });
+    }
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -157,6 +175,11 @@ pub struct Sample {
     pub presence_sent: u64,
     pub presence_received: u64,
     pub errors_total: u64,
+    /// End-to-end presence latency of the updates received in this second (any phase).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -341,14 +364,18 @@ pub fn print_summary(r: &RunResult) {
         p.frames_per_sec,
         p.delivery_ratio
     );
-    println!(
-        "  end-to-end (send → friend, incl. ≤50 ms coalescing) {}",
-        lat_line(&p.latency_ms)
-    );
-    println!(
-        "  fan-out (server batch → friend)                   {}",
-        lat_line(&r.presence_fanout_ms)
-    );
+    if r.target == crate::target::Target::Wagu {
+        println!(
+            "  end-to-end (send → friend, incl. ≤50 ms coalescing) {}",
+            lat_line(&p.latency_ms)
+        );
+        println!(
+            "  fan-out (server batch → friend)                   {}",
+            lat_line(&r.presence_fanout_ms)
+        );
+    } else {
+        println!("  end-to-end (send → friend) {}", lat_line(&p.latency_ms));
+    }
     if p.late > 0 {
         println!(
             "  {} updates arrived more than {:.0} ms after their send",
@@ -364,6 +391,7 @@ pub fn print_summary(r: &RunResult) {
             lat_line(&c.latency_ms)
         );
     }
+    println!("delivered {:.0} friends' messages/s", r.delivered_per_sec);
     println!("join      {}", lat_line(&r.join_latency_ms));
     let t = &r.throughput;
     println!(
@@ -378,6 +406,12 @@ pub fn print_summary(r: &RunResult) {
             "server    pid {}: CPU avg {:.1}% max {:.1}% (of one core), RSS avg {:.1} MB max {:.1} MB ({} samples)",
             s.pid, s.cpu_percent_avg, s.cpu_percent_max, s.rss_mb_avg, s.rss_mb_max, s.samples
         );
+        if let Some(kb) = s.rss_kb_per_connection {
+            println!(
+                "          RSS {:.1} MB before the run: {kb:.1} kB per open connection",
+                s.rss_mb_start
+            );
+        }
     }
     let e = &r.errors;
     println!("errors    {}", e.total);
@@ -396,7 +430,7 @@ pub fn print_summary(r: &RunResult) {
     if r.interrupted {
         println!("(interrupted: the run was cut short)");
     }
-    if r.slo.p99_ms.is_some() || r.slo.max_errors.is_some() {
+    if r.slo.p99_ms.is_some() || r.slo.fanout_p99_ms.is_some() || r.slo.max_errors.is_some() {
         if r.slo.passed {
             println!("SLO       passed");
         } else {

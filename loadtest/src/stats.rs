@@ -51,10 +51,14 @@ pub enum H {
     PresenceFanout,
     /// From a client sending a chat to a friend reading it.
     Chat,
-    /// From starting the TCP connect to the `ack` of `join` (recorded during the ramp).
+    /// From starting the TCP connect to the session being open (Wagu: `join` acknowledged;
+    /// Centrifugo: subscribed; bare: WebSocket open), recorded during the ramp.
     Join,
+    /// End-to-end presence latency of the current second, in every phase: the monitor takes
+    /// and resets it once a second for the timeline's latency-over-time.
+    Recent,
 }
-const NH: usize = H::Join as usize + 1;
+const NH: usize = H::Recent as usize + 1;
 
 /// Largest latency a histogram holds exactly (60 s); larger values saturate to it.
 const HIST_MAX_US: u64 = 60_000_000;
@@ -259,6 +263,19 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// All shards of one histogram merged, and each shard emptied.
+    pub fn take(&self, h: H) -> Histogram<u64> {
+        let mut out = new_hist();
+        for s in self.shards.iter() {
+            let mut g = s.hists[h as usize].lock().expect("histogram poisoned");
+            out.add(&*g).expect("same bounds");
+            g.reset();
+        }
+        out
+    }
+}
+
 /// Records a latency in µs, saturating at the histogram's top.
 pub fn record(h: &mut Histogram<u64>, us: u64) {
     h.saturating_record(us.max(1));
@@ -409,6 +426,14 @@ mod tests {
         s.set_phase(Phase::Stop);
         s.add(C::MsgsIn, 5);
         assert_eq!((s.total(C::MsgsIn), s.window(C::MsgsIn)), (10, 3));
+    }
+
+    #[test]
+    fn take_empties_the_histogram() {
+        let s = Stats::new();
+        s.with_hist(H::Recent, |h| record(h, 1500));
+        assert_eq!(s.take(H::Recent).len(), 1);
+        assert_eq!(s.take(H::Recent).len(), 0);
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct ProcSampler {
     pid: u32,
     ticks_per_sec: f64,
     last: Option<(Instant, u64)>,
+    /// RSS at the first reading: the server before this run's connections.
+    pub baseline_rss_bytes: u64,
 }
 
 impl ProcSampler {
@@ -73,9 +75,11 @@ impl ProcSampler {
             pid,
             ticks_per_sec: if tck > 0 { tck as f64 } else { 100.0 },
             last: None,
+            baseline_rss_bytes: 0,
         };
-        // The first reading only sets the baseline; it also proves the process is there.
+        // The first reading only sets the baselines; it also proves the process is there.
         s.sample()?;
+        s.baseline_rss_bytes = rss_bytes(pid)?;
         Ok(s)
     }
 

@@ -1,6 +1,7 @@
 //! Scenarios, and what every scenario shares: the phase clock (ramp → warmup → steady-state
 //! window → stop, any of it cut short by Ctrl-C) and the once-a-second monitor that keeps the
-//! timeline, prints progress and samples the server process.
+//! timeline (throughput, latency of that second, server CPU and RSS), drives the progress bar
+//! (or prints progress lines when there is no terminal) and samples the server process.
 //!
 //! A scenario (today `rooms`; `streams` and `mixed` later) sets up its clients during the ramp,
 //! then hands the clock to [`steady_state`] and builds a [`crate::report::RunResult`] from the
@@ -8,8 +9,9 @@
 
 pub mod rooms;
 
+use crate::report::Latency;
 use crate::report::{Sample, ServerReport};
-use crate::stats::{C, Phase, Stats};
+use crate::stats::{C, H, Phase, Stats};
 use crate::sys::ProcSampler;
 use std::future::Future;
 use std::sync::Arc;
@@ -62,6 +64,8 @@ impl Monitor {
         stats: Arc<Stats>,
         server_pid: Option<u32>,
         progress_every: u64,
+        planned_secs: u64,
+        show_bar: bool,
     ) -> anyhow::Result<Monitor> {
         let sampler = server_pid
             .map(|pid| {
@@ -70,11 +74,13 @@ impl Monitor {
             })
             .transpose()?;
         let (stop, stopped) = oneshot::channel();
+        let bar = crate::progress::start(planned_secs, show_bar);
         let task = tokio::spawn(monitor(
             stats,
             sampler,
             server_pid,
             progress_every.max(1),
+            bar,
             stopped,
         ));
         Ok(Monitor { stop, task })
@@ -91,6 +97,7 @@ async fn monitor(
     mut sampler: Option<ProcSampler>,
     pid: Option<u32>,
     progress_every: u64,
+    bar: Option<indicatif::ProgressBar>,
     mut stopped: oneshot::Receiver<()>,
 ) -> MonitorOut {
     let start = Instant::now();
@@ -100,6 +107,9 @@ async fn monitor(
     let mut timeline = Vec::new();
     let mut server = pid.map(|pid| ServerReport {
         pid,
+        rss_mb_start: sampler.as_ref().map_or(0.0, |s| {
+            (s.baseline_rss_bytes as f64 / 1e6 * 10.0).round() / 10.0
+        }),
         ..Default::default()
     });
     let (mut cpu_sum, mut rss_sum) = (0.0, 0.0);
@@ -143,6 +153,12 @@ async fn monitor(
             agg.cpu_percent_max = agg.cpu_percent_max.max(p.cpu_percent);
             agg.rss_mb_max = agg.rss_mb_max.max(rss_mb);
         }
+        let recent = Latency::from_hist(&stats.take(H::Recent));
+        let (p50, p99) = if recent.samples > 0 {
+            (Some(recent.p50), Some(recent.p99))
+        } else {
+            (None, None)
+        };
         let sample = Sample {
             t_secs: start.elapsed().as_secs_f64().round() as u64,
             phase: phase.name(),
@@ -154,10 +170,23 @@ async fn monitor(
             presence_sent: d[4],
             presence_received: d[5],
             errors_total: stats.errors.total(),
+            latency_p50_ms: p50,
+            latency_p99_ms: p99,
             server_cpu_percent: proc.map(|p| (p.cpu_percent * 10.0).round() / 10.0),
             server_rss_mb: proc.map(|p| (p.rss_bytes as f64 / 1e6 * 10.0).round() / 10.0),
         };
-        if sample.t_secs.is_multiple_of(progress_every) {
+        if let Some(bar) = &bar {
+            bar.set_position(sample.t_secs);
+            bar.set_message(crate::progress::message(
+                sample.phase,
+                sample.open,
+                sample.messages_in,
+                sample.messages_out,
+                p99,
+                sample.errors_total,
+                proc.map(|p| (p.cpu_percent, p.rss_bytes as f64 / 1e6)),
+            ));
+        } else if sample.t_secs.is_multiple_of(progress_every) {
             let server = match proc {
                 Some(p) => format!(
                     "  server cpu {:.0}% rss {:.0} MB",
@@ -166,18 +195,23 @@ async fn monitor(
                 ),
                 None => String::new(),
             };
+            let p99 = p99.map_or(String::new(), |p| format!("  p99 {p:.1} ms"));
             tracing::info!(
-                "t={:>4}s {:<7} open {:>6}  in {:>7} msg/s  out {:>6} msg/s  errors {}{}",
+                "t={:>4}s {:<7} open {:>6}  in {:>7} msg/s  out {:>6} msg/s{}  errors {}{}",
                 sample.t_secs,
                 sample.phase,
                 sample.open,
                 sample.messages_in,
                 sample.messages_out,
+                p99,
                 sample.errors_total,
                 server
             );
         }
         timeline.push(sample);
+    }
+    if let Some(bar) = &bar {
+        crate::progress::finish(bar);
     }
     if let Some(agg) = server.as_mut()
         && agg.samples > 0

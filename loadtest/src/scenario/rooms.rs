@@ -1,23 +1,28 @@
 //! The `rooms` scenario: N map rooms of M participants each, every participant a real
 //! WebSocket client streaming presence (and optionally chat) to its friends.
 //!
-//! Per room: `POST /api/rooms`, then the host connects (`hello`, `join` with the host key) and,
-//! once it is in, the M − 1 others join with the share token. Rooms start evenly spread over
-//! the ramp. Each joined client sends a marked presence (see [`crate::target::wagu`]) every
-//! 1/F seconds, from a start jittered over one period so a room's clients do not fire
-//! together, and records the send time in its room's [`SendLog`]. Every client that reads a
-//! `presence` batch looks up each friend's entry it has not seen yet and records
-//! `now − sent` — the time from a send until this friend saw it, server batching included.
-//! Entries already seen (a full picture re-sent after congestion) are not measured twice, and
-//! a client's own entry is skipped.
+//! Per room: the target sets the room up (Wagu: `POST /api/rooms`; Centrifugo and the bare
+//! relay: a channel or query name), then the first client opens its session (Wagu: `hello`,
+//! `join` with the host key) and, once it is in, the M − 1 others follow. Rooms start evenly
+//! spread over the ramp. Each open client sends a marked presence (see
+//! [`crate::target::wagu`]) every 1/F seconds, from a start jittered over one period so a
+//! room's clients do not fire together, and records the send time in its room's [`SendLog`].
+//! Every client that reads a presence message looks up each friend's update it has not seen
+//! yet and records `now − sent` — the time from a send until this friend saw it, server
+//! batching included. Updates already seen (a full picture re-sent after congestion) are not
+//! measured twice, and a client's own update (Wagu's batch includes it, Centrifugo echoes it)
+//! is skipped.
+//!
+//! With `--presence-hz 0` and no chat the clients open their sessions and sit: the idle
+//! connection measurement.
 
 use crate::cli::RoomsArgs;
 use crate::http::{Base, HttpClient};
 use crate::net::{Dialer, Ws, resolve_ws};
 use crate::report::{self, ErrorReport, Latency, RunResult};
 use crate::scenario::{Monitor, interruptible, steady_state};
-use crate::stats::{C, H, Phase, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
-use crate::target::wagu::{self, CreatedRoom, Incoming};
+use crate::stats::{C, H, Lookup, Phase, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
+use crate::target::{Driver, Incoming, RoomAccess, wagu};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -29,9 +34,9 @@ use tokio::time::{Interval, MissedTickBehavior, interval_at};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use wagu_proto::ids::{HostKey, ShareToken};
 
-/// Longest `hello` + `join` may take once the socket is open.
+/// Longest the opening frames (`hello` + `join`, `connect` + `subscribe`) may take once the
+/// socket is open.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the ramp, longest to wait for the last joins before warming up regardless.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,8 +54,10 @@ struct Ctx {
     stats: Arc<Stats>,
     tasks: Arc<Tasks>,
     dialer: Dialer,
+    driver: Driver,
     participants: usize,
-    presence_period: Duration,
+    /// `None`: the clients send no presence (`--presence-hz 0`).
+    presence_period: Option<Duration>,
     chat_period: Option<Duration>,
     presence_ring: usize,
     /// Value recorded for an update older than the send log (a lower bound), µs.
@@ -62,8 +69,7 @@ struct Ctx {
 /// One room as its clients see it.
 struct Room {
     index: usize,
-    share: ShareToken,
-    ws_url: String,
+    access: RoomAccess,
     addr: SocketAddr,
     presence: SendLog,
     chat: SendLog,
@@ -77,8 +83,8 @@ fn validate(a: &RoomsArgs) -> anyhow::Result<()> {
     if a.participants > wagu::MAX_SLOT {
         bail!("--participants must be at most {}", wagu::MAX_SLOT);
     }
-    if !(a.presence_hz > 0.0 && a.presence_hz <= 1000.0) {
-        bail!("--presence-hz must be above 0 and at most 1000");
+    if !(a.presence_hz >= 0.0 && a.presence_hz <= 1000.0) {
+        bail!("--presence-hz must be 0 to 1000");
     }
     if !(a.chat_per_min >= 0.0 && a.chat_per_min <= 60_000.0) {
         bail!("--chat-per-min must be 0 to 60000");
@@ -114,17 +120,16 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     }
 
     let base = Base::parse(&c.url).await?;
-    let mut probe = HttpClient::new(base.clone());
-    match probe.get("/healthz").await {
-        Ok((200, _)) => {}
-        Ok((status, _)) => bail!("{}/healthz answered {status}", c.url),
-        Err(e) => bail!("cannot reach {}: {e}", c.url),
-    }
-    drop(probe);
+    let driver = Driver::new(c.target, base.clone(), &c.centrifugo_secret);
+    driver
+        .probe()
+        .await
+        .with_context(|| format!("{} ({:?} target)", c.url, c.target))?;
 
     let stats = Arc::new(Stats::new());
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let presence_period = Duration::from_secs_f64(1.0 / args.presence_hz);
+    let presence_period =
+        (args.presence_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / args.presence_hz));
     let presence_ring = (args.presence_hz * PRESENCE_LOG_SECS).ceil() as usize;
     let presence_ring = presence_ring.max(16).next_power_of_two();
     let chat_period =
@@ -133,15 +138,24 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
         stats: stats.clone(),
         tasks: Arc::new(Tasks::default()),
         dialer: Dialer::new(&c.source_ips, base.addr, planned)?,
+        driver,
         participants: args.participants,
         presence_period,
         chat_period,
         presence_ring,
-        presence_late_us: (presence_period.as_micros() as u64) * presence_ring as u64,
+        presence_late_us: presence_period.map_or(0, |p| p.as_micros() as u64)
+            * presence_ring as u64,
         chat_late_us: chat_period.map_or(0, |p| p.as_micros() as u64 * CHAT_LOG as u64),
         shutdown,
     });
-    let monitor = Monitor::spawn(stats.clone(), c.server_pid, c.progress_secs)?;
+    let planned_secs = (c.ramp_secs + c.warmup_secs + c.duration_secs).ceil() as u64;
+    let monitor = Monitor::spawn(
+        stats.clone(),
+        c.server_pid,
+        c.progress_secs,
+        planned_secs,
+        !c.no_progress,
+    )?;
 
     tracing::info!(
         "ramp: {} rooms × {} participants = {planned} connections over {:.0} s",
@@ -215,6 +229,32 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
 
     let friends = args.participants - 1;
     let target_presence = planned as f64 * args.presence_hz;
+    let presence = report::flow(
+        &stats,
+        window,
+        &report::PRESENCE,
+        target_presence,
+        ctx.presence_late_us as f64 / 1000.0,
+        friends,
+    );
+    let chat = chat_period.map(|_| {
+        report::flow(
+            &stats,
+            window,
+            &report::CHAT,
+            planned as f64 * args.chat_per_min / 60.0,
+            ctx.chat_late_us as f64 / 1000.0,
+            friends,
+        )
+    });
+    let delivered = report::rate(
+        stats.window(C::PresenceUpdatesIn) + stats.window(C::ChatIn),
+        window,
+    );
+    let mut server = mon.server;
+    if let Some(s) = server.as_mut() {
+        s.per_connection(open_at_end);
+    }
     let mut result = RunResult {
         scenario: "rooms",
         target: c.target,
@@ -231,29 +271,14 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
         ramp_secs: c.ramp_secs,
         warmup_secs: c.warmup_secs,
         duration_secs: (window * 100.0).round() / 100.0,
-        presence: report::flow(
-            &stats,
-            window,
-            &report::PRESENCE,
-            target_presence,
-            ctx.presence_late_us as f64 / 1000.0,
-            friends,
-        ),
-        chat: chat_period.map(|_| {
-            report::flow(
-                &stats,
-                window,
-                &report::CHAT,
-                planned as f64 * args.chat_per_min / 60.0,
-                ctx.chat_late_us as f64 / 1000.0,
-                friends,
-            )
-        }),
+        presence,
+        chat,
         presence_fanout_ms: Latency::from_hist(&stats.merged(H::PresenceFanout)),
         join_latency_ms: Latency::from_hist(&stats.merged(H::Join)),
+        delivered_per_sec: delivered,
         throughput: report::throughput(&stats, window),
         errors: ErrorReport::from_stats(&stats),
-        server: mon.server,
+        server,
         slo: Default::default(),
         timeline: mon.timeline,
     };
@@ -262,7 +287,7 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
 }
 
 /// One room-creation worker: takes the next room index, waits for its slot in the ramp,
-/// creates it over a kept-alive HTTP connection and starts its clients.
+/// sets it up (over a kept-alive HTTP connection for Wagu) and starts its clients.
 async fn create_rooms(
     ctx: Arc<Ctx>,
     base: Base,
@@ -285,19 +310,20 @@ async fn create_rooms(
                 .settled
                 .fetch_add(ctx.participants as u64, Ordering::Relaxed);
         };
-        let created = match wagu::create_room(&mut http).await {
-            Ok(c) => c,
+        let access = match ctx.driver.open_room(&mut http, index).await {
+            Ok(a) => a,
             Err(why) => {
                 fail(why);
                 continue;
             }
         };
-        // Every room of a node answers with the same ws_url: resolve it once.
+        // Every room of a node has the same WebSocket host: resolve it once.
+        let host = access.ws_url.split('?').next().unwrap_or_default();
         let addr = match &resolved {
-            Some((url, addr)) if *url == created.ws_url => *addr,
-            _ => match resolve_ws(&created.ws_url).await {
+            Some((url, addr)) if url == host => *addr,
+            _ => match resolve_ws(&access.ws_url).await {
                 Ok(addr) => {
-                    resolved = Some((created.ws_url.clone(), addr));
+                    resolved = Some((host.to_string(), addr));
                     addr
                 }
                 Err(e) => {
@@ -308,43 +334,34 @@ async fn create_rooms(
         };
         ctx.stats.rooms_created.fetch_add(1, Ordering::Relaxed);
         let guard = ctx.tasks.enter();
-        tokio::spawn(start_room(ctx.clone(), index, created, addr, guard));
+        tokio::spawn(start_room(ctx.clone(), index, access, addr, guard));
     }
 }
 
 async fn start_room(
     ctx: Arc<Ctx>,
     index: usize,
-    created: CreatedRoom,
+    access: RoomAccess,
     addr: SocketAddr,
     _guard: TaskGuard,
 ) {
     let m = ctx.participants;
     let room = Arc::new(Room {
         index,
-        share: created.share_token,
-        ws_url: created.ws_url,
+        access,
         addr,
         presence: SendLog::new(m, ctx.presence_ring),
         chat: SendLog::new(if ctx.chat_period.is_some() { m } else { 0 }, CHAT_LOG),
     });
-    tracing::debug!(room = %created.room_id, index, "room created");
-    // The host first, so that it really is the room's host; the others follow once it is in,
-    // or once it failed (they can still join a room without its host).
+    // Slot 0 first, so that on Wagu it really is the room's host; the others follow once it is
+    // in, or once it failed (they can still join a room without its host).
     let (tx, rx) = oneshot::channel();
     let guard = ctx.tasks.enter();
-    tokio::spawn(client(
-        ctx.clone(),
-        room.clone(),
-        0,
-        Some(created.host_key),
-        Some(tx),
-        guard,
-    ));
+    tokio::spawn(client(ctx.clone(), room.clone(), 0, Some(tx), guard));
     let _ = rx.await;
     for slot in 1..m {
         let guard = ctx.tasks.enter();
-        tokio::spawn(client(ctx.clone(), room.clone(), slot, None, None, guard));
+        tokio::spawn(client(ctx.clone(), room.clone(), slot, None, guard));
     }
 }
 
@@ -353,7 +370,6 @@ async fn client(
     ctx: Arc<Ctx>,
     room: Arc<Room>,
     slot: usize,
-    host_key: Option<HostKey>,
     joined: Option<oneshot::Sender<()>>,
     _guard: TaskGuard,
 ) {
@@ -364,7 +380,7 @@ async fn client(
         return;
     }
     let started = Instant::now();
-    let mut ws = match ctx.dialer.dial(room.addr, &room.ws_url).await {
+    let mut ws = match ctx.dialer.dial(room.addr, &room.access.ws_url).await {
         Ok(ws) => ws,
         Err(why) => {
             stats.errors.connect(why);
@@ -373,10 +389,8 @@ async fn client(
         }
     };
     let name = format!("lt{}-{}", room.index, slot);
-    if handshake(stats, &mut ws, &room.share, name, host_key)
-        .await
-        .is_err()
-    {
+    let steps = ctx.driver.opening(&room.access, slot, name);
+    if handshake(&ctx.driver, stats, &mut ws, steps).await.is_err() {
         settle();
         return;
     }
@@ -402,68 +416,72 @@ fn close_code(f: Option<CloseFrame>) -> u16 {
     f.map_or(1005, |f| u16::from(f.code))
 }
 
-/// `hello`, then `join`; returns once the join is acknowledged. Every failure is counted in
-/// exactly one error book.
+/// Sends the target's opening frames in turn, each once the previous one is acknowledged.
+/// Every failure is counted in exactly one error book.
 async fn handshake(
+    driver: &Driver,
     stats: &Stats,
     ws: &mut Ws,
-    share: &ShareToken,
-    name: String,
-    host_key: Option<HostKey>,
+    steps: Vec<crate::target::Step>,
 ) -> Result<(), ()> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    if send(stats, ws, wagu::hello()).await.is_err() {
-        stats.errors.close(ABNORMAL);
-        return Err(());
+    for step in steps {
+        if send(stats, ws, step.frame.clone()).await.is_err() {
+            stats.errors.close(ABNORMAL);
+            return Err(());
+        }
+        await_ack(driver, stats, ws, &step, deadline).await?;
     }
-    await_ack(stats, ws, wagu::HELLO_ID, false, deadline).await?;
-    if send(stats, ws, wagu::join(share, name, host_key))
-        .await
-        .is_err()
-    {
-        stats.errors.close(ABNORMAL);
-        return Err(());
-    }
-    await_ack(stats, ws, wagu::JOIN_ID, true, deadline).await
+    Ok(())
 }
 
-/// Reads until the `ack` of `id` (after a `welcome`, for a join).
+/// Reads until the success reply to `step` (after a `welcome`, for a Wagu join).
 async fn await_ack(
+    driver: &Driver,
     stats: &Stats,
     ws: &mut Ws,
-    id: u64,
-    needs_welcome: bool,
+    step: &crate::target::Step,
     deadline: tokio::time::Instant,
 ) -> Result<(), ()> {
-    let mut welcomed = !needs_welcome;
+    let mut welcomed = !step.needs_welcome;
+    let mut seen = Vec::new();
     loop {
         let Ok(msg) = tokio::time::timeout_at(deadline, ws.next()).await else {
-            stats.errors.join(if id == wagu::HELLO_ID {
-                "timeout waiting for the hello ack"
-            } else {
-                "timeout waiting for the join ack"
-            });
+            stats
+                .errors
+                .join(format!("timeout waiting for the {} reply", step.what));
             return Err(());
         };
         match msg {
             Some(Ok(Message::Text(t))) => {
                 stats.add(C::MsgsIn, 1);
                 stats.add(C::BytesIn, t.len() as u64);
-                match wagu::classify(&t) {
-                    Incoming::Ack(i) if i == id => {
-                        if welcomed {
-                            return Ok(());
+                seen.clear();
+                driver.classify(&t, |i| seen.push(i));
+                for i in seen.drain(..) {
+                    match i {
+                        Incoming::Ack(i) if i == step.id => {
+                            if welcomed {
+                                return Ok(());
+                            }
+                            stats.errors.join("join acknowledged without a welcome");
+                            return Err(());
                         }
-                        stats.errors.join("join acknowledged without a welcome");
-                        return Err(());
+                        Incoming::Welcome => welcomed = true,
+                        Incoming::Error(code) => {
+                            stats.errors.error_frame(&code);
+                            return Err(());
+                        }
+                        // Answer the ping; only a failed answer ends the handshake.
+                        Incoming::Ping
+                            if send(stats, ws, driver.pong().to_string()).await.is_err() =>
+                        {
+                            stats.errors.close(ABNORMAL);
+                            return Err(());
+                        }
+                        Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
+                        _ => {}
                     }
-                    Incoming::Welcome => welcomed = true,
-                    Incoming::Error(code) => {
-                        stats.errors.error_frame(code);
-                        return Err(());
-                    }
-                    Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
-                    _ => {}
                 }
             }
             Some(Ok(Message::Close(f))) => {
@@ -501,11 +519,17 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
         i.set_missed_tick_behavior(MissedTickBehavior::Skip);
         i
     };
-    let mut presence = every(ctx.presence_period, 0);
+    let mut presence = ctx.presence_period.map(|p| every(p, 0));
     let mut chat = ctx.chat_period.map(|p| every(p, 0xC4A7));
     let mut last_seen = vec![0u64; ctx.participants];
-    let (mut presence_n, mut chat_n, mut next_id) = (0u64, 0u64, wagu::FIRST_FREE_ID);
+    let mut encoder = ctx.driver.encoder(&room.access);
+    let (mut presence_n, mut chat_n) = (0u64, 0u64);
     let mut shutdown = ctx.shutdown.clone();
+    let failed = |shutdown: &watch::Receiver<bool>| {
+        if !*shutdown.borrow() {
+            stats.errors.close(ABNORMAL);
+        }
+    };
     loop {
         tokio::select! {
             biased;
@@ -514,7 +538,15 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 return;
             }
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => on_text(ctx, room, slot, &t, &mut last_seen),
+                Some(Ok(Message::Text(t))) => {
+                    let pings = on_text(ctx, room, slot, &t, &mut last_seen);
+                    for _ in 0..pings {
+                        if send(stats, &mut ws, ctx.driver.pong().to_string()).await.is_err() {
+                            failed(&shutdown);
+                            return;
+                        }
+                    }
+                }
                 Some(Ok(Message::Binary(b))) => {
                     stats.add(C::MsgsIn, 1);
                     stats.add(C::BytesIn, b.len() as u64);
@@ -529,35 +561,28 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
-                    if !*shutdown.borrow() {
-                        stats.errors.close(ABNORMAL);
-                    }
+                    failed(&shutdown);
                     return;
                 }
             },
-            _ = presence.tick() => {
+            _ = tick(&mut presence) => {
                 presence_n += 1;
-                let frame = wagu::presence(slot, presence_n);
+                let frame = encoder.presence(slot, presence_n);
                 // Stamped just before the write: the latency covers our send path too, as a
                 // real client's would.
                 room.presence.record(slot, presence_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
-                    if !*shutdown.borrow() {
-                        stats.errors.close(ABNORMAL);
-                    }
+                    failed(&shutdown);
                     return;
                 }
                 stats.add(C::PresenceSent, 1);
             }
             _ = tick(&mut chat) => {
                 chat_n += 1;
-                let frame = wagu::chat(next_id, slot, chat_n);
-                next_id += 1;
+                let frame = encoder.chat(slot, chat_n);
                 room.chat.record(slot, chat_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
-                    if !*shutdown.borrow() {
-                        stats.errors.close(ABNORMAL);
-                    }
+                    failed(&shutdown);
                     return;
                 }
                 stats.add(C::ChatSent, 1);
@@ -566,85 +591,107 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
     }
 }
 
-/// Handles one text frame of a joined client.
-fn on_text(ctx: &Ctx, room: &Room, slot: usize, text: &str, last_seen: &mut [u64]) {
+/// Handles one text frame of a joined client; returns how many application pings it carried
+/// (each needs a pong).
+fn on_text(ctx: &Ctx, room: &Room, slot: usize, text: &str, last_seen: &mut [u64]) -> usize {
     let stats = &*ctx.stats;
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
-    match wagu::classify(text) {
-        Incoming::Presence(at, updates) => {
-            stats.add(C::PresenceFramesIn, 1);
-            let now = stats.now_us();
-            if stats.measuring() {
-                let wall_us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or(0);
-                // `at` has millisecond resolution: add half a millisecond to centre the error.
-                let lat = wall_us.saturating_sub(at * 1000 + 500);
-                stats.with_hist(H::PresenceFanout, |h| record(h, lat));
-            }
-            let (mut fresh, mut late) = (0, 0);
-            let mut measure = |mut hist: Option<&mut hdrhistogram::Histogram<u64>>| {
-                for e in &updates {
-                    let Some((from, n)) = e.viewport.as_ref().and_then(wagu::read_marker) else {
-                        continue;
-                    };
-                    // Own echo, a sender outside this room's slots, or an update seen before.
-                    if from == slot || from >= last_seen.len() || n <= last_seen[from] {
-                        continue;
-                    }
-                    last_seen[from] = n;
-                    fresh += 1;
-                    let lat = match room.presence.lookup(from, n) {
-                        crate::stats::Lookup::Sent(t) => now.saturating_sub(t),
-                        crate::stats::Lookup::Late => {
-                            late += 1;
-                            ctx.presence_late_us
-                        }
-                        crate::stats::Lookup::Unknown => continue,
-                    };
-                    if let Some(h) = hist.as_deref_mut() {
-                        record(h, lat);
-                    }
-                }
-            };
-            // One lock for the whole batch, and none outside the window.
-            if stats.measuring() {
-                stats.with_hist(H::Presence, |h| measure(Some(h)));
-            } else {
-                measure(None);
-            }
-            stats.add(C::PresenceUpdatesIn, fresh);
-            if late > 0 {
-                stats.add(C::PresenceLate, late);
-            }
+    let mut pings = 0;
+    ctx.driver.classify(text, |incoming| match incoming {
+        Incoming::Presence { at_ms, updates } => {
+            on_presence(ctx, room, slot, at_ms, &updates, last_seen)
         }
-        Incoming::Chat(m) => {
-            let Some((from, n)) = wagu::read_chat_marker(&m.text) else {
-                return;
-            };
+        Incoming::Chat { from, counter } => {
             if from == slot {
                 return;
             }
             stats.add(C::ChatIn, 1);
-            let lat = match room.chat.lookup(from, n) {
-                crate::stats::Lookup::Sent(t) => stats.now_us().saturating_sub(t),
-                crate::stats::Lookup::Late => {
+            let lat = match room.chat.lookup(from, counter) {
+                Lookup::Sent(t) => stats.now_us().saturating_sub(t),
+                Lookup::Late => {
                     stats.add(C::ChatLate, 1);
                     ctx.chat_late_us
                 }
-                crate::stats::Lookup::Unknown => return,
+                Lookup::Unknown => return,
             };
             if stats.measuring() {
                 stats.with_hist(H::Chat, |h| record(h, lat));
             }
         }
         Incoming::Ack(_) => stats.add(C::AcksIn, 1),
-        Incoming::Error(code) => stats.errors.error_frame(code),
+        Incoming::Ping => pings += 1,
+        Incoming::Error(code) => stats.errors.error_frame(&code),
         Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
         Incoming::Welcome | Incoming::Other => {}
+    });
+    pings
+}
+
+/// Measures one presence message: each friend's update not seen before, from its send.
+fn on_presence(
+    ctx: &Ctx,
+    room: &Room,
+    slot: usize,
+    at_ms: Option<u64>,
+    updates: &[(usize, u64)],
+    last_seen: &mut [u64],
+) {
+    let stats = &*ctx.stats;
+    stats.add(C::PresenceFramesIn, 1);
+    let now = stats.now_us();
+    let measuring = stats.measuring();
+    if let (Some(at), true) = (at_ms, measuring) {
+        let wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        // `at` has millisecond resolution: add half a millisecond to centre the error.
+        let lat = wall_us.saturating_sub(at * 1000 + 500);
+        stats.with_hist(H::PresenceFanout, |h| record(h, lat));
     }
+    // A batch holds at most one update per participant: a fixed array, no allocation.
+    let mut lats = [0u64; 64];
+    let (mut n, mut fresh, mut late) = (0, 0, 0);
+    for &(from, counter) in updates {
+        // Own echo, a sender outside this room's slots, or an update seen before.
+        if from == slot || from >= last_seen.len() || counter <= last_seen[from] {
+            continue;
+        }
+        last_seen[from] = counter;
+        fresh += 1;
+        let lat = match room.presence.lookup(from, counter) {
+            Lookup::Sent(t) => now.saturating_sub(t),
+            Lookup::Late => {
+                late += 1;
+                ctx.presence_late_us
+            }
+            Lookup::Unknown => continue,
+        };
+        if n == lats.len() {
+            // More than 64 friends in one batch: record what we have and go on.
+            record_all(stats, &lats[..n], measuring);
+            n = 0;
+        }
+        lats[n] = lat;
+        n += 1;
+    }
+    record_all(stats, &lats[..n], measuring);
+    stats.add(C::PresenceUpdatesIn, fresh);
+    if late > 0 {
+        stats.add(C::PresenceLate, late);
+    }
+}
+
+/// One lock per histogram for a whole batch; the window histogram only while measuring.
+fn record_all(stats: &Stats, lats: &[u64], measuring: bool) {
+    if lats.is_empty() {
+        return;
+    }
+    if measuring {
+        stats.with_hist(H::Presence, |h| lats.iter().for_each(|&l| record(h, l)));
+    }
+    stats.with_hist(H::Recent, |h| lats.iter().for_each(|&l| record(h, l)));
 }
 
 /// Closes normally and waits (briefly) for the server's close, so the server sees a clean

@@ -1,6 +1,7 @@
 //! The Wagu target: room creation over HTTP, the frames a harness client sends, the marker
 //! that makes every presence and chat traceable to its send, and a cheap classifier for what
-//! the server sends back.
+//! the server sends back. The other targets reuse the marker and the client frames, so every
+//! target carries byte-for-byte the same presence and chat payloads.
 //!
 //! # The marker
 //!
@@ -187,6 +188,30 @@ pub fn classify(frame: &str) -> Incoming {
     }
 }
 
+/// [`classify`] in the terms every target shares: presence entries become the markers they
+/// carry (entries the harness did not make are dropped).
+pub fn classify_generic(frame: &str) -> super::Incoming {
+    use super::Incoming as G;
+    match classify(frame) {
+        Incoming::Presence(at, updates) => G::Presence {
+            at_ms: Some(at),
+            updates: updates
+                .iter()
+                .filter_map(|e| e.viewport.as_ref().and_then(read_marker))
+                .collect(),
+        },
+        Incoming::Chat(m) => match read_chat_marker(&m.text) {
+            Some((from, counter)) => G::Chat { from, counter },
+            None => G::Other,
+        },
+        Incoming::Ack(id) => G::Ack(id),
+        Incoming::Error(code) => G::Error(code.into()),
+        Incoming::Welcome => G::Welcome,
+        Incoming::Other => G::Other,
+        Incoming::Undecodable => G::Undecodable,
+    }
+}
+
 fn from_message(m: ServerMessage) -> Incoming {
     match m {
         ServerMessage::Presence { at, updates, .. } => Incoming::Presence(at, updates),
@@ -225,6 +250,29 @@ mod tests {
         assert_eq!(read_chat_marker("lt 3 99"), Some((3, 99)));
         assert_eq!(read_chat_marker("hello"), None);
         assert!(decode_client(chat(5, 3, 99).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn generic_classification_reads_the_markers() {
+        let v = serde_json::to_string(&marker_viewport(4, 77)).unwrap();
+        let batch = format!(
+            r#"{{"type":"presence","seq":1,"at":5,"updates":[{{"participant":1,"viewport":{v}}},{{"participant":2,"pointer":{{"lat":1.0,"lng":2.0}}}}]}}"#
+        );
+        assert_eq!(
+            classify_generic(&batch),
+            crate::target::Incoming::Presence {
+                at_ms: Some(5),
+                updates: vec![(4, 77)]
+            }
+        );
+        let chat = r#"{"type":"chat","seq":2,"message":{"seq":2,"from":2,"name":"x","text":"lt 1 9","at":3}}"#;
+        assert_eq!(
+            classify_generic(chat),
+            crate::target::Incoming::Chat {
+                from: 1,
+                counter: 9
+            }
+        );
     }
 
     #[test]
