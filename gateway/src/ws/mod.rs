@@ -56,8 +56,9 @@ async fn upgrade(
         .max_message_size(hard)
         .max_frame_size(hard)
         // tungstenite's defaults (128 KiB read and write buffers) would cost a quarter of a
-        // megabyte per idle connection; client frames are small and we flush in batches.
-        .read_buffer_size(4 * 1024)
+        // megabyte per idle connection. Client frames are small (the read buffer grows for a
+        // larger one); writes are batched per flush, so the write buffer may grow to a batch.
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| async move {
