@@ -476,3 +476,62 @@ mod streams {
         }
     }
 }
+
+#[tokio::test]
+async fn resume_after_a_long_gap_replays_everything_without_lagging() {
+    let rooms = Rooms::start(
+        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    let created = rooms.create(CreateRoom::default()).await.unwrap();
+    let mut a = join(&rooms, &created.share, "A", None).await;
+    let b = join(&rooms, &created.share, "B", None).await;
+    let (b_id, b_token, b_seen) = (b.session.participant, b.token.clone(), b.last_seq);
+    b.session.disconnect();
+    drop(b);
+    // Far more missed events than a small queue would hold, within the replay buffer.
+    let gap = EngineConfig::default().room.replay_capacity as u64 - 10;
+    for i in 0..gap {
+        command(
+            &mut a,
+            ClientMessage::Chat {
+                id: RequestId(1000 + i),
+                text: format!("{i}"),
+            },
+        )
+        .await;
+    }
+    let (out, mut rx) = Outbound::channel(EngineConfig::default().outbound_queue);
+    let session = rooms
+        .join(
+            JoinRequest {
+                id: RequestId(7),
+                share: created.share.clone(),
+                name: "B".into(),
+                host_key: None,
+                resume: Some(ResumeRequest {
+                    participant: b_id,
+                    token: b_token,
+                    last_seq: b_seen,
+                }),
+            },
+            out,
+        )
+        .await
+        .unwrap();
+    assert!(session.resumed);
+    let frames = until_reply(&mut rx, 7).await;
+    assert!(
+        matches!(frames[0], ServerMessage::Resumed { .. }),
+        "{:?}",
+        frames[0]
+    );
+    let chats = frames
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Chat { .. }))
+        .count() as u64;
+    assert_eq!(chats, gap, "every missed chat replayed");
+    rooms.shutdown().await;
+}

@@ -53,7 +53,7 @@ impl App {
                 let url = config.ephemeral.redis_url.as_deref().unwrap_or_default();
                 EphemeralStore::redis(url)
                     .await
-                    .with_context(|| format!("ephemeral.redis_url {url}"))?
+                    .with_context(|| format!("ephemeral.redis_url {}", redact_url(url)))?
             }
         };
         let blobs = match (&config.blobs.backend, &config.blobs.s3) {
@@ -145,5 +145,24 @@ impl App {
     pub async fn stop_rooms(&self) {
         self.state.rooms.shutdown().await;
         self.state.streams.shutdown().await;
+    }
+}
+
+/// `redis://user:secret@host/` → `redis://***@host/`: credentials never reach the logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redis_credentials_are_redacted() {
+        assert_eq!(super::redact_url("redis://:pw@h:1/"), "redis://***@h:1/");
+        assert_eq!(super::redact_url("redis://h:1/"), "redis://h:1/");
     }
 }

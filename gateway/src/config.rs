@@ -180,14 +180,14 @@ impl Default for Limits {
             max_participants: 50,
             max_rooms: 10_000,
             max_connections: 100_000,
-            outbound_queue: 256,
+            outbound_queue: 1024,
             idle_timeout_secs: 60,
             ping_interval_secs: 20,
             allowed_origins: Vec::new(),
             away_grace_secs: 60,
             room_empty_ttl_secs: 600,
             share_ttl_secs: 24 * 3600,
-            replay_events: 1024,
+            replay_events: 512,
             max_streams: 1_000,
             max_viewers: 20_000,
             streamer_grace_secs: 120,
@@ -314,6 +314,17 @@ impl Config {
         }
         if l.outbound_queue < 8 {
             return bad("limits.outbound_queue", "must be at least 8".into());
+        }
+        // A resume queues every missed event at once into a fresh queue: it must fit with
+        // room to spare, or the resuming client would be dropped as too slow.
+        if l.replay_events * 2 > l.outbound_queue {
+            return bad(
+                "limits.replay_events",
+                format!(
+                    "must be at most half of limits.outbound_queue ({})",
+                    l.outbound_queue
+                ),
+            );
         }
         if l.ping_interval_secs == 0 || l.idle_timeout_secs <= l.ping_interval_secs {
             return bad(

@@ -1,4 +1,5 @@
-//! Command line: one subcommand per scenario, each flattening the options every run shares
+//! Command line: one subcommand per scenario (`rooms`, `streams`), each flattening the options
+//! every run shares
 //! (target, timing, output, report, server sampling, SLO gate); plus `bare-server` (the relay
 //! the `bare` target drives) and `compare` (the side-by-side table of `deploy/bench.sh`).
 
@@ -21,14 +22,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Scenarios, and the two helpers of the side-by-side benchmark. `streams` (media fan-out) and
-/// `mixed` (rooms plus streams) are planned next to `rooms` and reuse [`Common`].
+/// Scenarios, and the two helpers of the side-by-side benchmark. `mixed` (rooms plus streams)
+/// is planned next to `rooms` and `streams` and will reuse [`Common`].
 #[derive(Subcommand, Debug)]
 // One value per process: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Map rooms: M participants per room stream presence (and optionally chat) to each other.
     Rooms(RoomsArgs),
+    /// Live streams (Wagu target only): per stream one streamer and V viewers; K viewers chat
+    /// and every other client of the stream measures each message from send to receipt.
+    #[command(
+        long_about = "Live streams, Wagu target only (--target must be wagu): per stream, \
+                      POST /api/streams, one streamer joins with the streamer key, then V \
+                      viewers join, spread evenly over the ramp. From the warmup on, K of the \
+                      viewers (spread evenly over the audience) send R chat messages a second \
+                      in all, each text a marker (`lt <chatter> <counter>`); the streamer and \
+                      every viewer but the sender read it and record send → receipt latency. \
+                      Expected deliveries per message: V."
+    )]
+    Streams(StreamsArgs),
     /// Run the bare WebSocket relay (the `--target bare` server) until SIGTERM or Ctrl-C.
     BareServer(BareServerArgs),
     /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).
@@ -80,12 +93,31 @@ pub struct RoomsArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct StreamsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Live streams to create.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Viewers per stream (each stream also has its streamer).
+    #[arg(long, default_value_t = 1000)]
+    pub viewers: usize,
+    /// Chat messages per second per stream, all chatters together (0: none). Each chatter
+    /// sends R/K a second; Wagu allows 5 a second per connection by default.
+    #[arg(long, default_value_t = 20.0)]
+    pub chat_per_sec: f64,
+    /// Viewers per stream who chat, spread evenly over the audience.
+    #[arg(long, default_value_t = 10)]
+    pub chatters: usize,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct Common {
     /// HTTP base URL of the server. Wagu's WebSocket URLs come from its answers; Centrifugo's
     /// is `ws://HOST:PORT/connection/websocket`, the bare relay's `ws://HOST:PORT/ws?room=N`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// Which server protocol to speak.
+    /// Which server protocol to speak (`streams`: wagu only).
     #[arg(long, value_enum, default_value_t = Target::Wagu)]
     pub target: Target,
     /// HMAC secret of Centrifugo's `client.token.hmac_secret_key`, to sign connection tokens.
@@ -96,7 +128,8 @@ pub struct Common {
         hide_env_values = true
     )]
     pub centrifugo_secret: String,
-    /// Seconds over which rooms are created and their clients connected, evenly spread.
+    /// Seconds over which rooms are created and their clients connected (streams: viewers
+    /// join), evenly spread.
     #[arg(long, default_value_t = 10.0)]
     pub ramp_secs: f64,
     /// Seconds of full load after the ramp before measuring starts.
@@ -114,12 +147,13 @@ pub struct Common {
     /// Sample this server process's CPU and RSS from /proc every second.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Fail (exit 2) when the steady-state end-to-end p99 (send → friend reads it, including
-    /// the server's coalescing window) exceeds this many ms.
+    /// Fail (exit 2) when the steady-state end-to-end p99 exceeds this many ms. Rooms:
+    /// presence (send → friend reads it, including the server's coalescing window) and chat;
+    /// streams: chat (send → every other client of the stream reads it).
     #[arg(long)]
     pub slo_p99_ms: Option<f64>,
-    /// Fail (exit 2) when the steady-state p99 of the fan-out alone (server batch → friend)
-    /// exceeds this many ms.
+    /// Fail (exit 2) when the steady-state p99 of the fan-out alone exceeds this many ms.
+    /// Rooms: server presence batch → friend; streams: server chat stamp → receiver.
     #[arg(long)]
     pub slo_fanout_p99_ms: Option<f64>,
     /// Fail (exit 2) when the run counts more errors than this.
@@ -133,7 +167,7 @@ pub struct Common {
     /// to a server on the same machine.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Concurrent HTTP connections creating rooms during the ramp.
+    /// Concurrent HTTP connections creating rooms (streams) during the ramp.
     #[arg(long, default_value_t = 4)]
     pub create_concurrency: usize,
     /// Seconds between progress lines on stderr when it is not a terminal (on a terminal a

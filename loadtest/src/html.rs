@@ -7,7 +7,7 @@
 //! figures describe. Text in the SVG is left to the browser's fonts (plotters' `ttf` feature is
 //! off), so label widths are estimates.
 
-use crate::report::{Latency, RunResult, Sample};
+use crate::report::{Detail, Latency, RunResult, Sample};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -172,12 +172,56 @@ const ORANGE: RGBColor = RGBColor(255, 127, 14);
 const GREEN_: RGBColor = RGBColor(44, 160, 44);
 const RED_: RGBColor = RGBColor(214, 39, 40);
 
+/// What the page says about the scenario's own flow.
+struct Words {
+    title: String,
+    note: String,
+    latency_title: &'static str,
+    received_label: &'static str,
+    received: fn(&Sample) -> u64,
+}
+
+fn words(r: &RunResult) -> Words {
+    match &r.detail {
+        Detail::Rooms(d) => Words {
+            title: format!(
+                "wagu-loadtest rooms · {} × {} on {} ({})",
+                d.rooms,
+                d.participants,
+                r.target.name(),
+                r.url
+            ),
+            note: format!("presence {} Hz, chat {}/min", d.presence_hz, d.chat_per_min),
+            latency_title: "End-to-end presence latency, per second (send → friend reads it)",
+            received_label: "friends' presence updates received",
+            received: |s| s.presence_received,
+        },
+        Detail::Streams(d) => Words {
+            title: format!(
+                "wagu-loadtest streams · {} × (1 + {} viewers) on {} ({})",
+                d.streams,
+                d.viewers,
+                r.target.name(),
+                r.url
+            ),
+            note: format!(
+                "chat {}/s per stream from {} chatters",
+                d.chat_per_sec, d.chatters
+            ),
+            latency_title: "End-to-end chat latency, per second (send → every receiver reads it)",
+            received_label: "chat messages delivered",
+            received: |s| s.chat_received,
+        },
+    }
+}
+
 /// The whole page.
 pub fn render(r: &RunResult) -> anyhow::Result<String> {
     let t = &r.timeline;
     let band = window(t);
+    let w = words(r);
     let latency = chart(
-        "End-to-end presence latency, per second (send → friend reads it)",
+        w.latency_title,
         "ms",
         &[
             series(t, "p50", BLUE_, |s| s.latency_p50_ms),
@@ -185,6 +229,7 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
         ],
         band,
     )?;
+    let received = w.received;
     let throughput = chart(
         "Throughput at the clients, per second",
         "messages / s",
@@ -195,18 +240,21 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
             series(t, "WebSocket messages out", ORANGE, |s| {
                 Some(s.messages_out as f64)
             }),
-            series(t, "friends' presence updates received", GREEN_, |s| {
-                Some(s.presence_received as f64)
-            }),
+            series(t, w.received_label, GREEN_, |s| Some(received(s) as f64)),
         ],
         band,
     )?;
     let server = if r.server.is_some() {
         Some((
             chart(
-                "Server CPU (100 % = one core)",
+                "CPU (100 % = one core)",
                 "%",
-                &[series(t, "CPU", RED_, |s| s.server_cpu_percent)],
+                &[
+                    series(t, "server", RED_, |s| s.server_cpu_percent),
+                    series(t, "load generator (this harness)", ORANGE, |s| {
+                        s.harness_cpu_percent
+                    }),
+                ],
                 band,
             )?,
             chart(
@@ -221,14 +269,6 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
     };
 
     let mut h = String::new();
-    let title = format!(
-        "wagu-loadtest {} · {} × {} on {} ({})",
-        r.scenario,
-        r.rooms,
-        r.participants,
-        r.target.name(),
-        r.url
-    );
     let _ = write!(
         h,
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>{}</title>\n<style>\
@@ -236,40 +276,60 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
          table{{border-collapse:collapse;margin:8px 0 16px}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right}}\
          th{{text-align:left;background:#f6f6f6}}h1{{font-size:20px}}h2{{font-size:16px;margin-top:24px}}\
          .note{{color:#666}}</style></head><body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
+        esc(&w.title),
+        esc(&w.title)
     );
     let _ = writeln!(
         h,
-        "<p class=note>{} connections planned, {} joined, {} open at the end · presence {} Hz, chat {}/min · \
+        "<p class=note>{} connections planned, {} joined (all settled {:.1} s into the ramp), {} open at the end · {} · \
          ramp {} s, warmup {} s, measured {:.1} s{}</p>",
         r.connections,
         r.connections_joined,
+        r.ramp_done_secs,
         r.connections_open,
-        r.presence_hz,
-        r.chat_per_min,
+        esc(&w.note),
         r.ramp_secs,
         r.warmup_secs,
         r.duration_secs,
         if r.interrupted { " (interrupted)" } else { "" }
     );
-    let p = &r.presence;
-    let _ = writeln!(
+    h.push_str("<h2>Steady state</h2>\n<table>");
+    match &r.detail {
+        Detail::Rooms(d) => {
+            let p = &d.presence;
+            let _ = write!(
+                h,
+                "<tr><th>friends' messages delivered</th><td>{:.0} /s</td></tr>\
+                 <tr><th>presence sent (target)</th><td>{:.0} /s ({:.0} /s)</td></tr>\
+                 <tr><th>presence updates received · delivery ratio</th><td>{:.0} /s · {:.3}</td></tr>",
+                r.delivered_per_sec,
+                p.sent_per_sec,
+                p.target_sent_per_sec,
+                p.received_per_sec,
+                p.delivery_ratio,
+            );
+        }
+        Detail::Streams(d) => {
+            let c = &d.chat;
+            let _ = write!(
+                h,
+                "<tr><th>chat sent (target)</th><td>{:.1} /s ({:.1} /s)</td></tr>\
+                 <tr><th>chat delivered · delivery ratio</th><td>{:.0} /s · {:.4}</td></tr>\
+                 <tr><th>viewer-count events (whole run) · last counts seen by the streamers</th><td>{} · {}</td></tr>",
+                c.sent_per_sec,
+                c.target_sent_per_sec,
+                c.received_per_sec,
+                c.delivery_ratio,
+                d.viewers_events,
+                d.viewer_count_seen,
+            );
+        }
+    }
+    let _ = write!(
         h,
-        "<h2>Steady state</h2>\n<table>\
-         <tr><th>friends' messages delivered</th><td>{:.0} /s</td></tr>\
-         <tr><th>presence sent (target)</th><td>{:.0} /s ({:.0} /s)</td></tr>\
-         <tr><th>presence updates received · delivery ratio</th><td>{:.0} /s · {:.3}</td></tr>\
-         <tr><th>WebSocket messages in / out at the clients</th><td>{:.0} /s / {:.0} /s</td></tr>\
+        "<tr><th>WebSocket messages in / out at the clients</th><td>{:.0} /s / {:.0} /s</td></tr>\
          <tr><th>errors (whole run)</th><td>{}</td></tr>",
-        r.delivered_per_sec,
-        p.sent_per_sec,
-        p.target_sent_per_sec,
-        p.received_per_sec,
-        p.delivery_ratio,
-        r.throughput.messages_in_per_sec,
-        r.throughput.messages_out_per_sec,
-        r.errors.total
+        r.throughput.messages_in_per_sec, r.throughput.messages_out_per_sec, r.errors.total
     );
     if let Some(s) = &r.server {
         let _ = write!(
@@ -278,6 +338,12 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
              <tr><th>server RSS before → avg</th><td>{:.1} MB → {:.1} MB</td></tr>",
             s.cpu_percent_avg, s.cpu_percent_max, s.rss_mb_start, s.rss_mb_avg
         );
+        if let Some(cpu) = r.harness_cpu_percent {
+            let _ = write!(
+                h,
+                "<tr><th>load generator CPU avg (same machine)</th><td>{cpu:.1} %</td></tr>"
+            );
+        }
         if let Some(kb) = s.rss_kb_per_connection {
             let _ = write!(
                 h,
@@ -286,16 +352,24 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
         }
     }
     h.push_str("</table>\n<h2>Latency (ms)</h2>\n<table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>samples</th></tr>\n");
-    lat_row(&mut h, "presence, end to end", &p.latency_ms);
-    if r.presence_fanout_ms.samples > 0 {
-        lat_row(
-            &mut h,
-            "presence, server stamp → friend",
-            &r.presence_fanout_ms,
-        );
-    }
-    if let Some(c) = &r.chat {
-        lat_row(&mut h, "chat, end to end", &c.latency_ms);
+    match &r.detail {
+        Detail::Rooms(d) => {
+            lat_row(&mut h, "presence, end to end", &d.presence.latency_ms);
+            if d.presence_fanout_ms.samples > 0 {
+                lat_row(
+                    &mut h,
+                    "presence, server stamp → friend",
+                    &d.presence_fanout_ms,
+                );
+            }
+            if let Some(c) = &d.chat {
+                lat_row(&mut h, "chat, end to end", &c.latency_ms);
+            }
+        }
+        Detail::Streams(d) => {
+            lat_row(&mut h, "chat, end to end", &d.chat.latency_ms);
+            lat_row(&mut h, "chat, server stamp → receiver", &d.chat_fanout_ms);
+        }
     }
     lat_row(&mut h, "session open (ramp)", &r.join_latency_ms);
     h.push_str("</table>\n<p class=note>The shaded band is the measured window; the tables describe it. Charts show every second of the run.</p>\n");
@@ -334,11 +408,14 @@ mod tests {
             bytes_out: 0,
             presence_sent: 40,
             presence_received: 360,
+            chat_sent: 0,
+            chat_received: 0,
             errors_total: 0,
             latency_p50_ms: p99.map(|p| p / 2.0),
             latency_p99_ms: p99,
             server_cpu_percent: Some(40.0),
             server_rss_mb: Some(30.0),
+            harness_cpu_percent: Some(50.0),
         }
     }
 

@@ -7,6 +7,8 @@
 //!     --duration-secs 60 --server-pid $(pidof wagu) --out result.json --report report.html \
 //!     --slo-p99-ms 100
 //! wagu-loadtest rooms --target centrifugo --url http://127.0.0.1:8000 …
+//! wagu-loadtest streams --url http://127.0.0.1:8080 --streams 1 --viewers 10000 \
+//!     --chat-per-sec 20 --ramp-secs 40 --server-pid $(pidof wagu) --slo-p99-ms 200
 //! wagu-loadtest bare-server --listen 127.0.0.1:18400 &
 //! wagu-loadtest rooms --target bare --url http://127.0.0.1:18400 …
 //! wagu-loadtest compare --run wagu=a.json,a-idle.json --run centrifugo=b.json,b-idle.json
@@ -49,6 +51,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .init();
     let threads = match &cli.command {
         Command::Rooms(a) => a.common.threads,
+        Command::Streams(a) => a.common.threads,
         Command::BareServer(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
     };
@@ -58,16 +61,15 @@ fn main() -> anyhow::Result<ExitCode> {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.build().context("tokio runtime")?;
-    let args = match cli.command {
-        Command::Rooms(a) => a,
+    let (common, result) = match cli.command {
+        Command::Rooms(a) => (a.common.clone(), rt.block_on(scenario::rooms::run(a))?),
+        Command::Streams(a) => (a.common.clone(), rt.block_on(scenario::streams::run(a))?),
         Command::BareServer(a) => {
             rt.block_on(bare_server::run(a))?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Compare(_) => unreachable!("handled above"),
     };
-    let common = args.common.clone();
-    let result = rt.block_on(scenario::rooms::run(args))?;
 
     report::print_summary(&result);
     if let Some(path) = &common.out {

@@ -14,40 +14,98 @@ pub struct RunResult {
     pub url: String,
     /// Ctrl-C ended the run early: the figures cover a shorter window than asked.
     pub interrupted: bool,
+    /// Planned WebSocket connections (rooms × participants; streams × (viewers + 1)).
+    pub connections: u64,
+    /// Connections that completed `join` (`join_stream`).
+    pub connections_joined: u64,
+    /// Connections still open when the steady-state window ended.
+    pub connections_open: i64,
+    pub ramp_secs: f64,
+    /// From the start of the ramp until every planned connection had joined or failed (or
+    /// the settle timeout ran out): the time the server took to take the whole audience in.
+    pub ramp_done_secs: f64,
+    pub warmup_secs: f64,
+    /// Length of the steady-state window actually measured.
+    pub duration_secs: f64,
+    /// The scenario's own parameters and flows, at the top level of the JSON.
+    #[serde(flatten)]
+    pub detail: Detail,
+    /// Connect to `join` acknowledged, over the whole ramp.
+    pub join_latency_ms: Latency,
+    /// Traced messages received from others per second during the window. Rooms: friends'
+    /// presence updates (first sightings) plus chat messages, the figure that compares across
+    /// targets whether the server coalesces (Wagu) or forwards every message (Centrifugo,
+    /// bare). Streams: chat messages delivered, summed over receivers.
+    pub delivered_per_sec: f64,
+    pub throughput: Throughput,
+    pub errors: ErrorReport,
+    pub server: Option<ServerReport>,
+    /// This harness process's CPU over the window, in % of one core. On a machine shared with
+    /// the server, what the load generator took is what the server did not have.
+    pub harness_cpu_percent: Option<f64>,
+    pub slo: Slo,
+    /// One sample per second over the whole run.
+    pub timeline: Vec<Sample>,
+}
+
+/// What only one scenario measures. Untagged and flattened: a rooms result keeps the field
+/// names it always had (`rooms`, `presence`, `chat`…), which `compare` reads.
+#[derive(Serialize, Debug)]
+#[serde(untagged)]
+pub enum Detail {
+    Rooms(RoomsDetail),
+    Streams(StreamsDetail),
+}
+
+impl Detail {
+    pub fn scenario(&self) -> &'static str {
+        match self {
+            Detail::Rooms(_) => "rooms",
+            Detail::Streams(_) => "streams",
+        }
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct RoomsDetail {
     /// Rooms asked for, and created.
     pub rooms: usize,
     pub rooms_created: u64,
     pub participants: usize,
-    /// Planned WebSocket connections (rooms × participants).
-    pub connections: u64,
-    /// Connections that completed `join`.
-    pub connections_joined: u64,
-    /// Connections still open when the steady-state window ended.
-    pub connections_open: i64,
     pub presence_hz: f64,
     pub chat_per_min: f64,
-    pub ramp_secs: f64,
-    pub warmup_secs: f64,
-    /// Length of the steady-state window actually measured.
-    pub duration_secs: f64,
     /// `presence.latency_ms` is end to end: a client's send to each friend reading it, which
     /// includes the server's coalescing window (up to 50 ms at 20 Hz) by design.
     pub presence: Flow,
     /// The fan-out alone: from the server's batch stamp (`at`) to each friend reading it.
     pub presence_fanout_ms: Latency,
     pub chat: Option<Flow>,
-    /// Connect to `join` acknowledged, over the whole ramp.
-    pub join_latency_ms: Latency,
-    /// Friends' traced messages received per second during the window: presence updates
-    /// (first sightings) plus chat messages. The figure that compares across targets, whether
-    /// the server coalesces (Wagu) or forwards every message (Centrifugo, bare).
-    pub delivered_per_sec: f64,
-    pub throughput: Throughput,
-    pub errors: ErrorReport,
-    pub server: Option<ServerReport>,
-    pub slo: Slo,
-    /// One sample per second over the whole run.
-    pub timeline: Vec<Sample>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct StreamsDetail {
+    /// Streams asked for, and created.
+    pub streams: usize,
+    pub streams_created: u64,
+    /// Viewers per stream (each stream also has its streamer).
+    pub viewers: usize,
+    /// Viewers per stream that chat, spread evenly over the audience.
+    pub chatters: usize,
+    /// Chat messages per second per stream, all chatters together.
+    pub chat_per_sec: f64,
+    /// Chat from its send to every other client of the stream reading it (the streamer and
+    /// every viewer but the sender: `delivery_ratio` is `received / (sent × viewers)`).
+    pub chat: Flow,
+    /// The fan-out alone: from the server's stamp of each message (`at`, ms) to a client
+    /// reading it.
+    pub chat_fanout_ms: Latency,
+    /// `viewers` frames (the coalesced viewer count) read by all clients over the whole run,
+    /// and per second during the window.
+    pub viewers_events: u64,
+    pub viewers_events_per_sec: f64,
+    /// The last viewer count each streamer read, summed over streams; once the ramp is over it
+    /// should be `streams × viewers` (less any viewer that failed to join).
+    pub viewer_count_seen: u64,
 }
 
 /// One kind of traced message during the window.
@@ -174,8 +232,12 @@ pub struct Sample {
     pub bytes_out: u64,
     pub presence_sent: u64,
     pub presence_received: u64,
+    pub chat_sent: u64,
+    /// Chat messages received from others.
+    pub chat_received: u64,
     pub errors_total: u64,
-    /// End-to-end presence latency of the updates received in this second (any phase).
+    /// End-to-end latency of the scenario's main flow (rooms: presence updates; streams:
+    /// chat) received in this second (any phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +246,9 @@ pub struct Sample {
     pub server_cpu_percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_mb: Option<f64>,
+    /// This harness process, % of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harness_cpu_percent: Option<f64>,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -195,7 +260,9 @@ pub struct Slo {
     pub violations: Vec<String>,
 }
 
-/// Judges a result against the gate; with no gate given, a run always passes.
+/// Judges a result against the gate; with no gate given, a run always passes. Rooms gate
+/// presence (and chat) end to end and the presence fan-out; streams gate chat end to end and
+/// the chat fan-out.
 pub fn evaluate(
     r: &RunResult,
     p99_ms: Option<f64>,
@@ -203,32 +270,43 @@ pub fn evaluate(
     max_errors: Option<u64>,
 ) -> Slo {
     let mut v = Vec::new();
-    if let Some(limit) = fanout_p99_ms {
-        let lat = &r.presence_fanout_ms;
-        if r.participants > 1 && lat.samples == 0 {
-            v.push("no presence fan-out latency was measured".to_string());
-        } else if lat.p99 > limit {
-            v.push(format!(
-                "presence fan-out p99 {:.1} ms exceeds {limit} ms",
-                lat.p99
-            ));
+    // What each gate reads: (name, latency, whether samples were expected).
+    let (e2e, fanout, extra) = match &r.detail {
+        Detail::Rooms(d) => (
+            ("presence", &d.presence.latency_ms, d.participants > 1),
+            (
+                "presence fan-out",
+                &d.presence_fanout_ms,
+                d.participants > 1,
+            ),
+            d.chat.as_ref().map(|c| &c.latency_ms),
+        ),
+        Detail::Streams(d) => {
+            let expected = d.chat_per_sec > 0.0 && d.viewers > 0;
+            (
+                ("chat", &d.chat.latency_ms, expected),
+                ("chat fan-out", &d.chat_fanout_ms, expected),
+                None,
+            )
         }
+    };
+    let mut gate = |(name, lat, expected): (&str, &Latency, bool), limit: f64| {
+        if expected && lat.samples == 0 {
+            v.push(format!("no {name} latency was measured"));
+        } else if lat.p99 > limit {
+            v.push(format!("{name} p99 {:.1} ms exceeds {limit} ms", lat.p99));
+        }
+    };
+    if let Some(limit) = fanout_p99_ms {
+        gate(fanout, limit);
     }
     if let Some(limit) = p99_ms {
-        let lat = &r.presence.latency_ms;
-        if r.participants > 1 && lat.samples == 0 {
-            v.push("no presence latency was measured".to_string());
-        } else if lat.p99 > limit {
-            v.push(format!("presence p99 {:.1} ms exceeds {limit} ms", lat.p99));
-        }
-        if let Some(chat) = &r.chat
-            && chat.latency_ms.samples > 0
-            && chat.latency_ms.p99 > limit
+        gate(e2e, limit);
+        if let Some(chat) = extra
+            && chat.samples > 0
+            && chat.p99 > limit
         {
-            v.push(format!(
-                "chat p99 {:.1} ms exceeds {limit} ms",
-                chat.latency_ms.p99
-            ));
+            v.push(format!("chat p99 {:.1} ms exceeds {limit} ms", chat.p99));
         }
     }
     if let Some(max) = max_errors
@@ -342,57 +420,15 @@ pub fn print_summary(r: &RunResult) {
         "== wagu-loadtest {} against {} ({:?}) ==",
         r.scenario, r.url, r.target
     );
-    println!(
-        "rooms {}/{} created, {} participants each: {}/{} connections joined, {} open at the end",
-        r.rooms_created,
-        r.rooms,
-        r.participants,
-        r.connections_joined,
-        r.connections,
-        r.connections_open
-    );
-    println!(
-        "steady state {:.1} s (after {:.0} s ramp + {:.0} s warmup)",
-        r.duration_secs, r.ramp_secs, r.warmup_secs
-    );
-    let p = &r.presence;
-    println!(
-        "presence  sent {:.0}/s (target {:.0}/s)  friends' updates received {:.0}/s in {:.0} frames/s (delivery {:.3})",
-        p.sent_per_sec,
-        p.target_sent_per_sec,
-        p.received_per_sec,
-        p.frames_per_sec,
-        p.delivery_ratio
-    );
-    if r.target == crate::target::Target::Wagu {
-        println!(
-            "  end-to-end (send → friend, incl. ≤50 ms coalescing) {}",
-            lat_line(&p.latency_ms)
-        );
-        println!(
-            "  fan-out (server batch → friend)                   {}",
-            lat_line(&r.presence_fanout_ms)
-        );
-    } else {
-        println!("  end-to-end (send → friend) {}", lat_line(&p.latency_ms));
+    match &r.detail {
+        Detail::Rooms(d) => print_rooms(r, d),
+        Detail::Streams(d) => print_streams(r, d),
     }
-    if p.late > 0 {
-        println!(
-            "  {} updates arrived more than {:.0} ms after their send",
-            p.late, p.late_after_ms
-        );
-    }
-    if let Some(c) = &r.chat {
-        println!(
-            "chat      sent {:.1}/s  received {:.1}/s (delivery {:.3})  latency {}",
-            c.sent_per_sec,
-            c.received_per_sec,
-            c.delivery_ratio,
-            lat_line(&c.latency_ms)
-        );
-    }
-    println!("delivered {:.0} friends' messages/s", r.delivered_per_sec);
-    println!("join      {}", lat_line(&r.join_latency_ms));
+    println!(
+        "join      {}  (every connection settled {:.1} s into the ramp)",
+        lat_line(&r.join_latency_ms),
+        r.ramp_done_secs
+    );
     let t = &r.throughput;
     println!(
         "traffic   in {:.0} msg/s ({}/s)  out {:.0} msg/s ({}/s)",
@@ -412,6 +448,9 @@ pub fn print_summary(r: &RunResult) {
                 s.rss_mb_start
             );
         }
+    }
+    if let Some(cpu) = r.harness_cpu_percent {
+        println!("harness   CPU avg {cpu:.1}% (of one core), this load generator itself");
     }
     let e = &r.errors;
     println!("errors    {}", e.total);
@@ -438,5 +477,215 @@ pub fn print_summary(r: &RunResult) {
                 println!("SLO       FAILED: {v}");
             }
         }
+    }
+}
+
+fn steady_line(r: &RunResult) {
+    println!(
+        "steady state {:.1} s (after {:.0} s ramp + {:.0} s warmup)",
+        r.duration_secs, r.ramp_secs, r.warmup_secs
+    );
+}
+
+fn print_rooms(r: &RunResult, d: &RoomsDetail) {
+    println!(
+        "rooms {}/{} created, {} participants each: {}/{} connections joined, {} open at the end",
+        d.rooms_created,
+        d.rooms,
+        d.participants,
+        r.connections_joined,
+        r.connections,
+        r.connections_open
+    );
+    steady_line(r);
+    let p = &d.presence;
+    println!(
+        "presence  sent {:.0}/s (target {:.0}/s)  friends' updates received {:.0}/s in {:.0} frames/s (delivery {:.3})",
+        p.sent_per_sec,
+        p.target_sent_per_sec,
+        p.received_per_sec,
+        p.frames_per_sec,
+        p.delivery_ratio
+    );
+    if r.target == crate::target::Target::Wagu {
+        println!(
+            "  end-to-end (send → friend, incl. ≤50 ms coalescing) {}",
+            lat_line(&p.latency_ms)
+        );
+        println!(
+            "  fan-out (server batch → friend)                   {}",
+            lat_line(&d.presence_fanout_ms)
+        );
+    } else {
+        println!("  end-to-end (send → friend) {}", lat_line(&p.latency_ms));
+    }
+    if p.late > 0 {
+        println!(
+            "  {} updates arrived more than {:.0} ms after their send",
+            p.late, p.late_after_ms
+        );
+    }
+    if let Some(c) = &d.chat {
+        println!(
+            "chat      sent {:.1}/s  received {:.1}/s (delivery {:.3})  latency {}",
+            c.sent_per_sec,
+            c.received_per_sec,
+            c.delivery_ratio,
+            lat_line(&c.latency_ms)
+        );
+    }
+    println!("delivered {:.0} friends' messages/s", r.delivered_per_sec);
+}
+
+fn print_streams(r: &RunResult, d: &StreamsDetail) {
+    println!(
+        "streams {}/{} created, 1 streamer + {} viewers each ({} chatting): {}/{} connections joined, {} open at the end",
+        d.streams_created,
+        d.streams,
+        d.viewers,
+        d.chatters,
+        r.connections_joined,
+        r.connections,
+        r.connections_open
+    );
+    steady_line(r);
+    let c = &d.chat;
+    println!(
+        "chat      sent {:.1}/s (target {:.1}/s)  delivered {:.0}/s (delivery {:.4} of sent × {} receivers)",
+        c.sent_per_sec, c.target_sent_per_sec, c.received_per_sec, c.delivery_ratio, d.viewers
+    );
+    println!(
+        "  end-to-end (send → every receiver) {}",
+        lat_line(&c.latency_ms)
+    );
+    println!(
+        "  fan-out (server stamp → receiver)  {}",
+        lat_line(&d.chat_fanout_ms)
+    );
+    if c.late > 0 {
+        println!(
+            "  {} messages arrived more than {:.0} ms after their send",
+            c.late, c.late_after_ms
+        );
+    }
+    println!(
+        "viewers   {} count events over the run ({:.1}/s in the window); the streamers last saw {} viewers in all",
+        d.viewers_events, d.viewers_events_per_sec, d.viewer_count_seen
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(p99: f64) -> Flow {
+        Flow {
+            sent_per_sec: 20.0,
+            target_sent_per_sec: 20.0,
+            received_per_sec: 200_000.0,
+            frames_per_sec: 200_000.0,
+            delivery_ratio: 1.0,
+            late: 0,
+            late_after_ms: 5000.0,
+            latency_ms: Latency {
+                samples: 100,
+                p99,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn result(detail: Detail) -> RunResult {
+        RunResult {
+            scenario: detail.scenario(),
+            target: Target::Wagu,
+            url: "http://127.0.0.1:1".into(),
+            interrupted: false,
+            connections: 10,
+            connections_joined: 10,
+            connections_open: 10,
+            ramp_secs: 1.0,
+            ramp_done_secs: 1.2,
+            warmup_secs: 1.0,
+            duration_secs: 1.0,
+            detail,
+            join_latency_ms: Latency::default(),
+            delivered_per_sec: 0.0,
+            throughput: Throughput {
+                messages_in_per_sec: 0.0,
+                messages_out_per_sec: 0.0,
+                bytes_in_per_sec: 0.0,
+                bytes_out_per_sec: 0.0,
+            },
+            errors: ErrorReport::from_stats(&Stats::new()),
+            server: None,
+            harness_cpu_percent: None,
+            slo: Slo::default(),
+            timeline: Vec::new(),
+        }
+    }
+
+    fn streams(p99: f64, fanout_p99: f64) -> RunResult {
+        result(Detail::Streams(StreamsDetail {
+            streams: 1,
+            streams_created: 1,
+            viewers: 9,
+            chatters: 2,
+            chat_per_sec: 20.0,
+            chat: flow(p99),
+            chat_fanout_ms: Latency {
+                samples: 100,
+                p99: fanout_p99,
+                ..Default::default()
+            },
+            viewers_events: 3,
+            viewers_events_per_sec: 0.0,
+            viewer_count_seen: 9,
+        }))
+    }
+
+    #[test]
+    fn scenario_fields_sit_at_the_top_level() {
+        let rooms = result(Detail::Rooms(RoomsDetail {
+            rooms: 2,
+            rooms_created: 2,
+            participants: 5,
+            presence_hz: 10.0,
+            chat_per_min: 0.0,
+            presence: flow(30.0),
+            presence_fanout_ms: Latency::default(),
+            chat: None,
+        }));
+        let v = serde_json::to_value(&rooms).unwrap();
+        // The paths `compare` and older results use.
+        assert_eq!(v["scenario"], "rooms");
+        assert_eq!(v["participants"], 5);
+        assert_eq!(v["presence"]["latency_ms"]["p99"], 30.0);
+        assert!(v["chat"].is_null() && v.get("Rooms").is_none());
+        let v = serde_json::to_value(streams(12.0, 3.0)).unwrap();
+        assert_eq!(v["scenario"], "streams");
+        assert_eq!(v["viewers"], 9);
+        assert_eq!(v["chat"]["latency_ms"]["p99"], 12.0);
+        assert_eq!(v["chat_fanout_ms"]["p99"], 3.0);
+        assert!(v.get("presence").is_none());
+    }
+
+    #[test]
+    fn streams_gate_on_chat() {
+        let r = streams(250.0, 20.0);
+        let slo = evaluate(&r, Some(200.0), Some(50.0), Some(0));
+        assert_eq!(slo.violations, vec!["chat p99 250.0 ms exceeds 200 ms"]);
+        let slo = evaluate(&streams(150.0, 60.0), Some(200.0), Some(50.0), None);
+        assert_eq!(
+            slo.violations,
+            vec!["chat fan-out p99 60.0 ms exceeds 50 ms"]
+        );
+        let mut quiet = streams(0.0, 0.0);
+        if let Detail::Streams(d) = &mut quiet.detail {
+            d.chat.latency_ms.samples = 0;
+        }
+        let slo = evaluate(&quiet, Some(200.0), None, None);
+        assert_eq!(slo.violations, vec!["no chat latency was measured"]);
+        assert!(evaluate(&streams(150.0, 20.0), Some(200.0), Some(50.0), Some(0)).passed);
     }
 }

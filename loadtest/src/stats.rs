@@ -37,8 +37,10 @@ pub enum C {
     ChatIn,
     ChatLate,
     AcksIn,
+    /// Streams: `viewers` frames (the coalesced viewer count) received.
+    ViewersIn,
 }
-const NC: usize = C::AcksIn as usize + 1;
+const NC: usize = C::ViewersIn as usize + 1;
 
 /// Latency histograms, in microseconds.
 #[derive(Clone, Copy, Debug)]
@@ -49,13 +51,17 @@ pub enum H {
     /// From the server's batch (its `at` stamp) to a client reading it: the fan-out alone,
     /// without the coalescing window. Wall clocks, so only meaningful on one machine.
     PresenceFanout,
-    /// From a client sending a chat to a friend reading it.
+    /// From a client sending a chat to a friend (or, in a stream, any other client) reading it.
     Chat,
-    /// From starting the TCP connect to the session being open (Wagu: `join` acknowledged;
-    /// Centrifugo: subscribed; bare: WebSocket open), recorded during the ramp.
+    /// Streams: from the server's stamp of a chat message (its `at`) to a client reading it,
+    /// the fan-out alone. Wall clocks, millisecond stamps: only meaningful on one machine.
+    ChatFanout,
+    /// From starting the TCP connect to the session being open (Wagu: `join` or `join_stream`
+    /// acknowledged; Centrifugo: subscribed; bare: WebSocket open), recorded during the ramp.
     Join,
-    /// End-to-end presence latency of the current second, in every phase: the monitor takes
-    /// and resets it once a second for the timeline's latency-over-time.
+    /// End-to-end latency of the scenario's main traced flow (rooms: presence; streams: chat)
+    /// in the current second, in every phase: the monitor takes and resets it once a second for
+    /// the timeline's latency-over-time.
     Recent,
 }
 const NH: usize = H::Recent as usize + 1;
@@ -118,11 +124,12 @@ fn shard_index() -> usize {
 /// Failures, each counted in exactly one book so that the books add up to the error total.
 #[derive(Default)]
 pub struct Errors {
-    /// Room creation over HTTP failed (connect, status, body), by reason.
+    /// Room (or stream) creation over HTTP failed (connect, status, body), by reason.
     pub room_create: Mutex<BTreeMap<String, u64>>,
     /// TCP connect or WebSocket handshake failed, by reason.
     pub connect: Mutex<BTreeMap<String, u64>>,
-    /// `hello`/`join` did not complete for a reason other than an error frame or a close.
+    /// `hello`/`join` (`join_stream`) did not complete for a reason other than an error frame
+    /// or a close.
     pub join: Mutex<BTreeMap<String, u64>>,
     /// Every `error` frame received, by code (during the join too).
     pub error_frames: Mutex<BTreeMap<String, u64>>,
@@ -178,9 +185,10 @@ pub struct Stats {
     /// Connections that completed `join` at some point.
     pub joined: AtomicU64,
     /// Planned connections that reached an outcome: joined, or failed before joining (a
-    /// room that could not be created settles all of its participants at once).
+    /// room or stream that could not be created settles all of its clients at once).
     pub settled: AtomicU64,
-    pub rooms_created: AtomicU64,
+    /// Rooms (or streams) created.
+    pub created: AtomicU64,
     pub errors: Errors,
 }
 
@@ -194,7 +202,7 @@ impl Stats {
             open: AtomicI64::new(0),
             joined: AtomicU64::new(0),
             settled: AtomicU64::new(0),
-            rooms_created: AtomicU64::new(0),
+            created: AtomicU64::new(0),
             errors: Errors::default(),
         }
     }

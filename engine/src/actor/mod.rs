@@ -29,7 +29,8 @@ pub struct EngineConfig {
     pub store_ttl: Duration,
     /// Journal entries after which the room writes a fresh snapshot.
     pub snapshot_every: u64,
-    /// Frames one connection may have queued before it counts as too slow.
+    /// Frames one connection may have queued before it counts as too slow. At least twice the
+    /// replay capacity: a resume queues every missed event at once.
     pub outbound_queue: usize,
     /// Restarts of one room within a minute after which it is given up.
     pub max_restarts_per_minute: u32,
@@ -45,16 +46,25 @@ impl Default for EngineConfig {
             share_ttl: Duration::from_secs(24 * 3600),
             store_ttl: Duration::from_secs(48 * 3600),
             snapshot_every: 256,
-            outbound_queue: 256,
+            outbound_queue: 1024,
             max_restarts_per_minute: 5,
         }
     }
 }
 
-/// Unix milliseconds from the system clock: the only place the engine reads a clock.
+/// Unix milliseconds: the only place the engine reads a clock. The wall clock is read once;
+/// after that time advances with the monotonic clock, so an NTP step or a VM pause cannot make
+/// deadlines fire all at once (clock forward) or stall batching (clock backward).
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    use std::sync::OnceLock;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+    static START: OnceLock<(u64, Instant)> = OnceLock::new();
+    let (wall, mono) = START.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        (wall, Instant::now())
+    });
+    wall + mono.elapsed().as_millis() as u64
 }

@@ -56,7 +56,8 @@ pub enum SessionMsg<M: Machine> {
         conn: ConnId,
         participant: ParticipantId,
     },
-    Tick,
+    /// A timer fired; the number is the timer's generation (stale timers are ignored).
+    Tick(u64),
     Summary(RpcReplyPort<M::Summary>),
     /// Test hook: panic inside the actor, to exercise supervision. Never sent by the gateway.
     #[doc(hidden)]
@@ -105,6 +106,8 @@ pub struct SessionState<M: Machine> {
     armed: Option<u64>,
     /// Set when the room retired: its stored state is deleted, not saved, on stop.
     retired: bool,
+    /// Generation of the one timer that counts (see `arm`).
+    timer_generation: u64,
     records: Option<wagu_storage::BlobStore>,
     report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
 }
@@ -133,6 +136,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             pending_joins: HashMap::new(),
             armed: None,
             retired: false,
+            timer_generation: 0,
             records: args.records,
             report: args.report,
         };
@@ -150,6 +154,11 @@ impl<M: Machine> Actor for SessionActor<M> {
         let input = match msg {
             SessionMsg::Join(args, reply) => {
                 let a = *args;
+                // The caller gave up (timed out) or its connection is gone: do not create a
+                // participant nobody will ever hear from.
+                if reply.is_closed() || a.outbound.is_closed() {
+                    return Ok(());
+                }
                 state.conns.insert(
                     a.conn,
                     Conn {
@@ -188,7 +197,11 @@ impl<M: Machine> Actor for SessionActor<M> {
                 state.conns.remove(&conn);
                 Input::Disconnect { conn, participant }
             }
-            SessionMsg::Tick => {
+            SessionMsg::Tick(generation) => {
+                if generation != state.timer_generation {
+                    // Superseded by an earlier deadline armed later; that timer does the work.
+                    return Ok(());
+                }
                 state.armed = None;
                 if let Some(sup) = &state.report {
                     let _ = sup.cast(crate::actor::supervisor::SupervisorMsg::Report(
@@ -433,5 +446,9 @@ fn arm<M: Machine>(myself: &ActorRef<SessionMsg<M>>, state: &mut SessionState<M>
     let now = unix_now();
     let wait = Duration::from_millis(deadline.saturating_sub(now));
     state.armed = Some(deadline);
-    myself.send_after(wait, || SessionMsg::Tick);
+    // A new generation retires any timer still pending: only the latest one ticks, so timers
+    // never pile up however often the deadline moves earlier.
+    state.timer_generation += 1;
+    let generation = state.timer_generation;
+    myself.send_after(wait, move || SessionMsg::Tick(generation));
 }

@@ -46,7 +46,7 @@ impl Default for RoomConfig {
             max_participants: 50,
             away_grace_ms: 60_000,
             empty_ttl_ms: 10 * 60_000,
-            replay_capacity: 1024,
+            replay_capacity: 512,
             presence_interval_ms: 50,
         }
     }
@@ -308,16 +308,7 @@ impl Room {
             created_at: self.created_at,
             share_expires_at: self.spec.share_expires_at,
             participants: self.participants.values().map(|p| p.info.clone()).collect(),
-            presence: self
-                .participants
-                .iter()
-                .filter(|(_, p)| p.viewport.is_some() || p.pointer.is_some())
-                .map(|(id, p)| PresenceEntry {
-                    participant: *id,
-                    viewport: p.viewport,
-                    pointer: p.pointer,
-                })
-                .collect(),
+            presence: self.presence_entries(),
             candidates: self.candidates.clone(),
             ballots: self
                 .ballots
@@ -334,12 +325,24 @@ impl Room {
         }
     }
 
+    fn presence_entries(&self) -> Vec<PresenceEntry> {
+        self.participants
+            .iter()
+            .filter(|(_, p)| p.viewport.is_some() || p.pointer.is_some())
+            .map(|(id, p)| PresenceEntry {
+                participant: *id,
+                viewport: p.viewport,
+                pointer: p.pointer,
+            })
+            .collect()
+    }
+
     /// The latest presence of everyone, for a connection that missed batches while slow.
     pub fn full_presence(&self, now: UnixMillis) -> ServerMessage {
         ServerMessage::Presence {
             seq: self.seq,
             at: now,
-            updates: self.snapshot().presence,
+            updates: self.presence_entries(),
         }
     }
 

@@ -41,7 +41,7 @@ impl Default for StreamConfig {
             away_grace_ms: 60_000,
             streamer_grace_ms: 120_000,
             count_interval_ms: 1_000,
-            replay_capacity: 1024,
+            replay_capacity: 512,
         }
     }
 }
@@ -110,6 +110,12 @@ pub struct Stream {
     next_participant: u32,
     online_viewers: u32,
     peak_viewers: u32,
+    /// Members with a connection (the streamer included), kept as a running count so that a
+    /// stream of ten thousand viewers never rescans them per message.
+    connected: u32,
+    /// Away viewers by the time they dropped: expiry pops from the front, and the next
+    /// deadline is the first entry, both without scanning the members.
+    away: BTreeSet<(UnixMillis, ParticipantId)>,
     count_dirty: bool,
     last_count_flush: UnixMillis,
     chat: VecDeque<ChatMessage>,
@@ -139,6 +145,8 @@ impl Stream {
             next_participant: 1,
             online_viewers: 0,
             peak_viewers: 0,
+            connected: 0,
+            away: BTreeSet::new(),
             count_dirty: false,
             last_count_flush: 0,
             chat: VecDeque::new(),
@@ -195,6 +203,44 @@ impl Stream {
         self.streamer == Some(p)
     }
 
+    /// The member's connection dropped: away from `now` (viewers enter the expiry queue).
+    fn mark_away(&mut self, pid: ParticipantId, now: UnixMillis) {
+        let is_streamer = self.is_streamer(pid);
+        if let Some(m) = self.members.get_mut(&pid)
+            && m.conn.take().is_some()
+        {
+            self.connected -= 1;
+            m.away_since = Some(now);
+            if !is_streamer {
+                self.away.insert((now, pid));
+            }
+        }
+    }
+
+    /// The member is back on `conn` (a resume, or a new device taking over).
+    fn mark_back(&mut self, pid: ParticipantId, conn: ConnId) {
+        if let Some(m) = self.members.get_mut(&pid) {
+            if m.conn.replace(conn).is_none() {
+                self.connected += 1;
+            }
+            if let Some(t) = m.away_since.take() {
+                self.away.remove(&(t, pid));
+            }
+        }
+    }
+
+    /// Removes a member for good, keeping the running counts true.
+    fn forget(&mut self, pid: ParticipantId) -> Option<Member> {
+        let m = self.members.remove(&pid)?;
+        if m.conn.is_some() {
+            self.connected -= 1;
+        }
+        if let Some(t) = m.away_since {
+            self.away.remove(&(t, pid));
+        }
+        Some(m)
+    }
+
     fn emit(&mut self, out: &mut Vec<Output>, make: impl FnOnce(Seq) -> ServerMessage) -> Seq {
         self.seq = self.seq.next();
         self.revision += 1;
@@ -206,11 +252,11 @@ impl Stream {
 
     /// Recounts viewers after a connection came or went (the streamer is not a viewer).
     fn recount(&mut self) {
-        let n = self
-            .members
-            .iter()
-            .filter(|(id, m)| m.conn.is_some() && Some(**id) != self.streamer)
-            .count() as u32;
+        let streamer_on = self
+            .streamer
+            .and_then(|s| self.members.get(&s))
+            .is_some_and(|m| m.conn.is_some());
+        let n = self.connected - u32::from(streamer_on);
         if n != self.online_viewers {
             self.online_viewers = n;
             self.peak_viewers = self.peak_viewers.max(n);
@@ -295,11 +341,12 @@ impl Stream {
                 }
             }
             Input::Disconnect { conn, participant } => {
-                if let Some(m) = self.members.get_mut(&participant)
-                    && m.conn == Some(conn)
+                if self
+                    .members
+                    .get(&participant)
+                    .is_some_and(|m| m.conn == Some(conn))
                 {
-                    m.conn = None;
-                    m.away_since = Some(now);
+                    self.mark_away(participant, now);
                     self.revision += 1;
                     if self.is_streamer(participant) {
                         self.streamer_away_since = Some(now);
@@ -380,6 +427,7 @@ impl Stream {
                 client_key,
             },
         );
+        self.connected += 1;
         self.revision += 1;
         let mut ack_seq = None;
         if is_streamer {
@@ -442,10 +490,7 @@ impl Stream {
                 code: close::RESUME,
             });
         }
-        if let Some(m) = self.members.get_mut(&pid) {
-            m.conn = Some(conn);
-            m.away_since = None;
-        }
+        self.mark_back(pid, conn);
         self.revision += 1;
         if self.is_streamer(pid) && self.streamer_away_since.is_some() {
             self.streamer_away_since = None;
@@ -597,7 +642,7 @@ impl Stream {
                 if participant == pid {
                     return err(ErrorCode::Invalid, "the streamer cannot ban themselves");
                 }
-                let Some(m) = self.members.remove(&participant) else {
+                let Some(m) = self.forget(participant) else {
                     return err(ErrorCode::UnknownParticipant, "no such viewer");
                 };
                 self.banned.insert(participant);
@@ -619,7 +664,7 @@ impl Stream {
                 Ok(Some(self.end(now, StreamEndReason::StreamerEnded, out)))
             }
             C::Leave { .. } => {
-                let m = self.members.remove(&pid);
+                let m = self.forget(pid);
                 self.revision += 1;
                 if let Some(conn) = m.and_then(|m| m.conn) {
                     out.push(Output::Detach {
@@ -676,12 +721,14 @@ impl Stream {
             self.end(now, StreamEndReason::StreamerLeft, out);
             return;
         }
+        // Viewers away past the grace period leave for good, oldest first.
         let grace = self.config.away_grace_ms;
-        let before = self.members.len();
-        let streamer = self.streamer;
-        self.members
-            .retain(|id, m| Some(*id) == streamer || m.away_since.is_none_or(|t| now < t + grace));
-        if self.members.len() != before {
+        while let Some(&(t, pid)) = self.away.first() {
+            if now < t + grace {
+                break;
+            }
+            self.away.pop_first();
+            self.members.remove(&pid);
             self.revision += 1;
         }
         if self.count_dirty && now >= self.last_count_flush + self.config.count_interval_ms {
@@ -704,12 +751,9 @@ impl Stream {
             .then(|| self.last_count_flush + self.config.count_interval_ms);
         // The streamer's absence is governed by the streamer grace, not the viewers'.
         let away = self
-            .members
-            .iter()
-            .filter(|(id, _)| Some(**id) != self.streamer)
-            .filter_map(|(_, m)| m.away_since)
-            .min()
-            .map(|t| t + self.config.away_grace_ms);
+            .away
+            .first()
+            .map(|(t, _)| t + self.config.away_grace_ms);
         let streamer = self
             .streamer_away_since
             .map(|t| t + self.config.streamer_grace_ms);
@@ -746,10 +790,14 @@ impl Machine for Stream {
     }
     fn detach_all(&mut self, now: UnixMillis) -> Vec<Output> {
         let mut out = Vec::new();
-        for m in self.members.values_mut() {
-            if m.conn.take().is_some() {
-                m.away_since = Some(now);
-            }
+        let online: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.conn.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for pid in online {
+            self.mark_away(pid, now);
         }
         if self.streamer.is_some() && self.streamer_away_since.is_none() {
             self.streamer_away_since = Some(now);
@@ -784,6 +832,9 @@ impl Machine for Stream {
     }
     fn ended_record(&self) -> Option<(String, Vec<u8>)> {
         let (ended_at, reason) = self.ended?;
+        // A stream nobody ever broadcast is not history worth keeping (and creating streams
+        // costs nothing, so keeping them would let anyone fill a place's list).
+        self.streamer_name.as_ref()?;
         let record = EndedStream {
             stream_id: self.spec.id.clone(),
             title: self.spec.title.clone(),

@@ -481,3 +481,102 @@ fn stream_round_trips_through_serde() {
     let back: Stream = serde_json::from_slice(&json).unwrap();
     assert_eq!(back, h.s);
 }
+
+/// The running counts (connected members, the away queue, the viewer count) always equal a
+/// full scan of the members, whatever the sequence of joins, drops, resumes, leaves, bans and
+/// expiries.
+#[test]
+fn running_counts_match_a_full_scan() {
+    let mut h = H::new();
+    let (st, sc) = h.join("Chef", true);
+    let mut viewers: Vec<(ParticipantId, ConnId, String)> = Vec::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for step in 0..3_000 {
+        let r = next() % 100;
+        match r {
+            0..=34 => {
+                let (out, conn) = h.join_with(&format!("v{step}"), false, None);
+                if let Some(p) = out.iter().find_map(|o| match o {
+                    Output::Attach { participant, .. } => Some(*participant),
+                    _ => None,
+                }) {
+                    viewers.push((p, conn, format!("t{}", conn.0)));
+                }
+            }
+            35..=54 if !viewers.is_empty() => {
+                let (p, c, _) = viewers[(next() as usize) % viewers.len()].clone();
+                h.s.handle(
+                    h.now,
+                    Input::Disconnect {
+                        conn: c,
+                        participant: p,
+                    },
+                );
+            }
+            55..=69 if !viewers.is_empty() => {
+                let i = (next() as usize) % viewers.len();
+                let (p, _, token) = viewers[i].clone();
+                let conn = ConnId(100_000 + step);
+                let out = h.s.handle(
+                    h.now,
+                    Input::Join {
+                        conn,
+                        id: RequestId(1),
+                        name: "r".into(),
+                        host_key: None,
+                        resume: Some(ResumeRequest {
+                            participant: p,
+                            token: ResumeToken(token),
+                            last_seq: h.s.seq,
+                        }),
+                        resume_token: ResumeToken("n".into()),
+                        client_key: None,
+                    },
+                );
+                if out.iter().any(|o| matches!(o, Output::Attach { .. })) {
+                    viewers[i].1 = conn;
+                }
+            }
+            70..=77 if !viewers.is_empty() => {
+                let (p, c, _) = viewers[(next() as usize) % viewers.len()].clone();
+                h.cmd(p, c, ClientMessage::Leave { id: RequestId(2) });
+            }
+            78..=82 if !viewers.is_empty() => {
+                let (p, _, _) = viewers[(next() as usize) % viewers.len()].clone();
+                h.cmd(
+                    st,
+                    sc,
+                    ClientMessage::Ban {
+                        id: RequestId(3),
+                        participant: p,
+                    },
+                );
+            }
+            _ => {
+                h.now += next() % 20_000;
+                h.s.handle(h.now, Input::Tick);
+            }
+        }
+        viewers.retain(|(p, _, _)| h.s.members.contains_key(p));
+        let connected = h.s.members.values().filter(|m| m.conn.is_some()).count() as u32;
+        assert_eq!(h.s.connected, connected, "step {step}");
+        let away: BTreeSet<(UnixMillis, ParticipantId)> =
+            h.s.members
+                .iter()
+                .filter(|(id, _)| Some(**id) != h.s.streamer)
+                .filter_map(|(id, m)| m.away_since.map(|t| (t, *id)))
+                .collect();
+        assert_eq!(h.s.away, away, "step {step}");
+        assert_eq!(
+            h.s.online_viewers,
+            connected - 1,
+            "step {step}: the streamer is online"
+        );
+    }
+}

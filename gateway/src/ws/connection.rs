@@ -62,35 +62,39 @@ where
     };
 
     let end = loop {
+        // Not `biased`: under sustained fan-out the room queue is rarely empty, and a fixed
+        // order would starve reading the client's own frames and the ping timer.
         tokio::select! {
-            biased;
             _ = shutdown.changed() => break End::Close(close::RESUME, "server restarting; resume"),
             frame = next_room_frame(&mut c.room_rx) => match frame {
                 Some(Frame::Text(bytes)) => {
-                    if write_text(&mut sink, bytes).await.is_err() {
-                        break End::Gone;
-                    }
-                    // Drain what else is queued and flush once: fewer syscalls under fan-out.
-                    let mut closing = None;
-                    if let Some(rx) = c.room_rx.as_mut() {
-                        for _ in 0..64 {
-                            match rx.try_recv() {
-                                Ok(Frame::Text(b)) => {
-                                    if feed_text(&mut sink, b).await.is_err() { break; }
+                    // Write this frame and whatever else is queued, then flush once: fewer
+                    // syscalls under fan-out. One timer bounds the whole batch, so a client
+                    // that stops reading cannot block the task forever (the room has already
+                    // dropped it if it lagged).
+                    let batch = tokio::time::timeout(WRITE_TIMEOUT, async {
+                        feed_text(&mut sink, bytes).await?;
+                        let mut closing = None;
+                        if let Some(rx) = c.room_rx.as_mut() {
+                            for _ in 0..64 {
+                                match rx.try_recv() {
+                                    Ok(Frame::Text(b)) => feed_text(&mut sink, b).await?,
+                                    Ok(Frame::Close(code)) => {
+                                        closing = Some(code);
+                                        break;
+                                    }
+                                    Err(_) => break,
                                 }
-                                Ok(Frame::Close(code)) => { closing = Some(code); break; }
-                                Err(_) => break,
                             }
                         }
-                    }
-                    // A client that stops reading would block this flush forever; bound it so
-                    // the task notices (the room has already dropped it if it lagged).
-                    match tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await {
-                        Ok(Ok(())) => {}
+                        sink.flush().await.map_err(|_| ())?;
+                        Ok::<_, ()>(closing)
+                    })
+                    .await;
+                    match batch {
+                        Ok(Ok(Some(code))) => break End::Close(code, reason(code)),
+                        Ok(Ok(None)) => {}
                         _ => break End::Gone,
-                    }
-                    if let Some(code) = closing {
-                        break End::Close(code, reason(code));
                     }
                 }
                 Some(Frame::Close(code)) => break End::Close(code, reason(code)),
@@ -178,25 +182,21 @@ async fn next_room_frame(rx: &mut Option<Receiver<Frame>>) -> Option<Frame> {
     }
 }
 
-async fn write_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
-    let text = Utf8Bytes::try_from(bytes).map_err(|_| ())?;
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(Message::Text(text))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
-}
-
+/// Queues one text frame on the sink (no flush). Callers bound the time it may take.
 async fn feed_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
-    write_text(sink, bytes).await
+    let text = Utf8Bytes::try_from(bytes).map_err(|_| ())?;
+    sink.feed(Message::Text(text)).await.map_err(|_| ())
 }
 
 async fn write_msg<S: Sink<Message> + Unpin>(sink: &mut S, msg: &ServerMessage) -> Result<(), ()> {
     counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
-    write_text(sink, encode_server(msg)).await?;
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    let write = async {
+        feed_text(sink, encode_server(msg)).await?;
+        sink.flush().await.map_err(|_| ())
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or(Err(()))
 }
 
 impl Conn {

@@ -60,7 +60,9 @@ async fn upgrade(
         // larger one); writes are batched per flush, so the write buffer may grow to a batch.
         .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(1024 * 1024)
+        // Only a backstop: a single frame larger than this could never be written, and a room
+        // snapshot with 200 long chat messages can approach a megabyte.
+        .max_write_buffer_size(16 * 1024 * 1024)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             connection::serve(sink, stream, app).await;

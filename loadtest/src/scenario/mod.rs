@@ -1,23 +1,40 @@
 //! Scenarios, and what every scenario shares: the phase clock (ramp → warmup → steady-state
-//! window → stop, any of it cut short by Ctrl-C) and the once-a-second monitor that keeps the
+//! window → stop, any of it cut short by Ctrl-C), the once-a-second monitor that keeps the
 //! timeline (throughput, latency of that second, server CPU and RSS), drives the progress bar
-//! (or prints progress lines when there is no terminal) and samples the server process.
+//! (or prints progress lines when there is no terminal) and samples the server process, and the
+//! client plumbing (handshake, counted sends, clean close).
 //!
-//! A scenario (today `rooms`; `streams` and `mixed` later) sets up its clients during the ramp,
-//! then hands the clock to [`steady_state`] and builds a [`crate::report::RunResult`] from the
-//! shared [`Stats`].
+//! A scenario (`rooms`, `streams`; `mixed` later) calls [`start`] (file descriptors, probe,
+//! dialer, monitor), sets up its clients during the ramp and hands the workers that do it to
+//! [`Run::ramp`], then [`Run::finish`] runs warmup, window and stop, and [`Finished::result`]
+//! builds the [`crate::report::RunResult`] around the scenario's own [`Detail`] from the shared
+//! [`Stats`].
 
 pub mod rooms;
+pub mod streams;
 
+use crate::cli::Common;
+use crate::http::Base;
+use crate::net::{Dialer, Ws};
 use crate::report::Latency;
+use crate::report::{self, Detail, ErrorReport, RunResult};
 use crate::report::{Sample, ServerReport};
-use crate::stats::{C, H, Phase, Stats};
+use crate::stats::{C, H, Phase, Stats, Tasks};
 use crate::sys::ProcSampler;
+use crate::target::{Driver, Incoming, Step};
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Interval;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Runs `fut` unless Ctrl-C comes first; `None` when interrupted.
 pub async fn interruptible<T>(fut: impl Future<Output = T>) -> Option<T> {
@@ -47,6 +64,363 @@ pub async fn steady_state(stats: &Stats, warmup: Duration, window: Duration) -> 
     (t.elapsed().as_secs_f64(), interrupted)
 }
 
+/// Longest the opening frames (`hello` + `join`, `join_stream`, `connect` + `subscribe`) may
+/// take once the socket is open.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the ramp, longest to wait for the last joins before warming up regardless.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// At the end, longest to wait for every client to close.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Close code recorded when a connection ends without a close frame.
+pub const ABNORMAL: u16 = 1006;
+
+/// Checks the timing flags every scenario shares.
+pub fn validate_timing(c: &Common) -> anyhow::Result<()> {
+    for (name, v) in [
+        ("--ramp-secs", c.ramp_secs),
+        ("--warmup-secs", c.warmup_secs),
+        ("--duration-secs", c.duration_secs),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            bail!("{name} must be a non-negative number");
+        }
+    }
+    if c.duration_secs <= 0.0 {
+        bail!("--duration-secs must be above 0");
+    }
+    Ok(())
+}
+
+/// What every client of a run shares, whatever the scenario.
+pub struct Shared {
+    pub stats: Arc<Stats>,
+    pub tasks: Arc<Tasks>,
+    pub dialer: Dialer,
+    pub driver: Driver,
+    /// Turns true when the run stops: every client closes.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The run as its scenario drives it: the clock, the monitor and the stop switch.
+pub struct Run {
+    pub base: Base,
+    stats: Arc<Stats>,
+    tasks: Arc<Tasks>,
+    shutdown: watch::Sender<bool>,
+    monitor: Monitor,
+    started: tokio::time::Instant,
+    ramp_done_secs: f64,
+    interrupted: bool,
+    common: Common,
+}
+
+/// Prepares a run of `planned` connections: raises the descriptor limit, checks the server
+/// answers, picks the source addresses and starts the monitor. The ramp clock starts here.
+pub async fn start(c: &Common, planned: usize) -> anyhow::Result<(Run, Shared)> {
+    // One descriptor per connection, plus the HTTP clients, the runtime and some slack.
+    let wanted = planned as u64 + c.create_concurrency as u64 + 256;
+    let nofile = crate::sys::raise_nofile(wanted).context("raise RLIMIT_NOFILE")?;
+    if nofile < wanted {
+        bail!(
+            "{planned} connections need about {wanted} file descriptors; the limit is {nofile} \
+             (raise the hard limit: ulimit -Hn, or run as root)"
+        );
+    }
+
+    let base = Base::parse(&c.url).await?;
+    let driver = Driver::new(c.target, base.clone(), &c.centrifugo_secret);
+    driver
+        .probe()
+        .await
+        .with_context(|| format!("{} ({:?} target)", c.url, c.target))?;
+
+    let stats = Arc::new(Stats::new());
+    let tasks = Arc::new(Tasks::default());
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let dialer = Dialer::new(&c.source_ips, base.addr, planned)?;
+    let planned_secs = (c.ramp_secs + c.warmup_secs + c.duration_secs).ceil() as u64;
+    let monitor = Monitor::spawn(
+        stats.clone(),
+        c.server_pid,
+        c.progress_secs,
+        planned_secs,
+        !c.no_progress,
+    )?;
+    let run = Run {
+        base,
+        stats: stats.clone(),
+        tasks: tasks.clone(),
+        shutdown: shutdown_tx,
+        monitor,
+        started: tokio::time::Instant::now(),
+        ramp_done_secs: 0.0,
+        interrupted: false,
+        common: c.clone(),
+    };
+    let shared = Shared {
+        stats,
+        tasks,
+        dialer,
+        driver,
+        shutdown,
+    };
+    Ok((run, shared))
+}
+
+/// What a run measured, before the scenario adds its own figures.
+pub struct Finished {
+    pub interrupted: bool,
+    /// Length of the steady-state window actually measured, seconds.
+    pub window: f64,
+    /// Connections still open when the window ended.
+    pub open_at_end: i64,
+    pub ramp_done_secs: f64,
+    pub timeline: Vec<report::Sample>,
+    pub server: Option<ServerReport>,
+    pub harness_cpu_percent: Option<f64>,
+}
+
+impl Run {
+    /// When the ramp started (the clock that spreads connections over `--ramp-secs`).
+    pub fn started(&self) -> tokio::time::Instant {
+        self.started
+    }
+
+    /// Waits for the ramp's `workers`, then (up to [`SETTLE_TIMEOUT`]) for all `planned`
+    /// connections to settle. Ctrl-C cuts it short and the run goes straight to the report.
+    pub async fn ramp(&mut self, workers: Vec<JoinHandle<()>>, planned: u64) {
+        let stats = &self.stats;
+        self.interrupted = interruptible(async {
+            for w in workers {
+                let _ = w.await;
+            }
+            // Ramp done: give the last joins time to land before the warmup.
+            let settle = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+            while stats.settled.load(Ordering::Relaxed) < planned {
+                if tokio::time::Instant::now() >= settle {
+                    tracing::warn!(
+                        "{} of {planned} connections settled after the ramp; going on",
+                        stats.settled.load(Ordering::Relaxed)
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .is_none();
+        self.ramp_done_secs = (self.started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+        tracing::info!(
+            "ramp done in {:.1} s: {} created, {} connections joined",
+            self.ramp_done_secs,
+            stats.created.load(Ordering::Relaxed),
+            stats.joined.load(Ordering::Relaxed)
+        );
+    }
+
+    /// Warmup (`warmup_started` runs as it begins), the measured window, then every client
+    /// closes and the monitor stops.
+    pub async fn finish(self, warmup_started: impl FnOnce()) -> Finished {
+        let c = &self.common;
+        let stats = &*self.stats;
+        let (mut window, mut interrupted) = (0.0, self.interrupted);
+        if !interrupted {
+            warmup_started();
+            let warmup = Duration::from_secs_f64(c.warmup_secs);
+            let (w, i) =
+                steady_state(stats, warmup, Duration::from_secs_f64(c.duration_secs)).await;
+            window = w;
+            interrupted = i;
+        }
+        stats.set_phase(Phase::Stop);
+        let open_at_end = stats.open.load(Ordering::Relaxed);
+
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.tasks.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} clients still closing after {:?}; reporting anyway",
+                self.tasks.live(),
+                CLOSE_TIMEOUT
+            );
+        }
+        let mon = self.monitor.finish().await;
+        let mut server = mon.server;
+        if let Some(s) = server.as_mut() {
+            s.per_connection(open_at_end);
+        }
+        Finished {
+            interrupted,
+            window,
+            open_at_end,
+            ramp_done_secs: self.ramp_done_secs,
+            timeline: mon.timeline,
+            server,
+            harness_cpu_percent: mon.harness_cpu_percent,
+        }
+    }
+}
+
+impl Finished {
+    /// The result of `planned` connections around the scenario's `detail`, with the SLO
+    /// judged. `delivered` counts the traced messages received during the window.
+    pub fn result(
+        self,
+        c: &Common,
+        stats: &Stats,
+        planned: usize,
+        detail: Detail,
+        delivered: u64,
+    ) -> RunResult {
+        let mut result = RunResult {
+            scenario: detail.scenario(),
+            target: c.target,
+            url: c.url.clone(),
+            interrupted: self.interrupted,
+            connections: planned as u64,
+            connections_joined: stats.joined.load(Ordering::Relaxed),
+            connections_open: self.open_at_end,
+            ramp_secs: c.ramp_secs,
+            ramp_done_secs: self.ramp_done_secs,
+            warmup_secs: c.warmup_secs,
+            duration_secs: (self.window * 100.0).round() / 100.0,
+            detail,
+            join_latency_ms: Latency::from_hist(&stats.merged(H::Join)),
+            delivered_per_sec: report::rate(delivered, self.window),
+            throughput: report::throughput(stats, self.window),
+            errors: ErrorReport::from_stats(stats),
+            server: self.server,
+            harness_cpu_percent: self.harness_cpu_percent,
+            slo: Default::default(),
+            timeline: self.timeline,
+        };
+        result.slo = report::evaluate(&result, c.slo_p99_ms, c.slo_fanout_p99_ms, c.slo_max_errors);
+        result
+    }
+}
+
+/// Sends one text frame and counts it.
+pub async fn send(stats: &Stats, ws: &mut Ws, frame: String) -> Result<(), ()> {
+    let len = frame.len() as u64;
+    ws.send(Message::text(frame)).await.map_err(|_| ())?;
+    stats.add(C::MsgsOut, 1);
+    stats.add(C::BytesOut, len);
+    Ok(())
+}
+
+pub fn close_code(f: Option<CloseFrame>) -> u16 {
+    f.map_or(1005, |f| u16::from(f.code))
+}
+
+/// Sends the target's opening frames in turn, each once the previous one is acknowledged.
+/// Every failure is counted in exactly one error book.
+pub async fn handshake(
+    driver: &Driver,
+    stats: &Stats,
+    ws: &mut Ws,
+    steps: Vec<Step>,
+) -> Result<(), ()> {
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    for step in steps {
+        if send(stats, ws, step.frame.clone()).await.is_err() {
+            stats.errors.close(ABNORMAL);
+            return Err(());
+        }
+        await_ack(driver, stats, ws, &step, deadline).await?;
+    }
+    Ok(())
+}
+
+/// Reads until the success reply to `step` (after a `welcome` or `stream_welcome`, for a Wagu
+/// join).
+async fn await_ack(
+    driver: &Driver,
+    stats: &Stats,
+    ws: &mut Ws,
+    step: &Step,
+    deadline: tokio::time::Instant,
+) -> Result<(), ()> {
+    let mut welcomed = !step.needs_welcome;
+    let mut seen = Vec::new();
+    loop {
+        let Ok(msg) = tokio::time::timeout_at(deadline, ws.next()).await else {
+            stats
+                .errors
+                .join(format!("timeout waiting for the {} reply", step.what));
+            return Err(());
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                stats.add(C::MsgsIn, 1);
+                stats.add(C::BytesIn, t.len() as u64);
+                seen.clear();
+                driver.classify(&t, |i| seen.push(i));
+                for i in seen.drain(..) {
+                    match i {
+                        Incoming::Ack(i) if i == step.id => {
+                            if welcomed {
+                                return Ok(());
+                            }
+                            stats.errors.join("join acknowledged without a welcome");
+                            return Err(());
+                        }
+                        Incoming::Welcome => welcomed = true,
+                        Incoming::Error(code) => {
+                            stats.errors.error_frame(&code);
+                            return Err(());
+                        }
+                        // Answer the ping; only a failed answer ends the handshake.
+                        Incoming::Ping
+                            if send(stats, ws, driver.pong().to_string()).await.is_err() =>
+                        {
+                            stats.errors.close(ABNORMAL);
+                            return Err(());
+                        }
+                        Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
+                        _ => {}
+                    }
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                stats.errors.close(close_code(f));
+                return Err(());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                stats.errors.close(ABNORMAL);
+                return Err(());
+            }
+        }
+    }
+}
+
+/// The next tick of an optional interval; never, without one.
+pub async fn tick(i: &mut Option<Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Closes normally and waits (briefly) for the server's close, so the server sees a clean
+/// departure rather than a reset.
+pub async fn goodbye(ws: &mut Ws) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = ws
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "load test over".into(),
+            }))
+            .await;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
 pub struct Monitor {
     stop: oneshot::Sender<()>,
     task: JoinHandle<MonitorOut>,
@@ -55,6 +429,8 @@ pub struct Monitor {
 pub struct MonitorOut {
     pub timeline: Vec<Sample>,
     pub server: Option<ServerReport>,
+    /// This process's CPU averaged over the window, percent of one core.
+    pub harness_cpu_percent: Option<f64>,
 }
 
 impl Monitor {
@@ -113,6 +489,10 @@ async fn monitor(
         ..Default::default()
     });
     let (mut cpu_sum, mut rss_sum) = (0.0, 0.0);
+    // The load generator itself: on a machine it shares with the server, what it takes is
+    // what the server did not get.
+    let mut own = ProcSampler::new(std::process::id()).ok();
+    let (mut own_sum, mut own_n) = (0.0, 0u32);
     let read = |s: &Stats| {
         [
             s.total(C::MsgsIn),
@@ -121,6 +501,8 @@ async fn monitor(
             s.total(C::BytesOut),
             s.total(C::PresenceSent),
             s.total(C::PresenceUpdatesIn),
+            s.total(C::ChatSent),
+            s.total(C::ChatIn),
         ]
     };
     let mut last = read(&stats);
@@ -143,6 +525,14 @@ async fn monitor(
             }
             None => None,
         };
+        let own_cpu = own
+            .as_mut()
+            .and_then(|s| s.sample().ok().flatten())
+            .map(|p| p.cpu_percent);
+        if let (Some(cpu), Phase::Measure) = (own_cpu, phase) {
+            own_sum += cpu;
+            own_n += 1;
+        }
         if let (Some(p), Some(agg)) = (proc, server.as_mut())
             && phase == Phase::Measure
         {
@@ -169,10 +559,13 @@ async fn monitor(
             bytes_out: d[3],
             presence_sent: d[4],
             presence_received: d[5],
+            chat_sent: d[6],
+            chat_received: d[7],
             errors_total: stats.errors.total(),
             latency_p50_ms: p50,
             latency_p99_ms: p99,
             server_cpu_percent: proc.map(|p| (p.cpu_percent * 10.0).round() / 10.0),
+            harness_cpu_percent: own_cpu.map(|c| (c * 10.0).round() / 10.0),
             server_rss_mb: proc.map(|p| (p.rss_bytes as f64 / 1e6 * 10.0).round() / 10.0),
         };
         if let Some(bar) = &bar {
@@ -222,5 +615,9 @@ async fn monitor(
         agg.cpu_percent_max = (agg.cpu_percent_max * 10.0).round() / 10.0;
         agg.rss_mb_max = (agg.rss_mb_max * 10.0).round() / 10.0;
     }
-    MonitorOut { timeline, server }
+    MonitorOut {
+        timeline,
+        server,
+        harness_cpu_percent: (own_n > 0).then(|| (own_sum / own_n as f64 * 10.0).round() / 10.0),
+    }
 }

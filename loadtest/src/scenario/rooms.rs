@@ -19,35 +19,26 @@
 use crate::cli::RoomsArgs;
 use crate::http::{Base, HttpClient};
 use crate::net::{Dialer, Ws, resolve_ws};
-use crate::report::{self, ErrorReport, Latency, RunResult};
-use crate::scenario::{Monitor, interruptible, steady_state};
-use crate::stats::{C, H, Lookup, Phase, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
+use crate::report::{self, Detail, Latency, RoomsDetail, RunResult};
+use crate::scenario::{
+    ABNORMAL, Shared, close_code, goodbye, handshake, send, tick, validate_timing,
+};
+use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
 use crate::target::{Driver, Incoming, RoomAccess, wagu};
-use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
+use anyhow::bail;
+use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-use tokio::time::{Interval, MissedTickBehavior, interval_at};
+use tokio::time::{MissedTickBehavior, interval_at};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// Longest the opening frames (`hello` + `join`, `connect` + `subscribe`) may take once the
-/// socket is open.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// After the ramp, longest to wait for the last joins before warming up regardless.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// At the end, longest to wait for every client to close.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How far back the presence send log reaches: anything older counts as late.
 const PRESENCE_LOG_SECS: f64 = 5.0;
 /// Chat send log depth per sender (chat is slow; 16 messages reach back minutes).
 const CHAT_LOG: usize = 16;
-/// Close code recorded when a connection ends without a close frame.
-const ABNORMAL: u16 = 1006;
 
 /// What every client of the run shares.
 struct Ctx {
@@ -76,7 +67,6 @@ struct Room {
 }
 
 fn validate(a: &RoomsArgs) -> anyhow::Result<()> {
-    let c = &a.common;
     if a.rooms == 0 || a.participants == 0 {
         bail!("--rooms and --participants must be at least 1");
     }
@@ -89,45 +79,22 @@ fn validate(a: &RoomsArgs) -> anyhow::Result<()> {
     if !(a.chat_per_min >= 0.0 && a.chat_per_min <= 60_000.0) {
         bail!("--chat-per-min must be 0 to 60000");
     }
-    for (name, v) in [
-        ("--ramp-secs", c.ramp_secs),
-        ("--warmup-secs", c.warmup_secs),
-        ("--duration-secs", c.duration_secs),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            bail!("{name} must be a non-negative number");
-        }
-    }
-    if c.duration_secs <= 0.0 {
-        bail!("--duration-secs must be above 0");
-    }
-    Ok(())
+    validate_timing(&a.common)
 }
 
 pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     validate(&args)?;
     let c = &args.common;
     let planned = args.rooms * args.participants;
+    let (mut run, shared) = crate::scenario::start(c, planned).await?;
+    let Shared {
+        stats,
+        tasks,
+        dialer,
+        driver,
+        shutdown,
+    } = shared;
 
-    // One descriptor per connection, plus the HTTP clients, the runtime and some slack.
-    let wanted = planned as u64 + c.create_concurrency as u64 + 256;
-    let nofile = crate::sys::raise_nofile(wanted).context("raise RLIMIT_NOFILE")?;
-    if nofile < wanted {
-        bail!(
-            "{planned} connections need about {wanted} file descriptors; the limit is {nofile} \
-             (raise the hard limit: ulimit -Hn, or run as root)"
-        );
-    }
-
-    let base = Base::parse(&c.url).await?;
-    let driver = Driver::new(c.target, base.clone(), &c.centrifugo_secret);
-    driver
-        .probe()
-        .await
-        .with_context(|| format!("{} ({:?} target)", c.url, c.target))?;
-
-    let stats = Arc::new(Stats::new());
-    let (shutdown_tx, shutdown) = watch::channel(false);
     let presence_period =
         (args.presence_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / args.presence_hz));
     let presence_ring = (args.presence_hz * PRESENCE_LOG_SECS).ceil() as usize;
@@ -136,8 +103,8 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
         (args.chat_per_min > 0.0).then(|| Duration::from_secs_f64(60.0 / args.chat_per_min));
     let ctx = Arc::new(Ctx {
         stats: stats.clone(),
-        tasks: Arc::new(Tasks::default()),
-        dialer: Dialer::new(&c.source_ips, base.addr, planned)?,
+        tasks,
+        dialer,
         driver,
         participants: args.participants,
         presence_period,
@@ -148,14 +115,6 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
         chat_late_us: chat_period.map_or(0, |p| p.as_micros() as u64 * CHAT_LOG as u64),
         shutdown,
     });
-    let planned_secs = (c.ramp_secs + c.warmup_secs + c.duration_secs).ceil() as u64;
-    let monitor = Monitor::spawn(
-        stats.clone(),
-        c.server_pid,
-        c.progress_secs,
-        planned_secs,
-        !c.no_progress,
-    )?;
 
     tracing::info!(
         "ramp: {} rooms × {} participants = {planned} connections over {:.0} s",
@@ -165,12 +124,12 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     );
     let ramp = Duration::from_secs_f64(c.ramp_secs);
     let next_room = Arc::new(AtomicUsize::new(0));
-    let t0 = tokio::time::Instant::now();
+    let t0 = run.started();
     let workers: Vec<_> = (0..c.create_concurrency.clamp(1, args.rooms))
         .map(|_| {
             tokio::spawn(create_rooms(
                 ctx.clone(),
-                base.clone(),
+                run.base.clone(),
                 next_room.clone(),
                 args.rooms,
                 ramp,
@@ -178,54 +137,9 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
             ))
         })
         .collect();
-    let mut interrupted = interruptible(async {
-        for w in workers {
-            let _ = w.await;
-        }
-        // Ramp done: give the last joins time to land before the warmup.
-        let settle = tokio::time::Instant::now() + SETTLE_TIMEOUT;
-        while stats.settled.load(Ordering::Relaxed) < planned as u64 {
-            if tokio::time::Instant::now() >= settle {
-                tracing::warn!(
-                    "{} of {planned} connections settled after the ramp; going on",
-                    stats.settled.load(Ordering::Relaxed)
-                );
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .is_none();
-    tracing::info!(
-        "ramp done in {:.1} s: {} rooms, {} connections joined",
-        t0.elapsed().as_secs_f64(),
-        stats.rooms_created.load(Ordering::Relaxed),
-        stats.joined.load(Ordering::Relaxed)
-    );
-
-    let mut window = 0.0;
-    if !interrupted {
-        let warmup = Duration::from_secs_f64(c.warmup_secs);
-        let (w, i) = steady_state(&stats, warmup, Duration::from_secs_f64(c.duration_secs)).await;
-        window = w;
-        interrupted = i;
-    }
-    stats.set_phase(Phase::Stop);
-    let open_at_end = stats.open.load(Ordering::Relaxed);
-
-    let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(CLOSE_TIMEOUT, ctx.tasks.idle())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "{} clients still closing after {:?}; reporting anyway",
-            ctx.tasks.live(),
-            CLOSE_TIMEOUT
-        );
-    }
-    let mon = monitor.finish().await;
+    run.ramp(workers, planned as u64).await;
+    let done = run.finish(|| {}).await;
+    let window = done.window;
 
     let friends = args.participants - 1;
     let target_presence = planned as f64 * args.presence_hz;
@@ -247,43 +161,18 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
             friends,
         )
     });
-    let delivered = report::rate(
-        stats.window(C::PresenceUpdatesIn) + stats.window(C::ChatIn),
-        window,
-    );
-    let mut server = mon.server;
-    if let Some(s) = server.as_mut() {
-        s.per_connection(open_at_end);
-    }
-    let mut result = RunResult {
-        scenario: "rooms",
-        target: c.target,
-        url: c.url.clone(),
-        interrupted,
+    let detail = Detail::Rooms(RoomsDetail {
         rooms: args.rooms,
-        rooms_created: stats.rooms_created.load(Ordering::Relaxed),
+        rooms_created: stats.created.load(Ordering::Relaxed),
         participants: args.participants,
-        connections: planned as u64,
-        connections_joined: stats.joined.load(Ordering::Relaxed),
-        connections_open: open_at_end,
         presence_hz: args.presence_hz,
         chat_per_min: args.chat_per_min,
-        ramp_secs: c.ramp_secs,
-        warmup_secs: c.warmup_secs,
-        duration_secs: (window * 100.0).round() / 100.0,
         presence,
-        chat,
         presence_fanout_ms: Latency::from_hist(&stats.merged(H::PresenceFanout)),
-        join_latency_ms: Latency::from_hist(&stats.merged(H::Join)),
-        delivered_per_sec: delivered,
-        throughput: report::throughput(&stats, window),
-        errors: ErrorReport::from_stats(&stats),
-        server,
-        slo: Default::default(),
-        timeline: mon.timeline,
-    };
-    result.slo = report::evaluate(&result, c.slo_p99_ms, c.slo_fanout_p99_ms, c.slo_max_errors);
-    Ok(result)
+        chat,
+    });
+    let delivered = stats.window(C::PresenceUpdatesIn) + stats.window(C::ChatIn);
+    Ok(done.result(c, &stats, planned, detail, delivered))
 }
 
 /// One room-creation worker: takes the next room index, waits for its slot in the ramp,
@@ -332,7 +221,7 @@ async fn create_rooms(
                 }
             },
         };
-        ctx.stats.rooms_created.fetch_add(1, Ordering::Relaxed);
+        ctx.stats.created.fetch_add(1, Ordering::Relaxed);
         let guard = ctx.tasks.enter();
         tokio::spawn(start_room(ctx.clone(), index, access, addr, guard));
     }
@@ -401,109 +290,6 @@ async fn client(
     drop(joined);
     session(&ctx, &room, slot, ws).await;
     stats.open.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Sends one text frame and counts it.
-async fn send(stats: &Stats, ws: &mut Ws, frame: String) -> Result<(), ()> {
-    let len = frame.len() as u64;
-    ws.send(Message::text(frame)).await.map_err(|_| ())?;
-    stats.add(C::MsgsOut, 1);
-    stats.add(C::BytesOut, len);
-    Ok(())
-}
-
-fn close_code(f: Option<CloseFrame>) -> u16 {
-    f.map_or(1005, |f| u16::from(f.code))
-}
-
-/// Sends the target's opening frames in turn, each once the previous one is acknowledged.
-/// Every failure is counted in exactly one error book.
-async fn handshake(
-    driver: &Driver,
-    stats: &Stats,
-    ws: &mut Ws,
-    steps: Vec<crate::target::Step>,
-) -> Result<(), ()> {
-    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    for step in steps {
-        if send(stats, ws, step.frame.clone()).await.is_err() {
-            stats.errors.close(ABNORMAL);
-            return Err(());
-        }
-        await_ack(driver, stats, ws, &step, deadline).await?;
-    }
-    Ok(())
-}
-
-/// Reads until the success reply to `step` (after a `welcome`, for a Wagu join).
-async fn await_ack(
-    driver: &Driver,
-    stats: &Stats,
-    ws: &mut Ws,
-    step: &crate::target::Step,
-    deadline: tokio::time::Instant,
-) -> Result<(), ()> {
-    let mut welcomed = !step.needs_welcome;
-    let mut seen = Vec::new();
-    loop {
-        let Ok(msg) = tokio::time::timeout_at(deadline, ws.next()).await else {
-            stats
-                .errors
-                .join(format!("timeout waiting for the {} reply", step.what));
-            return Err(());
-        };
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                stats.add(C::MsgsIn, 1);
-                stats.add(C::BytesIn, t.len() as u64);
-                seen.clear();
-                driver.classify(&t, |i| seen.push(i));
-                for i in seen.drain(..) {
-                    match i {
-                        Incoming::Ack(i) if i == step.id => {
-                            if welcomed {
-                                return Ok(());
-                            }
-                            stats.errors.join("join acknowledged without a welcome");
-                            return Err(());
-                        }
-                        Incoming::Welcome => welcomed = true,
-                        Incoming::Error(code) => {
-                            stats.errors.error_frame(&code);
-                            return Err(());
-                        }
-                        // Answer the ping; only a failed answer ends the handshake.
-                        Incoming::Ping
-                            if send(stats, ws, driver.pong().to_string()).await.is_err() =>
-                        {
-                            stats.errors.close(ABNORMAL);
-                            return Err(());
-                        }
-                        Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
-                        _ => {}
-                    }
-                }
-            }
-            Some(Ok(Message::Close(f))) => {
-                stats.errors.close(close_code(f));
-                return Err(());
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                stats.errors.close(ABNORMAL);
-                return Err(());
-            }
-        }
-    }
-}
-
-async fn tick(i: &mut Option<Interval>) {
-    match i {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 /// A joined client: streams presence (and chat), reads and measures what friends send, until
@@ -692,19 +478,4 @@ fn record_all(stats: &Stats, lats: &[u64], measuring: bool) {
         stats.with_hist(H::Presence, |h| lats.iter().for_each(|&l| record(h, l)));
     }
     stats.with_hist(H::Recent, |h| lats.iter().for_each(|&l| record(h, l)));
-}
-
-/// Closes normally and waits (briefly) for the server's close, so the server sees a clean
-/// departure rather than a reset.
-async fn goodbye(ws: &mut Ws) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = ws
-            .close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "load test over".into(),
-            }))
-            .await;
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
 }

@@ -10,6 +10,10 @@
 //! | `centrifugo` | the channel `room:<n>` | `connect` (HS256 JWT), `subscribe` | `publish` of the Wagu client frame as `data` | every publication to every subscriber, the sender included |
 //! | `bare` | `?room=<n>` on the bare relay | nothing | the Wagu client frame, as is | each frame relayed verbatim to the room's other members |
 //!
+//! Live streams (`streams` scenario) exist on Wagu only: `POST /api/streams`, then
+//! `join_stream` (the streamer with its key), chat as in a room, read with
+//! [`wagu::classify_stream`] rather than through [`Driver::classify`].
+//!
 //! All three carry the same marker (see [`wagu`]): a receiver reads `(slot, counter)` from a
 //! viewport or a chat text and looks the send time up, so latency means the same thing on every
 //! target. What differs is what the server does between: Wagu coalesces presence (one batch per

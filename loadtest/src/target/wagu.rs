@@ -1,6 +1,6 @@
-//! The Wagu target: room creation over HTTP, the frames a harness client sends, the marker
-//! that makes every presence and chat traceable to its send, and a cheap classifier for what
-//! the server sends back. The other targets reuse the marker and the client frames, so every
+//! The Wagu target: room and stream creation over HTTP, the frames a harness client sends, the
+//! marker that makes every presence and chat traceable to its send, and cheap classifiers for
+//! what the server sends back (one for rooms, one for live streams). The other targets reuse the marker and the client frames, so every
 //! target carries byte-for-byte the same presence and chat payloads.
 //!
 //! # The marker
@@ -19,13 +19,16 @@
 //! [`read_marker`] rounds to the nearest step, which absorbs any such error: a step is 2^23
 //! times larger than the last place of a latitude near 37.
 //!
-//! A chat carries `lt <slot> <counter>` as its text.
+//! A chat carries `lt <slot> <counter>` as its text (in a stream, `slot` is the chatter's
+//! index among the stream's chatters).
 
 use crate::http::HttpClient;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use wagu_proto::client::ClientMessage;
 use wagu_proto::codec::{decode_server, encode_client};
-use wagu_proto::ids::{HostKey, RequestId, RoomId, ShareToken};
+use wagu_proto::ids::{HostKey, RequestId, RoomId, ShareToken, StreamId};
 use wagu_proto::model::{Bounds, ChatMessage, LatLng, PresenceEntry, Viewport};
 use wagu_proto::{PROTOCOL_VERSION, ServerMessage};
 
@@ -40,11 +43,48 @@ pub struct CreatedRoom {
     pub ws_url: String,
 }
 
+/// `POST /api/streams` answer (the gateway's `CreatedStreamBody`).
+#[derive(Debug, Deserialize)]
+pub struct CreatedStream {
+    pub stream_id: StreamId,
+    pub streamer_key: HostKey,
+    pub ws_url: String,
+}
+
 /// Creates one room with default settings. The error is a short reason, used as the key of
 /// the room-creation error book (so similar failures add up).
 pub async fn create_room(http: &mut HttpClient) -> Result<CreatedRoom, String> {
+    post_created(http, "/api/rooms", b"{}").await
+}
+
+/// Starts live stream `index`: a title, a place id of its own and a location in Seoul (spread
+/// over a few km, so discovery by distance has something to sort).
+pub async fn create_stream(http: &mut HttpClient, index: usize) -> Result<CreatedStream, String> {
+    post_created(http, "/api/streams", stream_body(index).as_bytes()).await
+}
+
+fn stream_body(index: usize) -> String {
+    let spread = |salt: u64| crate::stats::unit_jitter(index as u64 ^ salt) - 0.5;
+    serde_json::json!({
+        "title": format!("wagu-loadtest stream {index}"),
+        "place_id": format!("loadtest:{index}"),
+        "location": {
+            "lat": 37.55 + 0.05 * spread(0x1A7),
+            "lng": 126.98 + 0.05 * spread(0x1C6),
+        },
+    })
+    .to_string()
+}
+
+/// POSTs `body` and reads the `201 Created` answer; otherwise a reason like
+/// `status 503 capacity`.
+async fn post_created<T: DeserializeOwned>(
+    http: &mut HttpClient,
+    path: &str,
+    body: &[u8],
+) -> Result<T, String> {
     let (status, body) = http
-        .post_json("/api/rooms", b"{}")
+        .post_json(path, body)
         .await
         .map_err(|e| format!("http: {}", crate::net::short_io(&e)))?;
     if status != 201 {
@@ -68,6 +108,9 @@ pub const HELLO_ID: u64 = 1;
 pub const JOIN_ID: u64 = 2;
 /// Request ids after the handshake start here (chat needs one per message).
 pub const FIRST_FREE_ID: u64 = 3;
+/// A stream session opens with `join_stream` alone (no `hello`); its chat ids follow.
+pub const STREAM_JOIN_ID: u64 = 1;
+pub const STREAM_FIRST_FREE_ID: u64 = 2;
 
 pub fn hello() -> String {
     encode_client(&ClientMessage::Hello {
@@ -83,6 +126,23 @@ pub fn join(share: &ShareToken, name: String, host_key: Option<HostKey>) -> Stri
         name,
         host_key,
         resume: None,
+    })
+}
+
+/// Joins a live stream: as its streamer with `streamer_key`, else as a viewer.
+pub fn join_stream(
+    stream: &StreamId,
+    name: String,
+    streamer_key: Option<HostKey>,
+    client_key: Option<String>,
+) -> String {
+    encode_client(&ClientMessage::JoinStream {
+        id: RequestId(STREAM_JOIN_ID),
+        stream: stream.clone(),
+        name,
+        streamer_key,
+        resume: None,
+        client_key,
     })
 }
 
@@ -177,8 +237,9 @@ fn peek_type(frame: &str) -> Option<&str> {
 
 pub fn classify(frame: &str) -> Incoming {
     match peek_type(frame) {
-        // A welcome carries the whole room snapshot; the harness only needs to know it came.
-        Some("welcome") => Incoming::Welcome,
+        // A welcome carries the whole room (or stream) snapshot; the harness only needs to
+        // know it came.
+        Some("welcome" | "stream_welcome") => Incoming::Welcome,
         Some("presence" | "chat" | "ack" | "error") | None => match decode_server(frame.as_bytes())
         {
             Ok(m) => from_message(m),
@@ -221,6 +282,77 @@ fn from_message(m: ServerMessage) -> Incoming {
         ServerMessage::Welcome { .. } => Incoming::Welcome,
         _ => Incoming::Other,
     }
+}
+
+/// What a stream client reads, classified with as little parsing as the harness can get
+/// away with: every frame's type is peeked; only chat frames are parsed (into the two fields
+/// the harness needs), `viewers` frames are only counted, and replies are rare.
+#[derive(Debug, PartialEq)]
+pub enum StreamFrame {
+    /// A harness chat: `(chatter, counter)` from its text and the server's stamp (Unix ms).
+    Chat {
+        from: usize,
+        counter: u64,
+        at_ms: u64,
+    },
+    /// A chat the harness did not send (its text is no marker).
+    ForeignChat,
+    /// The coalesced viewer count (see [`viewers_count`] for its value).
+    Viewers,
+    Ack(u64),
+    Error(&'static str),
+    Welcome,
+    Other,
+    Undecodable,
+}
+
+/// Just what the harness reads of a `chat` frame. Serde skips the other fields without
+/// building them, and the marker text borrows from the frame (it has no escapes).
+#[derive(Deserialize)]
+struct ChatFrame<'a> {
+    #[serde(borrow)]
+    message: ChatFields<'a>,
+}
+
+#[derive(Deserialize)]
+struct ChatFields<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    at: u64,
+}
+
+pub fn classify_stream(frame: &str) -> StreamFrame {
+    match peek_type(frame) {
+        Some("chat") => match serde_json::from_str::<ChatFrame>(frame) {
+            Ok(c) => match read_chat_marker(&c.message.text) {
+                Some((from, counter)) => StreamFrame::Chat {
+                    from,
+                    counter,
+                    at_ms: c.message.at,
+                },
+                None => StreamFrame::ForeignChat,
+            },
+            Err(_) => StreamFrame::Undecodable,
+        },
+        Some("viewers") => StreamFrame::Viewers,
+        Some("stream_welcome") => StreamFrame::Welcome,
+        _ => match classify(frame) {
+            Incoming::Ack(id) => StreamFrame::Ack(id),
+            Incoming::Error(code) => StreamFrame::Error(code),
+            Incoming::Welcome => StreamFrame::Welcome,
+            Incoming::Undecodable => StreamFrame::Undecodable,
+            Incoming::Presence(..) | Incoming::Chat(_) | Incoming::Other => StreamFrame::Other,
+        },
+    }
+}
+
+/// The count of a `viewers` frame (only the streamer reads it).
+pub fn viewers_count(frame: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Viewers {
+        count: u64,
+    }
+    serde_json::from_str::<Viewers>(frame).ok().map(|v| v.count)
 }
 
 #[cfg(test)]
@@ -292,5 +424,71 @@ mod tests {
         assert!(matches!(classify("nonsense"), Incoming::Undecodable));
         let batch = r#"{"type":"presence","seq":1,"at":5,"updates":[{"participant":1,"viewport":{"center":{"lat":37.0,"lng":126.0},"zoom":15.0}}]}"#;
         assert!(matches!(classify(batch), Incoming::Presence(_, u) if u.len() == 1));
+    }
+
+    #[test]
+    fn classifies_stream_frames() {
+        let chat = r#"{"type":"chat","seq":7,"message":{"seq":7,"from":12,"name":"lt0-v3","text":"lt 4 19","at":1767225700123}}"#;
+        assert_eq!(
+            classify_stream(chat),
+            StreamFrame::Chat {
+                from: 4,
+                counter: 19,
+                at_ms: 1767225700123
+            }
+        );
+        let foreign = r#"{"type":"chat","seq":8,"message":{"seq":8,"from":1,"name":"Chef","text":"hi \"all\"","at":5}}"#;
+        assert_eq!(classify_stream(foreign), StreamFrame::ForeignChat);
+        assert_eq!(
+            classify_stream(r#"{"type":"chat","seq":9}"#),
+            StreamFrame::Undecodable
+        );
+        let viewers = r#"{"type":"viewers","seq":4,"at":1767225720000,"count":9999}"#;
+        assert_eq!(classify_stream(viewers), StreamFrame::Viewers);
+        assert_eq!(viewers_count(viewers), Some(9999));
+        assert_eq!(
+            classify_stream(r#"{"type":"ack","id":5,"seq":9}"#),
+            StreamFrame::Ack(5)
+        );
+        assert_eq!(
+            classify_stream(r#"{"type":"error","id":6,"code":"rate_limited","message":"x"}"#),
+            StreamFrame::Error("rate_limited")
+        );
+        assert_eq!(
+            classify_stream(r#"{"type":"stream_welcome","protocol":1,"you":2}"#),
+            StreamFrame::Welcome
+        );
+        assert_eq!(
+            classify_stream(r#"{"type":"streamer_back","seq":1}"#),
+            StreamFrame::Other
+        );
+        assert_eq!(classify_stream("nonsense"), StreamFrame::Undecodable);
+    }
+
+    #[test]
+    fn stream_frames_are_what_the_server_accepts() {
+        let id = StreamId("s4d2c9a0b7e1f3a5c6d8e".into());
+        let frame = join_stream(&id, "lt0-v1".into(), None, Some("lt-0-1".into()));
+        let Ok(ClientMessage::JoinStream {
+            id: RequestId(STREAM_JOIN_ID),
+            stream,
+            streamer_key: None,
+            client_key: Some(k),
+            ..
+        }) = decode_client(frame.as_bytes())
+        else {
+            panic!("the server refuses {frame}");
+        };
+        assert_eq!((stream, k.as_str()), (id, "lt-0-1"));
+        // The creation body is what the gateway's CreateStreamBody takes.
+        let body: serde_json::Value = serde_json::from_str(&stream_body(3)).unwrap();
+        assert_eq!(body["place_id"], "loadtest:3");
+        let lat = body["location"]["lat"].as_f64().unwrap();
+        assert!((37.5..37.6).contains(&lat), "{lat}");
+        // A `stream_welcome` opens a stream session as a `welcome` opens a room's.
+        assert!(matches!(
+            classify(r#"{"type":"stream_welcome","protocol":1}"#),
+            Incoming::Welcome
+        ));
     }
 }
