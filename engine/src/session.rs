@@ -202,3 +202,63 @@ pub fn reply_then_close(
     }
     out.extend(closing);
 }
+
+/// A refusal: the error code and a message for humans.
+pub type Refusal = (ErrorCode, String);
+
+/// What a session that has ended answers: joins are refused and commands get `room_closed`;
+/// disconnects and ticks change nothing. `what` names the kind ("room", "stream").
+pub fn refuse_ended(input: Input, what: &str) -> Vec<Output> {
+    let message = format!("this {what} has ended");
+    match input {
+        Input::Join { conn, id, .. } => vec![Output::JoinRefused {
+            conn,
+            id,
+            code: ErrorCode::RoomClosed,
+            message,
+        }],
+        Input::Command { conn, msg, .. } => msg
+            .id()
+            .map(|id| Output::Send {
+                conn,
+                msg: ServerMessage::error(Some(id), ErrorCode::RoomClosed, message),
+            })
+            .into_iter()
+            .collect(),
+        Input::Disconnect { .. } | Input::Tick => Vec::new(),
+    }
+}
+
+/// Runs one command from `conn`. A connection that is not the participant's current one (it
+/// was replaced by a resume, or the participant was removed) gets `not_joined`; otherwise
+/// `run` applies the command and its reply (`ack` with the event's seq, or the refusal) goes
+/// out after the command's effects and before any close it caused.
+pub fn dispatch(
+    out: &mut Vec<Output>,
+    conn: ConnId,
+    current: Option<ConnId>,
+    msg: ClientMessage,
+    what: &str,
+    run: impl FnOnce(ClientMessage, &mut Vec<Output>) -> Result<Option<Seq>, Refusal>,
+) {
+    if current != Some(conn) {
+        if let Some(id) = msg.id() {
+            out.push(Output::Send {
+                conn,
+                msg: ServerMessage::error(
+                    Some(id),
+                    ErrorCode::NotJoined,
+                    format!("this connection is no longer in the {what}; resume"),
+                ),
+            });
+        }
+        return;
+    }
+    let id = msg.id();
+    let mut effects = Vec::new();
+    let reply = match run(msg, &mut effects) {
+        Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
+        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
+    };
+    reply_then_close(out, effects, conn, reply);
+}

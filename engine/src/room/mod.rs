@@ -14,7 +14,7 @@
 
 pub mod votes;
 
-use crate::session::{Machine, ReplayLog, reply_then_close};
+use crate::session::{Machine, ReplayLog, dispatch, refuse_ended};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
@@ -170,32 +170,10 @@ impl Room {
 
     /// Applies one input and returns what the caller must do, in order.
     pub fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output> {
-        let mut out = Vec::new();
         if self.closed {
-            // A closed room answers joins and commands with a clear error and nothing else.
-            match input {
-                Input::Join { conn, id, .. } => out.push(Output::JoinRefused {
-                    conn,
-                    id,
-                    code: ErrorCode::RoomClosed,
-                    message: "this room has been closed".into(),
-                }),
-                Input::Command { conn, msg, .. } => {
-                    if let Some(id) = msg.id() {
-                        out.push(Output::Send {
-                            conn,
-                            msg: ServerMessage::error(
-                                Some(id),
-                                ErrorCode::RoomClosed,
-                                "this room has been closed",
-                            ),
-                        })
-                    }
-                }
-                Input::Disconnect { .. } | Input::Tick => {}
-            }
-            return out;
+            return refuse_ended(input, "room");
         }
+        let mut out = Vec::new();
         match input {
             Input::Join {
                 conn,
@@ -215,27 +193,9 @@ impl Room {
                 msg,
             } => {
                 let current = self.participants.get(&participant).and_then(|p| p.conn);
-                if current != Some(conn) {
-                    // A stale connection (replaced by a resume, or the participant was removed).
-                    if let Some(id) = msg.id() {
-                        out.push(Output::Send {
-                            conn,
-                            msg: ServerMessage::error(
-                                Some(id),
-                                ErrorCode::NotJoined,
-                                "this connection is no longer in the room; resume",
-                            ),
-                        });
-                    }
-                } else {
-                    let id = msg.id();
-                    let mut effects = Vec::new();
-                    let reply = match self.command(now, conn, participant, msg, &mut effects) {
-                        Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
-                        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
-                    };
-                    reply_then_close(&mut out, effects, conn, reply);
-                }
+                dispatch(&mut out, conn, current, msg, "room", |msg, effects| {
+                    self.command(now, conn, participant, msg, effects)
+                });
             }
             Input::Disconnect { conn, participant } => {
                 if let Some(p) = self.participants.get_mut(&participant)

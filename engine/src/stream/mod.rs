@@ -12,7 +12,7 @@
 //! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
 //! stream from its snapshot plus journal.
 
-use crate::session::{ConnId, Input, Machine, Output, ReplayLog, reply_then_close};
+use crate::session::{ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, refuse_ended};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
@@ -128,8 +128,6 @@ pub struct Stream {
     replay: ReplayLog,
     ended: Option<(UnixMillis, StreamEndReason)>,
 }
-
-type Refusal = (ErrorCode, String);
 
 impl Stream {
     pub fn new(spec: StreamSpec, config: StreamConfig, now: UnixMillis) -> Self {
@@ -265,31 +263,10 @@ impl Stream {
     }
 
     pub fn handle(&mut self, now: UnixMillis, input: Input) -> Vec<Output> {
-        let mut out = Vec::new();
         if self.ended.is_some() {
-            match input {
-                Input::Join { conn, id, .. } => out.push(Output::JoinRefused {
-                    conn,
-                    id,
-                    code: ErrorCode::RoomClosed,
-                    message: "this stream has ended".into(),
-                }),
-                Input::Command { conn, msg, .. } => {
-                    if let Some(id) = msg.id() {
-                        out.push(Output::Send {
-                            conn,
-                            msg: ServerMessage::error(
-                                Some(id),
-                                ErrorCode::RoomClosed,
-                                "this stream has ended",
-                            ),
-                        });
-                    }
-                }
-                _ => {}
-            }
-            return out;
+            return refuse_ended(input, "stream");
         }
+        let mut out = Vec::new();
         match input {
             Input::Join {
                 conn,
@@ -319,26 +296,9 @@ impl Stream {
                 msg,
             } => {
                 let current = self.members.get(&participant).and_then(|m| m.conn);
-                if current != Some(conn) {
-                    if let Some(id) = msg.id() {
-                        out.push(Output::Send {
-                            conn,
-                            msg: ServerMessage::error(
-                                Some(id),
-                                ErrorCode::NotJoined,
-                                "this connection is no longer in the stream; resume",
-                            ),
-                        });
-                    }
-                } else {
-                    let id = msg.id();
-                    let mut effects = Vec::new();
-                    let reply = match self.command(now, participant, msg, &mut effects) {
-                        Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
-                        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
-                    };
-                    reply_then_close(&mut out, effects, conn, reply);
-                }
+                dispatch(&mut out, conn, current, msg, "stream", |msg, effects| {
+                    self.command(now, participant, msg, effects)
+                });
             }
             Input::Disconnect { conn, participant } => {
                 if self

@@ -218,6 +218,32 @@ impl Conn {
         None
     }
 
+    /// Finishes a `join`/`join_stream`: on success the session's queue becomes this
+    /// connection's (the welcome and ack are already in it); on failure, a typed error.
+    async fn entered<S: Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut S,
+        id: wagu_proto::RequestId,
+        resuming: bool,
+        rx: Receiver<Frame>,
+        joined: Result<RoomSession, EngineError>,
+    ) -> Option<End> {
+        match joined {
+            Ok(session) => {
+                if resuming {
+                    counter!("wagu_resumes_total").increment(1);
+                }
+                self.session = Some(session);
+                self.room_rx = Some(rx);
+                None
+            }
+            Err(e) => {
+                let e = ServerMessage::error(Some(id), e.code(), e.to_string());
+                self.refuse(sink, e).await
+            }
+        }
+    }
+
     async fn on_text<S: Sink<Message> + Unpin>(
         &mut self,
         sink: &mut S,
@@ -279,12 +305,7 @@ impl Conn {
                 resume,
             } => {
                 if self.session.is_some() {
-                    let e = ServerMessage::error(
-                        Some(id),
-                        ErrorCode::AlreadyJoined,
-                        "this connection is already in a room",
-                    );
-                    return self.refuse(sink, e).await;
+                    return self.refuse(sink, already_joined(id)).await;
                 }
                 let resuming = resume.is_some();
                 let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
@@ -295,20 +316,8 @@ impl Conn {
                     host_key,
                     resume,
                 };
-                match self.app.rooms.join(req, outbound).await {
-                    Ok(session) => {
-                        if resuming {
-                            counter!("wagu_resumes_total").increment(1);
-                        }
-                        self.session = Some(session);
-                        self.room_rx = Some(rx);
-                        None
-                    }
-                    Err(e) => {
-                        let e = join_error(id, e);
-                        self.refuse(sink, e).await
-                    }
-                }
+                let joined = self.app.rooms.join(req, outbound).await;
+                self.entered(sink, id, resuming, rx, joined).await
             }
             ClientMessage::JoinStream {
                 id,
@@ -319,16 +328,11 @@ impl Conn {
                 client_key,
             } => {
                 if self.session.is_some() {
-                    let e = ServerMessage::error(
-                        Some(id),
-                        ErrorCode::AlreadyJoined,
-                        "this connection is already in a room or stream",
-                    );
-                    return self.refuse(sink, e).await;
+                    return self.refuse(sink, already_joined(id)).await;
                 }
                 let resuming = resume.is_some();
                 let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
-                match self
+                let joined = self
                     .app
                     .streams
                     .join(
@@ -340,21 +344,8 @@ impl Conn {
                         client_key,
                         outbound,
                     )
-                    .await
-                {
-                    Ok(session) => {
-                        if resuming {
-                            counter!("wagu_resumes_total").increment(1);
-                        }
-                        self.session = Some(session);
-                        self.room_rx = Some(rx);
-                        None
-                    }
-                    Err(e) => {
-                        let e = join_error(id, e);
-                        self.refuse(sink, e).await
-                    }
-                }
+                    .await;
+                self.entered(sink, id, resuming, rx, joined).await
             }
             other => {
                 let Some(session) = &self.session else {
@@ -375,6 +366,10 @@ impl Conn {
     }
 }
 
-fn join_error(id: wagu_proto::RequestId, e: EngineError) -> ServerMessage {
-    ServerMessage::error(Some(id), e.code(), e.to_string())
+fn already_joined(id: wagu_proto::RequestId) -> ServerMessage {
+    ServerMessage::error(
+        Some(id),
+        ErrorCode::AlreadyJoined,
+        "this connection is already in a room or stream",
+    )
 }
