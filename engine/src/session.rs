@@ -262,3 +262,27 @@ pub fn dispatch(
     };
     reply_then_close(out, effects, conn, reply);
 }
+
+/// Appends a chat message to a session's tail (the last [`wagu_proto::limits::CHAT_TAIL`]
+/// kept) and returns it, for the event that announces it. `seq` is that event's number.
+pub fn keep_chat(
+    tail: &mut std::collections::VecDeque<wagu_proto::model::ChatMessage>,
+    seq: Seq,
+    from: ParticipantId,
+    name: String,
+    text: String,
+    at: UnixMillis,
+) -> wagu_proto::model::ChatMessage {
+    let message = wagu_proto::model::ChatMessage {
+        seq,
+        from,
+        name,
+        text,
+        at,
+    };
+    if tail.len() == wagu_proto::limits::CHAT_TAIL {
+        tail.pop_front();
+    }
+    tail.push_back(message.clone());
+    message
+}

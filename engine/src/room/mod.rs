@@ -14,13 +14,13 @@
 
 pub mod votes;
 
-use crate::session::{Machine, ReplayLog, dispatch, refuse_ended};
+use crate::session::{Machine, ReplayLog, dispatch, keep_chat, refuse_ended};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
-use wagu_proto::limits::{CHAT_TAIL, MAX_CANDIDATES};
+use wagu_proto::limits::MAX_CANDIDATES;
 use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
@@ -754,18 +754,7 @@ impl Room {
                     .get(&pid)
                     .map(|p| p.info.name.clone())
                     .unwrap_or_default();
-                let seq = self.seq.next();
-                let message = ChatMessage {
-                    seq,
-                    from: pid,
-                    name,
-                    text,
-                    at: now,
-                };
-                if self.chat.len() == CHAT_TAIL {
-                    self.chat.pop_front();
-                }
-                self.chat.push_back(message.clone());
+                let message = keep_chat(&mut self.chat, self.seq.next(), pid, name, text, now);
                 Ok(Some(
                     self.emit(out, |seq| ServerMessage::Chat { seq, message }),
                 ))

@@ -1,6 +1,7 @@
 //! Unit tests of the room rules, driven with a fake clock.
 
 use super::*;
+use wagu_proto::limits::CHAT_TAIL;
 
 pub(crate) struct Harness {
     pub room: Room,

@@ -12,13 +12,14 @@
 //! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
 //! stream from its snapshot plus journal.
 
-use crate::session::{ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, refuse_ended};
+use crate::session::{
+    ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
-use wagu_proto::limits::CHAT_TAIL;
 use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
@@ -525,17 +526,7 @@ impl Stream {
                     .get(&pid)
                     .map(|m| m.name.clone())
                     .unwrap_or_default();
-                let message = ChatMessage {
-                    seq: self.seq.next(),
-                    from: pid,
-                    name,
-                    text,
-                    at: now,
-                };
-                if self.chat.len() == CHAT_TAIL {
-                    self.chat.pop_front();
-                }
-                self.chat.push_back(message.clone());
+                let message = keep_chat(&mut self.chat, self.seq.next(), pid, name, text, now);
                 Ok(Some(
                     self.emit(out, |seq| ServerMessage::Chat { seq, message }),
                 ))
