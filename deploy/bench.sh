@@ -93,7 +93,7 @@ start_server() {
     case "$t" in
         wagu)
             rm -rf "$OUT/$t-$mode.data"
-            WAGU_LOG=warn "$WAGU" --listen "127.0.0.1:$port" --data-dir "$OUT/$t-$mode.data" >"$log" 2>&1 &
+            WAGU_LOG=warn WAGU_RATE__CREATES_PER_MINUTE=1000000 "$WAGU" --listen "127.0.0.1:$port" --data-dir "$OUT/$t-$mode.data" >"$log" 2>&1 &
             ;;
         centrifugo)
             CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY="$SECRET" "$CENTRIFUGO" \

@@ -9,7 +9,7 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 cargo build -q -p wagu-gateway -p wagu-loadtest
 PORT="${WAGU_SMOKE_PORT:-18099}"
 DATA="$(mktemp -d /tmp/wagu-smoke.XXXXXX)"
-"$TARGET/debug/wagu" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &
+WAGU_RATE__CREATES_PER_MINUTE=100000 "$TARGET/debug/wagu" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &
 PID=$!
 stop() {
     kill "$PID" 2>/dev/null || true

@@ -30,6 +30,8 @@ pub struct AppState {
     pub cql: Option<Arc<scylla::client::session::Session>>,
     pub metrics: PrometheusHandle,
     pub connections: Arc<AtomicUsize>,
+    /// Per-address limit on creating rooms and streams.
+    pub creates: Arc<crate::http::limit::CreateLimiter>,
     /// Flips to `true` on shutdown: connections close with "resume" so clients move on.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -113,6 +115,9 @@ impl App {
             "backends"
         );
 
+        let creates = Arc::new(crate::http::limit::CreateLimiter::new(
+            config.rate.creates_per_minute,
+        ));
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
@@ -123,6 +128,7 @@ impl App {
             cql,
             metrics,
             connections: Arc::new(AtomicUsize::new(0)),
+            creates,
             shutdown,
         };
         let router = Router::new()

@@ -127,6 +127,8 @@ pub struct RateLimits {
     pub commands_per_sec: u32,
     /// Refused frames within 10 seconds after which the connection is closed (1008).
     pub abuse_threshold: u32,
+    /// Rooms and streams one client address may create per minute (burst: a minute's worth).
+    pub creates_per_minute: u32,
 }
 
 impl Default for Config {
@@ -202,6 +204,7 @@ impl Default for RateLimits {
             chat_per_sec: 5,
             commands_per_sec: 20,
             abuse_threshold: 50,
+            creates_per_minute: 30,
         }
     }
 }
@@ -335,8 +338,9 @@ impl Config {
         if self.rate.presence_per_sec == 0
             || self.rate.chat_per_sec == 0
             || self.rate.commands_per_sec == 0
+            || self.rate.creates_per_minute == 0
         {
-            return bad("rate", "every rate must be at least 1 per second".into());
+            return bad("rate", "every rate must be at least 1".into());
         }
         if self.ephemeral.backend == EphemeralBackend::Redis && self.ephemeral.redis_url.is_none() {
             return bad(

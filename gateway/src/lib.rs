@@ -33,7 +33,9 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // Connection info gives handlers the peer address (per-address creation limits).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = rx.await;
     });
     let handle = tokio::spawn(async move { server.await });

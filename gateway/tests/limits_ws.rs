@@ -235,3 +235,24 @@ async fn slow_client_is_dropped_and_never_slows_the_room() {
     );
     drop(slow);
 }
+
+#[tokio::test]
+async fn room_and_stream_creation_is_limited_per_address() {
+    let mut cfg = test_config();
+    cfg.rate.creates_per_minute = 3;
+    let srv = start(cfg).await;
+    for _ in 0..2 {
+        create_room(srv.addr, "{}").await;
+    }
+    let (status, body) = http(
+        srv.addr,
+        "POST",
+        "/api/streams",
+        r#"{"title":"t","place_id":"p"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(srv.addr, "POST", "/api/rooms", "{}").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rate_limited"), "{body}");
+}

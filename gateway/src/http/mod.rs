@@ -1,6 +1,7 @@
 //! The HTTP API: rooms (`/api/rooms`), health (`/healthz`, `/readyz`) and `/metrics`.
 
 mod health;
+pub mod limit;
 mod rooms;
 mod streams;
 

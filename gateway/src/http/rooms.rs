@@ -3,6 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::limit::{ClientIp, check_create};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -37,6 +38,7 @@ pub struct CreatedRoomBody {
 
 pub async fn create(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedRoomBody>), AppError> {
     let req: CreateRoomBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -64,6 +66,7 @@ pub async fn create(
             "vote_mode.max must be 1 to {MAX_CHOICES}"
         )));
     }
+    check_create(&app.creates, ip)?;
     let created = app
         .rooms
         .create(CreateRoom {

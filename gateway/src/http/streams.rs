@@ -5,6 +5,7 @@
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::limit::{ClientIp, check_create};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -41,6 +42,7 @@ fn chars(s: &str) -> usize {
 
 pub async fn create(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedStreamBody>), AppError> {
     let req: CreateStreamBody = serde_json::from_slice(&body)
@@ -67,6 +69,7 @@ pub async fn create(
             "menu holds at most 20 items of 1 to {MAX_PLACE_NAME_CHARS} characters"
         )));
     }
+    check_create(&app.creates, ip)?;
     let created = app
         .streams
         .create(CreateStream {

@@ -7,7 +7,7 @@ use crate::config::RateLimits;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-struct Bucket {
+pub(crate) struct Bucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -15,7 +15,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(rate: u32, now: Instant) -> Self {
+    pub(crate) fn new(rate: u32, now: Instant) -> Self {
         let rate = f64::from(rate);
         Bucket {
             rate,
@@ -25,7 +25,24 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    /// A bucket refilling at `per_minute / 60` a second, holding at most a minute's worth.
+    pub(crate) fn per_minute(per_minute: u32, now: Instant) -> Self {
+        let burst = f64::from(per_minute.max(1));
+        Bucket {
+            rate: burst / 60.0,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Whether the bucket has refilled completely (its state is then the same as a new one's).
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + dt * self.rate >= self.burst
+    }
+
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
