@@ -22,8 +22,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Scenarios, and the two helpers of the side-by-side benchmark. `mixed` (rooms plus streams)
-/// is planned next to `rooms` and `streams` and will reuse [`Common`].
+/// Scenarios, and the two helpers of the side-by-side benchmark.
 #[derive(Subcommand, Debug)]
 // One value per process: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -42,6 +41,18 @@ pub enum Command {
                       Expected deliveries per message: V."
     )]
     Streams(StreamsArgs),
+    /// Rooms and live streams at once (Wagu target only): both workloads against the same
+    /// node(s), one dialer, monitor and progress, one result with both sections.
+    #[command(
+        long_about = "Rooms and live streams at once, Wagu target only: the rooms workload \
+                      (--rooms × --participants, presence at --presence-hz; no room chat, so \
+                      every chat figure belongs to the streams) and the streams workload \
+                      (--streams × (1 + --viewers), --stream-chat-per-sec from --chatters) run \
+                      over the same ramp, warmup and window. The JSON result has a `rooms` and \
+                      a `streams` section (the same fields as the single-scenario results); \
+                      counters, errors and the timeline cover both."
+    )]
+    Mixed(MixedArgs),
     /// Run the bare WebSocket relay (the `--target bare` server) until SIGTERM or Ctrl-C.
     BareServer(BareServerArgs),
     /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).
@@ -112,11 +123,71 @@ pub struct StreamsArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct MixedArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Rooms to create.
+    #[arg(long, default_value_t = 100)]
+    pub rooms: usize,
+    /// WebSocket clients per room (the first joins as host).
+    #[arg(long, default_value_t = 5)]
+    pub participants: usize,
+    /// Presence updates each room client sends per second (0: none).
+    #[arg(long, default_value_t = 10.0)]
+    pub presence_hz: f64,
+    /// Live streams to create.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Viewers per stream (each stream also has its streamer).
+    #[arg(long, default_value_t = 1000)]
+    pub viewers: usize,
+    /// Chat messages per second per stream, all chatters together (0: none).
+    #[arg(long, default_value_t = 20.0)]
+    pub stream_chat_per_sec: f64,
+    /// Viewers per stream who chat, spread evenly over the audience.
+    #[arg(long, default_value_t = 10)]
+    pub chatters: usize,
+}
+
+impl MixedArgs {
+    /// The rooms half, as the `rooms` scenario would take it.
+    pub fn rooms_args(&self) -> RoomsArgs {
+        RoomsArgs {
+            common: self.common.clone(),
+            rooms: self.rooms,
+            participants: self.participants,
+            presence_hz: self.presence_hz,
+            chat_per_min: 0.0,
+        }
+    }
+
+    /// The streams half, as the `streams` scenario would take it.
+    pub fn streams_args(&self) -> StreamsArgs {
+        StreamsArgs {
+            common: self.common.clone(),
+            streams: self.streams,
+            viewers: self.viewers,
+            chat_per_sec: self.stream_chat_per_sec,
+            chatters: self.chatters,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct Common {
     /// HTTP base URL of the server. Wagu's WebSocket URLs come from its answers; Centrifugo's
     /// is `ws://HOST:PORT/connection/websocket`, the bare relay's `ws://HOST:PORT/ws?room=N`.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Several nodes: a comma-separated list, or the flag repeated; rooms (streams) are
+    /// created round-robin across them and each one's clients connect to the node that
+    /// created it (see --spread-clients).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    pub url: Vec<String>,
+    /// With several --url: connect each client round-robin across all of them instead of to
+    /// the node that created its room (stream), as clients behind a load balancer would.
+    /// Wagu rooms and streams live on one node today, so this only works when every URL
+    /// reaches the same node (e.g. one node under several addresses).
+    #[arg(long)]
+    pub spread_clients: bool,
     /// Which server protocol to speak (`streams`: wagu only).
     #[arg(long, value_enum, default_value_t = Target::Wagu)]
     pub target: Target,

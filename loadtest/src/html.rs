@@ -7,7 +7,7 @@
 //! figures describe. Text in the SVG is left to the browser's fonts (plotters' `ttf` feature is
 //! off), so label widths are estimates.
 
-use crate::report::{Detail, Latency, RunResult, Sample};
+use crate::report::{Detail, Latency, RoomsDetail, RunResult, Sample, StreamsDetail};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -212,6 +212,24 @@ fn words(r: &RunResult) -> Words {
             received_label: "chat messages delivered",
             received: |s| s.chat_received,
         },
+        Detail::Mixed(m) => Words {
+            title: format!(
+                "wagu-loadtest mixed · {} rooms × {} + {} streams × (1 + {} viewers) on {} ({})",
+                m.rooms.rooms,
+                m.rooms.participants,
+                m.streams.streams,
+                m.streams.viewers,
+                r.target.name(),
+                r.url
+            ),
+            note: format!(
+                "presence {} Hz; stream chat {}/s per stream from {} chatters",
+                m.rooms.presence_hz, m.streams.chat_per_sec, m.streams.chatters
+            ),
+            latency_title: "End-to-end latency, per second (presence and stream chat together)",
+            received_label: "presence updates and chat messages received",
+            received: |s| s.presence_received + s.chat_received,
+        },
     }
 }
 
@@ -295,34 +313,11 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
     );
     h.push_str("<h2>Steady state</h2>\n<table>");
     match &r.detail {
-        Detail::Rooms(d) => {
-            let p = &d.presence;
-            let _ = write!(
-                h,
-                "<tr><th>friends' messages delivered</th><td>{:.0} /s</td></tr>\
-                 <tr><th>presence sent (target)</th><td>{:.0} /s ({:.0} /s)</td></tr>\
-                 <tr><th>presence updates received · delivery ratio</th><td>{:.0} /s · {:.3}</td></tr>",
-                r.delivered_per_sec,
-                p.sent_per_sec,
-                p.target_sent_per_sec,
-                p.received_per_sec,
-                p.delivery_ratio,
-            );
-        }
-        Detail::Streams(d) => {
-            let c = &d.chat;
-            let _ = write!(
-                h,
-                "<tr><th>chat sent (target)</th><td>{:.1} /s ({:.1} /s)</td></tr>\
-                 <tr><th>chat delivered · delivery ratio</th><td>{:.0} /s · {:.4}</td></tr>\
-                 <tr><th>viewer-count events (whole run) · last counts seen by the streamers</th><td>{} · {}</td></tr>",
-                c.sent_per_sec,
-                c.target_sent_per_sec,
-                c.received_per_sec,
-                c.delivery_ratio,
-                d.viewers_events,
-                d.viewer_count_seen,
-            );
+        Detail::Rooms(d) => rooms_rows(&mut h, r, d),
+        Detail::Streams(d) => streams_rows(&mut h, d),
+        Detail::Mixed(m) => {
+            rooms_rows(&mut h, r, &m.rooms);
+            streams_rows(&mut h, &m.streams);
         }
     }
     let _ = write!(
@@ -353,22 +348,11 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
     }
     h.push_str("</table>\n<h2>Latency (ms)</h2>\n<table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>samples</th></tr>\n");
     match &r.detail {
-        Detail::Rooms(d) => {
-            lat_row(&mut h, "presence, end to end", &d.presence.latency_ms);
-            if d.presence_fanout_ms.samples > 0 {
-                lat_row(
-                    &mut h,
-                    "presence, server stamp → friend",
-                    &d.presence_fanout_ms,
-                );
-            }
-            if let Some(c) = &d.chat {
-                lat_row(&mut h, "chat, end to end", &c.latency_ms);
-            }
-        }
-        Detail::Streams(d) => {
-            lat_row(&mut h, "chat, end to end", &d.chat.latency_ms);
-            lat_row(&mut h, "chat, server stamp → receiver", &d.chat_fanout_ms);
+        Detail::Rooms(d) => rooms_latency(&mut h, d),
+        Detail::Streams(d) => streams_latency(&mut h, d),
+        Detail::Mixed(m) => {
+            rooms_latency(&mut h, &m.rooms);
+            streams_latency(&mut h, &m.streams);
         }
     }
     lat_row(&mut h, "session open (ramp)", &r.join_latency_ms);
@@ -391,6 +375,52 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
     }
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+fn rooms_rows(h: &mut String, r: &RunResult, d: &RoomsDetail) {
+    let p = &d.presence;
+    let _ = write!(
+        h,
+        "<tr><th>friends' messages delivered</th><td>{:.0} /s</td></tr>\
+                 <tr><th>presence sent (target)</th><td>{:.0} /s ({:.0} /s)</td></tr>\
+                 <tr><th>presence updates received · delivery ratio</th><td>{:.0} /s · {:.3}</td></tr>",
+        r.delivered_per_sec,
+        p.sent_per_sec,
+        p.target_sent_per_sec,
+        p.received_per_sec,
+        p.delivery_ratio,
+    );
+}
+
+fn streams_rows(h: &mut String, d: &StreamsDetail) {
+    let c = &d.chat;
+    let _ = write!(
+        h,
+        "<tr><th>chat sent (target)</th><td>{:.1} /s ({:.1} /s)</td></tr>\
+                 <tr><th>chat delivered · delivery ratio</th><td>{:.0} /s · {:.4}</td></tr>\
+                 <tr><th>viewer-count events (whole run) · last counts seen by the streamers</th><td>{} · {}</td></tr>",
+        c.sent_per_sec,
+        c.target_sent_per_sec,
+        c.received_per_sec,
+        c.delivery_ratio,
+        d.viewers_events,
+        d.viewer_count_seen,
+    );
+}
+
+fn rooms_latency(h: &mut String, d: &RoomsDetail) {
+    lat_row(h, "presence, end to end", &d.presence.latency_ms);
+    if d.presence_fanout_ms.samples > 0 {
+        lat_row(h, "presence, server stamp → friend", &d.presence_fanout_ms);
+    }
+    if let Some(c) = &d.chat {
+        lat_row(h, "chat, end to end", &c.latency_ms);
+    }
+}
+
+fn streams_latency(h: &mut String, d: &StreamsDetail) {
+    lat_row(h, "chat, end to end", &d.chat.latency_ms);
+    lat_row(h, "chat, server stamp → receiver", &d.chat_fanout_ms);
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! wagu-loadtest rooms --target centrifugo --url http://127.0.0.1:8000 …
 //! wagu-loadtest streams --url http://127.0.0.1:8080 --streams 1 --viewers 10000 \
 //!     --chat-per-sec 20 --ramp-secs 40 --server-pid $(pidof wagu) --slo-p99-ms 200
+//! wagu-loadtest mixed --url http://127.0.0.1:8080,http://127.0.0.1:8081 --rooms 500 \
+//!     --participants 5 --streams 1 --viewers 5000 --stream-chat-per-sec 20
 //! wagu-loadtest bare-server --listen 127.0.0.1:18400 &
 //! wagu-loadtest rooms --target bare --url http://127.0.0.1:18400 …
 //! wagu-loadtest compare --run wagu=a.json,a-idle.json --run centrifugo=b.json,b-idle.json
@@ -52,6 +54,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let threads = match &cli.command {
         Command::Rooms(a) => a.common.threads,
         Command::Streams(a) => a.common.threads,
+        Command::Mixed(a) => a.common.threads,
         Command::BareServer(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
     };
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let (common, result) = match cli.command {
         Command::Rooms(a) => (a.common.clone(), rt.block_on(scenario::rooms::run(a))?),
         Command::Streams(a) => (a.common.clone(), rt.block_on(scenario::streams::run(a))?),
+        Command::Mixed(a) => (a.common.clone(), rt.block_on(scenario::mixed::run(a))?),
         Command::BareServer(a) => {
             rt.block_on(bare_server::run(a))?;
             return Ok(ExitCode::SUCCESS);

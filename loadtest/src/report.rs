@@ -55,6 +55,8 @@ pub struct RunResult {
 pub enum Detail {
     Rooms(RoomsDetail),
     Streams(StreamsDetail),
+    // Boxed: both sections together are twice the size of the other variants.
+    Mixed(Box<MixedDetail>),
 }
 
 impl Detail {
@@ -62,6 +64,7 @@ impl Detail {
         match self {
             Detail::Rooms(_) => "rooms",
             Detail::Streams(_) => "streams",
+            Detail::Mixed(_) => "mixed",
         }
     }
 }
@@ -80,6 +83,13 @@ pub struct RoomsDetail {
     /// The fan-out alone: from the server's batch stamp (`at`) to each friend reading it.
     pub presence_fanout_ms: Latency,
     pub chat: Option<Flow>,
+}
+
+/// Both workloads of `mixed`, each as its own scenario reports it.
+#[derive(Serialize, Debug)]
+pub struct MixedDetail {
+    pub rooms: RoomsDetail,
+    pub streams: StreamsDetail,
 }
 
 #[derive(Serialize, Debug)]
@@ -271,8 +281,9 @@ pub fn evaluate(
 ) -> Slo {
     let mut v = Vec::new();
     // What each gate reads: (name, latency, whether samples were expected).
-    let (e2e, fanout, extra) = match &r.detail {
-        Detail::Rooms(d) => (
+    type Gate<'a> = (&'static str, &'a Latency, bool);
+    fn rooms(d: &RoomsDetail) -> (Gate<'_>, Gate<'_>, Option<&Latency>) {
+        (
             ("presence", &d.presence.latency_ms, d.participants > 1),
             (
                 "presence fan-out",
@@ -280,14 +291,28 @@ pub fn evaluate(
                 d.participants > 1,
             ),
             d.chat.as_ref().map(|c| &c.latency_ms),
-        ),
+        )
+    }
+    fn streams(d: &StreamsDetail) -> (Gate<'_>, Gate<'_>) {
+        let expected = d.chat_per_sec > 0.0 && d.viewers > 0;
+        (
+            ("stream chat", &d.chat.latency_ms, expected),
+            ("stream chat fan-out", &d.chat_fanout_ms, expected),
+        )
+    }
+    // Mixed: both workloads' gates.
+    let (gates, extra): (Vec<(Gate, Gate)>, Option<&Latency>) = match &r.detail {
+        Detail::Rooms(d) => {
+            let (e, f, x) = rooms(d);
+            (vec![(e, f)], x)
+        }
         Detail::Streams(d) => {
-            let expected = d.chat_per_sec > 0.0 && d.viewers > 0;
-            (
-                ("chat", &d.chat.latency_ms, expected),
-                ("chat fan-out", &d.chat_fanout_ms, expected),
-                None,
-            )
+            let (e, f) = streams(d);
+            (vec![(("chat", e.1, e.2), ("chat fan-out", f.1, f.2))], None)
+        }
+        Detail::Mixed(m) => {
+            let (e, f, x) = rooms(&m.rooms);
+            (vec![(e, f), streams(&m.streams)], x)
         }
     };
     let mut gate = |(name, lat, expected): (&str, &Latency, bool), limit: f64| {
@@ -297,17 +322,20 @@ pub fn evaluate(
             v.push(format!("{name} p99 {:.1} ms exceeds {limit} ms", lat.p99));
         }
     };
-    if let Some(limit) = fanout_p99_ms {
-        gate(fanout, limit);
-    }
-    if let Some(limit) = p99_ms {
-        gate(e2e, limit);
-        if let Some(chat) = extra
-            && chat.samples > 0
-            && chat.p99 > limit
-        {
-            v.push(format!("chat p99 {:.1} ms exceeds {limit} ms", chat.p99));
+    for &(e2e, fanout) in &gates {
+        if let Some(limit) = fanout_p99_ms {
+            gate(fanout, limit);
         }
+        if let Some(limit) = p99_ms {
+            gate(e2e, limit);
+        }
+    }
+    if let Some(limit) = p99_ms
+        && let Some(chat) = extra
+        && chat.samples > 0
+        && chat.p99 > limit
+    {
+        v.push(format!("chat p99 {:.1} ms exceeds {limit} ms", chat.p99));
     }
     if let Some(max) = max_errors
         && r.errors.total > max
@@ -421,8 +449,21 @@ pub fn print_summary(r: &RunResult) {
         r.scenario, r.url, r.target
     );
     match &r.detail {
-        Detail::Rooms(d) => print_rooms(r, d),
-        Detail::Streams(d) => print_streams(r, d),
+        Detail::Rooms(d) => print_rooms(r, d, true),
+        Detail::Streams(d) => print_streams(r, d, true),
+        Detail::Mixed(m) => {
+            println!(
+                "{}/{} connections joined, {} open at the end",
+                r.connections_joined, r.connections, r.connections_open
+            );
+            steady_line(r);
+            print_rooms(r, &m.rooms, false);
+            print_streams(r, &m.streams, false);
+            println!(
+                "delivered {:.0} presence updates and chat messages/s",
+                r.delivered_per_sec
+            );
+        }
     }
     println!(
         "join      {}  (every connection settled {:.1} s into the ramp)",
@@ -487,17 +528,25 @@ fn steady_line(r: &RunResult) {
     );
 }
 
-fn print_rooms(r: &RunResult, d: &RoomsDetail) {
-    println!(
-        "rooms {}/{} created, {} participants each: {}/{} connections joined, {} open at the end",
-        d.rooms_created,
-        d.rooms,
-        d.participants,
-        r.connections_joined,
-        r.connections,
-        r.connections_open
-    );
-    steady_line(r);
+/// `alone`: the whole run is this workload (not one half of `mixed`).
+fn print_rooms(r: &RunResult, d: &RoomsDetail, alone: bool) {
+    if !alone {
+        println!(
+            "rooms {}/{} created, {} participants each",
+            d.rooms_created, d.rooms, d.participants
+        );
+    } else {
+        println!(
+            "rooms {}/{} created, {} participants each: {}/{} connections joined, {} open at the end",
+            d.rooms_created,
+            d.rooms,
+            d.participants,
+            r.connections_joined,
+            r.connections,
+            r.connections_open
+        );
+        steady_line(r);
+    }
     let p = &d.presence;
     println!(
         "presence  sent {:.0}/s (target {:.0}/s)  friends' updates received {:.0}/s in {:.0} frames/s (delivery {:.3})",
@@ -534,21 +583,30 @@ fn print_rooms(r: &RunResult, d: &RoomsDetail) {
             lat_line(&c.latency_ms)
         );
     }
-    println!("delivered {:.0} friends' messages/s", r.delivered_per_sec);
+    if alone {
+        println!("delivered {:.0} friends' messages/s", r.delivered_per_sec);
+    }
 }
 
-fn print_streams(r: &RunResult, d: &StreamsDetail) {
-    println!(
-        "streams {}/{} created, 1 streamer + {} viewers each ({} chatting): {}/{} connections joined, {} open at the end",
-        d.streams_created,
-        d.streams,
-        d.viewers,
-        d.chatters,
-        r.connections_joined,
-        r.connections,
-        r.connections_open
-    );
-    steady_line(r);
+fn print_streams(r: &RunResult, d: &StreamsDetail, alone: bool) {
+    if !alone {
+        println!(
+            "streams {}/{} created, 1 streamer + {} viewers each ({} chatting)",
+            d.streams_created, d.streams, d.viewers, d.chatters
+        );
+    } else {
+        println!(
+            "streams {}/{} created, 1 streamer + {} viewers each ({} chatting): {}/{} connections joined, {} open at the end",
+            d.streams_created,
+            d.streams,
+            d.viewers,
+            d.chatters,
+            r.connections_joined,
+            r.connections,
+            r.connections_open
+        );
+        steady_line(r);
+    }
     let c = &d.chat;
     println!(
         "chat      sent {:.1}/s (target {:.1}/s)  delivered {:.0}/s (delivery {:.4} of sent × {} receivers)",
@@ -687,5 +745,43 @@ mod tests {
         let slo = evaluate(&quiet, Some(200.0), None, None);
         assert_eq!(slo.violations, vec!["no chat latency was measured"]);
         assert!(evaluate(&streams(150.0, 20.0), Some(200.0), Some(50.0), Some(0)).passed);
+    }
+
+    #[test]
+    fn mixed_nests_both_sections_and_gates_both() {
+        let rooms = RoomsDetail {
+            rooms: 2,
+            rooms_created: 2,
+            participants: 5,
+            presence_hz: 10.0,
+            chat_per_min: 0.0,
+            presence: flow(30.0),
+            presence_fanout_ms: Latency {
+                samples: 100,
+                p99: 1.0,
+                ..Default::default()
+            },
+            chat: None,
+        };
+        let Detail::Streams(stream) = streams(250.0, 20.0).detail else {
+            unreachable!()
+        };
+        let r = result(Detail::Mixed(Box::new(MixedDetail {
+            rooms,
+            streams: stream,
+        })));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["scenario"], "mixed");
+        assert_eq!(v["rooms"]["participants"], 5);
+        assert_eq!(v["rooms"]["presence"]["latency_ms"]["p99"], 30.0);
+        assert_eq!(v["streams"]["viewers"], 9);
+        assert_eq!(v["streams"]["chat"]["latency_ms"]["p99"], 250.0);
+        let slo = evaluate(&r, Some(200.0), None, None);
+        assert_eq!(
+            slo.violations,
+            vec!["stream chat p99 250.0 ms exceeds 200 ms"]
+        );
+        assert!(evaluate(&r, Some(300.0), Some(50.0), Some(0)).passed);
+        assert!(crate::html::render(&r).is_ok());
     }
 }

@@ -4,17 +4,18 @@
 //! (or prints progress lines when there is no terminal) and samples the server process, and the
 //! client plumbing (handshake, counted sends, clean close).
 //!
-//! A scenario (`rooms`, `streams`; `mixed` later) calls [`start`] (file descriptors, probe,
+//! A scenario (`rooms`, `streams`, `mixed`) calls [`start`] (file descriptors, probe,
 //! dialer, monitor), sets up its clients during the ramp and hands the workers that do it to
 //! [`Run::ramp`], then [`Run::finish`] runs warmup, window and stop, and [`Finished::result`]
 //! builds the [`crate::report::RunResult`] around the scenario's own [`Detail`] from the shared
 //! [`Stats`].
 
+pub mod cluster;
+pub mod mixed;
 pub mod rooms;
 pub mod streams;
 
 use crate::cli::Common;
-use crate::http::Base;
 use crate::net::{Dialer, Ws};
 use crate::report::Latency;
 use crate::report::{self, Detail, ErrorReport, RunResult};
@@ -23,6 +24,7 @@ use crate::stats::{C, H, Phase, Stats, Tasks};
 use crate::sys::ProcSampler;
 use crate::target::{Driver, Incoming, Step};
 use anyhow::{Context, bail};
+use cluster::Cluster;
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
@@ -92,18 +94,21 @@ pub fn validate_timing(c: &Common) -> anyhow::Result<()> {
 }
 
 /// What every client of a run shares, whatever the scenario.
+#[derive(Clone)]
 pub struct Shared {
     pub stats: Arc<Stats>,
     pub tasks: Arc<Tasks>,
-    pub dialer: Dialer,
-    pub driver: Driver,
+    pub dialer: Arc<Dialer>,
+    /// The node(s) and their protocol.
+    pub cluster: Arc<Cluster>,
     /// Turns true when the run stops: every client closes.
     pub shutdown: watch::Receiver<bool>,
 }
 
 /// The run as its scenario drives it: the clock, the monitor and the stop switch.
 pub struct Run {
-    pub base: Base,
+    /// The `--url` list, comma-joined, for the result.
+    url: String,
     stats: Arc<Stats>,
     tasks: Arc<Tasks>,
     shutdown: watch::Sender<bool>,
@@ -127,17 +132,17 @@ pub async fn start(c: &Common, planned: usize) -> anyhow::Result<(Run, Shared)> 
         );
     }
 
-    let base = Base::parse(&c.url).await?;
-    let driver = Driver::new(c.target, base.clone(), &c.centrifugo_secret);
-    driver
-        .probe()
-        .await
-        .with_context(|| format!("{} ({:?} target)", c.url, c.target))?;
+    let cluster =
+        Arc::new(Cluster::connect(&c.url, c.target, &c.centrifugo_secret, c.spread_clients).await?);
 
     let stats = Arc::new(Stats::new());
     let tasks = Arc::new(Tasks::default());
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let dialer = Dialer::new(&c.source_ips, base.addr, planned)?;
+    let dialer = Arc::new(Dialer::new(
+        &c.source_ips,
+        cluster.nodes[0].base.addr,
+        planned,
+    )?);
     let planned_secs = (c.ramp_secs + c.warmup_secs + c.duration_secs).ceil() as u64;
     let monitor = Monitor::spawn(
         stats.clone(),
@@ -147,7 +152,7 @@ pub async fn start(c: &Common, planned: usize) -> anyhow::Result<(Run, Shared)> 
         !c.no_progress,
     )?;
     let run = Run {
-        base,
+        url: cluster.url_list(),
         stats: stats.clone(),
         tasks: tasks.clone(),
         shutdown: shutdown_tx,
@@ -161,7 +166,7 @@ pub async fn start(c: &Common, planned: usize) -> anyhow::Result<(Run, Shared)> 
         stats,
         tasks,
         dialer,
-        driver,
+        cluster,
         shutdown,
     };
     Ok((run, shared))
@@ -169,6 +174,7 @@ pub async fn start(c: &Common, planned: usize) -> anyhow::Result<(Run, Shared)> 
 
 /// What a run measured, before the scenario adds its own figures.
 pub struct Finished {
+    url: String,
     pub interrupted: bool,
     /// Length of the steady-state window actually measured, seconds.
     pub window: f64,
@@ -252,6 +258,7 @@ impl Run {
             s.per_connection(open_at_end);
         }
         Finished {
+            url: self.url,
             interrupted,
             window,
             open_at_end,
@@ -277,7 +284,7 @@ impl Finished {
         let mut result = RunResult {
             scenario: detail.scenario(),
             target: c.target,
-            url: c.url.clone(),
+            url: self.url,
             interrupted: self.interrupted,
             connections: planned as u64,
             connections_joined: stats.joined.load(Ordering::Relaxed),

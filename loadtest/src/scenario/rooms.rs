@@ -17,19 +17,20 @@
 //! connection measurement.
 
 use crate::cli::RoomsArgs;
-use crate::http::{Base, HttpClient};
+use crate::http::HttpClient;
 use crate::net::{Dialer, Ws, resolve_ws};
 use crate::report::{self, Detail, Latency, RoomsDetail, RunResult};
+use crate::scenario::cluster::Cluster;
 use crate::scenario::{
-    ABNORMAL, Shared, close_code, goodbye, handshake, send, tick, validate_timing,
+    ABNORMAL, Run, Shared, close_code, goodbye, handshake, send, tick, validate_timing,
 };
 use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
-use crate::target::{Driver, Incoming, RoomAccess, wagu};
+use crate::target::{Incoming, RoomAccess, wagu};
 use anyhow::bail;
 use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{MissedTickBehavior, interval_at};
@@ -41,11 +42,13 @@ const PRESENCE_LOG_SECS: f64 = 5.0;
 const CHAT_LOG: usize = 16;
 
 /// What every client of the run shares.
-struct Ctx {
+pub struct Ctx {
     stats: Arc<Stats>,
     tasks: Arc<Tasks>,
-    dialer: Dialer,
-    driver: Driver,
+    dialer: Arc<Dialer>,
+    cluster: Arc<Cluster>,
+    /// Rooms this workload created (the run's `created` also counts streams in `mixed`).
+    created: AtomicU64,
     participants: usize,
     /// `None`: the clients send no presence (`--presence-hz 0`).
     presence_period: Option<Duration>,
@@ -66,7 +69,7 @@ struct Room {
     chat: SendLog,
 }
 
-fn validate(a: &RoomsArgs) -> anyhow::Result<()> {
+pub fn validate(a: &RoomsArgs) -> anyhow::Result<()> {
     if a.rooms == 0 || a.participants == 0 {
         bail!("--rooms and --participants must be at least 1");
     }
@@ -85,13 +88,35 @@ fn validate(a: &RoomsArgs) -> anyhow::Result<()> {
 pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     validate(&args)?;
     let c = &args.common;
-    let planned = args.rooms * args.participants;
+    let planned = planned(&args);
     let (mut run, shared) = crate::scenario::start(c, planned).await?;
+    let stats = shared.stats.clone();
+    let (ctx, workers) = launch(&args, shared, &run);
+    run.ramp(workers, planned as u64).await;
+    let done = run.finish(|| {}).await;
+    let detail = Detail::Rooms(detail(&args, &ctx, done.window));
+    let delivered = stats.window(C::PresenceUpdatesIn) + stats.window(C::ChatIn);
+    Ok(done.result(c, &stats, planned, detail, delivered))
+}
+
+/// Connections the workload opens.
+pub fn planned(args: &RoomsArgs) -> usize {
+    args.rooms * args.participants
+}
+
+/// Starts the ramp's room-creation workers (the caller hands them to [`Run::ramp`]).
+pub fn launch(
+    args: &RoomsArgs,
+    shared: Shared,
+    run: &Run,
+) -> (Arc<Ctx>, Vec<tokio::task::JoinHandle<()>>) {
+    let c = &args.common;
+    let planned = planned(args);
     let Shared {
         stats,
         tasks,
         dialer,
-        driver,
+        cluster,
         shutdown,
     } = shared;
 
@@ -102,10 +127,11 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     let chat_period =
         (args.chat_per_min > 0.0).then(|| Duration::from_secs_f64(60.0 / args.chat_per_min));
     let ctx = Arc::new(Ctx {
-        stats: stats.clone(),
+        stats,
         tasks,
         dialer,
-        driver,
+        cluster,
+        created: AtomicU64::new(0),
         participants: args.participants,
         presence_period,
         chat_period,
@@ -125,11 +151,10 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
     let ramp = Duration::from_secs_f64(c.ramp_secs);
     let next_room = Arc::new(AtomicUsize::new(0));
     let t0 = run.started();
-    let workers: Vec<_> = (0..c.create_concurrency.clamp(1, args.rooms))
+    let workers = (0..c.create_concurrency.clamp(1, args.rooms))
         .map(|_| {
             tokio::spawn(create_rooms(
                 ctx.clone(),
-                run.base.clone(),
                 next_room.clone(),
                 args.rooms,
                 ramp,
@@ -137,23 +162,26 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
             ))
         })
         .collect();
-    run.ramp(workers, planned as u64).await;
-    let done = run.finish(|| {}).await;
-    let window = done.window;
+    (ctx, workers)
+}
 
+/// The workload's figures once the run is over (`window`: the measured seconds).
+pub fn detail(args: &RoomsArgs, ctx: &Ctx, window: f64) -> RoomsDetail {
+    let stats = &*ctx.stats;
+    let planned = planned(args);
     let friends = args.participants - 1;
     let target_presence = planned as f64 * args.presence_hz;
     let presence = report::flow(
-        &stats,
+        stats,
         window,
         &report::PRESENCE,
         target_presence,
         ctx.presence_late_us as f64 / 1000.0,
         friends,
     );
-    let chat = chat_period.map(|_| {
+    let chat = ctx.chat_period.map(|_| {
         report::flow(
-            &stats,
+            stats,
             window,
             &report::CHAT,
             planned as f64 * args.chat_per_min / 60.0,
@@ -161,32 +189,31 @@ pub async fn run(args: RoomsArgs) -> anyhow::Result<RunResult> {
             friends,
         )
     });
-    let detail = Detail::Rooms(RoomsDetail {
+    RoomsDetail {
         rooms: args.rooms,
-        rooms_created: stats.created.load(Ordering::Relaxed),
+        rooms_created: ctx.created.load(Ordering::Relaxed),
         participants: args.participants,
         presence_hz: args.presence_hz,
         chat_per_min: args.chat_per_min,
         presence,
         presence_fanout_ms: Latency::from_hist(&stats.merged(H::PresenceFanout)),
         chat,
-    });
-    let delivered = stats.window(C::PresenceUpdatesIn) + stats.window(C::ChatIn);
-    Ok(done.result(c, &stats, planned, detail, delivered))
+    }
 }
 
 /// One room-creation worker: takes the next room index, waits for its slot in the ramp,
 /// sets it up (over a kept-alive HTTP connection for Wagu) and starts its clients.
 async fn create_rooms(
     ctx: Arc<Ctx>,
-    base: Base,
     next: Arc<AtomicUsize>,
     rooms: usize,
     ramp: Duration,
     t0: tokio::time::Instant,
 ) {
-    let mut http = HttpClient::new(base);
-    let mut resolved: Option<(String, SocketAddr)> = None;
+    // Per node: a kept-alive HTTP connection, and its WebSocket host resolved once.
+    let nodes = ctx.cluster.nodes.len();
+    let mut https: Vec<Option<HttpClient>> = (0..nodes).map(|_| None).collect();
+    let mut resolveds: Vec<Option<(String, SocketAddr)>> = vec![None; nodes];
     loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
         if index >= rooms || *ctx.shutdown.borrow() {
@@ -199,7 +226,11 @@ async fn create_rooms(
                 .settled
                 .fetch_add(ctx.participants as u64, Ordering::Relaxed);
         };
-        let access = match ctx.driver.open_room(&mut http, index).await {
+        let home = ctx.cluster.home(index);
+        let node = &ctx.cluster.nodes[home];
+        let http = https[home].get_or_insert_with(|| HttpClient::new(node.base.clone()));
+        let resolved = &mut resolveds[home];
+        let access = match node.driver.open_room(http, index).await {
             Ok(a) => a,
             Err(why) => {
                 fail(why);
@@ -208,11 +239,11 @@ async fn create_rooms(
         };
         // Every room of a node has the same WebSocket host: resolve it once.
         let host = access.ws_url.split('?').next().unwrap_or_default();
-        let addr = match &resolved {
+        let addr = match &*resolved {
             Some((url, addr)) if url == host => *addr,
             _ => match resolve_ws(&access.ws_url).await {
                 Ok(addr) => {
-                    resolved = Some((host.to_string(), addr));
+                    *resolved = Some((host.to_string(), addr));
                     addr
                 }
                 Err(e) => {
@@ -222,6 +253,7 @@ async fn create_rooms(
             },
         };
         ctx.stats.created.fetch_add(1, Ordering::Relaxed);
+        ctx.created.fetch_add(1, Ordering::Relaxed);
         let guard = ctx.tasks.enter();
         tokio::spawn(start_room(ctx.clone(), index, access, addr, guard));
     }
@@ -269,7 +301,8 @@ async fn client(
         return;
     }
     let started = Instant::now();
-    let mut ws = match ctx.dialer.dial(room.addr, &room.access.ws_url).await {
+    let (ws_url, addr) = ctx.cluster.client_dest(&room.access.ws_url, room.addr);
+    let mut ws = match ctx.dialer.dial(addr, &ws_url).await {
         Ok(ws) => ws,
         Err(why) => {
             stats.errors.connect(why);
@@ -278,8 +311,11 @@ async fn client(
         }
     };
     let name = format!("lt{}-{}", room.index, slot);
-    let steps = ctx.driver.opening(&room.access, slot, name);
-    if handshake(&ctx.driver, stats, &mut ws, steps).await.is_err() {
+    let steps = ctx.cluster.driver().opening(&room.access, slot, name);
+    if handshake(ctx.cluster.driver(), stats, &mut ws, steps)
+        .await
+        .is_err()
+    {
         settle();
         return;
     }
@@ -308,7 +344,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
     let mut presence = ctx.presence_period.map(|p| every(p, 0));
     let mut chat = ctx.chat_period.map(|p| every(p, 0xC4A7));
     let mut last_seen = vec![0u64; ctx.participants];
-    let mut encoder = ctx.driver.encoder(&room.access);
+    let mut encoder = ctx.cluster.driver().encoder(&room.access);
     let (mut presence_n, mut chat_n) = (0u64, 0u64);
     let mut shutdown = ctx.shutdown.clone();
     let failed = |shutdown: &watch::Receiver<bool>| {
@@ -327,7 +363,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 Some(Ok(Message::Text(t))) => {
                     let pings = on_text(ctx, room, slot, &t, &mut last_seen);
                     for _ in 0..pings {
-                        if send(stats, &mut ws, ctx.driver.pong().to_string()).await.is_err() {
+                        if send(stats, &mut ws, ctx.cluster.driver().pong().to_string()).await.is_err() {
                             failed(&shutdown);
                             return;
                         }
@@ -384,33 +420,35 @@ fn on_text(ctx: &Ctx, room: &Room, slot: usize, text: &str, last_seen: &mut [u64
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
     let mut pings = 0;
-    ctx.driver.classify(text, |incoming| match incoming {
-        Incoming::Presence { at_ms, updates } => {
-            on_presence(ctx, room, slot, at_ms, &updates, last_seen)
-        }
-        Incoming::Chat { from, counter } => {
-            if from == slot {
-                return;
+    ctx.cluster
+        .driver()
+        .classify(text, |incoming| match incoming {
+            Incoming::Presence { at_ms, updates } => {
+                on_presence(ctx, room, slot, at_ms, &updates, last_seen)
             }
-            stats.add(C::ChatIn, 1);
-            let lat = match room.chat.lookup(from, counter) {
-                Lookup::Sent(t) => stats.now_us().saturating_sub(t),
-                Lookup::Late => {
-                    stats.add(C::ChatLate, 1);
-                    ctx.chat_late_us
+            Incoming::Chat { from, counter } => {
+                if from == slot {
+                    return;
                 }
-                Lookup::Unknown => return,
-            };
-            if stats.measuring() {
-                stats.with_hist(H::Chat, |h| record(h, lat));
+                stats.add(C::ChatIn, 1);
+                let lat = match room.chat.lookup(from, counter) {
+                    Lookup::Sent(t) => stats.now_us().saturating_sub(t),
+                    Lookup::Late => {
+                        stats.add(C::ChatLate, 1);
+                        ctx.chat_late_us
+                    }
+                    Lookup::Unknown => return,
+                };
+                if stats.measuring() {
+                    stats.with_hist(H::Chat, |h| record(h, lat));
+                }
             }
-        }
-        Incoming::Ack(_) => stats.add(C::AcksIn, 1),
-        Incoming::Ping => pings += 1,
-        Incoming::Error(code) => stats.errors.error_frame(&code),
-        Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
-        Incoming::Welcome | Incoming::Other => {}
-    });
+            Incoming::Ack(_) => stats.add(C::AcksIn, 1),
+            Incoming::Ping => pings += 1,
+            Incoming::Error(code) => stats.errors.error_frame(&code),
+            Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
+            Incoming::Welcome | Incoming::Other => {}
+        });
     pings
 }
 

@@ -22,15 +22,16 @@
 //! times (V + 1 clients, less its sender).
 
 use crate::cli::StreamsArgs;
-use crate::http::{Base, HttpClient};
+use crate::http::HttpClient;
 use crate::net::{Dialer, Ws, resolve_ws};
 use crate::report::{self, Detail, Latency, RunResult, StreamsDetail};
+use crate::scenario::cluster::Cluster;
 use crate::scenario::{
     ABNORMAL, Shared, close_code, goodbye, handshake, send, tick, validate_timing,
 };
 use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
 use crate::target::wagu::{self, StreamFrame};
-use crate::target::{Driver, Step, Target};
+use crate::target::{Step, Target};
 use anyhow::bail;
 use futures_util::StreamExt;
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval_at};
 use tokio_tungstenite::tungstenite::Message;
 use wagu_proto::ids::{HostKey, StreamId};
@@ -52,8 +54,10 @@ const SERVER_CHAT_RATE: f64 = 5.0;
 struct Ctx {
     stats: Arc<Stats>,
     tasks: Arc<Tasks>,
-    dialer: Dialer,
-    driver: Driver,
+    dialer: Arc<Dialer>,
+    cluster: Arc<Cluster>,
+    /// Streams this workload created (the run's `created` also counts rooms in `mixed`).
+    created: AtomicU64,
     viewers: usize,
     chatters: usize,
     /// Between two chats of one chatter; `None`: nobody chats.
@@ -87,7 +91,7 @@ enum Role {
     Viewer(usize),
 }
 
-fn validate(a: &StreamsArgs) -> anyhow::Result<()> {
+pub fn validate(a: &StreamsArgs) -> anyhow::Result<()> {
     if a.common.target != Target::Wagu {
         bail!(
             "the streams scenario speaks Wagu's live-stream protocol only: use --target wagu \
@@ -133,13 +137,91 @@ fn chatter_of(v: usize, viewers: usize, chatters: usize) -> Option<usize> {
 pub async fn run(args: StreamsArgs) -> anyhow::Result<RunResult> {
     validate(&args)?;
     let c = &args.common;
-    let planned = args.streams * (args.viewers + 1);
+    let planned = planned(&args);
     let (mut run, shared) = crate::scenario::start(c, planned).await?;
+    let stats = shared.stats.clone();
+    let (live, workers) = launch(&args, shared);
+    run.ramp(workers, planned as u64).await;
+    let done = run.finish(|| live.chat_on()).await;
+    let detail = Detail::Streams(live.detail(&args, done.window));
+    let delivered = stats.window(C::ChatIn);
+    Ok(done.result(c, &stats, planned, detail, delivered))
+}
+
+/// Connections the workload opens.
+pub fn planned(args: &StreamsArgs) -> usize {
+    args.streams * (args.viewers + 1)
+}
+
+/// A launched streams workload.
+pub struct Launched {
+    ctx: Arc<Ctx>,
+    chat_tx: watch::Sender<bool>,
+    chatters: usize,
+    per_chatter: f64,
+}
+
+impl Launched {
+    /// Turns the chatters on (as the warmup starts).
+    pub fn chat_on(&self) {
+        if self.ctx.chat_period.is_some() {
+            tracing::info!(
+                "chat on: {} chatters per stream, {:.2} messages/s each",
+                self.chatters,
+                self.per_chatter
+            );
+        }
+        let _ = self.chat_tx.send(true);
+    }
+
+    /// The workload's figures once the run is over (`window`: the measured seconds).
+    pub fn detail(&self, args: &StreamsArgs, window: f64) -> StreamsDetail {
+        let ctx = &*self.ctx;
+        let stats = &*ctx.stats;
+        let chat = report::flow(
+            stats,
+            window,
+            &report::CHAT,
+            if ctx.chat_period.is_some() {
+                args.streams as f64 * args.chat_per_sec
+            } else {
+                0.0
+            },
+            ctx.chat_late_us as f64 / 1000.0,
+            args.viewers,
+        );
+        let viewer_count_seen = ctx
+            .streams
+            .lock()
+            .expect("streams lock")
+            .iter()
+            .map(|s| s.count_seen.load(Ordering::Relaxed))
+            .sum();
+        StreamsDetail {
+            streams: args.streams,
+            streams_created: ctx.created.load(Ordering::Relaxed),
+            viewers: args.viewers,
+            chatters: args.chatters,
+            chat_per_sec: args.chat_per_sec,
+            chat,
+            chat_fanout_ms: Latency::from_hist(&stats.merged(H::ChatFanout)),
+            viewers_events: stats.total(C::ViewersIn),
+            viewers_events_per_sec: report::rate(stats.window(C::ViewersIn), window),
+            viewer_count_seen,
+        }
+    }
+}
+
+/// Starts the ramp (stream creation, then the viewers); the caller hands the workers to
+/// [`crate::scenario::Run::ramp`] and calls [`Launched::chat_on`] as the warmup starts.
+pub fn launch(args: &StreamsArgs, shared: Shared) -> (Launched, Vec<JoinHandle<()>>) {
+    let c = &args.common;
+    let planned = planned(args);
     let Shared {
         stats,
         tasks,
         dialer,
-        driver,
+        cluster,
         shutdown,
     } = shared;
 
@@ -154,10 +236,11 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<RunResult> {
         .next_power_of_two();
     let (chat_tx, chat_on) = watch::channel(false);
     let ctx = Arc::new(Ctx {
-        stats: stats.clone(),
+        stats,
         tasks,
         dialer,
-        driver,
+        cluster,
+        created: AtomicU64::new(0),
         viewers: args.viewers,
         chatters: args.chatters,
         chat_period,
@@ -177,74 +260,25 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<RunResult> {
     );
     let ramp = tokio::spawn(fill(
         ctx.clone(),
-        run.base.clone(),
         args.streams,
         c.create_concurrency,
         Duration::from_secs_f64(c.ramp_secs),
     ));
-    run.ramp(vec![ramp], planned as u64).await;
-    let done = run
-        .finish(|| {
-            if chat_period.is_some() {
-                tracing::info!(
-                    "chat on: {} chatters per stream, {:.2} messages/s each",
-                    args.chatters,
-                    per_chatter
-                );
-            }
-            let _ = chat_tx.send(true);
-        })
-        .await;
-    let window = done.window;
-
-    let chat = report::flow(
-        &stats,
-        window,
-        &report::CHAT,
-        if chat_period.is_some() {
-            args.streams as f64 * args.chat_per_sec
-        } else {
-            0.0
-        },
-        ctx.chat_late_us as f64 / 1000.0,
-        args.viewers,
-    );
-    let viewer_count_seen = ctx
-        .streams
-        .lock()
-        .expect("streams lock")
-        .iter()
-        .map(|s| s.count_seen.load(Ordering::Relaxed))
-        .sum();
-    let detail = Detail::Streams(StreamsDetail {
-        streams: args.streams,
-        streams_created: stats.created.load(Ordering::Relaxed),
-        viewers: args.viewers,
+    let live = Launched {
+        ctx,
+        chat_tx,
         chatters: args.chatters,
-        chat_per_sec: args.chat_per_sec,
-        chat,
-        chat_fanout_ms: Latency::from_hist(&stats.merged(H::ChatFanout)),
-        viewers_events: stats.total(C::ViewersIn),
-        viewers_events_per_sec: report::rate(stats.window(C::ViewersIn), window),
-        viewer_count_seen,
-    });
-    let delivered = stats.window(C::ChatIn);
-    Ok(done.result(c, &stats, planned, detail, delivered))
+        per_chatter,
+    };
+    (live, vec![ramp])
 }
 
 /// The ramp: creates every stream (its streamer in), then starts the viewers, evenly spread
 /// over `ramp` and interleaved across streams.
-async fn fill(ctx: Arc<Ctx>, base: Base, count: usize, concurrency: usize, ramp: Duration) {
+async fn fill(ctx: Arc<Ctx>, count: usize, concurrency: usize, ramp: Duration) {
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..concurrency.clamp(1, count))
-        .map(|_| {
-            tokio::spawn(create_streams(
-                ctx.clone(),
-                base.clone(),
-                next.clone(),
-                count,
-            ))
-        })
+        .map(|_| tokio::spawn(create_streams(ctx.clone(), next.clone(), count)))
         .collect();
     let mut streams = Vec::new();
     for w in workers {
@@ -283,12 +317,13 @@ async fn fill(ctx: Arc<Ctx>, base: Base, count: usize, concurrency: usize, ramp:
 /// connection, and lets its streamer in before taking the next.
 async fn create_streams(
     ctx: Arc<Ctx>,
-    base: Base,
     next: Arc<AtomicUsize>,
     count: usize,
 ) -> Vec<Arc<LiveStream>> {
-    let mut http = HttpClient::new(base);
-    let mut resolved: Option<(String, SocketAddr)> = None;
+    // Per node: a kept-alive HTTP connection, and its WebSocket URL resolved once.
+    let nodes = ctx.cluster.nodes.len();
+    let mut https: Vec<Option<HttpClient>> = (0..nodes).map(|_| None).collect();
+    let mut resolveds: Vec<Option<(String, SocketAddr)>> = vec![None; nodes];
     let mut out = Vec::new();
     loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
@@ -301,7 +336,11 @@ async fn create_streams(
                 .settled
                 .fetch_add(ctx.viewers as u64 + 1, Ordering::Relaxed);
         };
-        let created = match wagu::create_stream(&mut http, index).await {
+        let home = ctx.cluster.home(index);
+        let http = https[home]
+            .get_or_insert_with(|| HttpClient::new(ctx.cluster.nodes[home].base.clone()));
+        let resolved = &mut resolveds[home];
+        let created = match wagu::create_stream(http, index).await {
             Ok(c) => c,
             Err(why) => {
                 fail(why);
@@ -309,11 +348,11 @@ async fn create_streams(
             }
         };
         tracing::debug!(stream = %created.stream_id, index, "stream created");
-        let addr = match &resolved {
+        let addr = match &*resolved {
             Some((url, addr)) if *url == created.ws_url => *addr,
             _ => match resolve_ws(&created.ws_url).await {
                 Ok(addr) => {
-                    resolved = Some((created.ws_url.clone(), addr));
+                    *resolved = Some((created.ws_url.clone(), addr));
                     addr
                 }
                 Err(e) => {
@@ -323,6 +362,7 @@ async fn create_streams(
             },
         };
         ctx.stats.created.fetch_add(1, Ordering::Relaxed);
+        ctx.created.fetch_add(1, Ordering::Relaxed);
         let stream = Arc::new(LiveStream {
             index,
             id: created.stream_id,
@@ -370,7 +410,8 @@ async fn client(
         return;
     }
     let started = Instant::now();
-    let mut ws = match ctx.dialer.dial(stream.addr, &stream.ws_url).await {
+    let (ws_url, addr) = ctx.cluster.client_dest(&stream.ws_url, stream.addr);
+    let mut ws = match ctx.dialer.dial(addr, &ws_url).await {
         Ok(ws) => ws,
         Err(why) => {
             stats.errors.connect(why);
@@ -399,7 +440,10 @@ async fn client(
         needs_welcome: true,
         what: "join_stream",
     }];
-    if handshake(&ctx.driver, stats, &mut ws, steps).await.is_err() {
+    if handshake(ctx.cluster.driver(), stats, &mut ws, steps)
+        .await
+        .is_err()
+    {
         settle();
         return;
     }
