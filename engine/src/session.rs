@@ -114,6 +114,42 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub struct ReplayLog {
     events: std::collections::VecDeque<ServerMessage>,
     capacity: usize,
+    /// Approximate bytes held (see [`approx_size`]); bounded by [`REPLAY_MAX_BYTES`].
+    #[serde(default)]
+    bytes: usize,
+}
+
+/// A replay log never holds more than about this many bytes, whatever its event count: long
+/// chat messages must not let one session grow without bound. Past it the oldest events go
+/// and a client that missed them gets a fresh snapshot instead of a replay.
+pub const REPLAY_MAX_BYTES: usize = 1024 * 1024;
+
+/// The chat tail keeps at most this many bytes of text, besides its message count.
+pub const CHAT_TAIL_MAX_BYTES: usize = 256 * 1024;
+
+/// A cheap upper estimate of an event's encoded size: its variable-length text plus a
+/// generous allowance for the fixed fields. Encoding it to measure would cost as much as the
+/// event itself.
+pub fn approx_size(msg: &ServerMessage) -> usize {
+    const FIXED: usize = 160;
+    FIXED
+        + match msg {
+            ServerMessage::Chat { message, .. } => message.text.len() + message.name.len(),
+            ServerMessage::CandidateAdded { candidate, .. } => {
+                candidate.name.len() + candidate.note.as_ref().map_or(0, String::len)
+            }
+            ServerMessage::ParticipantJoined { participant, .. } => participant.name.len(),
+            ServerMessage::RoomRenamed { title, .. } => title.len(),
+            ServerMessage::PinChanged {
+                message: Some(m), ..
+            } => m.text.len(),
+            ServerMessage::BallotChanged { tally, choices, .. } => {
+                (tally.len() + choices.len()) * 48
+            }
+            ServerMessage::CandidateRemoved { tally, .. } => tally.len() * 48,
+            ServerMessage::VoteClosed { decision, .. } => decision.tally.len() * 48,
+            _ => 0,
+        }
 }
 
 impl ReplayLog {
@@ -121,18 +157,32 @@ impl ReplayLog {
         ReplayLog {
             events: Default::default(),
             capacity,
+            bytes: 0,
         }
     }
 
-    /// Keeps a reliable event, dropping the oldest at capacity.
+    /// Keeps a reliable event, dropping the oldest past the count or byte bound.
     pub fn push(&mut self, msg: ServerMessage) {
         if self.capacity == 0 {
             return;
         }
-        if self.events.len() == self.capacity {
-            self.events.pop_front();
-        }
+        self.bytes += approx_size(&msg);
         self.events.push_back(msg);
+        while self.events.len() > self.capacity
+            || (self.bytes > REPLAY_MAX_BYTES && self.events.len() > 1)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes -= approx_size(&old);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
     }
 
     /// Whether a client that saw everything up to `last_seq` can be brought to `current` by
@@ -280,9 +330,70 @@ pub fn keep_chat(
         text,
         at,
     };
-    if tail.len() == wagu_proto::limits::CHAT_TAIL {
+    tail.push_back(message.clone());
+    // Bounded by count and by text bytes (a tail of 200 long messages in four-byte characters
+    // would otherwise make every welcome snapshot most of a megabyte).
+    let text_bytes = |t: &std::collections::VecDeque<wagu_proto::model::ChatMessage>| {
+        t.iter().map(|m| m.text.len() + m.name.len()).sum::<usize>()
+    };
+    while tail.len() > wagu_proto::limits::CHAT_TAIL
+        || (tail.len() > 1 && text_bytes(tail) > CHAT_TAIL_MAX_BYTES)
+    {
         tail.pop_front();
     }
-    tail.push_back(message.clone());
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wagu_proto::model::ChatMessage;
+
+    fn chat(seq: u64, text: &str) -> ServerMessage {
+        ServerMessage::Chat {
+            seq: Seq(seq),
+            message: ChatMessage {
+                seq: Seq(seq),
+                from: ParticipantId(1),
+                name: "n".into(),
+                text: text.into(),
+                at: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn replay_is_bounded_by_bytes_and_falls_back_to_a_snapshot() {
+        let mut log = ReplayLog::new(1000);
+        let big = "가".repeat(1000); // 3,000 bytes
+        for s in 1..=1000 {
+            log.push(chat(s, &big));
+        }
+        assert!(
+            log.len() < 1000,
+            "byte bound applies before the count bound"
+        );
+        assert!(log.bytes <= REPLAY_MAX_BYTES);
+        assert!(log.covers(Seq(999), Seq(1000)));
+        assert!(!log.covers(Seq(1), Seq(1000)), "too old: snapshot instead");
+    }
+
+    #[test]
+    fn chat_tail_is_bounded_by_bytes() {
+        let mut tail = std::collections::VecDeque::new();
+        let big = "가".repeat(1000);
+        for s in 1..=200 {
+            keep_chat(
+                &mut tail,
+                Seq(s),
+                ParticipantId(1),
+                "n".into(),
+                big.clone(),
+                0,
+            );
+        }
+        let bytes: usize = tail.iter().map(|m| m.text.len() + 1).sum();
+        assert!(bytes <= CHAT_TAIL_MAX_BYTES, "{bytes}");
+        assert_eq!(tail.back().unwrap().seq, Seq(200), "the newest is kept");
+    }
 }
