@@ -236,8 +236,34 @@ impl<M: Machine> Sessions<M> {
     pub(crate) async fn locate_id(
         &self,
         id: String,
+        revive: bool,
     ) -> Result<ActorRef<SessionMsg<M>>, EngineError> {
-        match call_t!(self.supervisor, SupervisorMsg::Lookup, CALL_TIMEOUT_MS, id)? {
+        let found = call_t!(
+            self.supervisor,
+            SupervisorMsg::Lookup,
+            CALL_TIMEOUT_MS,
+            id.clone()
+        )?;
+        let found = match found {
+            Ok(None) if revive => {
+                // Not running here: rebuild it from the store on this task, then hand it over.
+                let Some((mut machine, applied)) = self.store.load::<M>(&id).await? else {
+                    return Err(EngineError::UnknownRoom);
+                };
+                if machine.is_closed() {
+                    return Err(EngineError::UnknownRoom);
+                }
+                let _ = machine.detach_all(crate::actor::unix_now());
+                call_t!(
+                    self.supervisor,
+                    SupervisorMsg::Adopt,
+                    CALL_TIMEOUT_MS,
+                    Box::new((machine, applied))
+                )?
+            }
+            other => other,
+        };
+        match found {
             Ok(Some(actor)) => Ok(actor),
             Ok(None) => Err(EngineError::UnknownRoom),
             Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
@@ -248,7 +274,7 @@ impl<M: Machine> Sessions<M> {
     /// Joins (or resumes) session `id`. On success the session has already queued its welcome
     /// (or `resumed` + replay) and the `ack` on `outbound`.
     pub async fn join_id(&self, id: String, req: JoinArgs) -> Result<RoomSession, EngineError> {
-        let actor = self.locate_id(id).await?;
+        let actor = self.locate_id(id, true).await?;
         let conn = req.conn;
         let result = call_t!(actor, SessionMsg::Join, CALL_TIMEOUT_MS, Box::new(req))?;
         let Joined {
@@ -289,7 +315,8 @@ impl<M: Machine> Sessions<M> {
 
     /// The summary of session `id`.
     pub async fn summary_id(&self, id: String) -> Result<M::Summary, EngineError> {
-        let actor = self.locate_id(id).await?;
+        // A preview never brings a stored session back to life (that is for joins).
+        let actor = self.locate_id(id, false).await?;
         Ok(call_t!(actor, SessionMsg::Summary, CALL_TIMEOUT_MS)?)
     }
 

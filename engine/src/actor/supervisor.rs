@@ -1,11 +1,11 @@
 //! `Supervisor<M>`: the parent of every session actor of one kind on this node (one supervisor
 //! for map rooms, one for live streams).
 //!
-//! It spawns a session when one is created, finds (or revives from the store) the actor of a
-//! session when a connection asks for it, restarts a session that panicked from its snapshot
-//! plus journal, and forgets a session whose actor stopped normally (retired). A session that
-//! keeps crashing (more than `max_restarts_per_minute`) is given up rather than restarted
-//! forever. For discoverable kinds (streams) it also keeps the latest summary each session
+//! It spawns a session when one is created, finds the actor of a running session, adopts a
+//! session a joining connection rebuilt from the store (the directory loads it outside this
+//! mailbox), restarts a session that panicked from its snapshot plus journal, and forgets a
+//! session whose actor stopped normally (retired). A session that keeps crashing (more than
+//! `max_restarts_per_minute`) is given up and not adopted again within the minute. For discoverable kinds (streams) it also keeps the latest summary each session
 //! reports, so listing live streams never has to ask every actor.
 //!
 //! Note ractor's default `handle_supervisor_evt` stops the supervisor when a child dies; this
@@ -30,9 +30,13 @@ pub enum SupervisorMsg<M: Machine> {
         Box<M::Spec>,
         RpcReplyPort<Result<ActorRef<SessionMsg<M>>, CreateError>>,
     ),
-    /// The actor of a session: running here, or revived from the store (a snapshot left by a
-    /// previous process or node), or `None` when the session is unknown.
+    /// The actor of a session running here, or `None`.
     Lookup(String, RpcReplyPort<Found<M>>),
+    /// Run this session, rebuilt from the store by the caller (a snapshot left by a previous
+    /// process or node) — unless it is already running here, then that actor. Loading and
+    /// replaying happen on the caller's task, so a herd of resumes after a restart does not
+    /// queue store round trips behind each other in this mailbox.
+    Adopt(Box<(M, u64)>, RpcReplyPort<Found<M>>),
     /// How many sessions run here.
     Count(RpcReplyPort<usize>),
     /// A session's latest summary (sent by discoverable sessions on their ticks).
@@ -168,12 +172,27 @@ impl<M: Machine> Actor for Supervisor<M> {
                 let _ = reply.send(result);
             }
             SupervisorMsg::Lookup(id, reply) => {
+                let _ = reply.send(Ok(state.sessions.get(&id).cloned()));
+            }
+            SupervisorMsg::Adopt(boxed, reply) => {
+                let (machine, applied) = *boxed;
+                let id = machine.key().to_string();
+                let crashing = state.restarts.get(&id).is_some_and(|r| {
+                    r.iter()
+                        .filter(|t| t.elapsed() < Duration::from_secs(60))
+                        .count() as u32
+                        > state.args.config.max_restarts_per_minute
+                });
                 let found = match state.sessions.get(&id) {
                     Some(a) => Ok(Some(a.clone())),
                     // Reviving would take this node over its limit.
                     None if state.sessions.len() >= max => Err(CreateError::Capacity(max)),
-                    None => match state.revive(&myself, &id).await {
-                        Ok(a) => Ok(a),
+                    // Given up after repeated crashes: not revived again within the minute.
+                    None if crashing => Err(CreateError::Store(
+                        "this session keeps crashing; try again later".into(),
+                    )),
+                    None => match state.spawn(&myself, machine, applied).await {
+                        Ok(a) => Ok(Some(a)),
                         Err(e) => Err(CreateError::Store(e.to_string())),
                     },
                 };
@@ -217,8 +236,8 @@ impl<M: Machine> Actor for Supervisor<M> {
                 recent.retain(|t| t.elapsed() < Duration::from_secs(60));
                 recent.push(Instant::now());
                 if recent.len() as u32 > state.args.config.max_restarts_per_minute {
+                    // Kept in `restarts`, so `Adopt` refuses to revive it for a minute.
                     tracing::error!(kind = M::KIND, id, error = %err, "session keeps crashing; giving it up");
-                    state.restarts.remove(&id);
                 } else {
                     tracing::warn!(kind = M::KIND, id, error = %err, "session crashed; restarting from its snapshot");
                     match state.revive(&myself, &id).await {
