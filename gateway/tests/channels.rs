@@ -41,11 +41,12 @@ async fn a_connection_over_channels_joins_and_chats() {
         tx.send(m).map_err(|_| axum::Error::new("client gone"))?;
         Ok::<_, axum::Error>(tx)
     });
-    let task = tokio::spawn(wagu_gateway::ws::connection::serve(
-        Box::pin(sink),
-        stream,
-        state,
-    ));
+    let fut = wagu_gateway::ws::connection::serve(Box::pin(sink), stream, state);
+    // Every idle connection holds this future for its whole life: keep rare, large futures
+    // (joining) boxed so it stays small. Measured 3,080 bytes; 5,104 before boxing the joins.
+    let size = std::mem::size_of_val(&fut);
+    assert!(size <= 3_500, "the connection future grew to {size} bytes");
+    let task = tokio::spawn(fut);
 
     let send = |text: String| to_server.send(Ok(Message::Text(text.into()))).unwrap();
     send(r#"{"type":"hello","id":1,"protocol":1}"#.into());

@@ -316,7 +316,9 @@ impl Conn {
                     host_key,
                     resume,
                 };
-                let joined = self.app.rooms.join(req, outbound).await;
+                // Boxed: joining is rare and its future is large; inline, it would sit in every
+                // idle connection's task for its whole life.
+                let joined = Box::pin(self.app.rooms.join(req, outbound)).await;
                 self.entered(sink, id, resuming, rx, joined).await
             }
             ClientMessage::JoinStream {
@@ -332,19 +334,16 @@ impl Conn {
                 }
                 let resuming = resume.is_some();
                 let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
-                let joined = self
-                    .app
-                    .streams
-                    .join(
-                        &stream,
-                        id,
-                        name,
-                        streamer_key,
-                        resume,
-                        client_key,
-                        outbound,
-                    )
-                    .await;
+                let joined = Box::pin(self.app.streams.join(
+                    &stream,
+                    id,
+                    name,
+                    streamer_key,
+                    resume,
+                    client_key,
+                    outbound,
+                ))
+                .await;
                 self.entered(sink, id, resuming, rx, joined).await
             }
             other => {
