@@ -535,3 +535,66 @@ async fn resume_after_a_long_gap_replays_everything_without_lagging() {
     assert_eq!(chats, gap, "every missed chat replayed");
     rooms.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_kick_reaches_a_client_whose_queue_is_full() {
+    let rooms = Rooms::start(
+        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    let created = rooms.create(CreateRoom::default()).await.unwrap();
+    let mut host = join(
+        &rooms,
+        &created.share,
+        "Host",
+        Some(created.host_key.clone()),
+    )
+    .await;
+    // A client with a tiny queue that stops reading: welcome + ack, then chats fill it.
+    let (out, mut rx, slot) = Outbound::channel_with_close(4);
+    let slow = rooms
+        .join(
+            JoinRequest {
+                id: RequestId(1),
+                share: created.share.clone(),
+                name: "Slow".into(),
+                host_key: None,
+                resume: None,
+            },
+            out,
+        )
+        .await
+        .unwrap();
+    for i in 0..2u64 {
+        command(
+            &mut host,
+            ClientMessage::Chat {
+                id: RequestId(10 + i),
+                text: "fill".into(),
+            },
+        )
+        .await;
+    }
+    command(
+        &mut host,
+        ClientMessage::Kick {
+            id: RequestId(20),
+            participant: slow.participant,
+        },
+    )
+    .await;
+    // The queue had no room for the close frame; the code waits in the slot.
+    let mut frames = 0;
+    while let Some(f) = rx.recv().await {
+        assert!(
+            matches!(f, Frame::Text(_)),
+            "no room was left for a close frame"
+        );
+        frames += 1;
+    }
+    assert!(frames <= 4);
+    assert_eq!(slot.get(), Some(wagu_proto::close::KICKED));
+    rooms.shutdown().await;
+}

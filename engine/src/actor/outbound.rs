@@ -18,6 +18,23 @@ pub enum Frame {
 #[derive(Debug, Clone)]
 pub struct Outbound {
     tx: mpsc::Sender<Frame>,
+    close: CloseSlot,
+}
+
+/// Where the room leaves the close code it wanted to send when the queue had no room for the
+/// close frame: the connection reads it when the queue ends, so a kicked, banned or closed-room
+/// client is still told the right code (not "resume").
+#[derive(Debug, Clone, Default)]
+pub struct CloseSlot(std::sync::Arc<std::sync::atomic::AtomicU16>);
+
+impl CloseSlot {
+    /// The code left here, if any.
+    pub fn get(&self) -> Option<u16> {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            c => Some(c),
+        }
+    }
 }
 
 pub enum Pushed {
@@ -28,8 +45,31 @@ pub enum Pushed {
 
 impl Outbound {
     pub fn channel(capacity: usize) -> (Outbound, mpsc::Receiver<Frame>) {
+        let (outbound, rx, _) = Self::channel_with_close(capacity);
+        (outbound, rx)
+    }
+
+    /// Like [`Outbound::channel`], with the slot a close code lands in when the queue is full.
+    pub fn channel_with_close(capacity: usize) -> (Outbound, mpsc::Receiver<Frame>, CloseSlot) {
         let (tx, rx) = mpsc::channel(capacity.max(4));
-        (Outbound { tx }, rx)
+        let close = CloseSlot::default();
+        (
+            Outbound {
+                tx,
+                close: close.clone(),
+            },
+            rx,
+            close,
+        )
+    }
+
+    /// Asks the connection to close with `code`: a close frame, or (queue full) the close slot.
+    pub fn close(&self, code: u16) {
+        if let Pushed::Full = self.push(Frame::Close(code)) {
+            self.close
+                .0
+                .store(code, std::sync::atomic::Ordering::Release);
+        }
     }
 
     pub fn push(&self, frame: Frame) -> Pushed {

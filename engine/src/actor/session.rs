@@ -302,6 +302,22 @@ async fn step<M: Machine>(
     Ok(retire)
 }
 
+/// Forgets a connection that could not take a reliable frame; the room hears of it as a
+/// disconnect once the current outputs are applied.
+fn drop_conn<M: Machine>(
+    state: &mut SessionState<M>,
+    lagged: &mut Vec<(ConnId, ParticipantId)>,
+    dropped: &mut HashMap<ConnId, Outbound>,
+    conn: ConnId,
+) {
+    if let Some(c) = state.conns.remove(&conn) {
+        if let Some(p) = c.participant {
+            lagged.push((conn, p));
+        }
+        dropped.insert(conn, c.outbound);
+    }
+}
+
 /// Inputs that never advance the sequence number, so never need journaling.
 fn is_ephemeral(input: &Input) -> bool {
     matches!(
@@ -320,13 +336,10 @@ fn apply<M: Machine>(
     retire: &mut bool,
 ) -> Vec<(ConnId, ParticipantId)> {
     let mut lagged = Vec::new();
-    let mut drop_conn = |state: &mut SessionState<M>, conn: ConnId| {
-        if let Some(c) = state.conns.remove(&conn)
-            && let Some(p) = c.participant
-        {
-            lagged.push((conn, p));
-        }
-    };
+    // Connections dropped in this batch, kept so that a close the same outputs ask for later
+    // (a kick's event may be what overflowed the queue) still reaches the client's close slot.
+    let mut dropped: HashMap<ConnId, Outbound> = HashMap::new();
+
     for o in outputs {
         match o {
             Output::Attach { conn, participant } => {
@@ -353,7 +366,7 @@ fn apply<M: Machine>(
                     None => false,
                 };
                 if full {
-                    drop_conn(state, conn);
+                    drop_conn(state, &mut lagged, &mut dropped, conn);
                 }
                 if let Some((reply, resumed)) = state.pending_joins.remove(&conn) {
                     // The welcome (or resumed) frame is queued: the join succeeded.
@@ -410,12 +423,14 @@ fn apply<M: Machine>(
                 }
                 counter!("wagu_messages_out_total", "type" => msg.kind()).increment(sent);
                 for id in full {
-                    drop_conn(state, id);
+                    drop_conn(state, &mut lagged, &mut dropped, id);
                 }
             }
             Output::Detach { conn, code } => {
                 if let Some(c) = state.conns.remove(&conn) {
-                    let _ = c.outbound.push(Frame::Close(code));
+                    c.outbound.close(code);
+                } else if let Some(o) = dropped.get(&conn) {
+                    o.close(code);
                 }
             }
             Output::Retire => *retire = true,

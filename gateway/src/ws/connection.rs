@@ -17,7 +17,7 @@ use metrics::{counter, gauge};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
-use wagu_engine::actor::outbound::{Frame, Outbound};
+use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
 use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
 use wagu_proto::codec::{decode_client, encode_server};
@@ -37,6 +37,8 @@ struct Conn {
     app: AppState,
     session: Option<RoomSession>,
     room_rx: Option<Receiver<Frame>>,
+    /// Where the room leaves a close code it could not queue (see `CloseSlot`).
+    room_close: CloseSlot,
     limiter: Limiter,
     last_heard: Instant,
 }
@@ -58,6 +60,7 @@ where
         app: app.clone(),
         session: None,
         room_rx: None,
+        room_close: CloseSlot::default(),
         last_heard: Instant::now(),
     };
 
@@ -99,9 +102,13 @@ where
                 }
                 Some(Frame::Close(code)) => break End::Close(code, reason(code)),
                 None => {
-                    // The room dropped us without a close: too slow, or the room restarted.
                     c.room_rx = None;
                     c.session = None;
+                    // A close the room could not queue (kick, ban, end) still gets its code.
+                    if let Some(code) = c.room_close.get() {
+                        break End::Close(code, reason(code));
+                    }
+                    // The room dropped us without a close: too slow, or the room restarted.
                     break End::Close(close::RESUME, "fell behind or room restarted; resume");
                 }
             },
@@ -225,7 +232,7 @@ impl Conn {
         sink: &mut S,
         id: wagu_proto::RequestId,
         resuming: bool,
-        rx: Receiver<Frame>,
+        (rx, slot): (Receiver<Frame>, CloseSlot),
         joined: Result<RoomSession, EngineError>,
     ) -> Option<End> {
         match joined {
@@ -235,6 +242,7 @@ impl Conn {
                 }
                 self.session = Some(session);
                 self.room_rx = Some(rx);
+                self.room_close = slot;
                 None
             }
             Err(e) => {
@@ -308,7 +316,8 @@ impl Conn {
                     return self.refuse(sink, already_joined(id)).await;
                 }
                 let resuming = resume.is_some();
-                let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
+                let (outbound, rx, slot) =
+                    Outbound::channel_with_close(self.app.config.limits.outbound_queue);
                 let req = JoinRequest {
                     id,
                     share,
@@ -319,7 +328,7 @@ impl Conn {
                 // Boxed: joining is rare and its future is large; inline, it would sit in every
                 // idle connection's task for its whole life.
                 let joined = Box::pin(self.app.rooms.join(req, outbound)).await;
-                self.entered(sink, id, resuming, rx, joined).await
+                self.entered(sink, id, resuming, (rx, slot), joined).await
             }
             ClientMessage::JoinStream {
                 id,
@@ -333,7 +342,8 @@ impl Conn {
                     return self.refuse(sink, already_joined(id)).await;
                 }
                 let resuming = resume.is_some();
-                let (outbound, rx) = Outbound::channel(self.app.config.limits.outbound_queue);
+                let (outbound, rx, slot) =
+                    Outbound::channel_with_close(self.app.config.limits.outbound_queue);
                 let joined = Box::pin(self.app.streams.join(
                     &stream,
                     id,
@@ -344,7 +354,7 @@ impl Conn {
                     outbound,
                 ))
                 .await;
-                self.entered(sink, id, resuming, rx, joined).await
+                self.entered(sink, id, resuming, (rx, slot), joined).await
             }
             other => {
                 let Some(session) = &self.session else {
