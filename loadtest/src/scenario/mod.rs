@@ -321,6 +321,53 @@ pub fn close_code(f: Option<CloseFrame>) -> u16 {
     f.map_or(1005, |f| u16::from(f.code))
 }
 
+/// Opens one client's session: unless the run is stopping, dials its node (`cluster` picks it),
+/// plays the opening `steps` and does the join bookkeeping (join latency, joined and open
+/// counts). `settled` is counted and `joined` released whatever happens, so the ramp never
+/// waits on a failed client. `None`: the failure is already counted.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_client(
+    stats: &Stats,
+    shutdown: &watch::Receiver<bool>,
+    dialer: &Dialer,
+    cluster: &Cluster,
+    ws_url: &str,
+    addr: std::net::SocketAddr,
+    steps: Vec<Step>,
+    joined: Option<oneshot::Sender<()>>,
+) -> Option<Ws> {
+    let settle = || stats.settled.fetch_add(1, Ordering::Relaxed);
+    if *shutdown.borrow() {
+        settle();
+        return None;
+    }
+    let started = Instant::now();
+    let (ws_url, addr) = cluster.client_dest(ws_url, addr);
+    let mut ws = match dialer.dial(addr, &ws_url).await {
+        Ok(ws) => ws,
+        Err(why) => {
+            stats.errors.connect(why);
+            settle();
+            return None;
+        }
+    };
+    if handshake(cluster.driver(), stats, &mut ws, steps)
+        .await
+        .is_err()
+    {
+        settle();
+        return None;
+    }
+    stats.with_hist(H::Join, |h| {
+        crate::stats::record(h, started.elapsed().as_micros() as u64)
+    });
+    stats.joined.fetch_add(1, Ordering::Relaxed);
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    settle();
+    drop(joined);
+    Some(ws)
+}
+
 /// Sends the target's opening frames in turn, each once the previous one is acknowledged.
 /// Every failure is counted in exactly one error book.
 pub async fn handshake(

@@ -22,7 +22,7 @@ use crate::net::{Dialer, Ws, resolve_ws};
 use crate::report::{self, Detail, Latency, RoomsDetail, RunResult};
 use crate::scenario::cluster::Cluster;
 use crate::scenario::{
-    ABNORMAL, Run, Shared, close_code, goodbye, handshake, send, tick, validate_timing,
+    ABNORMAL, Run, Shared, close_code, goodbye, open_client, send, tick, validate_timing,
 };
 use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
 use crate::target::{Incoming, RoomAccess, wagu};
@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{MissedTickBehavior, interval_at};
 use tokio_tungstenite::tungstenite::Message;
@@ -294,36 +294,23 @@ async fn client(
     joined: Option<oneshot::Sender<()>>,
     _guard: TaskGuard,
 ) {
-    let stats = &*ctx.stats;
-    let settle = || stats.settled.fetch_add(1, Ordering::Relaxed);
-    if *ctx.shutdown.borrow() {
-        settle();
-        return;
-    }
-    let started = Instant::now();
-    let (ws_url, addr) = ctx.cluster.client_dest(&room.access.ws_url, room.addr);
-    let mut ws = match ctx.dialer.dial(addr, &ws_url).await {
-        Ok(ws) => ws,
-        Err(why) => {
-            stats.errors.connect(why);
-            settle();
-            return;
-        }
-    };
     let name = format!("lt{}-{}", room.index, slot);
     let steps = ctx.cluster.driver().opening(&room.access, slot, name);
-    if handshake(ctx.cluster.driver(), stats, &mut ws, steps)
-        .await
-        .is_err()
-    {
-        settle();
+    let stats = &*ctx.stats;
+    let Some(ws) = open_client(
+        stats,
+        &ctx.shutdown,
+        &ctx.dialer,
+        &ctx.cluster,
+        &room.access.ws_url,
+        room.addr,
+        steps,
+        joined,
+    )
+    .await
+    else {
         return;
-    }
-    stats.with_hist(H::Join, |h| record(h, started.elapsed().as_micros() as u64));
-    stats.joined.fetch_add(1, Ordering::Relaxed);
-    stats.open.fetch_add(1, Ordering::Relaxed);
-    settle();
-    drop(joined);
+    };
     session(&ctx, &room, slot, ws).await;
     stats.open.fetch_sub(1, Ordering::Relaxed);
 }

@@ -27,7 +27,7 @@ use crate::net::{Dialer, Ws, resolve_ws};
 use crate::report::{self, Detail, Latency, RunResult, StreamsDetail};
 use crate::scenario::cluster::Cluster;
 use crate::scenario::{
-    ABNORMAL, Shared, close_code, goodbye, handshake, send, tick, validate_timing,
+    ABNORMAL, Shared, close_code, goodbye, open_client, send, tick, validate_timing,
 };
 use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
 use crate::target::wagu::{self, StreamFrame};
@@ -37,7 +37,7 @@ use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval_at};
@@ -403,22 +403,6 @@ async fn client(
     joined: Option<oneshot::Sender<()>>,
     _guard: TaskGuard,
 ) {
-    let stats = &*ctx.stats;
-    let settle = || stats.settled.fetch_add(1, Ordering::Relaxed);
-    if *ctx.shutdown.borrow() {
-        settle();
-        return;
-    }
-    let started = Instant::now();
-    let (ws_url, addr) = ctx.cluster.client_dest(&stream.ws_url, stream.addr);
-    let mut ws = match ctx.dialer.dial(addr, &ws_url).await {
-        Ok(ws) => ws,
-        Err(why) => {
-            stats.errors.connect(why);
-            settle();
-            return;
-        }
-    };
     let frame = match role {
         Role::Streamer => wagu::join_stream(
             &stream.id,
@@ -440,18 +424,21 @@ async fn client(
         needs_welcome: true,
         what: "join_stream",
     }];
-    if handshake(ctx.cluster.driver(), stats, &mut ws, steps)
-        .await
-        .is_err()
-    {
-        settle();
+    let stats = &*ctx.stats;
+    let Some(ws) = open_client(
+        stats,
+        &ctx.shutdown,
+        &ctx.dialer,
+        &ctx.cluster,
+        &stream.ws_url,
+        stream.addr,
+        steps,
+        joined,
+    )
+    .await
+    else {
         return;
-    }
-    stats.with_hist(H::Join, |h| record(h, started.elapsed().as_micros() as u64));
-    stats.joined.fetch_add(1, Ordering::Relaxed);
-    stats.open.fetch_add(1, Ordering::Relaxed);
-    settle();
-    drop(joined);
+    };
     session(&ctx, &stream, role, ws).await;
     stats.open.fetch_sub(1, Ordering::Relaxed);
 }
