@@ -21,7 +21,7 @@ use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
 use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
 use wagu_proto::codec::{decode_client, encode_server};
-use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage, close};
+use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage, close};
 
 /// Longest a single write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -225,17 +225,34 @@ impl Conn {
         None
     }
 
-    /// Finishes a `join`/`join_stream`: on success the session's queue becomes this
-    /// connection's (the welcome and ack are already in it); on failure, a typed error.
-    async fn entered<S: Sink<Message> + Unpin>(
+    /// Enters a room or stream for `join`/`join_stream`: refuses a second entry, gives the
+    /// session a fresh queue, and on success makes that queue this connection's (the welcome
+    /// and ack are already in it); on failure, a typed error.
+    async fn enter<S, F, J>(
         &mut self,
         sink: &mut S,
-        id: wagu_proto::RequestId,
+        id: RequestId,
         resuming: bool,
-        (rx, slot): (Receiver<Frame>, CloseSlot),
-        joined: Result<RoomSession, EngineError>,
-    ) -> Option<End> {
-        match joined {
+        join: F,
+    ) -> Option<End>
+    where
+        S: Sink<Message> + Unpin,
+        F: FnOnce(AppState, Outbound) -> J,
+        J: std::future::Future<Output = Result<RoomSession, EngineError>>,
+    {
+        if self.session.is_some() {
+            let e = ServerMessage::error(
+                Some(id),
+                ErrorCode::AlreadyJoined,
+                "this connection is already in a room or stream",
+            );
+            return self.refuse(sink, e).await;
+        }
+        let (outbound, rx, slot) =
+            Outbound::channel_with_close(self.app.config.limits.outbound_queue);
+        // Boxed: joining is rare and its future is large; inline, it would sit in every idle
+        // connection's task for its whole life.
+        match Box::pin(join(self.app.clone(), outbound)).await {
             Ok(session) => {
                 if resuming {
                     counter!("wagu_resumes_total").increment(1);
@@ -312,12 +329,7 @@ impl Conn {
                 host_key,
                 resume,
             } => {
-                if self.session.is_some() {
-                    return self.refuse(sink, already_joined(id)).await;
-                }
                 let resuming = resume.is_some();
-                let (outbound, rx, slot) =
-                    Outbound::channel_with_close(self.app.config.limits.outbound_queue);
                 let req = JoinRequest {
                     id,
                     share,
@@ -325,10 +337,10 @@ impl Conn {
                     host_key,
                     resume,
                 };
-                // Boxed: joining is rare and its future is large; inline, it would sit in every
-                // idle connection's task for its whole life.
-                let joined = Box::pin(self.app.rooms.join(req, outbound)).await;
-                self.entered(sink, id, resuming, (rx, slot), joined).await
+                self.enter(sink, id, resuming, |app, outbound| async move {
+                    app.rooms.join(req, outbound).await
+                })
+                .await
             }
             ClientMessage::JoinStream {
                 id,
@@ -338,23 +350,21 @@ impl Conn {
                 resume,
                 client_key,
             } => {
-                if self.session.is_some() {
-                    return self.refuse(sink, already_joined(id)).await;
-                }
                 let resuming = resume.is_some();
-                let (outbound, rx, slot) =
-                    Outbound::channel_with_close(self.app.config.limits.outbound_queue);
-                let joined = Box::pin(self.app.streams.join(
-                    &stream,
-                    id,
-                    name,
-                    streamer_key,
-                    resume,
-                    client_key,
-                    outbound,
-                ))
-                .await;
-                self.entered(sink, id, resuming, (rx, slot), joined).await
+                self.enter(sink, id, resuming, |app, outbound| async move {
+                    app.streams
+                        .join(
+                            &stream,
+                            id,
+                            name,
+                            streamer_key,
+                            resume,
+                            client_key,
+                            outbound,
+                        )
+                        .await
+                })
+                .await
             }
             other => {
                 let Some(session) = &self.session else {
@@ -373,12 +383,4 @@ impl Conn {
             }
         }
     }
-}
-
-fn already_joined(id: wagu_proto::RequestId) -> ServerMessage {
-    ServerMessage::error(
-        Some(id),
-        ErrorCode::AlreadyJoined,
-        "this connection is already in a room or stream",
-    )
 }
