@@ -172,10 +172,11 @@ pub fn random_token(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn random_room_id() -> RoomId {
-    // 80 bits in lowercase base32-ish hex: short enough for URLs, never guessed by accident.
+/// A public session id: `prefix` and 80 random bits in hex — short enough for URLs, never
+/// guessed by accident (the share token and keys are the secrets, not this).
+fn random_id(prefix: char) -> String {
     let v: u128 = rand::random::<u128>() >> 48;
-    RoomId(format!("r{v:020x}"))
+    format!("{prefix}{v:020x}")
 }
 
 impl<M: Machine> Sessions<M> {
@@ -247,13 +248,13 @@ impl<M: Machine> Sessions<M> {
         let found = match found {
             Ok(None) if revive => {
                 // Not running here: rebuild it from the store on this task, then hand it over.
-                let Some((mut machine, applied)) = self.store.load::<M>(&id).await? else {
+                let Some((machine, applied)) = self
+                    .store
+                    .load_to_revive::<M>(&id, crate::actor::unix_now())
+                    .await?
+                else {
                     return Err(EngineError::UnknownRoom);
                 };
-                if machine.is_closed() {
-                    return Err(EngineError::UnknownRoom);
-                }
-                let _ = machine.detach_all(crate::actor::unix_now());
                 call_t!(
                     self.supervisor,
                     SupervisorMsg::Adopt,
@@ -365,7 +366,7 @@ impl Sessions<Room> {
         let host_key = HostKey(random_token(24));
         let share_expires_at = crate::actor::unix_now() + self.config.share_ttl.as_millis() as u64;
         let spec = RoomSpec {
-            id: random_room_id(),
+            id: RoomId(random_id('r')),
             title: req
                 .title
                 .map(|t| t.trim().to_string())
@@ -444,8 +445,7 @@ impl Sessions<Stream> {
     }
 
     pub async fn create(&self, req: CreateStream) -> Result<CreatedStream, EngineError> {
-        let v: u128 = rand::random::<u128>() >> 48;
-        let stream_id = StreamId(format!("s{v:020x}"));
+        let stream_id = StreamId(random_id('s'));
         let streamer_key = HostKey(random_token(24));
         self.spawn(StreamSpec {
             id: stream_id.clone(),

@@ -140,6 +140,23 @@ impl RoomStore {
         Ok(Some((m, applied)))
     }
 
+    /// Loads a session to run it again on this node: `None` when it is unknown or has ended.
+    /// Every participant comes back away, since their sockets died with the old actor.
+    pub async fn load_to_revive<M: Machine>(
+        &self,
+        id: &str,
+        now: UnixMillis,
+    ) -> Result<Option<(M, u64)>, PersistError> {
+        let Some((mut m, applied)) = self.load::<M>(id).await? else {
+            return Ok(None);
+        };
+        if m.is_closed() {
+            return Ok(None);
+        }
+        let _ = m.detach_all(now);
+        Ok(Some((m, applied)))
+    }
+
     pub async fn delete<M: Machine>(&self, m: &M) -> Result<(), PersistError> {
         let id = m.key();
         let mut keys = vec![snap_key::<M>(id), log_key::<M>(id)];

@@ -113,13 +113,10 @@ impl<M: Machine> SupervisorState<M> {
         myself: &ActorRef<SupervisorMsg<M>>,
         id: &str,
     ) -> Result<Option<ActorRef<SessionMsg<M>>>, ActorProcessingErr> {
-        let Some((mut machine, applied)) = self.args.store.load::<M>(id).await? else {
+        let Some((machine, applied)) = self.args.store.load_to_revive::<M>(id, unix_now()).await?
+        else {
             return Ok(None);
         };
-        if machine.is_closed() {
-            return Ok(None);
-        }
-        let _ = machine.detach_all(unix_now());
         Ok(Some(self.spawn(myself, machine, applied).await?))
     }
 
