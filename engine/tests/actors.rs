@@ -29,6 +29,16 @@ async fn stores(test: &str) -> Vec<EphemeralStore> {
     v
 }
 
+/// Rooms on the in-process store (tests that need no Redis variant).
+async fn memory_rooms(config: EngineConfig) -> Rooms {
+    Rooms::start(
+        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
 async fn next(rx: &mut Receiver<Frame>) -> ServerMessage {
     match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
         Ok(Some(Frame::Text(b))) => decode_server(&b).unwrap(),
@@ -266,12 +276,7 @@ async fn node_room_limit_is_enforced() {
         max_rooms: 2,
         ..EngineConfig::default()
     };
-    let rooms = Rooms::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
-        config,
-    )
-    .await
-    .unwrap();
+    let rooms = memory_rooms(config).await;
     rooms.create(CreateRoom::default()).await.unwrap();
     rooms.create(CreateRoom::default()).await.unwrap();
     let err = rooms.create(CreateRoom::default()).await.unwrap_err();
@@ -285,12 +290,7 @@ async fn slow_connection_is_dropped_without_slowing_the_room() {
         outbound_queue: 8,
         ..EngineConfig::default()
     };
-    let rooms = Rooms::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
-        config,
-    )
-    .await
-    .unwrap();
+    let rooms = memory_rooms(config).await;
     let created = rooms.create(CreateRoom::default()).await.unwrap();
     let mut fast = join(&rooms, &created.share, "Fast", None).await;
     // The slow client's queue holds 8 frames and nobody reads it.
@@ -479,12 +479,7 @@ mod streams {
 
 #[tokio::test]
 async fn resume_after_a_long_gap_replays_everything_without_lagging() {
-    let rooms = Rooms::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
-        EngineConfig::default(),
-    )
-    .await
-    .unwrap();
+    let rooms = memory_rooms(EngineConfig::default()).await;
     let created = rooms.create(CreateRoom::default()).await.unwrap();
     let mut a = join(&rooms, &created.share, "A", None).await;
     let b = join(&rooms, &created.share, "B", None).await;
@@ -538,12 +533,7 @@ async fn resume_after_a_long_gap_replays_everything_without_lagging() {
 
 #[tokio::test]
 async fn a_kick_reaches_a_client_whose_queue_is_full() {
-    let rooms = Rooms::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
-        EngineConfig::default(),
-    )
-    .await
-    .unwrap();
+    let rooms = memory_rooms(EngineConfig::default()).await;
     let created = rooms.create(CreateRoom::default()).await.unwrap();
     let mut host = join(
         &rooms,
