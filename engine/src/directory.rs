@@ -72,6 +72,8 @@ pub struct JoinRequest {
     pub name: String,
     pub host_key: Option<HostKey>,
     pub resume: Option<ResumeRequest>,
+    /// The verified account of the joiner (the gateway checked its token), if signed in.
+    pub account: Option<wagu_proto::records::AccountId>,
 }
 
 /// Where a session's actor is. Only `Local` exists until sessions can live on other nodes.
@@ -403,7 +405,10 @@ impl Sessions<Room> {
         outbound: Outbound,
     ) -> Result<RoomSession, EngineError> {
         let id = self.room_id(&req.share).await?;
-        let args = self.join_args(req.id, req.name, req.host_key, req.resume, None, outbound);
+        let key = req
+            .account
+            .map(|a| format!("{}{a}", wagu_proto::client::ACCOUNT_KEY_PREFIX));
+        let args = self.join_args(req.id, req.name, req.host_key, req.resume, key, outbound);
         self.join_id(id, args).await
     }
 

@@ -76,6 +76,7 @@ async fn join(rooms: &Rooms, share: &ShareToken, name: &str, host: Option<HostKe
                 name: name.into(),
                 host_key: host,
                 resume: None,
+                account: None,
             },
             out,
         )
@@ -185,6 +186,7 @@ async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
                         token: host.token.clone(),
                         last_seq: seq_before,
                     }),
+                    account: None,
                 },
                 out,
             )
@@ -209,6 +211,7 @@ async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
                     name: "V2".into(),
                     host_key: None,
                     resume: None,
+                    account: None,
                 },
                 out,
             )
@@ -260,6 +263,7 @@ async fn empty_room_retires_and_its_link_dies() {
                     name: "B".into(),
                     host_key: None,
                     resume: None,
+                    account: None,
                 },
                 out,
             )
@@ -303,6 +307,7 @@ async fn slow_connection_is_dropped_without_slowing_the_room() {
                 name: "Slow".into(),
                 host_key: None,
                 resume: None,
+                account: None,
             },
             out,
         )
@@ -511,6 +516,7 @@ async fn resume_after_a_long_gap_replays_everything_without_lagging() {
                     token: b_token,
                     last_seq: b_seen,
                 }),
+                account: None,
             },
             out,
         )
@@ -552,6 +558,7 @@ async fn a_kick_reaches_a_client_whose_queue_is_full() {
                 name: "Slow".into(),
                 host_key: None,
                 resume: None,
+                account: None,
             },
             out,
         )

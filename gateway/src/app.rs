@@ -2,6 +2,7 @@
 //! room supervisor, and builds the router. Tests call [`App::build`] with in-memory defaults and
 //! serve it on an ephemeral port, exactly as `main` does.
 
+use crate::auth::Tokens;
 use crate::config::{BlobBackend, Config, DatabaseBackend, EphemeralBackend};
 use crate::{http, ws};
 use anyhow::Context;
@@ -17,6 +18,9 @@ use wagu_engine::persist::RoomStore;
 use wagu_engine::room::RoomConfig;
 use wagu_engine::stream::StreamConfig;
 use wagu_storage::blob::{FsBlobs, S3Blobs};
+use wagu_storage::records::cql::CqlRecords;
+use wagu_storage::records::embedded::EmbeddedRecords;
+use wagu_storage::records::{PlaceStore, Records, import};
 use wagu_storage::{BlobStore, EphemeralStore, cql};
 
 /// Shared by every handler. Cheap to clone.
@@ -27,11 +31,18 @@ pub struct AppState {
     pub streams: Streams,
     pub ephemeral: EphemeralStore,
     pub blobs: BlobStore,
-    pub cql: Option<Arc<scylla::client::session::Session>>,
+    /// Accounts, places and posts: embedded (redb) or CQL.
+    pub records: Records,
+    /// Signs and verifies access tokens.
+    pub tokens: Arc<Tokens>,
     pub metrics: PrometheusHandle,
     pub connections: Arc<AtomicUsize>,
     /// Per-address limit on creating rooms and streams.
     pub creates: Arc<crate::http::limit::CreateLimiter>,
+    /// Per-address limit on sign-ups and log-ins.
+    pub logins: Arc<crate::http::limit::CreateLimiter>,
+    /// Per-address limit on writing posts and places.
+    pub writes: Arc<crate::http::limit::CreateLimiter>,
     /// Flips to `true` on shutdown: connections close with "resume" so clients move on.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -66,15 +77,19 @@ impl App {
             }
             _ => BlobStore::Fs(FsBlobs::open(config.data_dir.join("blobs")).await?),
         };
-        let cql = match config.database.backend {
-            DatabaseBackend::Cql => {
-                let s = cql::connect(&config.database.cql_nodes)
-                    .await
-                    .context("database.cql_nodes")?;
-                Some(Arc::new(s))
-            }
-            DatabaseBackend::Embedded => None,
-        };
+        let records = open_records(&config, config.database.migrate_on_start).await?;
+        if config.database.seed_sample_places {
+            seed_sample_places(&records).await?;
+        }
+        let secret =
+            crate::auth::token::load_secret(config.auth.token_secret.as_deref(), &config.data_dir)
+                .await
+                .context("auth.token_secret")?;
+        let tokens = Arc::new(Tokens::new(
+            &secret,
+            config.auth.access_ttl_secs,
+            config.auth.refresh_ttl_secs,
+        ));
 
         let l = &config.limits;
         let engine = EngineConfig {
@@ -106,10 +121,7 @@ impl App {
         tracing::info!(
             rooms = ephemeral.backend(),
             blobs = blobs.backend(),
-            database = match config.database.backend {
-                DatabaseBackend::Embedded => "embedded (posts arrive with the posts issue)",
-                DatabaseBackend::Cql => "cql",
-            },
+            database = records.backend(),
             media = "not yet served (SFU arrives with the media issue)",
             data_dir = %config.data_dir.display(),
             "backends"
@@ -118,6 +130,12 @@ impl App {
         let creates = Arc::new(crate::http::limit::CreateLimiter::new(
             config.rate.creates_per_minute,
         ));
+        let logins = Arc::new(crate::http::limit::CreateLimiter::new(
+            config.rate.logins_per_minute,
+        ));
+        let writes = Arc::new(crate::http::limit::CreateLimiter::new(
+            config.rate.writes_per_minute,
+        ));
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
@@ -125,10 +143,13 @@ impl App {
             streams,
             ephemeral,
             blobs,
-            cql,
+            records,
+            tokens,
             metrics,
             connections: Arc::new(AtomicUsize::new(0)),
             creates,
+            logins,
+            writes,
             shutdown,
         };
         let router = Router::new()
@@ -152,6 +173,65 @@ impl App {
         self.state.rooms.shutdown().await;
         self.state.streams.shutdown().await;
     }
+}
+
+/// Opens the records store the configuration names. With `migrate`, the CQL schema is
+/// created first (what `wagu migrate` does); the embedded store creates its tables itself.
+pub async fn open_records(config: &Config, migrate: bool) -> anyhow::Result<Records> {
+    Ok(match config.database.backend {
+        DatabaseBackend::Embedded => {
+            let dir = config.data_dir.join("records");
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .with_context(|| format!("data_dir {}", dir.display()))?;
+            Records::Embedded(
+                EmbeddedRecords::open(&dir)
+                    .await
+                    .with_context(|| format!("embedded database in {}", dir.display()))?,
+            )
+        }
+        DatabaseBackend::Cql => {
+            let db = &config.database;
+            let session = Arc::new(
+                cql::connect(&db.cql_nodes)
+                    .await
+                    .context("database.cql_nodes")?,
+            );
+            if migrate {
+                wagu_storage::records::cql::migrate(&session, &db.keyspace, db.replication_factor)
+                    .await
+                    .context("creating the CQL schema (database.migrate_on_start)")?;
+            }
+            Records::Cql(
+                CqlRecords::new(session, &db.keyspace)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "CQL keyspace {} (run `wagu migrate` to create the schema)",
+                            db.keyspace
+                        )
+                    })?,
+            )
+        }
+    })
+}
+
+/// Loads the bundled sample places (fictional, ids `sample:…`) into an empty store.
+async fn seed_sample_places(records: &Records) -> anyhow::Result<()> {
+    if records.has_places().await? {
+        return Ok(());
+    }
+    let parsed = import::parse(
+        import::Format::Csv,
+        wagu_storage::records::SAMPLE_PLACES_CSV,
+    )
+    .context("the bundled sample places")?;
+    let report = import::import(records, parsed).await?;
+    tracing::info!(
+        places = report.accepted,
+        "loaded the sample places (fictional; set database.seed_sample_places = false to skip)"
+    );
+    Ok(())
 }
 
 /// `redis://user:secret@host/` → `redis://***@host/`: credentials never reach the logs.

@@ -25,6 +25,7 @@ pub struct Config {
     pub ephemeral: EphemeralConfig,
     pub blobs: BlobConfig,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
     pub limits: Limits,
     pub rate: RateLimits,
 }
@@ -75,6 +76,38 @@ pub struct DatabaseConfig {
     pub backend: DatabaseBackend,
     /// CQL contact points, `host:port`.
     pub cql_nodes: Vec<String>,
+    /// CQL keyspace holding accounts, places and posts.
+    pub keyspace: String,
+    /// Replication factor used when `wagu migrate` creates the keyspace (SimpleStrategy).
+    pub replication_factor: u32,
+    /// Create the CQL schema at startup if missing (what `wagu migrate` does). Turn off where
+    /// schema changes go through a deploy step.
+    pub migrate_on_start: bool,
+    /// Load the bundled sample places (fictional, marked `sample:`) into an empty store, so a
+    /// fresh server has restaurants to show.
+    pub seed_sample_places: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HMAC key for access tokens, at least 32 bytes. Every node of a cluster must share it.
+    /// Unset: a random key is created once and kept in `data_dir/auth.key` (fine for one node).
+    pub token_secret: Option<String>,
+    /// Lifetime of an access token, seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token, seconds (each use rotates it).
+    pub refresh_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_secret: None,
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -129,6 +162,10 @@ pub struct RateLimits {
     pub abuse_threshold: u32,
     /// Rooms and streams one client address may create per minute (burst: a minute's worth).
     pub creates_per_minute: u32,
+    /// Sign-ups and log-in attempts one client address may make per minute.
+    pub logins_per_minute: u32,
+    /// Posts and places one client address may write (create, edit, delete) per minute.
+    pub writes_per_minute: u32,
 }
 
 impl Default for Config {
@@ -141,6 +178,7 @@ impl Default for Config {
             ephemeral: EphemeralConfig::default(),
             blobs: BlobConfig::default(),
             database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
             limits: Limits::default(),
             rate: RateLimits::default(),
         }
@@ -171,6 +209,10 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             backend: DatabaseBackend::Embedded,
             cql_nodes: Vec::new(),
+            keyspace: "wagu".into(),
+            replication_factor: 1,
+            migrate_on_start: true,
+            seed_sample_places: true,
         }
     }
 }
@@ -205,6 +247,8 @@ impl Default for RateLimits {
             commands_per_sec: 20,
             abuse_threshold: 50,
             creates_per_minute: 30,
+            logins_per_minute: 10,
+            writes_per_minute: 60,
         }
     }
 }
@@ -234,7 +278,7 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 9] = [
+const SETTINGS: [&str; 10] = [
     "listen",
     "data_dir",
     "public_url",
@@ -242,6 +286,7 @@ const SETTINGS: [&str; 9] = [
     "ephemeral",
     "blobs",
     "database",
+    "auth",
     "limits",
     "rate",
 ];
@@ -339,6 +384,8 @@ impl Config {
             || self.rate.chat_per_sec == 0
             || self.rate.commands_per_sec == 0
             || self.rate.creates_per_minute == 0
+            || self.rate.logins_per_minute == 0
+            || self.rate.writes_per_minute == 0
         {
             return bad("rate", "every rate must be at least 1".into());
         }
@@ -355,6 +402,38 @@ impl Config {
             return bad(
                 "database.cql_nodes",
                 "required when database.backend = \"cql\"".into(),
+            );
+        }
+        let ks = &self.database.keyspace;
+        let ks_ok = ks.len() <= 48
+            && ks.starts_with(|c: char| c.is_ascii_lowercase())
+            && ks
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ks_ok {
+            return bad(
+                "database.keyspace",
+                "must be 1 to 48 characters of [a-z0-9_], starting with a letter".into(),
+            );
+        }
+        if self.database.replication_factor == 0 {
+            return bad("database.replication_factor", "must be at least 1".into());
+        }
+        if let Some(secret) = &self.auth.token_secret
+            && secret.len() < 32
+        {
+            return bad(
+                "auth.token_secret",
+                "must be at least 32 characters (use a random string)".into(),
+            );
+        }
+        if self.auth.access_ttl_secs < 30 || self.auth.access_ttl_secs > 24 * 3600 {
+            return bad("auth.access_ttl_secs", "must be 30 to 86400".into());
+        }
+        if self.auth.refresh_ttl_secs <= self.auth.access_ttl_secs {
+            return bad(
+                "auth.refresh_ttl_secs",
+                "must exceed auth.access_ttl_secs".into(),
             );
         }
         if let Some(u) = &self.public_url

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use wagu_engine::error::EngineError;
 use wagu_proto::ErrorCode;
+use wagu_storage::records::RecordError;
 
 #[derive(Debug)]
 pub struct AppError {
@@ -31,6 +32,62 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::auth::TokenError> for AppError {
+    fn from(e: crate::auth::TokenError) -> Self {
+        let code = match e {
+            crate::auth::TokenError::Expired => "token_expired",
+            _ => "invalid_token",
+        };
+        AppError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+    }
+}
+
+impl From<RecordError> for AppError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Taken(what) => AppError::new(
+                StatusCode::CONFLICT,
+                "taken",
+                format!("this {what} is already registered"),
+            ),
+            RecordError::IdempotencyMismatch => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                e.to_string(),
+            ),
+            RecordError::Invalid(m) => AppError::bad_request(m),
+            other => {
+                tracing::error!(error = %other, "records store failed");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the records store is unavailable; retry shortly",
+                )
+            }
+        }
+    }
+}
+
+impl From<wagu_proto::records::InvalidRecord> for AppError {
+    fn from(e: wagu_proto::records::InvalidRecord) -> Self {
+        AppError::bad_request(e.0)
+    }
+}
+
+impl AppError {
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 

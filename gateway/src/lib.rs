@@ -2,12 +2,14 @@
 //!
 //! - [`config`]: settings from defaults, a TOML file, `WAGU_*` variables and flags.
 //! - [`app`]: opens the backends, starts the room engine, builds the router.
+//! - [`auth`]: password hashing, access/refresh tokens, the `Authed` extractor.
 //! - [`http`]: the REST API, health and metrics.
 //! - [`ws`]: the WebSocket edge, one task per connection, no room state.
 //! - [`error`]: `AppError`, the JSON error of the HTTP edge.
 //! - [`telemetry`]: logs and the Prometheus recorder.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;

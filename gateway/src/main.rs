@@ -1,10 +1,14 @@
 //! `wagu`: the server. `cargo run --release` starts it on 127.0.0.1:8080 with embedded
 //! backends; see the README for every setting.
+//!
+//! Subcommands share the configuration: `wagu migrate` creates the CQL schema (a no-op for the
+//! embedded store, which creates its tables on open), `wagu places import FILE` loads places
+//! from CSV or GeoJSON and prints what was accepted and rejected.
 
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
-use wagu_gateway::config::{Config, FlagOverrides, LogFormat};
+use wagu_gateway::config::{Config, DatabaseBackend, FlagOverrides, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(name = "wagu", version, about = "Wagu realtime room server")]
@@ -24,6 +28,31 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Serve HTTP and WebSockets (the default).
+    Serve,
+    /// Create the database schema (CQL keyspace and tables), idempotently.
+    Migrate,
+    /// Places (restaurants).
+    #[command(subcommand)]
+    Places(PlacesCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum PlacesCommand {
+    /// Load places from a CSV (header: id,name,category,address,lat,lng,phone,hours) or a
+    /// GeoJSON FeatureCollection of points (an OpenStreetMap export). Existing ids are replaced.
+    Import {
+        file: PathBuf,
+        /// `csv` or `geojson`; guessed from the extension when absent.
+        #[arg(long, value_parser = ["csv", "geojson"])]
+        format: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,11 +80,60 @@ fn main() -> anyhow::Result<()> {
     for var in wagu_gateway::config::ignored_env_vars() {
         tracing::warn!(var, "environment variable names no setting; ignored");
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("tokio runtime")?
-        .block_on(run(config))
+        .context("tokio runtime")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => rt.block_on(run(config)),
+        Command::Migrate => rt.block_on(migrate(config)),
+        Command::Places(PlacesCommand::Import { file, format }) => {
+            rt.block_on(import_places(config, file, format))
+        }
+    }
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    wagu_gateway::app::open_records(&config, true).await?;
+    match config.database.backend {
+        DatabaseBackend::Cql => println!(
+            "schema ready: keyspace {} on {}",
+            config.database.keyspace,
+            config.database.cql_nodes.join(",")
+        ),
+        DatabaseBackend::Embedded => println!(
+            "embedded database ready in {}",
+            config.data_dir.join("records").display()
+        ),
+    }
+    Ok(())
+}
+
+async fn import_places(
+    config: Config,
+    file: PathBuf,
+    format: Option<String>,
+) -> anyhow::Result<()> {
+    use wagu_storage::records::import::{self, Format};
+    let format = match format.as_deref() {
+        Some("csv") => Format::Csv,
+        Some(_) => Format::GeoJson,
+        None => Format::from_path(&file).with_context(|| {
+            format!(
+                "{}: cannot tell the format from the extension; pass --format csv|geojson",
+                file.display()
+            )
+        })?,
+    };
+    let bytes = tokio::fs::read(&file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?;
+    let parsed = import::parse(format, &bytes).with_context(|| file.display().to_string())?;
+    let records =
+        wagu_gateway::app::open_records(&config, config.database.migrate_on_start).await?;
+    let report = import::import(&records, parsed).await?;
+    println!("{}", report.summary());
+    Ok(())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

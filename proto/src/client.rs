@@ -38,6 +38,10 @@ pub enum ClientMessage {
         host_key: Option<HostKey>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<ResumeRequest>,
+        /// An account's access token (from `/api/auth/login`): the participant is shown as
+        /// that account. Absent: a guest admitted by the share link alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Where this participant is looking and pointing. Latest wins; the server batches.
     Presence {
@@ -114,6 +118,9 @@ pub enum ClientMessage {
         /// to it, so a banned viewer cannot simply join again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_key: Option<String>,
+        /// An account's access token: bans then follow the account on every device.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Streamer only: pin a chat message (by its `seq`) above the chat.
     Pin {
@@ -144,6 +151,25 @@ pub enum ClientMessage {
     EndStream {
         id: RequestId,
     },
+}
+
+/// Identity keys of signed-in participants are `acct:<account id>` (set by the gateway after it
+/// verified the account token); clients' own device keys may not use the prefix.
+pub const ACCOUNT_KEY_PREFIX: &str = "acct:";
+
+/// Largest access token accepted in a join.
+pub const MAX_TOKEN_BYTES: usize = 2048;
+
+fn check_token(t: &Option<String>) -> Result<(), Invalid> {
+    if t.as_ref()
+        .is_some_and(|t| t.is_empty() || t.len() > MAX_TOKEN_BYTES)
+    {
+        return Err(Invalid {
+            code: ErrorCode::InvalidToken,
+            message: format!("token must be 1 to {MAX_TOKEN_BYTES} bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// A command failed validation at the edge: the error code and a message for humans.
@@ -267,23 +293,30 @@ impl ClientMessage {
                 stream,
                 name,
                 client_key,
+                token,
                 ..
             } => {
                 if stream.0.is_empty() || stream.0.len() > 64 {
                     return Err(invalid("stream id has the wrong length"));
                 }
-                if client_key
-                    .as_ref()
-                    .is_some_and(|k| k.is_empty() || k.len() > 128)
-                {
-                    return Err(invalid("client_key must be 1 to 128 bytes"));
+                // `acct:` keys are the gateway's, for signed-in viewers: a client cannot claim one.
+                if client_key.as_ref().is_some_and(|k| {
+                    k.is_empty() || k.len() > 128 || k.starts_with(ACCOUNT_KEY_PREFIX)
+                }) {
+                    return Err(invalid(
+                        "client_key must be 1 to 128 bytes and not start with `acct:`",
+                    ));
                 }
+                check_token(token)?;
                 check_text("name", name, 1, MAX_NAME_CHARS)
             }
-            Join { share, name, .. } => {
+            Join {
+                share, name, token, ..
+            } => {
                 if share.0.is_empty() || share.0.len() > 128 {
                     return Err(invalid("share token has the wrong length"));
                 }
+                check_token(token)?;
                 check_text("name", name, 1, MAX_NAME_CHARS)
             }
             Presence {

@@ -53,6 +53,10 @@ pub enum ErrorCode {
     UnknownMessage,
     /// The command belongs to the other kind of session (a room command in a stream…).
     WrongSession,
+    /// The account token could not be verified (bad signature, malformed, wrong issuer).
+    InvalidToken,
+    /// The account token has expired: refresh it and join again.
+    TokenExpired,
     /// The room is restarting or busy; retry after resuming.
     Unavailable,
     Internal,
@@ -87,6 +91,8 @@ impl ErrorCode {
             Muted => "muted",
             UnknownMessage => "unknown_message",
             WrongSession => "wrong_session",
+            InvalidToken => "invalid_token",
+            TokenExpired => "token_expired",
             Unavailable => "unavailable",
             Internal => "internal",
         }

@@ -50,10 +50,26 @@ impl fmt::Display for ParticipantId {
 
 /// A restaurant's id as the client's map provider (or our places table) names it.
 #[derive(
-    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize, JsonSchema,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct PlaceId(pub String);
+
+impl PlaceId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The client's id for one command; echoed in the `ack` or `error` that answers it.
 #[derive(

@@ -17,6 +17,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod records;
 pub mod schema;
 pub mod server;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub type UnixMillis = u64;
 
 /// A point on the map (WGS84 degrees).
-#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct LatLng {
     pub lat: f64,
     pub lng: f64,
@@ -29,7 +29,7 @@ impl LatLng {
 
 /// The visible rectangle of a map, south-west and north-east corners. A box may cross the
 /// antimeridian (`sw.lng > ne.lng`), so no ordering of longitudes is enforced.
-#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct Bounds {
     pub sw: LatLng,
     pub ne: LatLng,
@@ -83,6 +83,9 @@ pub struct ParticipantInfo {
     pub host: bool,
     pub status: Status,
     pub joined_at: UnixMillis,
+    /// The account this participant signed in with; absent for a share-link guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<crate::records::AccountId>,
 }
 
 /// How the room votes.

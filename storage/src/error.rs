@@ -8,6 +8,8 @@ pub enum StorageError {
     Redis(#[from] redis::RedisError),
     #[error("cql: {0}")]
     Cql(String),
+    #[error("embedded database: {0}")]
+    Embedded(String),
     #[error("s3: {0}")]
     S3(String),
     #[error("filesystem: {0}")]

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`ephemeral`]: room snapshots, share links, votes (short-lived, with TTL) | in-process memory | Redis |
 //! | [`blob`]: photos | files under the data directory | S3 (any S3-compatible server) |
-//! | [`cql`]: posts and places (durable) | (the posts issue adds it) | ScyllaDB / Cassandra |
+//! | [`records`]: accounts, places, posts (durable) | `redb` file under the data directory | ScyllaDB / Cassandra ([`cql`] sessions) |
 //!
 //! Backends are enums, not trait objects: there are two of each, the match is free, and async
 //! methods stay plain `async fn`. What this crate does not do: room rules, serialisation of
@@ -17,6 +17,7 @@ pub mod blob;
 pub mod cql;
 pub mod ephemeral;
 mod error;
+pub mod records;
 pub mod testbed;
 
 pub use blob::BlobStore;

@@ -74,6 +74,14 @@ struct Participant {
     pointer: Option<LatLng>,
 }
 
+/// A newcomer's details, from an `Input::Join` without a resume.
+struct Joining {
+    name: String,
+    host_key: Option<HostKey>,
+    resume_token: ResumeToken,
+    account: Option<wagu_proto::records::AccountId>,
+}
+
 /// One map room. Serialisable: a snapshot of it is what the actor stores.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Room {
@@ -182,10 +190,24 @@ impl Room {
                 host_key,
                 resume,
                 resume_token,
-                ..
+                client_key,
             } => match resume {
                 Some(r) => self.resume(now, conn, id, r, &mut out),
-                None => self.join(now, conn, id, name, host_key, resume_token, &mut out),
+                None => {
+                    // Rooms use the identity key only to show who signed in; the gateway sets
+                    // `acct:<id>` after verifying the account's token.
+                    let account = client_key.as_deref().and_then(|k| {
+                        k.strip_prefix(wagu_proto::client::ACCOUNT_KEY_PREFIX)
+                            .map(|a| wagu_proto::records::AccountId(a.to_string()))
+                    });
+                    let joining = Joining {
+                        name,
+                        host_key,
+                        resume_token,
+                        account,
+                    };
+                    self.join(now, conn, id, joining, &mut out)
+                }
             },
             Input::Command {
                 conn,
@@ -343,11 +365,15 @@ impl Room {
         now: UnixMillis,
         conn: ConnId,
         id: RequestId,
-        name: String,
-        host_key: Option<HostKey>,
-        resume_token: ResumeToken,
+        joining: Joining,
         out: &mut Vec<Output>,
     ) {
+        let Joining {
+            name,
+            host_key,
+            resume_token,
+            account,
+        } = joining;
         let refuse = |code, message: &str| Output::JoinRefused {
             conn,
             id,
@@ -381,6 +407,7 @@ impl Room {
             host: false,
             status: Status::Online,
             joined_at: now,
+            account,
         };
         self.participants.insert(
             pid,

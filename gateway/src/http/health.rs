@@ -32,10 +32,8 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     record("ephemeral", app.ephemeral.backend(), flatten(r));
     let r = tokio::time::timeout(LIMIT, app.blobs.ping()).await;
     record("blobs", app.blobs.backend(), flatten(r));
-    if let Some(s) = &app.cql {
-        let r = tokio::time::timeout(LIMIT, wagu_storage::cql::ping(s)).await;
-        record("database", "cql", flatten(r));
-    }
+    let r = tokio::time::timeout(LIMIT, app.records.ping()).await;
+    record("database", app.records.backend(), flatten(r));
     let r = tokio::time::timeout(LIMIT, app.rooms.count()).await;
     record("rooms", "actors", flatten(r.map(|x| x.map(|_| ()))));
     let r = tokio::time::timeout(LIMIT, app.streams.count()).await;

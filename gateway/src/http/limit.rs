@@ -1,5 +1,6 @@
-//! Per-address limits on creating rooms and streams: creating one costs nothing and needs no
-//! account yet, so without this one client could fill a node's room or stream limit.
+//! Per-address limits on creating rooms and streams (creating one costs nothing and needs no
+//! account, so without this one client could fill a node's room or stream limit), on sign-ups
+//! and log-ins (password guessing) and on writes of posts and places.
 //!
 //! The address is the TCP peer. Behind a reverse proxy every client shares the proxy's address;
 //! the limit then applies to all of them together (raise `rate.creates_per_minute`).
@@ -47,12 +48,21 @@ pub fn check_create(
     limiter: &CreateLimiter,
     ip: Option<IpAddr>,
 ) -> Result<(), crate::error::AppError> {
+    check_rate(limiter, ip, "rooms or streams")
+}
+
+/// Refuses with 429 `rate_limited` when `ip` used up its allowance of `what` lately.
+pub fn check_rate(
+    limiter: &CreateLimiter,
+    ip: Option<IpAddr>,
+    what: &str,
+) -> Result<(), crate::error::AppError> {
     match ip {
         Some(ip) if !limiter.allow(ip, Instant::now()) => Err(crate::error::AppError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!(
-                "this address created {} rooms or streams in the last minute; try again shortly",
+                "this address made {} {what} in the last minute; try again shortly",
                 limiter.per_minute
             ),
         )),

@@ -1,15 +1,45 @@
-//! The HTTP API: rooms (`/api/rooms`), health (`/healthz`, `/readyz`) and `/metrics`.
+//! The HTTP API: rooms and streams (`/api/rooms`, `/api/streams`), the records API —
+//! accounts, places and posts (`/api/auth`, `/api/me`, `/api/accounts`, `/api/places`,
+//! `/api/posts`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
+//! `/readyz`) and `/metrics`.
 
+mod accounts;
+pub mod body;
 mod health;
 pub mod limit;
+pub mod openapi;
+mod places;
+mod posts;
+pub mod query;
 mod rooms;
 mod streams;
 
 use crate::app::AppState;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use accounts::SessionBody;
+
 pub fn router() -> Router<AppState> {
+    let records = Router::new()
+        .route("/api/auth/signup", post(accounts::signup))
+        .route("/api/auth/login", post(accounts::login))
+        .route("/api/auth/refresh", post(accounts::refresh))
+        .route("/api/auth/logout", post(accounts::logout))
+        .route("/api/me", get(accounts::me))
+        .route("/api/accounts/{id}", get(accounts::get))
+        .route("/api/accounts/{id}/posts", get(posts::by_author))
+        .route("/api/places", get(places::search).post(places::create))
+        .route("/api/places/{place_id}", get(places::get))
+        .route("/api/places/{place_id}/posts", get(posts::by_place))
+        .route("/api/posts", post(posts::create).get(posts::near))
+        .route(
+            "/api/posts/{id}",
+            get(posts::get).patch(posts::edit).delete(posts::delete),
+        )
+        .route("/api/openapi.json", get(openapi::document))
+        .layer(DefaultBodyLimit::max(body::MAX_JSON_BYTES));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -22,4 +52,5 @@ pub fn router() -> Router<AppState> {
             "/api/places/{place_id}/streams",
             get(streams::ended_at_place),
         )
+        .merge(records)
 }

@@ -11,6 +11,7 @@
 
 use super::ratelimit::Limiter;
 use crate::app::AppState;
+use crate::auth::TokenError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use metrics::{counter, gauge};
@@ -20,7 +21,9 @@ use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
 use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
+use wagu_proto::client::ACCOUNT_KEY_PREFIX;
 use wagu_proto::codec::{decode_client, encode_server};
+use wagu_proto::records::AccountId;
 use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage, close};
 
 /// Longest a single write may take before the client counts as gone.
@@ -225,6 +228,28 @@ impl Conn {
         None
     }
 
+    /// The account behind a join's access token: `None` for a guest, an `error` frame for a
+    /// token that does not verify (the client refreshes it and joins again).
+    fn account(
+        &self,
+        id: RequestId,
+        token: Option<&str>,
+    ) -> Result<Option<AccountId>, ServerMessage> {
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        match self.app.tokens.verify(token) {
+            Ok(claims) => Ok(Some(claims.account())),
+            Err(e) => {
+                let code = match e {
+                    TokenError::Expired => ErrorCode::TokenExpired,
+                    _ => ErrorCode::InvalidToken,
+                };
+                Err(ServerMessage::error(Some(id), code, e.to_string()))
+            }
+        }
+    }
+
     /// Enters a room or stream for `join`/`join_stream`: refuses a second entry, gives the
     /// session a fresh queue, and on success makes that queue this connection's (the welcome
     /// and ack are already in it); on failure, a typed error.
@@ -328,7 +353,12 @@ impl Conn {
                 name,
                 host_key,
                 resume,
+                token,
             } => {
+                let account = match self.account(id, token.as_deref()) {
+                    Ok(a) => a,
+                    Err(e) => return self.refuse(sink, e).await,
+                };
                 let resuming = resume.is_some();
                 let req = JoinRequest {
                     id,
@@ -336,6 +366,7 @@ impl Conn {
                     name,
                     host_key,
                     resume,
+                    account,
                 };
                 self.enter(sink, id, resuming, |app, outbound| async move {
                     app.rooms.join(req, outbound).await
@@ -349,7 +380,15 @@ impl Conn {
                 streamer_key,
                 resume,
                 client_key,
+                token,
             } => {
+                // A signed-in viewer is known by its account, whatever device key it sends:
+                // a ban then follows the account to every device.
+                let client_key = match self.account(id, token.as_deref()) {
+                    Ok(Some(a)) => Some(format!("{ACCOUNT_KEY_PREFIX}{a}")),
+                    Ok(None) => client_key,
+                    Err(e) => return self.refuse(sink, e).await,
+                };
                 let resuming = resume.is_some();
                 self.enter(sink, id, resuming, |app, outbound| async move {
                     app.streams

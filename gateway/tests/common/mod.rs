@@ -84,9 +84,25 @@ pub async fn start(config: Config) -> TestServer {
 
 /// A bare HTTP/1.0 request (so the response is never chunked); returns (status, body).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = request(addr, method, path, &[], body).await;
+    (status, body)
+}
+
+/// [`http`] with extra request headers; returns (status, response head, body).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -94,9 +110,9 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
     let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
+        .map(|(h, b)| (h.to_string(), b.to_string()))
         .unwrap_or_default();
     assert!(
         !text
@@ -104,7 +120,7 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
             .contains("transfer-encoding: chunked"),
         "unexpected chunked response"
     );
-    (status, body)
+    (status, head, body)
 }
 
 pub struct Room {

@@ -126,6 +126,7 @@ pub fn join(share: &ShareToken, name: String, host_key: Option<HostKey>) -> Stri
         name,
         host_key,
         resume: None,
+        token: None,
     })
 }
 
@@ -143,6 +144,7 @@ pub fn join_stream(
         streamer_key,
         resume: None,
         client_key,
+        token: None,
     })
 }
 

@@ -1,0 +1,109 @@
+//! The OpenAPI 3.1 document of the records API (accounts, places, posts), derived by utoipa
+//! from the handlers' annotations and the request/response types, served at
+//! `GET /api/openapi.json`. A test checks that every records route is in it.
+//!
+//! What it does not cover: the WebSocket protocol (JSON Schemas in `docs/schema/`, prose in
+//! `docs/PROTOCOL.md`) and the room/stream creation endpoints (documented there too).
+
+use crate::http::{accounts, places, posts};
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Every error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid`, `unauthenticated`, `token_expired`,
+    /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`,
+    /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
+    /// `rate_limited`, `too_large`, `unavailable`, `internal`.
+    pub code: String,
+    /// For humans.
+    pub message: String,
+}
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Wagu records API", description = "Accounts, places (restaurants) and posts (visit reviews). Every error is JSON `{\"error\": {\"code\", \"message\"}}`."),
+    paths(
+        accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
+        accounts::get,
+        places::search, places::get, places::create,
+        posts::create, posts::get, posts::edit, posts::delete, posts::near, posts::by_author,
+        posts::by_place,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Bearer),
+    tags((name = "accounts"), (name = "places"), (name = "posts")),
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_records_route_is_documented() {
+        let doc = serde_json::to_value(<super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, method) in [
+            ("/api/auth/signup", "post"),
+            ("/api/auth/login", "post"),
+            ("/api/auth/refresh", "post"),
+            ("/api/auth/logout", "post"),
+            ("/api/me", "get"),
+            ("/api/accounts/{id}", "get"),
+            ("/api/accounts/{id}/posts", "get"),
+            ("/api/places", "get"),
+            ("/api/places", "post"),
+            ("/api/places/{id}", "get"),
+            ("/api/places/{id}/posts", "get"),
+            ("/api/posts", "post"),
+            ("/api/posts", "get"),
+            ("/api/posts/{id}", "get"),
+            ("/api/posts/{id}", "patch"),
+            ("/api/posts/{id}", "delete"),
+        ] {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing from the OpenAPI document"
+            );
+        }
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for s in [
+            "Post",
+            "PostDraft",
+            "Place",
+            "Account",
+            "ErrorBody",
+            "SessionBody",
+        ] {
+            assert!(schemas.contains_key(s), "schema {s} missing");
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Posts (visit reviews) over HTTP: create (idempotent with `Idempotency-Key`), read, edit and
+//! delete (author only), and the feeds — by author, by place, and near a point — newest first
+//! with cursor paging.
+//!
+//! The post copies its place's name and location when written, so feeds need no second read
+//! and "near me" finds it by where the place is.
+
+use crate::app::AppState;
+use crate::auth::{Authed, token};
+use crate::error::AppError;
+use crate::http::body::ApiJson;
+use crate::http::limit::{ClientIp, check_rate};
+use crate::http::places::check_place_path;
+use crate::http::query;
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use wagu_proto::PlaceId;
+use wagu_proto::records::{
+    AccountId, MenuItem, Page, PhotoId, Post, PostDraft, PostId, TextOrigin, check_idempotency_key,
+};
+use wagu_storage::records::{Created, Idempotency, PlaceStore, PostStore, Scope};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn today() -> i64 {
+    (now_ms() / 86_400_000) as i64
+}
+
+fn unknown_post() -> AppError {
+    AppError::not_found("unknown_post", "no such post")
+}
+
+/// Post ids are 22 URL-safe characters; anything else cannot exist.
+fn check_post_path(id: &str) -> Result<PostId, AppError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| PostId(id.to_string())).ok_or_else(unknown_post)
+}
+
+/// Trims what the author typed; the stored post never carries stray whitespace.
+fn tidy(mut d: PostDraft) -> PostDraft {
+    d.text = d.text.trim().to_string();
+    d.visit_date = d.visit_date.trim().to_string();
+    for m in &mut d.menu {
+        m.name = m.name.trim().to_string();
+    }
+    d
+}
+
+async fn place_of(app: &AppState, id: &PlaceId) -> Result<wagu_proto::records::Place, AppError> {
+    app.records.place(id).await?.ok_or_else(|| {
+        AppError::bad_request(format!(
+            "place_id {} names no known place (search /api/places or add it with POST /api/places)",
+            id.0
+        ))
+    })
+}
+
+#[utoipa::path(post, path = "/api/posts", tag = "posts", security(("bearer" = [])),
+    request_body = PostDraft,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1-64 printable ASCII; a retry with the same key and body returns the first post")),
+    responses((status = 201, body = Post, description = "created, or the replay of an earlier create with the same key (header `Idempotent-Replayed: true`)"),
+        (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 401, body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "key reused with another body", body = crate::http::openapi::ErrorBody)))]
+pub async fn create(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Authed(who): Authed,
+    headers: HeaderMap,
+    ApiJson(draft): ApiJson<PostDraft>,
+) -> Result<Response, AppError> {
+    let draft = tidy(draft);
+    draft.validate(today())?;
+    let idem = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .map_err(|_| AppError::bad_request("Idempotency-Key must be printable ASCII"))?;
+            check_idempotency_key(key)?;
+            let body = serde_json::to_vec(&draft).map_err(AppError::internal)?;
+            let digest = Sha256::digest(&body);
+            Some(Idempotency {
+                key: key.to_string(),
+                fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            })
+        }
+    };
+    let place = place_of(&app, &draft.place_id).await?;
+    check_rate(&app.writes, ip, "writes")?;
+    let now = now_ms();
+    let post = Post {
+        id: PostId(token::random_id()),
+        author: who.account(),
+        author_name: who.name.clone(),
+        place_name: place.name,
+        location: place.location,
+        created_at: now,
+        updated_at: now,
+        draft,
+    };
+    let (post, replayed) = match app.records.create_post(&post, idem.as_ref()).await? {
+        Created::Created(p) => {
+            metrics::counter!("wagu_posts_created_total").increment(1);
+            (p, false)
+        }
+        Created::Replayed(p) => (p, true),
+    };
+    let mut resp = (StatusCode::CREATED, Json(post)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+#[utoipa::path(get, path = "/api/posts/{id}", tag = "posts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Post), (status = 404, body = crate::http::openapi::ErrorBody)))]
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Post>, AppError> {
+    let id = check_post_path(&id)?;
+    app.records
+        .post(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(unknown_post)
+}
+
+/// An edit: only the fields given change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostPatch {
+    pub place_id: Option<PlaceId>,
+    pub visit_date: Option<String>,
+    pub menu: Option<Vec<MenuItem>>,
+    pub rating: Option<u8>,
+    pub text: Option<String>,
+    pub photos: Option<Vec<PhotoId>>,
+    pub text_origin: Option<TextOrigin>,
+}
+
+/// The post, if `who` wrote it: 404 when there is none, 403 when someone else wrote it.
+async fn own_post(app: &AppState, id: &str, who: &AccountId) -> Result<Post, AppError> {
+    let id = check_post_path(id)?;
+    let post = app.records.post(&id).await?.ok_or_else(unknown_post)?;
+    if &post.author != who {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the author may change this post",
+        ));
+    }
+    Ok(post)
+}
+
+#[utoipa::path(patch, path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = PostPatch,
+    responses((status = 200, body = Post), (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody)))]
+pub async fn edit(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<PostPatch>,
+) -> Result<Json<Post>, AppError> {
+    let old = own_post(&app, &id, &who.account()).await?;
+    let mut new = old.clone();
+    let d = &mut new.draft;
+    if let Some(v) = patch.place_id {
+        d.place_id = v;
+    }
+    if let Some(v) = patch.visit_date {
+        d.visit_date = v;
+    }
+    if let Some(v) = patch.menu {
+        d.menu = v;
+    }
+    if let Some(v) = patch.rating {
+        d.rating = v;
+    }
+    if let Some(v) = patch.text {
+        d.text = v;
+    }
+    if let Some(v) = patch.photos {
+        d.photos = v;
+    }
+    if let Some(v) = patch.text_origin {
+        d.text_origin = v;
+    }
+    new.draft = tidy(new.draft);
+    new.draft.validate(today())?;
+    if new.draft.place_id != old.draft.place_id {
+        let place = place_of(&app, &new.draft.place_id).await?;
+        new.place_name = place.name;
+        new.location = place.location;
+    }
+    check_rate(&app.writes, ip, "writes")?;
+    new.author_name = who.name.clone();
+    new.updated_at = now_ms().max(old.updated_at);
+    app.records.replace_post(&old, &new).await?;
+    Ok(Json(new))
+}
+
+#[utoipa::path(delete, path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::http::openapi::ErrorBody),
+        (status = 404, body = crate::http::openapi::ErrorBody)))]
+pub async fn delete(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let post = own_post(&app, &id, &who.account()).await?;
+    check_rate(&app.writes, ip, "writes")?;
+    app.records.delete_post(&post).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 100, default 20.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NearQuery {
+    /// `lat,lng`.
+    pub near: String,
+    /// Up to 5 km, default 3.
+    pub radius_km: Option<f64>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/posts", tag = "posts", params(NearQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, body = crate::http::openapi::ErrorBody)))]
+pub async fn near(
+    State(app): State<AppState>,
+    q: Result<Query<NearQuery>, QueryRejection>,
+) -> Result<Json<Page<Post>>, AppError> {
+    let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
+    let center = query::latlng("near", &q.near)?;
+    let limit = query::page_limit(q.limit)?;
+    let radius = q.radius_km.unwrap_or(3.0);
+    Ok(Json(
+        app.records
+            .posts_near(center, radius, q.cursor.as_deref(), limit)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/accounts/{id}/posts", tag = "posts",
+    params(("id" = String, Path), FeedQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, body = crate::http::openapi::ErrorBody)))]
+pub async fn by_author(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<FeedQuery>, QueryRejection>,
+) -> Result<Json<Page<Post>>, AppError> {
+    let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
+    let limit = query::page_limit(q.limit)?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(AppError::not_found("unknown_account", "no such account"));
+    }
+    let scope = Scope::Author(AccountId(id));
+    Ok(Json(
+        app.records.feed(&scope, q.cursor.as_deref(), limit).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/places/{id}/posts", tag = "posts",
+    params(("id" = String, Path), FeedQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, body = crate::http::openapi::ErrorBody)))]
+pub async fn by_place(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<FeedQuery>, QueryRejection>,
+) -> Result<Json<Page<Post>>, AppError> {
+    let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
+    let limit = query::page_limit(q.limit)?;
+    let scope = Scope::Place(check_place_path(&id)?);
+    Ok(Json(
+        app.records.feed(&scope, q.cursor.as_deref(), limit).await?,
+    ))
+}

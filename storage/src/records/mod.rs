@@ -1,0 +1,551 @@
+//! Durable records: accounts, places and posts, behind three traits with two backends each.
+//!
+//! | backend | where | chosen by |
+//! |---|---|---|
+//! | [`embedded::EmbeddedRecords`] | one `redb` file in the data directory | `database.backend = "embedded"` (default) |
+//! | [`cql::CqlRecords`] | ScyllaDB (or Cassandra 5) | `database.backend = "cql"` |
+//!
+//! The traits are split in two layers. Backends implement *primitives* that map one-to-one
+//! onto a query-first table (a place cell, a name-token range, one feed scope). The listings
+//! users see — name search, viewport search, "near me" — are provided methods written once
+//! here on top of those primitives, so both backends page, order and filter identically and
+//! one contract suite (`storage/tests/records_contract.rs`) holds them to it.
+//!
+//! What this module does not do: authorisation (the gateway checks "author only"), password
+//! hashing or tokens (the gateway's `auth`), input validation (`wagu_proto::records`).
+//!
+//! Ordering rules every backend keeps:
+//! - feeds are newest first by `(created_at, post id)`, both descending;
+//! - name search is ordered by `(token, place id)` ascending;
+//! - a viewport is read cell by cell in [`geo::place_cover`] order, each cell by place id.
+
+pub mod cql;
+pub mod embedded;
+pub mod geo;
+pub mod import;
+pub mod text;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use wagu_proto::PlaceId;
+use wagu_proto::model::{Bounds, LatLng, UnixMillis};
+use wagu_proto::records::{AccountId, Page, Place, Post, PostId};
+
+use crate::StorageError;
+
+/// The records failure domain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// A unique value (an email) is taken.
+    #[error("{0} is already taken")]
+    Taken(&'static str),
+    /// The idempotency key was used before with a different request body.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyMismatch,
+    /// A request that is well-formed but cannot be answered as asked (bad cursor, a viewport
+    /// too large to read cell by cell).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl RecordError {
+    pub(crate) fn cql(e: impl std::fmt::Display) -> Self {
+        RecordError::Storage(StorageError::Cql(e.to_string()))
+    }
+    pub(crate) fn embedded(e: impl std::fmt::Display) -> Self {
+        RecordError::Storage(StorageError::Embedded(e.to_string()))
+    }
+}
+
+pub type Result<T, E = RecordError> = std::result::Result<T, E>;
+
+/// An account as stored: the public fields plus the login secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    /// Normalised (trimmed, lower-case): the unique login name.
+    pub email: String,
+    pub display_name: String,
+    /// PHC string (`$argon2id$v=19$…`).
+    pub password_hash: String,
+    pub created_at: UnixMillis,
+}
+
+/// A refresh token as stored: only its SHA-256, never the token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+    pub account: AccountId,
+    /// Every token rotated from one login shares a family; reuse of a spent token revokes it.
+    pub family: String,
+    pub expires_at: UnixMillis,
+}
+
+/// What spending a refresh token found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefreshUse {
+    /// Unspent and unexpired: now spent. The caller issues the next one in the family.
+    Fresh(RefreshRecord),
+    /// Spent before: someone replayed it. The caller revokes the family.
+    Reused(RefreshRecord),
+    /// Never issued, expired, or its family was revoked.
+    Unknown,
+}
+
+/// A client's idempotency key on post creation, with a fingerprint of the request body so a
+/// reused key with a different body is refused instead of silently answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_SECS: u32 = 24 * 3600;
+
+/// What creating a post did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Created {
+    Created(Post),
+    /// The same author sent the same key and body before: that post, unchanged.
+    Replayed(Post),
+}
+
+/// The feeds a post appears in. Each is one query-first table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Author(AccountId),
+    Place(PlaceId),
+    /// A precision-[`geo::POST_PRECISION`] geohash cell.
+    Cell(String),
+}
+
+/// Position in a feed: the last post shown.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PostCursor {
+    pub created_at: UnixMillis,
+    pub id: PostId,
+}
+
+impl PostCursor {
+    pub fn of(p: &Post) -> Self {
+        PostCursor {
+            created_at: p.created_at,
+            id: p.id.clone(),
+        }
+    }
+}
+
+/// Position in a name search: the last (token, place) shown.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NameCursor {
+    pub token: String,
+    pub id: PlaceId,
+}
+
+/// Position in a viewport listing: index into the cell cover, last place id in that cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CellCursor {
+    cell: usize,
+    id: PlaceId,
+}
+
+/// Opaque cursors: URL-safe base64 of JSON, so a client cannot mistake them for ids.
+pub fn encode_cursor<T: Serialize>(c: &T) -> String {
+    let json = serde_json::to_vec(c).expect("cursors serialise");
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+pub fn decode_cursor<T: DeserializeOwned>(s: &str) -> Result<T> {
+    let bad = || RecordError::Invalid("cursor is not one this server issued".into());
+    if s.len() > 1024 {
+        return Err(bad());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map_err(|_| bad())
+}
+
+fn page_size(limit: usize) -> usize {
+    limit.clamp(1, wagu_proto::records::MAX_PAGE)
+}
+
+/// Accounts and refresh tokens.
+#[allow(async_fn_in_trait)] // callers use the concrete backends, whose futures are `Send`
+pub trait AccountStore {
+    /// Stores a new account; [`RecordError::Taken`] when the email is in use.
+    async fn create_account(&self, a: &AccountRecord) -> Result<()>;
+    async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>>;
+    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>>;
+    /// Stores a refresh token until its expiry.
+    async fn put_refresh(&self, r: &RefreshRecord) -> Result<()>;
+    /// Spends a refresh token, atomically: of two concurrent uses exactly one is `Fresh`.
+    async fn use_refresh(&self, hash: &str, now: UnixMillis) -> Result<RefreshUse>;
+    /// Revokes every token of a family (logout, or reuse detected), until `until`.
+    async fn revoke_family(&self, family: &str, until: UnixMillis) -> Result<()>;
+}
+
+/// Places (restaurants).
+#[allow(async_fn_in_trait)]
+pub trait PlaceStore {
+    /// Inserts or replaces a place, moving its name and cell index entries if they changed.
+    async fn put_place(&self, p: &Place) -> Result<()>;
+    async fn place(&self, id: &PlaceId) -> Result<Option<Place>>;
+    /// Whether any place is stored (the sample data set is loaded into an empty store).
+    async fn has_places(&self) -> Result<bool>;
+
+    /// Primitive: up to `limit` entries of the name index whose token starts with `prefix`
+    /// (already normalised) and that come after `after`, ordered by (token, place id).
+    async fn places_by_token(
+        &self,
+        prefix: &str,
+        after: Option<&NameCursor>,
+        limit: usize,
+    ) -> Result<Vec<(String, Place)>>;
+
+    /// Primitive: up to `limit` places of one geohash cell (precision 4 or 6) with an id
+    /// after `after`, ordered by place id.
+    async fn places_in_cell(
+        &self,
+        cell: &str,
+        after: Option<&PlaceId>,
+        limit: usize,
+    ) -> Result<Vec<Place>>;
+
+    /// Places whose name (or a later word of it) starts with `query`, case-insensitively.
+    async fn search_places(
+        &self,
+        query: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Place>> {
+        let limit = page_size(limit);
+        let q = text::normalize(query);
+        if q.is_empty() {
+            return Err(RecordError::Invalid(
+                "q must contain a letter or a digit".into(),
+            ));
+        }
+        let mut after: Option<NameCursor> = cursor.map(decode_cursor).transpose()?;
+        let mut items: Vec<Place> = Vec::with_capacity(limit);
+        // One place can match through two of its tokens ("papa paul" and "paul" for "pa"):
+        // skip repeats within the page, reading on until the page is full.
+        loop {
+            let rows = self.places_by_token(&q, after.as_ref(), limit + 1).await?;
+            let exhausted = rows.len() <= limit;
+            for (token, place) in rows {
+                if items.len() == limit {
+                    return Ok(Page {
+                        items,
+                        next: after.as_ref().map(encode_cursor),
+                    });
+                }
+                after = Some(NameCursor {
+                    token,
+                    id: place.id.clone(),
+                });
+                if !items.iter().any(|p| p.id == place.id) {
+                    items.push(place);
+                }
+            }
+            if exhausted {
+                return Ok(Page { items, next: None });
+            }
+        }
+    }
+
+    /// Places inside a map viewport, cell by cell.
+    async fn places_in_bounds(
+        &self,
+        bounds: &Bounds,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Place>> {
+        let limit = page_size(limit);
+        let cells = geo::place_cover(bounds).ok_or_else(|| {
+            RecordError::Invalid(format!(
+                "the area is too large to list: zoom in (at most {} cells of ≈39 × 20 km)",
+                geo::MAX_CELLS
+            ))
+        })?;
+        let start: Option<CellCursor> = cursor.map(decode_cursor).transpose()?;
+        if start.as_ref().is_some_and(|c| c.cell >= cells.len()) {
+            return Err(RecordError::Invalid(
+                "cursor does not belong to this area".into(),
+            ));
+        }
+        let (mut cell, mut after) = match start {
+            Some(c) => (c.cell, Some(c.id)),
+            None => (0, None),
+        };
+        let mut items = Vec::with_capacity(limit);
+        while cell < cells.len() {
+            let rows = self
+                .places_in_cell(&cells[cell], after.as_ref(), limit + 1)
+                .await?;
+            let more_here = rows.len() > limit;
+            for p in rows.into_iter().take(limit) {
+                after = Some(p.id.clone());
+                // The cell is larger than the viewport: keep what is actually inside.
+                if geo::contains(bounds, p.location) {
+                    items.push(p);
+                    if items.len() == limit {
+                        let next = CellCursor {
+                            cell,
+                            id: after.clone().expect("set above"),
+                        };
+                        return Ok(Page {
+                            items,
+                            next: Some(encode_cursor(&next)),
+                        });
+                    }
+                }
+            }
+            if !more_here {
+                cell += 1;
+                after = None;
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+}
+
+/// Posts and their feeds.
+#[allow(async_fn_in_trait)]
+pub trait PostStore {
+    /// Stores a new post in every table. With an idempotency key, a second call by the same
+    /// author with the same key returns the first post ([`Created::Replayed`]); the same key
+    /// with a different fingerprint is [`RecordError::IdempotencyMismatch`].
+    async fn create_post(&self, post: &Post, idem: Option<&Idempotency>) -> Result<Created>;
+    async fn post(&self, id: &PostId) -> Result<Option<Post>>;
+    /// Replaces `old` by `new` (same id, author and `created_at`) in every table.
+    async fn replace_post(&self, old: &Post, new: &Post) -> Result<()>;
+    /// Removes a post from every table.
+    async fn delete_post(&self, post: &Post) -> Result<()>;
+
+    /// Primitive: up to `limit` posts of one feed older than `before`, newest first.
+    async fn posts_in_scope(
+        &self,
+        scope: &Scope,
+        before: Option<&PostCursor>,
+        limit: usize,
+    ) -> Result<Vec<Post>>;
+
+    /// One feed (an author's, a place's), newest first.
+    async fn feed(&self, scope: &Scope, cursor: Option<&str>, limit: usize) -> Result<Page<Post>> {
+        let limit = page_size(limit);
+        let before: Option<PostCursor> = cursor.map(decode_cursor).transpose()?;
+        let mut items = self
+            .posts_in_scope(scope, before.as_ref(), limit + 1)
+            .await?;
+        Ok(finish_feed(&mut items, limit))
+    }
+
+    /// Recent posts about places within `radius_km` (at most [`geo::MAX_NEAR_KM`]) of `center`.
+    async fn posts_near(
+        &self,
+        center: LatLng,
+        radius_km: f64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Post>> {
+        let limit = page_size(limit);
+        if !(radius_km > 0.0 && radius_km <= geo::MAX_NEAR_KM) {
+            return Err(RecordError::Invalid(format!(
+                "radius_km must be more than 0 and at most {}",
+                geo::MAX_NEAR_KM
+            )));
+        }
+        let cells = geo::cover(
+            &geo::circle_bounds(center, radius_km),
+            geo::POST_PRECISION,
+            geo::MAX_CELLS * 2,
+        )
+        .ok_or_else(|| RecordError::Invalid("radius too large this close to a pole".into()))?;
+        let mut before: Option<PostCursor> = cursor.map(decode_cursor).transpose()?;
+        let mut items: Vec<Post> = Vec::with_capacity(limit + 1);
+        loop {
+            // The newest `limit + 1` of the union are among each cell's newest `limit + 1`.
+            let mut merged = Vec::new();
+            let mut exhausted = true;
+            for cell in &cells {
+                let rows = self
+                    .posts_in_scope(&Scope::Cell(cell.clone()), before.as_ref(), limit + 1)
+                    .await?;
+                exhausted &= rows.len() <= limit;
+                merged.extend(rows);
+            }
+            merged.sort_by(|a, b| PostCursor::of(b).cmp(&PostCursor::of(a)));
+            merged.truncate(limit + 1);
+            let last = merged.last().map(PostCursor::of);
+            let full = merged.len() > limit;
+            // Cells are squares; the circle is what was asked for.
+            items.extend(
+                merged
+                    .into_iter()
+                    .filter(|p| geo::distance_km(center, p.location) <= radius_km),
+            );
+            if items.len() > limit || (exhausted && !full) || last.is_none() {
+                return Ok(finish_feed(&mut items, limit));
+            }
+            before = last;
+        }
+    }
+}
+
+/// `items` holds up to `limit + 1` posts, newest first: keep `limit`, point past the last.
+fn finish_feed(items: &mut Vec<Post>, limit: usize) -> Page<Post> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more {
+        items.last().map(|p| encode_cursor(&PostCursor::of(p)))
+    } else {
+        None
+    };
+    Page {
+        items: std::mem::take(items),
+        next,
+    }
+}
+
+/// The 30-day time bucket of a timestamp: feed partitions are (scope, bucket), so none grows
+/// without limit however long an author writes or a place is reviewed.
+pub fn bucket_of(created_at: UnixMillis) -> i32 {
+    (created_at / BUCKET_MILLIS) as i32
+}
+
+/// Width of a feed bucket.
+pub const BUCKET_MILLIS: u64 = 30 * 24 * 3600 * 1000;
+
+macro_rules! delegate {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Records::Embedded($b) => $e,
+            Records::Cql($b) => $e,
+        }
+    };
+}
+
+/// Every backend, chosen by configuration. An enum, like the other stores: the match is free
+/// and the futures stay concrete (and so `Send`) for the HTTP handlers.
+#[derive(Clone)]
+pub enum Records {
+    Embedded(embedded::EmbeddedRecords),
+    Cql(cql::CqlRecords),
+}
+
+impl Records {
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Records::Embedded(_) => "embedded",
+            Records::Cql(_) => "cql",
+        }
+    }
+
+    /// Readiness: one round trip to the store.
+    pub async fn ping(&self) -> Result<()> {
+        delegate!(self, b => b.ping().await)
+    }
+}
+
+/// The bundled sample places (fictional; generated by `deploy/sample/gen_places.py`), loaded
+/// into an empty store so a fresh server has restaurants to show.
+pub const SAMPLE_PLACES_CSV: &[u8] = include_bytes!("../../sample/places-sample.csv");
+
+impl AccountStore for Records {
+    async fn create_account(&self, a: &AccountRecord) -> Result<()> {
+        delegate!(self, b => b.create_account(a).await)
+    }
+    async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>> {
+        delegate!(self, b => b.account(id).await)
+    }
+    async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
+        delegate!(self, b => b.account_by_email(email).await)
+    }
+    async fn put_refresh(&self, r: &RefreshRecord) -> Result<()> {
+        delegate!(self, b => b.put_refresh(r).await)
+    }
+    async fn use_refresh(&self, hash: &str, now: UnixMillis) -> Result<RefreshUse> {
+        delegate!(self, b => b.use_refresh(hash, now).await)
+    }
+    async fn revoke_family(&self, family: &str, until: UnixMillis) -> Result<()> {
+        delegate!(self, b => b.revoke_family(family, until).await)
+    }
+}
+
+impl PlaceStore for Records {
+    async fn put_place(&self, p: &Place) -> Result<()> {
+        delegate!(self, b => b.put_place(p).await)
+    }
+    async fn place(&self, id: &PlaceId) -> Result<Option<Place>> {
+        delegate!(self, b => b.place(id).await)
+    }
+    async fn has_places(&self) -> Result<bool> {
+        delegate!(self, b => b.has_places().await)
+    }
+    async fn places_by_token(
+        &self,
+        prefix: &str,
+        after: Option<&NameCursor>,
+        limit: usize,
+    ) -> Result<Vec<(String, Place)>> {
+        delegate!(self, b => b.places_by_token(prefix, after, limit).await)
+    }
+    async fn places_in_cell(
+        &self,
+        cell: &str,
+        after: Option<&PlaceId>,
+        limit: usize,
+    ) -> Result<Vec<Place>> {
+        delegate!(self, b => b.places_in_cell(cell, after, limit).await)
+    }
+}
+
+impl PostStore for Records {
+    async fn create_post(&self, post: &Post, idem: Option<&Idempotency>) -> Result<Created> {
+        delegate!(self, b => b.create_post(post, idem).await)
+    }
+    async fn post(&self, id: &PostId) -> Result<Option<Post>> {
+        delegate!(self, b => b.post(id).await)
+    }
+    async fn replace_post(&self, old: &Post, new: &Post) -> Result<()> {
+        delegate!(self, b => b.replace_post(old, new).await)
+    }
+    async fn delete_post(&self, post: &Post) -> Result<()> {
+        delegate!(self, b => b.delete_post(post).await)
+    }
+    async fn posts_in_scope(
+        &self,
+        scope: &Scope,
+        before: Option<&PostCursor>,
+        limit: usize,
+    ) -> Result<Vec<Post>> {
+        delegate!(self, b => b.posts_in_scope(scope, before, limit).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let c = NameCursor {
+            token: "맛집 a".into(),
+            id: PlaceId("osm:node/1".into()),
+        };
+        let s = encode_cursor(&c);
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(decode_cursor::<NameCursor>(&s).unwrap(), c);
+        for bad in ["", "a", "!!!!", "eyJ4Ijox", &"A".repeat(2000)] {
+            assert!(decode_cursor::<NameCursor>(bad).is_err(), "{bad}");
+        }
+    }
+}
