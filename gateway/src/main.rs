@@ -84,13 +84,20 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => rt.block_on(run(config)),
         Command::Migrate => rt.block_on(migrate(config)),
         Command::Places(PlacesCommand::Import { file, format }) => {
             rt.block_on(import_places(config, file, format))
         }
+    };
+    // One line with the whole chain of causes, not a backtrace: these are operator errors
+    // (a wrong path, an unreachable database), not bugs.
+    if let Err(e) = result {
+        eprintln!("wagu: {e:#}");
+        std::process::exit(1);
     }
+    Ok(())
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {

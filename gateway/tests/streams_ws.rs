@@ -254,3 +254,60 @@ async fn bad_stream_requests_are_refused() {
     assert_eq!(status, 400);
     assert!(body.contains(r#""code":"invalid""#), "{body}");
 }
+
+async fn signup_token(addr: std::net::SocketAddr, email: &str) -> String {
+    let body = json!({"email": email, "password": "correct horse battery", "display_name": "Viewer"});
+    let (status, text) = http(addr, "POST", "/api/auth/signup", &body.to_string()).await;
+    assert_eq!(status, 201, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_ban_follows_a_signed_in_viewer_to_every_device() {
+    let srv = start(test_config()).await;
+    let s = create_stream(srv.addr, "Late-night ramen", "kakao:91", 37.5).await;
+    let mut streamer = Client::new(srv.addr).await;
+    watch(&mut streamer, &s, "Chef", Some(&s.key), None).await;
+    let token = signup_token(srv.addr, "troll@example.com").await;
+    let other = signup_token(srv.addr, "fan@example.com").await;
+
+    // Signed in on a phone: the device key is replaced by the account.
+    let mut phone = Client::new(srv.addr).await;
+    let r = phone
+        .call(json!({"type":"join_stream","stream":s.id,"name":"troll","client_key":"phone-1","token":token}))
+        .await;
+    assert!(matches!(r, ServerMessage::Ack { .. }), "{r:?}");
+    let troll = match phone.seen.remove(0) {
+        ServerMessage::StreamWelcome { you, .. } => you,
+        other => panic!("expected stream_welcome, got {other:?}"),
+    };
+    streamer
+        .call(json!({"type":"ban","participant":troll}))
+        .await;
+    assert_eq!(phone.close_code().await, Some(close::BANNED));
+
+    // Another device, another device key, same account: banned.
+    let mut laptop = Client::new(srv.addr).await;
+    let r = laptop
+        .call(json!({"type":"join_stream","stream":s.id,"name":"t","client_key":"laptop-9","token":token}))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::Banned), "{r:?}");
+    // A client may not claim an account key by itself.
+    let r = laptop
+        .call(json!({"type":"join_stream","stream":s.id,"name":"t","client_key":"acct:someone"}))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::Invalid), "{r:?}");
+    // A different account on the banned phone's device key is welcome.
+    let mut fan = Client::new(srv.addr).await;
+    let r = fan
+        .call(json!({"type":"join_stream","stream":s.id,"name":"fan","client_key":"phone-1","token":other}))
+        .await;
+    assert!(matches!(r, ServerMessage::Ack { .. }), "{r:?}");
+    // An expired or forged token is refused before the stream sees the join.
+    let r = laptop
+        .call(json!({"type":"join_stream","stream":s.id,"name":"t","token":"x.y.z"}))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::InvalidToken), "{r:?}");
+    srv.stop().await;
+}
