@@ -19,8 +19,9 @@ pub enum Input {
     /// A connection asks to enter (or resume). `resume_token` is a fresh token the caller
     /// generated, used if this becomes a new participant. `host_key` is the privileged key
     /// (a room's host key, a stream's streamer key). `client_key` is the joiner's identity
-    /// key: `acct:<account id>` when the gateway verified an account token, else the client's
-    /// own device key if it sent one. Streams ban by it; rooms show the account.
+    /// key: space-separated keys, `acct:<account id>` when the gateway verified an account token
+    /// and the client's own device key if it sent one. Streams ban every key of it; rooms
+    /// show the account.
     Join {
         conn: ConnId,
         id: RequestId,

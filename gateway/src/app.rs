@@ -81,6 +81,14 @@ impl App {
         if config.database.seed_sample_places {
             seed_sample_places(&records).await?;
         }
+        if config.auth.token_secret.is_none() && config.database.backend == DatabaseBackend::Cql {
+            // A shared database suggests several nodes; each would make its own key and refuse
+            // the others' tokens.
+            tracing::warn!(
+                "auth.token_secret is unset: this node signs tokens with its own key in \
+                 data_dir/auth.key; set the same auth.token_secret on every node of a cluster"
+            );
+        }
         let secret =
             crate::auth::token::load_secret(config.auth.token_secret.as_deref(), &config.data_dir)
                 .await

@@ -98,6 +98,10 @@ pub struct AuthConfig {
     pub access_ttl_secs: u64,
     /// Lifetime of a refresh token, seconds (each use rotates it).
     pub refresh_ttl_secs: u64,
+    /// A spent refresh token presented again within this many seconds of its use is taken for
+    /// the client's own concurrent refresh (refused, family kept); later, for a stolen copy
+    /// (refused, family revoked).
+    pub refresh_reuse_grace_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -106,6 +110,7 @@ impl Default for AuthConfig {
             token_secret: None,
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_reuse_grace_secs: 30,
         }
     }
 }
@@ -429,6 +434,12 @@ impl Config {
         }
         if self.auth.access_ttl_secs < 30 || self.auth.access_ttl_secs > 24 * 3600 {
             return bad("auth.access_ttl_secs", "must be 30 to 86400".into());
+        }
+        if self.auth.refresh_reuse_grace_secs > 300 {
+            return bad(
+                "auth.refresh_reuse_grace_secs",
+                "must be at most 300".into(),
+            );
         }
         if self.auth.refresh_ttl_secs <= self.auth.access_ttl_secs {
             return bad(

@@ -53,6 +53,9 @@ impl From<RecordError> for AppError {
                 "taken",
                 format!("this {what} is already registered"),
             ),
+            RecordError::Conflict(_) => {
+                AppError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             RecordError::IdempotencyMismatch => AppError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_mismatch",

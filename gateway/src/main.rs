@@ -132,6 +132,17 @@ async fn import_places(
             )
         })?,
     };
+    let size = tokio::fs::metadata(&file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    if size > import::MAX_IMPORT_BYTES as u64 {
+        anyhow::bail!(
+            "{} is {size} bytes; the import takes at most {} (split the file)",
+            file.display(),
+            import::MAX_IMPORT_BYTES
+        );
+    }
     let bytes = tokio::fs::read(&file)
         .await
         .with_context(|| format!("reading {}", file.display()))?;

@@ -465,7 +465,8 @@ async fn tokens_refresh_rotate_and_die() {
     let (s, _) = call(addr, "GET", "/api/me", Some(&fresh), Value::Null).await;
     assert_eq!(s, 200, "a token of the shared key is accepted (any node)");
 
-    // Refresh rotates; the spent token replayed ends the whole family.
+    // Refresh rotates; a spent token presented at once (the client's own concurrent refresh)
+    // is refused but the newest token lives on.
     let (s, s1) = call(
         addr,
         "POST",
@@ -490,6 +491,43 @@ async fn tokens_refresh_rotate_and_die() {
         (401, Some("invalid_refresh")),
         "reuse"
     );
+    let (s, s2) = call(
+        addr,
+        "POST",
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": r1}),
+    )
+    .await;
+    assert_eq!(s, 200, "within the grace the family survives: {s2}");
+    server.stop().await;
+
+    // With no grace, a spent token replayed ends the whole family (a stolen copy).
+    let mut config = test_config();
+    config.auth.refresh_reuse_grace_secs = 0;
+    let server = start(config).await;
+    let addr = server.addr;
+    let s0 = signup(addr, "rotate@example.com", "Rot").await;
+    let r0 = s0["refresh_token"].as_str().unwrap().to_string();
+    let (s, s1) = call(
+        addr,
+        "POST",
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": r0}),
+    )
+    .await;
+    assert_eq!(s, 200, "{s1}");
+    let r1 = s1["refresh_token"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        addr,
+        "POST",
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": r0}),
+    )
+    .await;
+    assert_eq!(s, 401, "reuse");
     let (s, _) = call(
         addr,
         "POST",

@@ -256,7 +256,8 @@ async fn bad_stream_requests_are_refused() {
 }
 
 async fn signup_token(addr: std::net::SocketAddr, email: &str) -> String {
-    let body = json!({"email": email, "password": "correct horse battery", "display_name": "Viewer"});
+    let body =
+        json!({"email": email, "password": "correct horse battery", "display_name": "Viewer"});
     let (status, text) = http(addr, "POST", "/api/auth/signup", &body.to_string()).await;
     assert_eq!(status, 201, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -298,12 +299,27 @@ async fn a_ban_follows_a_signed_in_viewer_to_every_device() {
         .call(json!({"type":"join_stream","stream":s.id,"name":"t","client_key":"acct:someone"}))
         .await;
     assert_eq!(code(&r), Some(ErrorCode::Invalid), "{r:?}");
-    // A different account on the banned phone's device key is welcome.
-    let mut fan = Client::new(srv.addr).await;
-    let r = fan
+    // The banned phone stays banned signed out, and under another account.
+    let mut phone2 = Client::new(srv.addr).await;
+    let r = phone2
+        .call(json!({"type":"join_stream","stream":s.id,"name":"anon","client_key":"phone-1"}))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::Banned), "{r:?}");
+    let r = phone2
         .call(json!({"type":"join_stream","stream":s.id,"name":"fan","client_key":"phone-1","token":other}))
         .await;
+    assert_eq!(code(&r), Some(ErrorCode::Banned), "{r:?}");
+    // The other account on its own device is welcome.
+    let mut fan = Client::new(srv.addr).await;
+    let r = fan
+        .call(json!({"type":"join_stream","stream":s.id,"name":"fan","client_key":"tablet-3","token":other}))
+        .await;
     assert!(matches!(r, ServerMessage::Ack { .. }), "{r:?}");
+    // Spaces cannot smuggle a second key in.
+    let r = laptop
+        .call(json!({"type":"join_stream","stream":s.id,"name":"t","client_key":"x acct:y"}))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::Invalid), "{r:?}");
     // An expired or forged token is refused before the stream sees the join.
     let r = laptop
         .call(json!({"type":"join_stream","stream":s.id,"name":"t","token":"x.y.z"}))

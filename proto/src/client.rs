@@ -301,10 +301,14 @@ impl ClientMessage {
                 }
                 // `acct:` keys are the gateway's, for signed-in viewers: a client cannot claim one.
                 if client_key.as_ref().is_some_and(|k| {
-                    k.is_empty() || k.len() > 128 || k.starts_with(ACCOUNT_KEY_PREFIX)
+                    k.is_empty()
+                        || k.len() > 128
+                        || k.starts_with(ACCOUNT_KEY_PREFIX)
+                        || !k.bytes().all(|b| b.is_ascii_graphic())
                 }) {
                     return Err(invalid(
-                        "client_key must be 1 to 128 bytes and not start with `acct:`",
+                        "client_key must be 1 to 128 printable ASCII characters (no spaces), \
+                         not starting with `acct:`",
                     ));
                 }
                 check_token(token)?;

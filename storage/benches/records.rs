@@ -81,7 +81,12 @@ fn bench(c: &mut Criterion) {
         },
     };
     c.bench_function("embedded/places_in_bounds_district", |b| {
-        b.iter(|| black_box(rt.block_on(store.places_in_bounds(&district, None, 50)).unwrap()))
+        b.iter(|| {
+            black_box(
+                rt.block_on(store.places_in_bounds(&district, None, 50))
+                    .unwrap(),
+            )
+        })
     });
     let here = LatLng {
         lat: 37.567,

@@ -155,8 +155,8 @@ async fn embedded_survives_reopen() {
         );
         assert_eq!(
             s.use_refresh(&spent.hash, now).await.unwrap(),
-            RefreshUse::Reused(spent.clone()),
-            "a token spent before the restart stays spent"
+            RefreshUse::Reused(spent.clone(), now),
+            "a token spent before the restart stays spent, at the time it was spent"
         );
         assert_eq!(
             s.use_refresh(&unspent.hash, now).await.unwrap(),
@@ -238,6 +238,7 @@ async fn contract<S: AccountStore + PlaceStore + PostStore>(s: &S) {
     part!(place_moves);
     part!(places_in_bounds);
     part!(posts_crud);
+    part!(edit_conflicts);
     part!(idempotency);
     part!(feeds);
     part!(near_feed);
@@ -379,13 +380,26 @@ async fn refresh_tokens<S: AccountStore>(s: &S, tag: &str) {
     );
     assert_eq!(
         s.use_refresh(&t.hash, now + 1).await.unwrap(),
-        RefreshUse::Reused(t.clone()),
-        "second use"
+        RefreshUse::Reused(t.clone(), now),
+        "second use: reused, spent at the first use's `now`"
     );
     assert_eq!(
-        s.use_refresh(&t.hash, now + 2).await.unwrap(),
-        RefreshUse::Reused(t.clone()),
-        "third use"
+        s.use_refresh(&t.hash, now + MINUTE).await.unwrap(),
+        RefreshUse::Reused(t.clone(), now),
+        "third use: still the first use's time"
+    );
+    // Spent at another time than the suite's `now`: the time reported is that use's.
+    let t2 = refresh_record(&acc, &fam(1), now + HOUR);
+    s.put_refresh(&t2).await.expect("put_refresh");
+    assert_eq!(
+        s.use_refresh(&t2.hash, now + 7).await.unwrap(),
+        RefreshUse::Fresh(t2.clone()),
+        "first use, at now + 7"
+    );
+    assert_eq!(
+        s.use_refresh(&t2.hash, now + 9).await.unwrap(),
+        RefreshUse::Reused(t2.clone(), now + 7),
+        "second use: spent at now + 7"
     );
 
     // Revoking a family kills its unspent, spent and later tokens, and no other family's.
@@ -437,35 +451,41 @@ async fn refresh_tokens<S: AccountStore>(s: &S, tag: &str) {
         "a token of a family whose revocation ended (until = now - 1 min) before now"
     );
 
-    // Concurrent uses of one token: exactly one is Fresh, the others see it spent.
+    // Concurrent uses of one token (use i at `now + i`): exactly one is Fresh, the others
+    // see it spent at the `now` of the one that was Fresh.
     for round in 0..6 {
         let r = refresh_record(&acc, &fam(10 + round), now + HOUR);
         s.put_refresh(&r).await.expect("put_refresh");
         let got = if round % 2 == 0 {
-            let (a, b) = tokio::join!(s.use_refresh(&r.hash, now), s.use_refresh(&r.hash, now));
+            let (a, b) = tokio::join!(s.use_refresh(&r.hash, now), s.use_refresh(&r.hash, now + 1));
             vec![a.unwrap(), b.unwrap()]
         } else {
             let (a, b, c) = tokio::join!(
                 s.use_refresh(&r.hash, now),
-                s.use_refresh(&r.hash, now),
-                s.use_refresh(&r.hash, now)
+                s.use_refresh(&r.hash, now + 1),
+                s.use_refresh(&r.hash, now + 2)
             );
             vec![a.unwrap(), b.unwrap(), c.unwrap()]
         };
-        let fresh = got
-            .iter()
-            .filter(|u| **u == RefreshUse::Fresh(r.clone()))
-            .count();
-        let reused = got
-            .iter()
-            .filter(|u| **u == RefreshUse::Reused(r.clone()))
-            .count();
+        let fresh: Vec<usize> = (0..got.len())
+            .filter(|&i| got[i] == RefreshUse::Fresh(r.clone()))
+            .collect();
         assert_eq!(
-            (fresh, reused),
-            (1, got.len() - 1),
-            "round {round}: {} concurrent uses of one token: exactly one Fresh, the rest Reused; got {got:?}",
+            fresh.len(),
+            1,
+            "round {round}: {} concurrent uses of one token: exactly one Fresh; got {got:?}",
             got.len()
         );
+        let spent_at = now + fresh[0] as u64;
+        for (i, u) in got.iter().enumerate() {
+            if i != fresh[0] {
+                assert_eq!(
+                    *u,
+                    RefreshUse::Reused(r.clone(), spent_at),
+                    "round {round}: use {i} is Reused at the Fresh use's time; got {got:?}"
+                );
+            }
+        }
     }
 
     // Expiry is judged against the `now` the caller passes. Last, because a store may prune
@@ -1334,7 +1354,7 @@ async fn posts_crud<S: PlaceStore + PostStore>(s: &S, tag: &str) {
         "near, all deleted",
     );
 
-    // Editing a deleted post does not bring it back.
+    // Editing a deleted post is a conflict and does not bring it back.
     let ghost = Post {
         updated_at: base + 3 * DAY,
         draft: PostDraft {
@@ -1343,9 +1363,10 @@ async fn posts_crud<S: PlaceStore + PostStore>(s: &S, tag: &str) {
         },
         ..moved.clone()
     };
-    s.replace_post(&moved, &ghost)
-        .await
-        .expect("replace_post of a deleted post");
+    expect_conflict(
+        s.replace_post(&moved, &ghost).await,
+        "replace_post of a deleted post",
+    );
     assert_eq!(s.post(&moved.id).await.unwrap(), None, "still deleted");
     same_posts(
         &feed_all(s, &by_author).await,
@@ -1483,6 +1504,184 @@ fn same_posts(got: &[Post], expected: &[&Post], what: &str) {
     }
 }
 
+#[track_caller]
+fn expect_conflict<T: std::fmt::Debug>(r: records::Result<T>, what: &str) {
+    match r {
+        Err(RecordError::Conflict(_)) => {}
+        other => panic!("{what}: expected RecordError::Conflict, got {other:?}"),
+    }
+}
+
+/// `replace_post` is a compare-and-set on `updated_at`: an edit from a version that is no
+/// longer stored (edited or deleted since) is a conflict and writes nothing.
+async fn edit_conflicts<S: PlaceStore + PostStore>(s: &S, tag: &str) {
+    // Jeonju: two places in different post cells.
+    let p1 = place(
+        &format!("{tag}:edit-1"),
+        "Jeonju Bibimbap",
+        35.8242,
+        127.1480,
+    );
+    let p2 = place(
+        &format!("{tag}:edit-2"),
+        "Jeonju Kongnamul",
+        35.8150,
+        127.0600,
+    );
+    assert_ne!(
+        geo::encode(p1.location, geo::POST_PRECISION),
+        geo::encode(p2.location, geo::POST_PRECISION),
+        "fixture: two post cells"
+    );
+    put_all(s, &[&p1, &p2]).await;
+    let author = AccountId(rand_id());
+    let base = now_ms() - 5 * DAY;
+    let original = post(&author, "Editor", &p1, base, "original");
+    create(s, &original).await;
+    let by_author = Scope::Author(author.clone());
+    let at = |p: &Place| Scope::Place(p.id.clone());
+    let cell = |p: &Place| Scope::Cell(geo::encode(p.location, geo::POST_PRECISION));
+    let edit = |from: &Post, to: &Place, updated_at: UnixMillis, text: &str| Post {
+        place_name: to.name.clone(),
+        location: to.location,
+        updated_at,
+        draft: PostDraft {
+            place_id: to.id.clone(),
+            text: text.into(),
+            ..from.draft.clone()
+        },
+        ..from.clone()
+    };
+    // Where a post of this part is listed: exactly `p` (or nowhere when `None`).
+    let listed_only = async |p: Option<&Post>, what: &str| {
+        let want: Vec<&Post> = p.into_iter().collect();
+        same_posts(
+            &feed_all(s, &by_author).await,
+            &want,
+            &format!("{what}: author feed"),
+        );
+        for pl in [&p1, &p2] {
+            let here: Vec<&Post> = want
+                .iter()
+                .copied()
+                .filter(|x| x.draft.place_id == pl.id)
+                .collect();
+            same_posts(
+                &feed_all(s, &at(pl)).await,
+                &here,
+                &format!("{what}: place feed {}", pl.name),
+            );
+            same_posts(
+                &feed_all(s, &cell(pl)).await,
+                &here,
+                &format!("{what}: cell feed {}", pl.name),
+            );
+            same_posts(
+                &near_all(s, pl.location, 1.0).await,
+                &here,
+                &format!("{what}: near {}", pl.name),
+            );
+        }
+    };
+
+    // Two edits from the same version: the first applies; the second (which would also move
+    // the post) is a conflict, and the stored post and every feed keep the first edit.
+    let first = edit(&original, &p1, base + HOUR, "first edit");
+    let second = edit(&original, &p2, base + 2 * HOUR, "second edit");
+    s.replace_post(&original, &first)
+        .await
+        .expect("the first edit from the original");
+    expect_conflict(
+        s.replace_post(&original, &second).await,
+        "a second edit from the same (now stale) version",
+    );
+    assert_eq!(
+        s.post(&original.id).await.unwrap(),
+        Some(first.clone()),
+        "the stored post is the first edit"
+    );
+    listed_only(Some(&first), "after a conflicting edit").await;
+
+    // A stale copy with the current content but an older `updated_at` is stale too.
+    let stale_copy = Post {
+        updated_at: original.updated_at,
+        ..first.clone()
+    };
+    expect_conflict(
+        s.replace_post(&stale_copy, &second).await,
+        "an edit from a copy with an older updated_at",
+    );
+    assert_eq!(s.post(&original.id).await.unwrap(), Some(first.clone()));
+
+    // Read again, edit again: applies (and moves the post).
+    let third = edit(&first, &p2, base + 3 * HOUR, "third edit");
+    s.replace_post(&first, &third)
+        .await
+        .expect("an edit from the current version");
+    assert_eq!(s.post(&original.id).await.unwrap(), Some(third.clone()));
+    listed_only(Some(&third), "after an edit from the current version").await;
+
+    // Concurrent edits from one version: exactly one applies, the others are conflicts.
+    let racers: Vec<Post> = (0..3u64)
+        .map(|i| {
+            let to = if i % 2 == 0 { &p1 } else { &p2 };
+            edit(&third, to, base + 4 * HOUR + i, &format!("racer {i}"))
+        })
+        .collect();
+    let (r0, r1, r2) = tokio::join!(
+        s.replace_post(&third, &racers[0]),
+        s.replace_post(&third, &racers[1]),
+        s.replace_post(&third, &racers[2])
+    );
+    let results = [r0, r1, r2];
+    let winners: Vec<usize> = (0..3).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "three concurrent edits from one version: exactly one applies; got {results:?}"
+    );
+    for (i, r) in results.iter().enumerate() {
+        if i != winners[0] {
+            assert!(
+                matches!(r, Err(RecordError::Conflict(_))),
+                "racer {i}: expected Conflict, got {r:?}"
+            );
+        }
+    }
+    let winner = racers[winners[0]].clone();
+    assert_eq!(
+        s.post(&original.id).await.unwrap(),
+        Some(winner.clone()),
+        "the stored post is the edit that applied"
+    );
+    listed_only(Some(&winner), "after concurrent edits").await;
+
+    // Deleted, then edited from the last version read (moving it back): a conflict, the post
+    // stays deleted and no feed lists it again.
+    s.delete_post(&winner).await.expect("delete_post");
+    let other = if winner.draft.place_id == p1.id {
+        &p2
+    } else {
+        &p1
+    };
+    let ghost = edit(
+        &winner,
+        other,
+        winner.updated_at + 1,
+        "edited after deletion",
+    );
+    expect_conflict(
+        s.replace_post(&winner, &ghost).await,
+        "an edit of a deleted post",
+    );
+    assert_eq!(
+        s.post(&original.id).await.unwrap(),
+        None,
+        "the post stays deleted"
+    );
+    listed_only(None, "after an edit of a deleted post").await;
+}
+
 async fn idempotency<S: PlaceStore + PostStore>(s: &S, tag: &str) {
     // Suwon.
     let place = place(&format!("{tag}:idem"), "Suwon Galbi", 37.2636, 127.0286);
@@ -1595,8 +1794,9 @@ async fn idempotency<S: PlaceStore + PostStore>(s: &S, tag: &str) {
         "the place feed holds each post once"
     );
 
-    // The key's post is deleted: a retry has nothing to replay, so it creates a post with the
-    // retry's content (under which id is the backend's choice), and later retries replay it.
+    // The key's post is deleted: a retry has nothing to replay, so it creates the post again
+    // with the retry's content under the id and timestamps the key recorded (one key, one
+    // post, one `created_at`), and later retries replay it.
     s.delete_post(&first).await.expect("delete_post");
     let late = Post {
         id: PostId(rand_id()),
@@ -1608,20 +1808,22 @@ async fn idempotency<S: PlaceStore + PostStore>(s: &S, tag: &str) {
         Ok(Created::Created(p)) => p,
         other => panic!("a retry after its post was deleted: expected Created, got {other:?}"),
     };
-    assert!(
-        made.id == late.id || made.id == first.id,
-        "the post is created under the retry's id or the key's: {}",
-        made.id.0
-    );
     assert_eq!(
+        made,
         Post {
-            id: late.id.clone(),
-            ..made.clone()
+            id: first.id.clone(),
+            created_at: first.created_at,
+            updated_at: first.updated_at,
+            ..late.clone()
         },
-        late,
-        "the created post carries the retry's content"
+        "the re-created post: the retry's content, the key's id and timestamps"
     );
     assert_eq!(s.post(&made.id).await.unwrap(), Some(made.clone()));
+    assert_eq!(
+        s.post(&late.id).await.unwrap(),
+        None,
+        "nothing under the retry's id"
+    );
     let later = Post {
         id: PostId(rand_id()),
         ..late.clone()

@@ -197,8 +197,10 @@ impl Room {
                     // Rooms use the identity key only to show who signed in; the gateway sets
                     // `acct:<id>` after verifying the account's token.
                     let account = client_key.as_deref().and_then(|k| {
-                        k.strip_prefix(wagu_proto::client::ACCOUNT_KEY_PREFIX)
-                            .map(|a| wagu_proto::records::AccountId(a.to_string()))
+                        k.split(' ').find_map(|k| {
+                            k.strip_prefix(wagu_proto::client::ACCOUNT_KEY_PREFIX)
+                                .map(|a| wagu_proto::records::AccountId(a.to_string()))
+                        })
                     });
                     let joining = Joining {
                         name,

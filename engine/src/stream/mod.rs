@@ -344,9 +344,11 @@ impl Stream {
                 ));
             }
         };
+        // The identity key may hold several keys (a signed-in viewer's account and device):
+        // any one of them banned refuses the join.
         if client_key
-            .as_ref()
-            .is_some_and(|k| self.banned_keys.contains(k))
+            .as_deref()
+            .is_some_and(|k| identity_keys(k).any(|k| self.banned_keys.contains(k)))
             && !is_streamer
         {
             return Err((
@@ -598,7 +600,8 @@ impl Stream {
                 };
                 self.banned.insert(participant);
                 if let Some(k) = m.client_key {
-                    self.banned_keys.insert(k);
+                    self.banned_keys
+                        .extend(identity_keys(&k).map(str::to_string));
                 }
                 let seq = self.emit(out, |seq| ServerMessage::Banned { seq, participant });
                 if let Some(conn) = m.conn {
@@ -821,3 +824,9 @@ pub fn ended_prefix(place: &PlaceId) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The keys of a joiner's identity key: space-separated (the gateway joins a signed-in
+/// viewer's `acct:<id>` and its device key; a client's own key holds no spaces).
+fn identity_keys(k: &str) -> impl Iterator<Item = &str> {
+    k.split(' ').filter(|k| !k.is_empty())
+}

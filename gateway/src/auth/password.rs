@@ -1,7 +1,9 @@
 //! Password hashing with argon2id (OWASP's 2024 parameters: 19 MiB, 2 passes, 1 lane).
 //!
 //! What it does: hashes and verifies on tokio's blocking pool (each call costs ~tens of
-//! milliseconds of one core, which must not stall the WebSocket tasks). What it does not do:
+//! milliseconds of one core, which must not stall the WebSocket tasks), at most two per core
+//! at once: each takes 19 MiB, and without a cap a burst of log-ins from many addresses would
+//! queue hundreds of blocking threads and gigabytes of memory. What it does not do:
 //! rate limiting (the HTTP edge limits log-in attempts per address) or password policy beyond
 //! length (checked at the edge).
 
@@ -10,6 +12,15 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
 
+/// Hashes in flight, process-wide.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static SEM: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SEM.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(2 * cores)
+    })
+}
+
 fn argon() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -17,6 +28,7 @@ fn argon() -> Argon2<'static> {
 
 /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of a password.
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = permits().acquire().await?;
     tokio::task::spawn_blocking(move || {
         argon()
             .hash_password(password.as_bytes())
@@ -28,6 +40,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 
 /// Whether `password` matches `phc`. A malformed stored hash is an error, not a mismatch.
 pub async fn verify(password: String, phc: String) -> anyhow::Result<bool> {
+    let _permit = permits().acquire().await?;
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
         Ok(argon()

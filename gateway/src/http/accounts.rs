@@ -221,11 +221,14 @@ fn bad_refresh() -> AppError {
 
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody,
     responses((status = 200, body = SessionBody),
-        (status = 401, description = "unknown, expired, revoked or reused", body = crate::http::openapi::ErrorBody)))]
+        (status = 401, description = "unknown, expired, revoked or reused", body = crate::http::openapi::ErrorBody),
+        (status = 429, body = crate::http::openapi::ErrorBody)))]
 pub async fn refresh(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshBody>,
 ) -> Result<Json<SessionBody>, AppError> {
+    check_rate(&app.writes, ip, "writes")?;
     if req.refresh_token.len() > 128 {
         return Err(bad_refresh());
     }
@@ -237,8 +240,17 @@ pub async fn refresh(
             };
             Ok(Json(session(&app, &account, r.family).await?))
         }
-        RefreshUse::Reused(r) => {
-            // A spent token came back: whoever holds the family's newest token may be a
+        RefreshUse::Reused(r, used_at)
+            if now_ms().saturating_sub(used_at)
+                < app.config.auth.refresh_reuse_grace_secs * 1000 =>
+        {
+            // Spent a moment ago: most likely this client's own concurrent refresh (two tabs,
+            // a retried request). Refuse it, but leave the family to the winner.
+            tracing::debug!(account = %r.account, "refresh token reused within the grace");
+            Err(bad_refresh())
+        }
+        RefreshUse::Reused(r, _) => {
+            // A spent token came back later: whoever holds the family's newest token may be a
             // thief. End the family; the owner logs in again.
             tracing::warn!(account = %r.account, "refresh token reused; family revoked");
             metrics::counter!("wagu_refresh_reuse_total").increment(1);
@@ -255,12 +267,14 @@ pub async fn refresh(
     responses((status = 204, description = "the refresh family is revoked")))]
 pub async fn logout(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshBody>,
 ) -> Result<StatusCode, AppError> {
+    check_rate(&app.writes, ip, "writes")?;
     if req.refresh_token.len() <= 128 {
         let hash = token::hash_refresh(&req.refresh_token);
         // Spending it finds the family; whether it was fresh or not, the family ends.
-        if let RefreshUse::Fresh(r) | RefreshUse::Reused(r) =
+        if let RefreshUse::Fresh(r) | RefreshUse::Reused(r, _) =
             app.records.use_refresh(&hash, now_ms()).await?
         {
             app.records

@@ -37,9 +37,24 @@ impl CreateLimiter {
         if map.len() > PRUNE_ABOVE {
             map.retain(|_, b| !b.is_full(now));
         }
-        map.entry(ip)
+        map.entry(client_key(ip))
             .or_insert_with(|| Bucket::per_minute(self.per_minute, now))
             .take(now)
+    }
+}
+
+/// The unit a limit applies to: an IPv4 address, or an IPv6 /64 (one subscriber usually holds
+/// a whole /64, so per-address limits would be no limit at all).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -104,5 +119,12 @@ mod tests {
             l.allow(ip, t0 + Duration::from_secs(20)),
             "one back after 20 s at 3/min"
         );
+        // Every address of one IPv6 /64 shares a bucket.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        assert!(
+            (0..3).all(|i| l.allow(format!("2001:db8:1:2::{:x}", i + 100).parse().unwrap(), t0))
+        );
+        assert!(!l.allow(a, t0));
+        assert!(l.allow("2001:db8:1:3::1".parse().unwrap(), t0));
     }
 }

@@ -20,7 +20,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid`, `unauthenticated`, `token_expired`,
-    /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`,
+    /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`, `conflict`,
     /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
     /// `rate_limited`, `too_large`, `unavailable`, `internal`.
     pub code: String,

@@ -24,7 +24,7 @@ use wagu_proto::PlaceId;
 use wagu_proto::records::{
     AccountId, MenuItem, Page, PhotoId, Post, PostDraft, PostId, TextOrigin, check_idempotency_key,
 };
-use wagu_storage::records::{Created, Idempotency, PlaceStore, PostStore, Scope};
+use wagu_storage::records::{Created, Idempotency, PlaceStore, PostStore, RecordError, Scope};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -175,7 +175,8 @@ async fn own_post(app: &AppState, id: &str, who: &AccountId) -> Result<Post, App
 #[utoipa::path(patch, path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = PostPatch,
     responses((status = 200, body = Post), (status = 400, body = crate::http::openapi::ErrorBody),
-        (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody)))]
+        (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "edited concurrently: read it again", body = crate::http::openapi::ErrorBody)))]
 pub async fn edit(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -217,8 +218,15 @@ pub async fn edit(
     check_rate(&app.writes, ip, "writes")?;
     new.author_name = who.name.clone();
     new.updated_at = now_ms().max(old.updated_at);
-    app.records.replace_post(&old, &new).await?;
-    Ok(Json(new))
+    match app.records.replace_post(&old, &new).await {
+        Ok(()) => Ok(Json(new)),
+        // Edited or deleted since we read it: a deleted post is gone (404), an edited one is
+        // the client's to re-read and merge (409), never silently overwritten.
+        Err(RecordError::Conflict(_)) if app.records.post(&old.id).await?.is_none() => {
+            Err(unknown_post())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[utoipa::path(delete, path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),

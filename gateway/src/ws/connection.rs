@@ -382,10 +382,14 @@ impl Conn {
                 client_key,
                 token,
             } => {
-                // A signed-in viewer is known by its account, whatever device key it sends:
-                // a ban then follows the account to every device.
+                // A signed-in viewer is known by its account as well as its device key.
                 let client_key = match self.account(id, token.as_deref()) {
-                    Ok(Some(a)) => Some(format!("{ACCOUNT_KEY_PREFIX}{a}")),
+                    // Both keys: a ban then covers the account on every device and this device
+                    // whether or not it signs in next time.
+                    Ok(Some(a)) => Some(match client_key {
+                        Some(device) => format!("{ACCOUNT_KEY_PREFIX}{a} {device}"),
+                        None => format!("{ACCOUNT_KEY_PREFIX}{a}"),
+                    }),
                     Ok(None) => client_key,
                     Err(e) => return self.refuse(sink, e).await,
                 };

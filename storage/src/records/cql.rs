@@ -12,17 +12,17 @@
 //! |---|---|---|---|
 //! | `accounts` | `id` | account by id | one row |
 //! | `accounts_by_email` | `email` | login; unique emails (LWT `IF NOT EXISTS`) | one row |
-//! | `refresh_tokens` | `hash` | spending a refresh token (LWT `IF used = false`), TTL until expiry | one row |
+//! | `refresh_tokens` | `hash` | spending a refresh token (LWT `IF used = false`, recording `used_at`), TTL until expiry | one row |
 //! | `refresh_families_revoked` | `family` | "is this family revoked", TTL until the revocation ends | one row |
 //! | `places` | `id` | place by id; "any place at all" | one row |
 //! | `places_by_name` | `((prefix), name_token, place_id)` | name search: a token range in the partition of its first character | the names of the data set starting with one character (text.rs: ≈ 4 % of a Latin-named set, far less for Hangul) |
 //! | `places_by_cell` | `((cell), place_id)` | map viewport, one geohash cell (precision 6, 5 and 4) at a time | the places of one cell (≈ 1.2 × 0.6 km, ≈ 4.9 × 4.9 km or ≈ 39 × 20 km) |
-//! | `posts` | `id` | post by id | one row |
+//! | `posts` | `id` | post by id; edits (LWT `IF updated_at = ?`) | one row |
 //! | `posts_by_author` | `((author, bucket), created_at, id)` | an author's feed, newest first | one author's posts of one 30-day bucket |
 //! | `posts_by_place` | `((place_id, bucket), created_at, id)` | a place's feed | one place's posts of one bucket |
 //! | `posts_by_cell` | `((cell, bucket), created_at, id)` | "near me": precision-5 cells | the posts of ≈ 5 × 5 km in one bucket |
 //! | `post_buckets` | `((scope), bucket)` | which buckets of a feed hold posts, so a feed never walks empty months | one row per 30-day bucket with posts (12 a year) |
-//! | `post_idempotency` | `((author, key))` | replaying a post creation (LWT `IF NOT EXISTS`), TTL 24 h | one row |
+//! | `post_idempotency` | `((author, key))` | replaying a post creation (LWT `IF NOT EXISTS`; the post's id, `created_at`, `updated_at`), TTL 24 h | one row |
 //!
 //! The name-token column is `name_token`, not `token`: `token` is reserved in CQL. Feed rows
 //! carry the whole post, so a feed page is one read per partition; `post_buckets.scope` is
@@ -34,12 +34,38 @@
 //! instead, the row of the base table (`posts`, `places`) last, so "the row exists" still
 //! implies "its index rows were written" and a retry (with the same idempotency key) repairs.
 //!
+//! Idempotent creation: the LWT that claims a key stores the post's id, `created_at` and
+//! `updated_at`. A retry that finds the key claimed polls for the post; if it does not appear
+//! (the first request failed, is stalled, or the post was deleted since), the retry writes it
+//! under the stored id *and* timestamps. Should the first request still be writing, both
+//! write the same rows (feed rows are keyed by `(created_at, id)`), so the post is listed
+//! once and one deletion removes it everywhere.
+//!
+//! Edits are a compare-and-set, and the exception to "base table last": `replace_post` writes
+//! the whole `posts` row as one LWT, `UPDATE posts SET <every column> WHERE id = ? IF
+//! updated_at = ?` (the `updated_at` the editor read; no row fails the condition too, so an
+//! edit never brings a deleted post back), and only then moves the feed copies (one batch).
+//! Caveats, accepted: (1) if the feed write fails after the LWT applied, the post is the new
+//! version and the feeds list the old one until its next edit or deletion, and a retry of the
+//! same edit is a conflict; (2) Cassandra advises against mixing LWT and plain writes on one
+//! partition: the LWT's cells carry its Paxos ballot timestamp, the plain `INSERT` of
+//! `create_post` and `DELETE` of `delete_post` the coordinator's clock, so with clocks skewed
+//! between nodes by more than the time between two such writes, the later one can lose (an
+//! edit right after creation overwritten by the creation's cells, or a deletion right after an
+//! edit leaving the edit's cells alive); (3) a `delete_post` landing between an edit's LWT
+//! and its feed write can leave that edit's feed rows behind (the deletion removes the rows it
+//! knew of). Making `delete_post` an LWT as well would close the deletion half of (2) and
+//! narrow (3).
+//!
+//! Schema changes: `migrate` only creates what does not exist. `refresh_tokens.used_at` and
+//! `post_idempotency.created_at` / `updated_at` are part of `CREATE TABLE IF NOT EXISTS`, so a
+//! keyspace created before them needs `ALTER TABLE … ADD` by hand (statements preparing
+//! against it fail with "undefined column").
+//!
 //! What it does not do: Scylla-only CQL (`USING TIMEOUT`, `BYPASS CACHE`, …), so Cassandra 5
-//! runs it too; serialising edits against deletes (a `replace_post` racing a `delete_post` of
-//! the same post can bring its rows back: both read, then write, without a compare-and-set);
-//! moving a place's index rows atomically with a concurrent `put_place` of the same id (the
-//! last writer wins the `places` row; a stale index row can remain until the next put);
-//! cleaning `post_buckets` (an emptied bucket costs one read); schema changes beyond
+//! runs it too; moving a place's index rows atomically with a concurrent `put_place` of the
+//! same id (the last writer wins the `places` row; a stale index row can remain until the next
+//! put); cleaning `post_buckets` (an emptied bucket costs one read); schema changes beyond
 //! `IF NOT EXISTS` creation.
 
 use std::ops::ControlFlow;
@@ -56,9 +82,9 @@ use scylla::serialize::SerializationError;
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
 use scylla::serialize::value::SerializeValue;
 use scylla::serialize::writers::RowWriter;
-use scylla::statement::Statement;
 use scylla::statement::batch::{Batch, BatchStatement, BatchType};
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, Statement};
 use wagu_proto::PlaceId;
 use wagu_proto::model::{LatLng, UnixMillis};
 use wagu_proto::records::{
@@ -162,7 +188,7 @@ fn schema(ks: &str, replication_factor: u32) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.refresh_tokens (hash text, account text, \
-             family text, expires_at bigint, used boolean, PRIMARY KEY (hash))"
+             family text, expires_at bigint, used boolean, used_at bigint, PRIMARY KEY (hash))"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.refresh_families_revoked (family text, \
@@ -184,7 +210,8 @@ fn schema(ks: &str, replication_factor: u32) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.post_idempotency (author text, key text, \
-             post_id text, fingerprint text, PRIMARY KEY ((author, key)))"
+             post_id text, fingerprint text, created_at bigint, updated_at bigint, \
+             PRIMARY KEY ((author, key)))"
         ),
     ];
     for f in &FEEDS {
@@ -245,6 +272,7 @@ struct Stmts {
     insert_refresh: PreparedStatement,
     refresh: PreparedStatement,
     spend_refresh: PreparedStatement,
+    refresh_used_at: PreparedStatement,
     revoke: PreparedStatement,
     revoked: PreparedStatement,
 
@@ -261,6 +289,7 @@ struct Stmts {
     cell_after: PreparedStatement,
 
     insert_post: PreparedStatement,
+    cas_post: PreparedStatement,
     post: PreparedStatement,
     delete_post: PreparedStatement,
     claim_idem: PreparedStatement,
@@ -384,20 +413,32 @@ impl Stmts {
             refresh: prep(
                 s,
                 format!(
-                    "SELECT hash, account, family, expires_at, used FROM {ks}.refresh_tokens \
-                     WHERE hash = ?"
+                    "SELECT hash, account, family, expires_at, used, used_at \
+                     FROM {ks}.refresh_tokens WHERE hash = ?"
                 ),
             )
             .await?,
-            // The TTL again: an UPDATE's cell would otherwise outlive the row it belongs to.
+            // The TTL again: an UPDATE's cells would otherwise outlive the row they belong to.
             spend_refresh: prep(
                 s,
                 format!(
-                    "UPDATE {ks}.refresh_tokens USING TTL ? SET used = true WHERE hash = ? \
-                     IF used = false"
+                    "UPDATE {ks}.refresh_tokens USING TTL ? SET used = true, used_at = ? \
+                     WHERE hash = ? IF used = false"
                 ),
             )
             .await?,
+            // After a spend that did not apply: when the winner spent it. A serial read, so
+            // it sees the winning compare-and-set (committed by then: a Paxos round completes
+            // any round in progress before answering).
+            refresh_used_at: {
+                let mut st = prep(
+                    s,
+                    format!("SELECT used_at FROM {ks}.refresh_tokens WHERE hash = ?"),
+                )
+                .await?;
+                st.set_consistency(Consistency::LocalSerial);
+                st
+            },
             revoke: prep(
                 s,
                 format!(
@@ -481,6 +522,23 @@ impl Stmts {
                 ),
             )
             .await?,
+            // An edit: the whole row, if it is still the version the editor read. Named
+            // markers, so the expected `updated_at` is told apart from the new one by name.
+            cas_post: prep(
+                s,
+                format!(
+                    "UPDATE {ks}.posts SET {} WHERE id = :id \
+                     IF updated_at = :expected_updated_at",
+                    POST_COLS
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|c| *c != "id")
+                        .map(|c| format!("{c} = :{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .await?,
             post: prep(
                 s,
                 format!("SELECT {POST_COLS} FROM {ks}.posts WHERE id = ?"),
@@ -490,8 +548,9 @@ impl Stmts {
             claim_idem: prep(
                 s,
                 format!(
-                    "INSERT INTO {ks}.post_idempotency (author, key, post_id, fingerprint) \
-                     VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL {IDEMPOTENCY_TTL_SECS}"
+                    "INSERT INTO {ks}.post_idempotency (author, key, post_id, fingerprint, \
+                     created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS \
+                     USING TTL {IDEMPOTENCY_TTL_SECS}"
                 ),
             )
             .await?,
@@ -613,15 +672,30 @@ struct MenuIn {
     price: Option<i64>,
 }
 
-/// A post's values for any post table; `cell` for `posts_by_cell`.
+/// A post's values for any post table; `cell` for `posts_by_cell`; `expected_updated_at`
+/// for the compare-and-set of an edit.
 struct PostRow<'a> {
     post: &'a Post,
     cell: String,
+    expected_updated_at: Option<UnixMillis>,
 }
 
 impl<'a> PostRow<'a> {
     fn new(post: &'a Post, cell: String) -> Self {
-        PostRow { post, cell }
+        PostRow {
+            post,
+            cell,
+            expected_updated_at: None,
+        }
+    }
+
+    /// For `cas_post`: `post`'s columns, if the stored row's `updated_at` is `expected`.
+    fn replacing(post: &'a Post, expected: UnixMillis) -> Self {
+        PostRow {
+            post,
+            cell: String::new(),
+            expected_updated_at: Some(expected),
+        }
     }
 }
 
@@ -666,6 +740,9 @@ impl SerializeRow for PostRow<'_> {
                 )?,
                 "bucket" => put(&bucket_of(p.created_at), col, w)?,
                 "cell" => put(self.cell.as_str(), col, w)?,
+                "expected_updated_at" if self.expected_updated_at.is_some() => {
+                    put(&self.expected_updated_at.map(big), col, w)?
+                }
                 other => return Err(SerializationError::new(NoValue(other.into()))),
             }
         }
@@ -964,6 +1041,12 @@ fn ttl_secs(until: UnixMillis, now: UnixMillis) -> i32 {
     i32::try_from(secs).unwrap_or(i32::MAX)
 }
 
+/// A spent token's `used_at`; 0 (long ago: the caller treats the reuse as a replay) if
+/// absent, which only a row spent without recording it can be.
+fn spent_at(used_at: Option<i64>) -> UnixMillis {
+    used_at.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+}
+
 /// A page size as a bound `LIMIT`.
 fn limit_of(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -1039,17 +1122,21 @@ impl AccountStore for CqlRecords {
     }
 
     async fn use_refresh(&self, hash: &str, now: UnixMillis) -> Result<RefreshUse> {
+        // Reads first: a token that is unknown, expired, revoked or already spent is answered
+        // without a write (and without a Paxos round).
         let found = self
             .one(&self.st.refresh, (hash,), |c| {
-                Ok(RefreshRecord {
+                let rec = RefreshRecord {
                     hash: c.get("hash")?,
                     account: AccountId(c.get("account")?),
                     family: c.get("family")?,
                     expires_at: c.millis("expires_at")?,
-                })
+                };
+                let used = c.opt::<bool>("used")?.unwrap_or(false);
+                Ok((rec, used, c.opt::<i64>("used_at")?))
             })
             .await?;
-        let Some(rec) = found else {
+        let Some((rec, used, used_at)) = found else {
             return Ok(RefreshUse::Unknown);
         };
         if rec.expires_at <= now {
@@ -1061,21 +1148,40 @@ impl AccountStore for CqlRecords {
         if revoked.is_some() {
             return Ok(RefreshUse::Unknown);
         }
-        // The compare-and-set decides between concurrent uses: exactly one sees `used = false`.
+        // `used` only ever goes from false to true, through the compare-and-set below, and a
+        // read sees only committed compare-and-sets: "spent" here is final.
+        if used {
+            return Ok(RefreshUse::Reused(rec, spent_at(used_at)));
+        }
+        // The compare-and-set decides between concurrent uses: exactly one sees `used = false`
+        // and records its `now` as `used_at`.
         let outcome = self
             .one(
                 &self.st.spend_refresh,
-                (ttl_secs(rec.expires_at, now), hash),
+                (ttl_secs(rec.expires_at, now), big(now), hash),
                 |c| Ok((c.get::<bool>("[applied]")?, c.opt::<bool>("used")?)),
             )
             .await?
             .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
-        Ok(match outcome {
-            (true, _) => RefreshUse::Fresh(rec),
-            (false, Some(true)) => RefreshUse::Reused(rec),
+        match outcome {
+            (true, _) => Ok(RefreshUse::Fresh(rec)),
+            // An LWT that did not apply returns only the column of its condition: read when
+            // the winner spent it.
+            (false, Some(true)) => {
+                let row = self
+                    .one(&self.st.refresh_used_at, (hash,), |c| {
+                        c.opt::<i64>("used_at")
+                    })
+                    .await?;
+                Ok(match row {
+                    Some(at) => RefreshUse::Reused(rec, spent_at(at)),
+                    // Expired in between.
+                    None => RefreshUse::Unknown,
+                })
+            }
             // The row expired between the read and the update.
-            (false, _) => RefreshUse::Unknown,
-        })
+            (false, _) => Ok(RefreshUse::Unknown),
+        }
     }
 
     async fn revoke_family(&self, family: &str, until: UnixMillis) -> Result<()> {
@@ -1236,7 +1342,9 @@ impl PostStore for CqlRecords {
             self.write_post(post).await?;
             return Ok(Created::Created(post.clone()));
         };
-        let (applied, stored_id, stored_fp) = self
+        // The key records the post's id and timestamps, so a retry that ends up writing the
+        // post itself (below) writes the very rows the first request writes.
+        let (applied, stored_id, stored_fp, stored_times) = self
             .one(
                 &self.st.claim_idem,
                 (
@@ -1244,12 +1352,21 @@ impl PostStore for CqlRecords {
                     &idem.key,
                     post.id.as_str(),
                     &idem.fingerprint,
+                    big(post.created_at),
+                    big(post.updated_at),
                 ),
                 |c| {
+                    let times = match (c.opt::<i64>("created_at")?, c.opt::<i64>("updated_at")?) {
+                        (Some(_), Some(_)) => {
+                            Some((c.millis("created_at")?, c.millis("updated_at")?))
+                        }
+                        _ => None,
+                    };
                     Ok((
                         c.get::<bool>("[applied]")?,
                         c.opt::<String>("post_id")?,
                         c.opt::<String>("fingerprint")?,
+                        times,
                     ))
                 },
             )
@@ -1272,11 +1389,17 @@ impl PostStore for CqlRecords {
                 tokio::time::sleep(IDEM_POLL_INTERVAL).await;
             }
         }
-        // The first request is gone without its post (failed, or the post was deleted since).
-        // The fingerprint matched, so this request's content is that post's: write it under
-        // the id the key stands for, so every retry still converges on one post.
+        // The first request has not stored its post: it failed, is merely slow, or the post
+        // was deleted since. The fingerprint matched, so this request's content is that
+        // post's: write it under the id *and timestamps* the key recorded. Should the first
+        // request still be writing, both then write the same rows — the feed rows are keyed
+        // by (created_at, id) — so one key yields one post, listed once in every feed.
         let mut mine = post.clone();
         mine.id = stored;
+        if let Some((created_at, updated_at)) = stored_times {
+            mine.created_at = created_at;
+            mine.updated_at = updated_at;
+        }
         self.write_post(&mine).await?;
         Ok(Created::Created(mine))
     }
@@ -1289,17 +1412,27 @@ impl PostStore for CqlRecords {
         if old.id != new.id {
             return Err(RecordError::Invalid("a replaced post keeps its id".into()));
         }
-        let Some(stored) = self.post(&new.id).await? else {
-            // Deleted since the caller read it: an edit does not bring it back.
-            return Ok(());
-        };
-        let keep = feed_row_keys(new);
-        let mut gone: Vec<FeedRowKey> = Vec::new();
-        for k in feed_row_keys(&stored).into_iter().chain(feed_row_keys(old)) {
-            if !keep.contains(&k) && !gone.contains(&k) {
-                gone.push(k);
-            }
+        // The posts row is written first, as the compare-and-set itself: all of `new`'s
+        // columns, if the stored `updated_at` is still `old`'s. A concurrent edit that won, or
+        // a deletion (no row: the condition cannot hold), leaves it not applied.
+        let applied = self
+            .one(
+                &self.st.cas_post,
+                PostRow::replacing(new, old.updated_at),
+                |c| c.get::<bool>("[applied]"),
+            )
+            .await?
+            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+        if !applied {
+            return Err(RecordError::Conflict("post"));
         }
+        // The edit is ours: move the feed copies. The stored post was `old` (same
+        // `updated_at`), so `old`'s feed rows are the ones to replace.
+        let keep = feed_row_keys(new);
+        let gone: Vec<FeedRowKey> = feed_row_keys(old)
+            .into_iter()
+            .filter(|k| !keep.contains(k))
+            .collect();
         let mut w = Writes::default();
         let bytes = post_bytes(new);
         for (feed, key) in feed_keys(new) {
@@ -1321,11 +1454,6 @@ impl PostStore for CqlRecords {
                 (key, bucket, created_at, id),
             );
         }
-        w.add(
-            &self.st.insert_post,
-            bytes,
-            PostRow::new(new, String::new()),
-        );
         w.run(&self.session).await
     }
 
@@ -1583,9 +1711,10 @@ mod tests {
             r.use_refresh("h1", now).await.unwrap(),
             RefreshUse::Fresh(t1.clone())
         );
+        // Reused, with the time of the use that spent it (answered from the read).
         assert_eq!(
-            r.use_refresh("h1", now).await.unwrap(),
-            RefreshUse::Reused(t1.clone())
+            r.use_refresh("h1", now + 5).await.unwrap(),
+            RefreshUse::Reused(t1.clone(), now)
         );
         assert_eq!(
             r.use_refresh("nope", now).await.unwrap(),
@@ -1603,15 +1732,41 @@ mod tests {
             .unwrap();
         r.revoke_family("f3", now + 3_600_000).await.unwrap();
         assert_eq!(r.use_refresh("h3", now).await.unwrap(), RefreshUse::Unknown);
-        // Two concurrent uses: exactly one is fresh.
+        // Two concurrent uses: exactly one is fresh, the other reused at the winner's time
+        // (usually through the compare-and-set that did not apply and the serial read).
         for i in 0..5 {
             let t = tok(&format!("c{i}"), "f4", now + 3_600_000);
             r.put_refresh(&t).await.unwrap();
-            let (x, y) = tokio::join!(r.use_refresh(&t.hash, now), r.use_refresh(&t.hash, now));
-            let mut got = [x.unwrap(), y.unwrap()];
-            got.sort_by_key(|u| matches!(u, RefreshUse::Reused(_)));
-            assert_eq!(got, [RefreshUse::Fresh(t.clone()), RefreshUse::Reused(t)]);
+            let (x, y) = tokio::join!(r.use_refresh(&t.hash, now), r.use_refresh(&t.hash, now + 1));
+            let got = [x.unwrap(), y.unwrap()];
+            let want = match &got[0] {
+                RefreshUse::Fresh(_) => [RefreshUse::Fresh(t.clone()), RefreshUse::Reused(t, now)],
+                _ => [RefreshUse::Reused(t.clone(), now + 1), RefreshUse::Fresh(t)],
+            };
+            assert_eq!(got, want);
         }
+        // The statements of that path: a spend that does not apply returns `used` only, and
+        // the serial read finds the winner's `used_at`.
+        let t = tok("lwt", "f5", now + 3_600_000);
+        r.put_refresh(&t).await.unwrap();
+        let spend = |at: u64| {
+            r.one(&r.st.spend_refresh, (60, big(at), t.hash.as_str()), |c| {
+                Ok((c.get::<bool>("[applied]")?, c.opt::<bool>("used")?))
+            })
+        };
+        assert_eq!(spend(now + 7).await.unwrap(), Some((true, None)));
+        assert_eq!(spend(now + 8).await.unwrap(), Some((false, Some(true))));
+        let at = r
+            .one(&r.st.refresh_used_at, (t.hash.as_str(),), |c| {
+                c.opt::<i64>("used_at")
+            })
+            .await
+            .unwrap();
+        assert_eq!(at, Some(Some(big(now + 7))));
+        assert_eq!(
+            r.use_refresh(&t.hash, now + 9).await.unwrap(),
+            RefreshUse::Reused(t.clone(), now + 7)
+        );
     }
 
     async fn places(r: &CqlRecords) {
@@ -1836,10 +1991,29 @@ mod tests {
                 .unwrap()
                 .contains(&new)
         );
-        // Deleting removes it everywhere; editing it afterwards does not bring it back.
+        // An edit from a stale copy (the version before) is a conflict and writes nothing.
+        let mut stale = new.clone();
+        stale.draft.text = "stale".into();
+        stale.updated_at = new.updated_at + 1;
+        assert!(matches!(
+            r.replace_post(&old, &stale).await,
+            Err(RecordError::Conflict("post"))
+        ));
+        assert_eq!(r.post(&old.id).await.unwrap(), Some(new.clone()));
+        assert_eq!(
+            r.posts_in_scope(&Scope::Place(there.id.clone()), None, 10)
+                .await
+                .unwrap(),
+            [new.clone()]
+        );
+        // Deleting removes it everywhere; editing it afterwards is a conflict and does not
+        // bring it back.
         r.delete_post(&new).await.unwrap();
         assert_eq!(r.post(&new.id).await.unwrap(), None);
-        r.replace_post(&new, &new).await.unwrap();
+        assert!(matches!(
+            r.replace_post(&new, &new).await,
+            Err(RecordError::Conflict("post"))
+        ));
         assert_eq!(r.post(&new.id).await.unwrap(), None);
         for s in [
             author.clone(),
@@ -1878,10 +2052,54 @@ mod tests {
         match r.create_post(&replay, Some(&k)).await.unwrap() {
             Created::Created(p) => {
                 assert_eq!(p.id, first.id);
+                assert_eq!(
+                    (p.created_at, p.updated_at),
+                    (first.created_at, first.updated_at)
+                );
                 assert_eq!(r.post(&first.id).await.unwrap(), Some(p));
             }
             other => panic!("{other:?}"),
         }
+        // A first request that claimed its key but is slow to write its post: the retry
+        // writes it after polling, under the key's id and timestamps; when the first request
+        // finally writes, both wrote the same rows, and the post is listed once.
+        let slow = post("slow", "acc5", &here, t0 + 50);
+        let k3 = idem("key-3", "fp");
+        let claimed = r
+            .one(
+                &r.st.claim_idem,
+                (
+                    slow.author.as_str(),
+                    &k3.key,
+                    slow.id.as_str(),
+                    &k3.fingerprint,
+                    big(slow.created_at),
+                    big(slow.updated_at),
+                ),
+                |c| c.get::<bool>("[applied]"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(claimed, Some(true));
+        let retry = post("slow-retry", "acc5", &here, t0 + 60);
+        assert_eq!(
+            r.create_post(&retry, Some(&k3)).await.unwrap(),
+            Created::Created(slow.clone())
+        );
+        r.write_post(&slow).await.unwrap();
+        let theirs = Scope::Author(AccountId("acc5".into()));
+        assert_eq!(
+            r.posts_in_scope(&theirs, None, 10).await.unwrap(),
+            std::slice::from_ref(&slow)
+        );
+        assert_eq!(r.post(&slow.id).await.unwrap(), Some(slow.clone()));
+        r.delete_post(&slow).await.unwrap();
+        assert!(
+            r.posts_in_scope(&theirs, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // Concurrent requests with one key end with one post.
         let k2 = idem("key-2", "fp");
         let (a, b) = (

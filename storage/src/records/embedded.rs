@@ -14,7 +14,7 @@
 //! | `meta` | name | `schema` version |
 //! | `accounts` | account id | JSON [`AccountRecord`] |
 //! | `accounts_by_email` | email | account id |
-//! | `refresh_tokens` | token hash | JSON `{record, used}` |
+//! | `refresh_tokens` | token hash | JSON `{record, used, used_at}` |
 //! | `refresh_by_expiry` | (expires_at, hash) | — (for pruning) |
 //! | `revoked_families` | family | revoked until |
 //! | `revoked_by_until` | (until, family) | — (for pruning) |
@@ -23,15 +23,26 @@
 //! | `places_by_cell` | (geohash, place id) | — (precisions 6, 5 and 4) |
 //! | `posts` | post id | JSON [`Post`] (and its exact coordinates) |
 //! | `posts_by_author`, `posts_by_place`, `posts_by_cell` | (scope, created_at, post id) | — |
-//! | `idempotency` | (author, key) | JSON `{post_id, fingerprint, expires_at}` |
+//! | `idempotency` | (author, key) | JSON `{post_id, fingerprint, expires_at, created_at, updated_at}` |
 //! | `idempotency_by_expiry` | (expires_at, author, key) | — (for pruning) |
 //!
 //! Every write is one write transaction, so index entries never disagree with the rows they
 //! point at, and it is on disk (redb's default durability: fsync'd) when the call returns.
 //! redb runs one write transaction at a time (reads run alongside, on snapshots); that
-//! serialisation is what makes spending a refresh token or an idempotency key atomic without
-//! compare-and-set. Expiring rows (tokens, revocations, idempotency keys) have no TTL as in
-//! CQL: they are pruned a small batch at a time by the writes that touch their table.
+//! serialisation is what makes spending a refresh token, an idempotency key or an edit's
+//! compare-and-set (`replace_post` applies only over the `updated_at` the caller read) atomic.
+//! Because writes queue, a call that may find it has nothing to write decides that first on a
+//! read snapshot: `use_refresh` of an unknown, expired, revoked or already spent token never
+//! opens a write transaction, so a flood of made-up tokens costs reads, not fsyncs; a token
+//! that looks live is checked again inside the write transaction before it is spent.
+//! Expiring rows (tokens, revocations, idempotency keys) have no TTL as in CQL: they are
+//! pruned a small batch at a time by writes that happen anyway (spending a live token,
+//! creating a post).
+//!
+//! Compatibility: `used_at` and the idempotency timestamps were added to schema version 1
+//! as optional JSON fields, so older files still read. A token spent before `used_at` was
+//! recorded reports it as 0 (long ago: the caller treats the reuse as a replay); an older
+//! idempotency entry without timestamps lets a replay after deletion keep its own.
 //!
 //! What it does not do: multi-process access. redb locks the file, so one server owns a data
 //! directory; a second one on the same directory fails at start-up instead of corrupting it.
@@ -301,6 +312,41 @@ fn now_millis() -> UnixMillis {
 struct StoredRefresh {
     record: RefreshRecord,
     used: bool,
+    /// The `now` of the use that spent it (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used_at: Option<UnixMillis>,
+}
+
+impl StoredRefresh {
+    /// What a use finds when the token is already spent: when, or 0 (long ago) if unrecorded.
+    fn reused(self) -> RefreshUse {
+        let at = self.used_at.unwrap_or(0);
+        RefreshUse::Reused(self.record, at)
+    }
+}
+
+/// The token under `hash` if a use at `now` can find it: stored, unexpired, its family not
+/// revoked. Spent or not: the caller looks at `used`.
+fn live_token(
+    tokens: &impl ReadableTable<&'static str, &'static [u8]>,
+    revoked: &impl ReadableTable<&'static str, u64>,
+    hash: &str,
+    now: UnixMillis,
+) -> Result<Option<StoredRefresh>> {
+    let Some(t) = get_json::<StoredRefresh>(tokens, hash)? else {
+        return Ok(None);
+    };
+    if t.record.expires_at <= now {
+        return Ok(None);
+    }
+    let revoked_until = revoked
+        .get(t.record.family.as_str())
+        .redb()?
+        .map(|v| v.value());
+    if revoked_until.is_some_and(|until| until > now) {
+        return Ok(None);
+    }
+    Ok(Some(t))
 }
 
 impl AccountStore for EmbeddedRecords {
@@ -352,6 +398,7 @@ impl AccountStore for EmbeddedRecords {
         let json = to_json(&StoredRefresh {
             record: rec.clone(),
             used: false,
+            used_at: None,
         })?;
         self.write(move |w| {
             let mut tokens = w.open_table(REFRESH).redb()?;
@@ -373,31 +420,39 @@ impl AccountStore for EmbeddedRecords {
     }
 
     async fn use_refresh(&self, hash: &str, now: UnixMillis) -> Result<RefreshUse> {
+        // First on a read snapshot, which waits for no writer: a token that is unknown,
+        // expired, revoked or already spent is answered without a write transaction (a
+        // spent token never becomes unspent, so the snapshot's "spent" is final).
+        let key = hash.to_string();
+        let seen = self
+            .read(move |r| {
+                let tokens = r.open_table(REFRESH).redb()?;
+                let revoked = r.open_table(REVOKED).redb()?;
+                live_token(&tokens, &revoked, &key, now)
+            })
+            .await?;
+        match seen {
+            None => return Ok(RefreshUse::Unknown),
+            Some(t) if t.used => return Ok(t.reused()),
+            Some(_) => {}
+        }
+        // Live and unspent on the snapshot: spend it in one write transaction, checking again
+        // inside it. redb runs write transactions one at a time, so of two concurrent uses
+        // the second sees the first one's `used = true` (and its `used_at`).
         let hash = hash.to_string();
-        // One write transaction: redb runs them one at a time, so of two concurrent uses the
-        // second sees the first one's `used = true`.
         self.write(move |w| {
             prune_refresh(w, now)?;
             let mut tokens = w.open_table(REFRESH).redb()?;
-            let Some(mut t) = get_json::<StoredRefresh>(&tokens, &hash)? else {
+            let revoked = w.open_table(REVOKED).redb()?;
+            let Some(mut t) = live_token(&tokens, &revoked, &hash, now)? else {
+                // Revoked since the snapshot.
                 return Ok(RefreshUse::Unknown);
             };
-            if t.record.expires_at <= now {
-                return Ok(RefreshUse::Unknown);
-            }
-            let revoked_until = w
-                .open_table(REVOKED)
-                .redb()?
-                .get(t.record.family.as_str())
-                .redb()?
-                .map(|v| v.value());
-            if revoked_until.is_some_and(|until| until > now) {
-                return Ok(RefreshUse::Unknown);
-            }
             if t.used {
-                return Ok(RefreshUse::Reused(t.record));
+                return Ok(t.reused());
             }
             t.used = true;
+            t.used_at = Some(now);
             tokens
                 .insert(hash.as_str(), to_json(&t)?.as_slice())
                 .redb()?;
@@ -617,6 +672,12 @@ struct StoredIdempotency {
     fingerprint: String,
     /// Unix milliseconds; an entry at or past it counts as absent.
     expires_at: UnixMillis,
+    /// The post's timestamps when the key was claimed: a replay that writes the post again
+    /// (it was deleted since) writes it as it was, same feed keys (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    updated_at: Option<UnixMillis>,
 }
 
 /// The feeds a post is listed in: the table and the scope key within it.
@@ -708,10 +769,13 @@ impl PostStore for EmbeddedRecords {
                             return Ok(Created::Replayed(p));
                         }
                         // The post was deleted since. The fingerprint matched, so this
-                        // request's content is that post's: write it again under the id the
-                        // key stands for (as the CQL backend does), so every retry still
-                        // converges on one post. The key keeps its expiry.
+                        // request's content is that post's: write it again under the id and
+                        // timestamps the key recorded (as the CQL backend does), so every
+                        // retry still converges on one post with one `created_at`. The key
+                        // keeps its expiry.
                         post.id = f.post_id;
+                        post.created_at = f.created_at.unwrap_or(post.created_at);
+                        post.updated_at = f.updated_at.unwrap_or(post.updated_at);
                     }
                     found => {
                         // Absent or expired (not pruned yet): the key is this post's now.
@@ -724,6 +788,8 @@ impl PostStore for EmbeddedRecords {
                             post_id: post.id.clone(),
                             fingerprint: i.fingerprint.clone(),
                             expires_at,
+                            created_at: Some(post.created_at),
+                            updated_at: Some(post.updated_at),
                         })?;
                         keys.insert(key, stored.as_slice()).redb()?;
                         by_expiry.insert((expires_at, key.0, key.1), ()).redb()?;
@@ -752,18 +818,21 @@ impl PostStore for EmbeddedRecords {
             return Err(RecordError::Invalid("a replaced post keeps its id".into()));
         }
         let json = to_exact(new, new.location)?;
-        let (old, new) = (old.clone(), new.clone());
+        let (expected, new) = (old.updated_at, new.clone());
+        // Compare-and-set inside the write transaction: no other write runs between the check
+        // and the replacement. A failed check returns `Err`, which aborts: nothing is written.
         self.write(move |w| {
             let mut posts = w.open_table(POSTS).redb()?;
             let Some(stored) = get_exact::<Post>(&posts, new.id.as_str())? else {
                 // Deleted since the caller read it: an edit does not bring it back.
-                return Ok(());
+                return Err(RecordError::Conflict("post"));
             };
-            // Normally the same post; if not, the stored one is what the feeds list.
-            remove_feeds(w, &stored)?;
-            if stored != old {
-                remove_feeds(w, &old)?;
+            if stored.updated_at != expected {
+                // Edited since the caller read it: not overwritten.
+                return Err(RecordError::Conflict("post"));
             }
+            // The stored post is what the feeds list.
+            remove_feeds(w, &stored)?;
             posts.insert(new.id.as_str(), json.as_slice()).redb()?;
             put_feeds(w, &new)?;
             Ok(())
@@ -1008,9 +1077,14 @@ mod tests {
             s.use_refresh("h1", 1_000).await.unwrap(),
             RefreshUse::Fresh(r1.clone())
         );
+        // Reused, with the time of the use that spent it.
         assert_eq!(
             s.use_refresh("h1", 1_001).await.unwrap(),
-            RefreshUse::Reused(r1.clone())
+            RefreshUse::Reused(r1.clone(), 1_000)
+        );
+        assert_eq!(
+            s.use_refresh("h1", 2_000).await.unwrap(),
+            RefreshUse::Reused(r1.clone(), 1_000)
         );
         assert_eq!(
             s.use_refresh("nope", 1_000).await.unwrap(),
@@ -1057,25 +1131,88 @@ mod tests {
                 .await
                 .unwrap();
         }
-        s.put_refresh(&refresh("live", "g", u64::MAX))
-            .await
-            .unwrap();
+        for i in 0..4 {
+            s.put_refresh(&refresh(&format!("live{i}"), "g", u64::MAX))
+                .await
+                .unwrap();
+        }
         s.revoke_family("f", 2_000).await.unwrap();
         let later = 10_000 + PRUNE_GRACE_MS;
+        let all = PRUNE_BATCH as u64 + 3 + 4;
+        // Pruning rides on writes that happen anyway (spending a live token); a use that
+        // writes nothing (an unknown or expired token) prunes nothing.
+        s.use_refresh("x", later).await.unwrap();
+        s.use_refresh("old0", later).await.unwrap();
+        assert_eq!(table_len(&s, REFRESH), all);
         // Within the grace period nothing goes.
-        s.use_refresh("x", 1_000 + PRUNE_GRACE_MS).await.unwrap();
-        assert_eq!(table_len(&s, REFRESH), PRUNE_BATCH as u64 + 4);
-        s.use_refresh("x", later).await.unwrap();
-        assert_eq!(table_len(&s, REFRESH), 4, "one batch per write");
+        s.use_refresh("live0", 1_000 + PRUNE_GRACE_MS)
+            .await
+            .unwrap();
+        assert_eq!(table_len(&s, REFRESH), all);
+        s.use_refresh("live1", later).await.unwrap();
+        assert_eq!(
+            table_len(&s, REFRESH),
+            all - PRUNE_BATCH as u64,
+            "one batch per write"
+        );
         assert_eq!(table_len(&s, REVOKED), 0);
-        s.use_refresh("x", later).await.unwrap();
-        assert_eq!(table_len(&s, REFRESH), 1);
-        assert_eq!(table_len(&s, REFRESH_BY_EXPIRY), 1);
+        s.use_refresh("live2", later).await.unwrap();
+        assert_eq!(table_len(&s, REFRESH), 4);
+        assert_eq!(table_len(&s, REFRESH_BY_EXPIRY), 4);
         assert_eq!(table_len(&s, REVOKED_BY_UNTIL), 0);
         assert!(matches!(
-            s.use_refresh("live", later).await.unwrap(),
+            s.use_refresh("live3", later).await.unwrap(),
             RefreshUse::Fresh(_)
         ));
+    }
+
+    /// A use that finds nothing to spend (unknown, expired, revoked, already spent) does not
+    /// open a write transaction: it answers while another writer holds redb's write lock,
+    /// where anything calling `begin_write` would wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uses_that_spend_nothing_do_not_wait_for_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedRecords::open(dir.path()).await.unwrap();
+        let now = 5_000;
+        s.put_refresh(&refresh("spent", "f1", 10_000))
+            .await
+            .unwrap();
+        s.put_refresh(&refresh("expired", "f1", now)).await.unwrap();
+        s.put_refresh(&refresh("revoked", "f2", 10_000))
+            .await
+            .unwrap();
+        s.put_refresh(&refresh("live", "f1", 10_000)).await.unwrap();
+        s.revoke_family("f2", 10_000).await.unwrap();
+        assert!(matches!(
+            s.use_refresh("spent", 1_000).await.unwrap(),
+            RefreshUse::Fresh(_)
+        ));
+
+        let writer = s.db.begin_write().unwrap();
+        let quick = std::time::Duration::from_secs(5);
+        for (hash, want) in [
+            ("made-up", RefreshUse::Unknown),
+            ("expired", RefreshUse::Unknown),
+            ("revoked", RefreshUse::Unknown),
+            (
+                "spent",
+                RefreshUse::Reused(refresh("spent", "f1", 10_000), 1_000),
+            ),
+        ] {
+            let got = tokio::time::timeout(quick, s.use_refresh(hash, now))
+                .await
+                .unwrap_or_else(|_| panic!("{hash}: waited for the write lock"));
+            assert_eq!(got.unwrap(), want, "{hash}");
+        }
+        // The check can tell: spending a live token does wait for the writer.
+        let spend = tokio::spawn({
+            let s = s.clone();
+            async move { s.use_refresh("live", now).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!spend.is_finished(), "spending must take the write lock");
+        drop(writer);
+        assert!(matches!(spend.await.unwrap(), RefreshUse::Fresh(_)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1093,7 +1230,7 @@ mod tests {
         for t in tasks {
             match t.await.unwrap() {
                 RefreshUse::Fresh(_) => fresh += 1,
-                RefreshUse::Reused(_) => {}
+                RefreshUse::Reused(_, at) => assert_eq!(at, 1),
                 RefreshUse::Unknown => panic!("the token exists"),
             }
         }
@@ -1340,6 +1477,8 @@ mod tests {
                 post_id: PostId("p1".into()),
                 fingerprint: "f".into(),
                 expires_at: 10,
+                created_at: Some(1),
+                updated_at: Some(1),
             })
             .unwrap();
             let mut keys = w.open_table(IDEMPOTENCY).unwrap();
@@ -1362,12 +1501,14 @@ mod tests {
         );
         assert_eq!(table_len(&s, IDEMPOTENCY), 2);
         assert_eq!(table_len(&s, IDEMPOTENCY_BY_EXPIRY), 2);
-        // A deleted post has nothing to replay: a retry writes it again under the key's id,
-        // so retries still converge on one post.
+        // A deleted post has nothing to replay: a retry writes it again under the key's id
+        // and timestamps, so retries still converge on one post with one `created_at`.
         s.delete_post(&fresh).await.unwrap();
         let retry = post("p5", "u", "pl", 5, SEOUL);
         let mut expected = retry.clone();
         expected.id = fresh.id.clone();
+        expected.created_at = fresh.created_at;
+        expected.updated_at = fresh.updated_at;
         assert_eq!(
             s.create_post(&retry, Some(&key("other"))).await.unwrap(),
             Created::Created(expected.clone())
@@ -1408,15 +1549,69 @@ mod tests {
         );
         assert_eq!(one(Scope::Author(AccountId("u".into()))).await, 1);
 
+        // An edit from a stale copy (the first version) is refused, and writes nothing.
+        let mut late = old.clone();
+        late.draft.text = "늦은 수정".into();
+        late.updated_at = 3;
+        let e = s.replace_post(&old, &late).await.unwrap_err();
+        assert!(matches!(e, RecordError::Conflict("post")), "{e}");
+        assert_eq!(s.post(&old.id).await.unwrap(), Some(new.clone()));
+        assert_eq!(one(Scope::Place(PlaceId("pl1".into()))).await, 0);
+        assert_eq!(one(Scope::Place(PlaceId("pl2".into()))).await, 1);
+
         s.delete_post(&new).await.unwrap();
         assert_eq!(s.post(&old.id).await.unwrap(), None);
         for t in [POSTS_BY_AUTHOR, POSTS_BY_PLACE, POSTS_BY_CELL] {
             assert_eq!(table_len(&s, t), 0);
         }
         assert_eq!(table_len(&s, POSTS), 0);
-        // An edit racing the delete does not bring the post back.
-        s.replace_post(&new, &new).await.unwrap();
+        // An edit racing the delete is a conflict and does not bring the post back.
+        let e = s.replace_post(&new, &new).await.unwrap_err();
+        assert!(matches!(e, RecordError::Conflict("post")), "{e}");
         assert_eq!(s.post(&old.id).await.unwrap(), None);
-        assert_eq!(table_len(&s, POSTS_BY_AUTHOR), 0);
+        for t in [POSTS_BY_AUTHOR, POSTS_BY_PLACE, POSTS_BY_CELL] {
+            assert_eq!(table_len(&s, t), 0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_edits_from_one_version_apply_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedRecords::open(dir.path()).await.unwrap();
+        let old = post("p1", "u", "pl1", 1, SEOUL);
+        s.create_post(&old, None).await.unwrap();
+        let edits: Vec<Post> = (0..8u64)
+            .map(|i| {
+                let mut e = old.clone();
+                e.draft.text = format!("edit {i}");
+                e.draft.place_id = PlaceId(format!("pl{}", i + 2));
+                e.updated_at = 2 + i;
+                e
+            })
+            .collect();
+        let tasks: Vec<_> = edits
+            .iter()
+            .map(|e| {
+                let (s, old, e) = (s.clone(), old.clone(), e.clone());
+                tokio::spawn(async move { s.replace_post(&old, &e).await })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(()) => won.push(i),
+                Err(RecordError::Conflict("post")) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "{won:?}");
+        let winner = &edits[won[0]];
+        assert_eq!(s.post(&old.id).await.unwrap().as_ref(), Some(winner));
+        // Only the winner's feed rows.
+        for t in [POSTS_BY_AUTHOR, POSTS_BY_PLACE, POSTS_BY_CELL] {
+            assert_eq!(table_len(&s, t), 1);
+        }
+        let at = Scope::Place(winner.draft.place_id.clone());
+        assert_eq!(ids(&s.posts_in_scope(&at, None, 10).await.unwrap()), ["p1"]);
     }
 }

@@ -41,6 +41,9 @@ pub enum RecordError {
     /// A unique value (an email) is taken.
     #[error("{0} is already taken")]
     Taken(&'static str),
+    /// The record changed (or was deleted) since the caller read it: read again and retry.
+    #[error("the {0} changed since it was read; read it again")]
+    Conflict(&'static str),
     /// The idempotency key was used before with a different request body.
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyMismatch,
@@ -91,8 +94,9 @@ pub struct RefreshRecord {
 pub enum RefreshUse {
     /// Unspent and unexpired: now spent. The caller issues the next one in the family.
     Fresh(RefreshRecord),
-    /// Spent before: someone replayed it. The caller revokes the family.
-    Reused(RefreshRecord),
+    /// Spent before, at the given time: someone replayed it. The caller revokes the family
+    /// (unless it was spent a moment ago: a client's own concurrent refreshes).
+    Reused(RefreshRecord, UnixMillis),
     /// Never issued, expired, or its family was revoked.
     Unknown,
 }
@@ -152,8 +156,18 @@ pub struct NameCursor {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct CellCursor {
     cell: usize,
-    id: PlaceId,
+    /// Last place read in that cell; `None`: the cell from its start.
+    id: Option<PlaceId>,
 }
+
+/// Most index rows one listing request reads. A viewport that is a thin sliver of a large
+/// cell, or a "near me" circle far smaller than its cells, may filter away almost everything
+/// it reads: past this budget the request answers with what it found (perhaps nothing) and a
+/// `next` cursor that resumes the scan, so no single request does unbounded work.
+pub const SCAN_BUDGET: usize = 2_000;
+/// Rows asked per read of a viewport cell: a filtered scan should not pay one round trip per
+/// kept row.
+const CELL_BATCH: usize = 200;
 
 /// Opaque cursors: URL-safe base64 of JSON, so a client cannot mistake them for ids.
 pub fn encode_cursor<T: Serialize>(c: &T) -> String {
@@ -183,7 +197,10 @@ pub trait AccountStore {
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>>;
     /// Stores a refresh token until its expiry.
     async fn put_refresh(&self, r: &RefreshRecord) -> Result<()>;
-    /// Spends a refresh token, atomically: of two concurrent uses exactly one is `Fresh`.
+    /// Spends a refresh token, atomically: of two concurrent uses exactly one is `Fresh`, the
+    /// other `Reused` with the time of the first use. A token that is unknown, expired or
+    /// revoked is `Unknown`, and finding that out writes nothing (a flood of made-up tokens
+    /// must not queue behind the store's writes).
     async fn use_refresh(&self, hash: &str, now: UnixMillis) -> Result<RefreshUse>;
     /// Revokes every token of a family (logout, or reuse detected), until `until`.
     async fn revoke_family(&self, family: &str, until: UnixMillis) -> Result<()>;
@@ -258,7 +275,8 @@ pub trait PlaceStore {
         }
     }
 
-    /// Places inside a map viewport, cell by cell.
+    /// Places inside a map viewport, cell by cell. Reads at most [`SCAN_BUDGET`] index rows:
+    /// a page may then hold fewer than `limit` places (even none) with a `next` to go on.
     async fn places_in_bounds(
         &self,
         bounds: &Bounds,
@@ -279,28 +297,39 @@ pub trait PlaceStore {
             ));
         }
         let (mut cell, mut after) = match start {
-            Some(c) => (c.cell, Some(c.id)),
+            Some(c) => (c.cell, c.id),
             None => (0, None),
         };
+        let resume = |cell: usize, after: &Option<PlaceId>| {
+            Some(encode_cursor(&CellCursor {
+                cell,
+                id: after.clone(),
+            }))
+        };
         let mut items = Vec::with_capacity(limit);
+        let mut scanned = 0;
         while cell < cells.len() {
+            if scanned >= SCAN_BUDGET {
+                return Ok(Page {
+                    items,
+                    next: resume(cell, &after),
+                });
+            }
+            let batch = CELL_BATCH.max(limit + 1);
             let rows = self
-                .places_in_cell(&cells[cell], after.as_ref(), limit + 1)
+                .places_in_cell(&cells[cell], after.as_ref(), batch)
                 .await?;
-            let more_here = rows.len() > limit;
-            for p in rows.into_iter().take(limit) {
+            let more_here = rows.len() == batch;
+            scanned += rows.len();
+            for p in rows {
                 after = Some(p.id.clone());
                 // The cell is larger than the viewport: keep what is actually inside.
                 if geo::contains(bounds, p.location) {
                     items.push(p);
                     if items.len() == limit {
-                        let next = CellCursor {
-                            cell,
-                            id: after.clone().expect("set above"),
-                        };
                         return Ok(Page {
                             items,
-                            next: Some(encode_cursor(&next)),
+                            next: resume(cell, &after),
                         });
                     }
                 }
@@ -319,10 +348,16 @@ pub trait PlaceStore {
 pub trait PostStore {
     /// Stores a new post in every table. With an idempotency key, a second call by the same
     /// author with the same key returns the first post ([`Created::Replayed`]); the same key
-    /// with a different fingerprint is [`RecordError::IdempotencyMismatch`].
+    /// with a different fingerprint is [`RecordError::IdempotencyMismatch`]. Whatever the
+    /// interleaving of retries, one key yields one post with one `created_at`, so its feed
+    /// rows exist once (a retry that completes a stalled first write reuses the id and
+    /// timestamps the key recorded).
     async fn create_post(&self, post: &Post, idem: Option<&Idempotency>) -> Result<Created>;
     async fn post(&self, id: &PostId) -> Result<Option<Post>>;
-    /// Replaces `old` by `new` (same id, author and `created_at`) in every table.
+    /// Replaces `old` by `new` (same id, author and `created_at`) in every table, if the stored
+    /// post is still `old` (compared by `updated_at`, which every edit advances): a concurrent
+    /// edit is [`RecordError::Conflict`], never silently overwritten, and a post deleted
+    /// meanwhile is `Conflict` too (it is not brought back).
     async fn replace_post(&self, old: &Post, new: &Post) -> Result<()>;
     /// Removes a post from every table.
     async fn delete_post(&self, post: &Post) -> Result<()>;
@@ -345,7 +380,9 @@ pub trait PostStore {
         Ok(finish_feed(&mut items, limit))
     }
 
-    /// Recent posts about places within `radius_km` (at most [`geo::MAX_NEAR_KM`]) of `center`.
+    /// Recent posts about places within `radius_km` (at most [`geo::MAX_NEAR_KM`]) of `center`,
+    /// newest first. Reads at most about [`SCAN_BUDGET`] rows: a page may then hold fewer than
+    /// `limit` posts (even none) with a `next` that resumes where the scan stopped.
     async fn posts_near(
         &self,
         center: LatLng,
@@ -360,7 +397,7 @@ pub trait PostStore {
                 geo::MAX_NEAR_KM
             )));
         }
-        let cells = geo::cover(
+        let mut cells = geo::cover(
             &geo::circle_bounds(center, radius_km),
             geo::POST_PRECISION,
             geo::MAX_CELLS * 2,
@@ -368,31 +405,54 @@ pub trait PostStore {
         .ok_or_else(|| RecordError::Invalid("radius too large this close to a pole".into()))?;
         let mut before: Option<PostCursor> = cursor.map(decode_cursor).transpose()?;
         let mut items: Vec<Post> = Vec::with_capacity(limit + 1);
+        let mut scanned = 0;
+        // Rows asked per cell: `limit + 1` first; doubled (up to a batch) while the circle
+        // filters rows away, so a sparse circle costs few round trips.
+        let mut take = limit + 1;
         loop {
-            // The newest `limit + 1` of the union are among each cell's newest `limit + 1`.
+            // The newest `take` of the union are among each cell's newest `take`.
             let mut merged = Vec::new();
-            let mut exhausted = true;
+            // Per cell: did it return everything it has below the cursor, and its oldest row.
+            let mut seen = Vec::with_capacity(cells.len());
             for cell in &cells {
                 let rows = self
-                    .posts_in_scope(&Scope::Cell(cell.clone()), before.as_ref(), limit + 1)
+                    .posts_in_scope(&Scope::Cell(cell.clone()), before.as_ref(), take)
                     .await?;
-                exhausted &= rows.len() <= limit;
+                scanned += rows.len();
+                seen.push((rows.len() < take, rows.last().map(PostCursor::of)));
                 merged.extend(rows);
             }
             merged.sort_by(|a, b| PostCursor::of(b).cmp(&PostCursor::of(a)));
-            merged.truncate(limit + 1);
-            let last = merged.last().map(PostCursor::of);
-            let full = merged.len() > limit;
+            merged.truncate(take);
+            let complete = merged.len() < take;
+            let Some(last) = merged.last().map(PostCursor::of) else {
+                return Ok(finish_feed(&mut items, limit));
+            };
             // Cells are squares; the circle is what was asked for.
             items.extend(
                 merged
                     .into_iter()
                     .filter(|p| geo::distance_km(center, p.location) <= radius_km),
             );
-            if items.len() > limit || (exhausted && !full) || last.is_none() {
+            if items.len() > limit || complete {
                 return Ok(finish_feed(&mut items, limit));
             }
-            before = last;
+            // A cell that returned all it has, none of it cut by the merge (its oldest row is
+            // not older than the new cursor), has nothing left below the cursor: stop asking.
+            let mut flags = seen.iter();
+            cells.retain(|_| {
+                let (exhausted, oldest) = flags.next().expect("one flag per cell");
+                !exhausted || oldest.as_ref().is_some_and(|o| *o < last)
+            });
+            before = Some(last);
+            if cells.is_empty() {
+                return Ok(finish_feed(&mut items, limit));
+            }
+            if scanned >= SCAN_BUDGET {
+                let next = before.as_ref().map(encode_cursor);
+                return Ok(Page { items, next });
+            }
+            take = (take * 2).min(CELL_BATCH.max(limit + 1));
         }
     }
 }
@@ -531,6 +591,7 @@ impl PostStore for Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wagu_proto::records::{Place, PostId};
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
@@ -546,6 +607,106 @@ mod tests {
         assert_eq!(decode_cursor::<NameCursor>(&s).unwrap(), c);
         for bad in ["", "a", "!!!!", "eyJ4Ijox", &"A".repeat(2000)] {
             assert!(decode_cursor::<NameCursor>(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn place(id: String, lat: f64, lng: f64) -> Place {
+        Place {
+            id: PlaceId(id),
+            name: "Sliver Diner".into(),
+            category: String::new(),
+            address: String::new(),
+            location: LatLng { lat, lng },
+            phone: None,
+            hours: None,
+        }
+    }
+
+    /// A viewport that is a thin sliver of a city-sized cell must not read the whole cell for
+    /// one page: past the budget it answers short, with a `next` that resumes the scan.
+    #[tokio::test]
+    async fn filtered_listings_stop_at_the_scan_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = embedded::EmbeddedRecords::open(dir.path()).await.unwrap();
+        let crowd = SCAN_BUDGET + 500;
+        for i in 0..crowd {
+            let p = place(format!("a{i:05}"), 37.60, 126.97 + i as f64 * 1e-5);
+            s.put_place(&p).await.unwrap();
+        }
+        // The one place inside the sliver sorts after the crowd in its cell.
+        s.put_place(&place("zz-inside".into(), 37.5500_5, 126.97))
+            .await
+            .unwrap();
+        let sliver = Bounds {
+            sw: LatLng {
+                lat: 37.55,
+                lng: 126.0,
+            },
+            ne: LatLng {
+                lat: 37.5501,
+                lng: 127.5,
+            },
+        };
+        assert!(
+            geo::place_cover(&sliver)
+                .unwrap()
+                .iter()
+                .all(|c| c.len() == 4)
+        );
+        let first = s.places_in_bounds(&sliver, None, 1).await.unwrap();
+        assert!(
+            first.items.is_empty(),
+            "the budget ends the first page early"
+        );
+        let mut next = first.next.expect("a cursor to go on");
+        let mut found = Vec::new();
+        for _ in 0..10 {
+            let page = s.places_in_bounds(&sliver, Some(&next), 1).await.unwrap();
+            found.extend(page.items.into_iter().map(|p| p.id.0));
+            match page.next {
+                Some(n) => next = n,
+                None => break,
+            }
+        }
+        assert_eq!(found, vec!["zz-inside".to_string()]);
+
+        // "Near me" with a tiny radius over a cell full of posts elsewhere: bounded too.
+        for i in 0..crowd as u64 {
+            let post = Post {
+                id: PostId(format!("p{i:06}")),
+                author: AccountId("a".into()),
+                author_name: "A".into(),
+                place_name: "Crowd".into(),
+                location: LatLng {
+                    lat: 37.5660,
+                    lng: 126.9800,
+                },
+                created_at: 1_000_000 + i,
+                updated_at: 1_000_000 + i,
+                draft: wagu_proto::records::PostDraft {
+                    place_id: PlaceId("a00001".into()),
+                    visit_date: "2026-11-20".into(),
+                    menu: vec![],
+                    rating: 3,
+                    text: String::new(),
+                    photos: vec![],
+                    text_origin: Default::default(),
+                },
+            };
+            s.create_post(&post, None).await.unwrap();
+        }
+        let here = LatLng {
+            lat: 37.5660,
+            lng: 126.9810,
+        };
+        let page = s.posts_near(here, 0.01, None, 1).await.unwrap();
+        assert!(page.items.is_empty());
+        let mut next = page.next.expect("the budget stops the scan with a cursor");
+        let mut pages = 1;
+        while let Some(n) = s.posts_near(here, 0.01, Some(&next), 1).await.unwrap().next {
+            next = n;
+            pages += 1;
+            assert!(pages < 10, "every page reads about {SCAN_BUDGET} rows");
         }
     }
 }
