@@ -35,6 +35,8 @@ pub struct AppState {
     pub records: Records,
     /// Signs and verifies access tokens.
     pub tokens: Arc<Tokens>,
+    /// Social log-in providers.
+    pub oidc: Arc<crate::auth::oidc::Oidc>,
     pub metrics: PrometheusHandle,
     pub connections: Arc<AtomicUsize>,
     /// Per-address limit on creating rooms and streams.
@@ -138,6 +140,10 @@ impl App {
         let creates = Arc::new(crate::http::limit::CreateLimiter::new(
             config.rate.creates_per_minute,
         ));
+        let oidc = Arc::new(
+            crate::auth::oidc::Oidc::new(&config.auth.oidc, config.public_url())
+                .context("auth.oidc")?,
+        );
         let logins = Arc::new(crate::http::limit::CreateLimiter::new(
             config.rate.logins_per_minute,
         ));
@@ -153,6 +159,7 @@ impl App {
             blobs,
             records,
             tokens,
+            oidc,
             metrics,
             connections: Arc::new(AtomicUsize::new(0)),
             creates,

@@ -102,6 +102,28 @@ pub struct AuthConfig {
     /// the client's own concurrent refresh (refused, family kept); later, for a stolen copy
     /// (refused, family revoked).
     pub refresh_reuse_grace_secs: u64,
+    /// Social log-in providers (OpenID Connect: Kakao, Google, or any other issuer).
+    pub oidc: Vec<OidcProviderConfig>,
+}
+
+/// One OpenID Connect provider. The redirect URI to register with it is
+/// `{public_url}/api/auth/oidc/{name}/callback`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// Short name used in URLs: `[a-z0-9_-]{1,32}`.
+    pub name: String,
+    /// The issuer URL; its `/.well-known/openid-configuration` is read at first use.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Scopes asked for; `openid` is always included.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
 }
 
 impl Default for AuthConfig {
@@ -111,6 +133,7 @@ impl Default for AuthConfig {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
             refresh_reuse_grace_secs: 30,
+            oidc: Vec::new(),
         }
     }
 }
@@ -434,6 +457,37 @@ impl Config {
         }
         if self.auth.access_ttl_secs < 30 || self.auth.access_ttl_secs > 24 * 3600 {
             return bad("auth.access_ttl_secs", "must be 30 to 86400".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.auth.oidc {
+            let name_ok = (1..=32).contains(&p.name.len())
+                && p.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok || !names.insert(p.name.clone()) {
+                return bad(
+                    "auth.oidc.name",
+                    format!(
+                        "{:?} must be unique, 1 to 32 characters of [a-z0-9_-]",
+                        p.name
+                    ),
+                );
+            }
+            if !(p.issuer.starts_with("https://") || p.issuer.starts_with("http://")) {
+                return bad(
+                    "auth.oidc.issuer",
+                    format!("{:?} must be an http(s) URL", p.issuer),
+                );
+            }
+            if p.client_id.is_empty() || p.client_secret.is_empty() {
+                return bad(
+                    "auth.oidc.client_id",
+                    format!(
+                        "provider {}: client_id and client_secret are required",
+                        p.name
+                    ),
+                );
+            }
         }
         if self.auth.refresh_reuse_grace_secs > 300 {
             return bad(

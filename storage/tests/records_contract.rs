@@ -1,6 +1,6 @@
 //! The records contract: one suite, run against every backend, holding each to the rules of
-//! `wagu_storage::records` (accounts, refresh tokens, name and viewport search, posts with
-//! idempotency keys, feeds and "near me").
+//! `wagu_storage::records` (accounts, external identities, refresh tokens, name and viewport
+//! search, posts with idempotency keys, feeds and "near me").
 //!
 //! - `embedded_contract` runs it on a `redb` file in a temporary directory;
 //! - `cql_contract` runs it on the test bed's database (Cassandra 5 standing in for ScyllaDB)
@@ -233,6 +233,7 @@ async fn contract<S: AccountStore + PlaceStore + PostStore>(s: &S) {
         };
     }
     part!(accounts);
+    part!(identities);
     part!(refresh_tokens);
     part!(places_by_name);
     part!(place_moves);
@@ -342,6 +343,151 @@ async fn accounts<S: AccountStore>(s: &S, tag: &str) {
         None,
         "the account that lost is not stored"
     );
+}
+
+/// Accounts of an OpenID Connect log-in: one per (provider, subject), created once however
+/// many first log-ins race, and their email is not a login.
+async fn identities<S: AccountStore>(s: &S, tag: &str) {
+    let oidc = |who: &str, name: &str| AccountRecord {
+        password_hash: String::new(),
+        ..account(tag, who, name)
+    };
+    let subject = format!("{tag}-sub-1");
+    assert_eq!(
+        s.account_by_identity("kakao", &subject).await.unwrap(),
+        None,
+        "an identity never linked"
+    );
+
+    let first = oidc("kakao-1", "카카오 사용자");
+    assert_eq!(
+        s.create_account_for_identity(&first, "kakao", &subject)
+            .await
+            .expect("create_account_for_identity"),
+        first,
+        "a first log-in creates the account given"
+    );
+    assert_eq!(
+        s.account_by_identity("kakao", &subject).await.unwrap(),
+        Some(first.clone()),
+        "by identity"
+    );
+    assert_eq!(
+        s.account(&first.id).await.unwrap(),
+        Some(first.clone()),
+        "by id"
+    );
+
+    // A later first log-in through the same identity (another fresh id) gets the linked
+    // account and creates nothing.
+    let second = AccountRecord {
+        id: AccountId(rand_id()),
+        display_name: "Second".into(),
+        ..first.clone()
+    };
+    assert_eq!(
+        s.create_account_for_identity(&second, "kakao", &subject)
+            .await
+            .unwrap(),
+        first,
+        "an identity already linked returns its account"
+    );
+    assert_eq!(
+        s.account(&second.id).await.unwrap(),
+        None,
+        "no second account for a linked identity"
+    );
+    assert_eq!(
+        s.account_by_identity("kakao", &subject).await.unwrap(),
+        Some(first.clone()),
+        "the identity still leads to the first account"
+    );
+
+    // The same subject under another provider is another identity.
+    assert_eq!(
+        s.account_by_identity("google", &subject).await.unwrap(),
+        None,
+        "the subject under another provider is not linked"
+    );
+    let elsewhere = oidc("google-1", "Google User");
+    assert_eq!(
+        s.create_account_for_identity(&elsewhere, "google", &subject)
+            .await
+            .unwrap(),
+        elsewhere,
+        "the same subject under another provider gets its own account"
+    );
+    assert_eq!(
+        s.account_by_identity("google", &subject).await.unwrap(),
+        Some(elsewhere.clone())
+    );
+    assert_eq!(
+        s.account_by_identity("kakao", &subject).await.unwrap(),
+        Some(first.clone()),
+        "linking another provider's subject leaves this one alone"
+    );
+
+    // The email of an identity's account is not claimed: a password sign-up can take it.
+    assert_eq!(
+        s.account_by_email(&first.email).await.unwrap(),
+        None,
+        "an identity's email is not a login"
+    );
+    let password = AccountRecord {
+        id: AccountId(rand_id()),
+        display_name: "Password".into(),
+        password_hash: PHC.into(),
+        ..first.clone()
+    };
+    s.create_account(&password)
+        .await
+        .expect("a password sign-up with the email of an identity's account");
+    assert_eq!(
+        s.account_by_email(&first.email).await.unwrap(),
+        Some(password.clone()),
+        "the email leads to the password account"
+    );
+    assert_eq!(
+        s.account_by_identity("kakao", &subject).await.unwrap(),
+        Some(first.clone()),
+        "the identity still leads to its own account"
+    );
+
+    // Concurrent first log-ins through one identity: one account, the same for both.
+    for round in 0..4 {
+        let subject = format!("{tag}-race-{round}");
+        let one = oidc(&format!("race-{round}-a"), "One");
+        let two = oidc(&format!("race-{round}-b"), "Two");
+        let (r1, r2) = tokio::join!(
+            s.create_account_for_identity(&one, "kakao", &subject),
+            s.create_account_for_identity(&two, "kakao", &subject)
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        assert_eq!(
+            r1.id, r2.id,
+            "round {round}: concurrent first log-ins return the same account"
+        );
+        let (winner, loser) = if r1.id == one.id {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
+        assert_eq!(
+            r1, *winner,
+            "round {round}: the account returned is one of the two given"
+        );
+        assert_eq!(r2, *winner, "round {round}: both get the winner's account");
+        assert_eq!(
+            s.account_by_identity("kakao", &subject).await.unwrap(),
+            Some(winner.clone()),
+            "round {round}: the identity leads to the winner"
+        );
+        assert_eq!(
+            s.account(&loser.id).await.unwrap(),
+            None,
+            "round {round}: the loser's account is not stored"
+        );
+    }
 }
 
 fn refresh_record(account: &AccountId, family: &str, expires_at: UnixMillis) -> RefreshRecord {

@@ -113,7 +113,7 @@ fn public(a: &AccountRecord) -> Account {
 }
 
 /// Issues an access token and a refresh token in `family` (a new family at log-in).
-async fn session(
+pub(crate) async fn session(
     app: &AppState,
     a: &AccountRecord,
     family: String,
@@ -195,13 +195,16 @@ pub async fn login(
         return Err(bad_credentials());
     }
     let found = app.records.account_by_email(&email).await?;
+    // An account made by a social log-in has no password: verify against the decoy, and
+    // fail, like an unknown email.
     let phc = match &found {
-        Some(a) => a.password_hash.clone(),
-        None => password::decoy().await,
+        Some(a) if !a.password_hash.is_empty() => a.password_hash.clone(),
+        _ => password::decoy().await,
     };
     let ok = password::verify(req.password, phc)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::internal)?
+        && found.as_ref().is_some_and(|a| !a.password_hash.is_empty());
     match found {
         Some(a) if ok => Ok(Json(session(&app, &a, token::random_id()).await?)),
         _ => {

@@ -3,10 +3,11 @@
 //! `/api/posts`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
 //! `/readyz`) and `/metrics`.
 
-mod accounts;
+pub(crate) mod accounts;
 pub mod body;
 mod health;
 pub mod limit;
+mod oidc;
 pub mod openapi;
 mod places;
 mod posts;
@@ -27,6 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/login", post(accounts::login))
         .route("/api/auth/refresh", post(accounts::refresh))
         .route("/api/auth/logout", post(accounts::logout))
+        .route("/api/auth/oidc", get(oidc::providers))
+        .route("/api/auth/oidc/{name}/start", get(oidc::start))
+        .route("/api/auth/oidc/{name}/callback", get(oidc::callback))
         .route("/api/me", get(accounts::me))
         .route("/api/accounts/{id}", get(accounts::get))
         .route("/api/accounts/{id}/posts", get(posts::by_author))

@@ -5,7 +5,7 @@
 //! What it does not cover: the WebSocket protocol (JSON Schemas in `docs/schema/`, prose in
 //! `docs/PROTOCOL.md`) and the room/stream creation endpoints (documented there too).
 
-use crate::http::{accounts, places, posts};
+use crate::http::{accounts, oidc, places, posts};
 use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,6 +21,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid`, `unauthenticated`, `token_expired`,
     /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`, `conflict`,
+    /// `unknown_provider`, `invalid_state`, `oidc_denied`, `oidc_failed`,
     /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
     /// `rate_limited`, `too_large`, `unavailable`, `internal`.
     pub code: String,
@@ -50,7 +51,7 @@ impl Modify for Bearer {
     info(title = "Wagu records API", description = "Accounts, places (restaurants) and posts (visit reviews). Every error is JSON `{\"error\": {\"code\", \"message\"}}`."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
-        accounts::get,
+        accounts::get, oidc::providers, oidc::start, oidc::callback,
         places::search, places::get, places::create,
         posts::create, posts::get, posts::edit, posts::delete, posts::near, posts::by_author,
         posts::by_place,
@@ -76,6 +77,9 @@ mod tests {
             ("/api/auth/login", "post"),
             ("/api/auth/refresh", "post"),
             ("/api/auth/logout", "post"),
+            ("/api/auth/oidc", "get"),
+            ("/api/auth/oidc/{name}/start", "get"),
+            ("/api/auth/oidc/{name}/callback", "get"),
             ("/api/me", "get"),
             ("/api/accounts/{id}", "get"),
             ("/api/accounts/{id}/posts", "get"),

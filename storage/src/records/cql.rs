@@ -12,6 +12,7 @@
 //! |---|---|---|---|
 //! | `accounts` | `id` | account by id | one row |
 //! | `accounts_by_email` | `email` | login; unique emails (LWT `IF NOT EXISTS`) | one row |
+//! | `identities` | `((provider, subject))` | OpenID Connect log-in: the account linked to a provider's subject; one account per identity (LWT `IF NOT EXISTS`) | one row |
 //! | `refresh_tokens` | `hash` | spending a refresh token (LWT `IF used = false`, recording `used_at`), TTL until expiry | one row |
 //! | `refresh_families_revoked` | `family` | "is this family revoked", TTL until the revocation ends | one row |
 //! | `places` | `id` | place by id; "any place at all" | one row |
@@ -41,6 +42,14 @@
 //! write the same rows (feed rows are keyed by `(created_at, id)`), so the post is listed
 //! once and one deletion removes it everywhere.
 //!
+//! Accounts of an external identity: `create_account_for_identity` claims the identity first
+//! (an LWT storing the new account's id), then writes the `accounts` row. A concurrent first
+//! log-in that loses the claim reads the winner's id from the LWT's answer and returns that
+//! account, polling briefly while the winner's row is not written yet. If it still is not (the
+//! winner failed between its claim and its row), the loser writes its own record under the
+//! claimed id, so a failed first log-in never leaves an identity linked to nothing. The
+//! account's email is not claimed in `accounts_by_email`.
+//!
 //! Edits are a compare-and-set, and the exception to "base table last": `replace_post` writes
 //! the whole `posts` row as one LWT, `UPDATE posts SET <every column> WHERE id = ? IF
 //! updated_at = ?` (the `updated_at` the editor read; no row fails the condition too, so an
@@ -60,7 +69,8 @@
 //! Schema changes: `migrate` only creates what does not exist. `refresh_tokens.used_at` and
 //! `post_idempotency.created_at` / `updated_at` are part of `CREATE TABLE IF NOT EXISTS`, so a
 //! keyspace created before them needs `ALTER TABLE … ADD` by hand (statements preparing
-//! against it fail with "undefined column").
+//! against it fail with "undefined column"). A new table (`identities`) needs nothing: the
+//! next `migrate` (start-up runs one) creates it in an existing keyspace.
 //!
 //! What it does not do: Scylla-only CQL (`USING TIMEOUT`, `BYPASS CACHE`, …), so Cassandra 5
 //! runs it too; moving a place's index rows atomically with a concurrent `put_place` of the
@@ -106,6 +116,10 @@ const MAX_TTL_SECS: u64 = 630_720_000;
 /// store its post before writing it itself.
 const IDEM_POLLS: u32 = 5;
 const IDEM_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a first log-in that lost the claim of an identity waits for the winner to write
+/// its account row before writing it itself.
+const IDENTITY_POLLS: u32 = 5;
+const IDENTITY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Rows per page when listing a feed's buckets: a scope has about twelve a year.
 const BUCKET_PAGE: i32 = 64;
 
@@ -185,6 +199,10 @@ fn schema(ks: &str, replication_factor: u32) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.accounts_by_email (email text, id text, \
              PRIMARY KEY (email))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.identities (provider text, subject text, \
+             account text, PRIMARY KEY ((provider, subject)))"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.refresh_tokens (hash text, account text, \
@@ -269,6 +287,8 @@ struct Stmts {
     insert_account: PreparedStatement,
     account: PreparedStatement,
     email: PreparedStatement,
+    claim_identity: PreparedStatement,
+    identity: PreparedStatement,
     insert_refresh: PreparedStatement,
     refresh: PreparedStatement,
     spend_refresh: PreparedStatement,
@@ -400,6 +420,20 @@ impl Stmts {
             email: prep(
                 s,
                 format!("SELECT id FROM {ks}.accounts_by_email WHERE email = ?"),
+            )
+            .await?,
+            // Not applied: the answer carries the existing row, so the linked account's id.
+            claim_identity: prep(
+                s,
+                format!(
+                    "INSERT INTO {ks}.identities (provider, subject, account) VALUES (?, ?, ?) \
+                     IF NOT EXISTS"
+                ),
+            )
+            .await?,
+            identity: prep(
+                s,
+                format!("SELECT account FROM {ks}.identities WHERE provider = ? AND subject = ?"),
             )
             .await?,
             insert_refresh: prep(
@@ -1106,6 +1140,79 @@ impl AccountStore for CqlRecords {
         }
     }
 
+    async fn account_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<AccountRecord>> {
+        let id = self
+            .one(&self.st.identity, (provider, subject), |c| {
+                c.get::<String>("account")
+            })
+            .await?;
+        match id {
+            // Claimed, its account row not written yet (a first log-in in progress): none.
+            Some(id) => self.account(&AccountId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn create_account_for_identity(
+        &self,
+        a: &AccountRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<AccountRecord> {
+        // The claim decides between concurrent first log-ins: one LWT applies, the others
+        // are told the winner's account id.
+        let (applied, linked) = self
+            .one(
+                &self.st.claim_identity,
+                (provider, subject, a.id.as_str()),
+                |c| Ok((c.get::<bool>("[applied]")?, c.opt::<String>("account")?)),
+            )
+            .await?
+            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+        let account = match (applied, linked) {
+            (true, _) => a.clone(),
+            // Our own earlier attempt (a retry after a timeout) claimed it: carry on.
+            (false, Some(id)) if id == a.id.0 => a.clone(),
+            (false, Some(id)) => {
+                let id = AccountId(id);
+                for attempt in 0..=IDENTITY_POLLS {
+                    if let Some(linked) = self.account(&id).await? {
+                        return Ok(linked);
+                    }
+                    if attempt < IDENTITY_POLLS {
+                        tokio::time::sleep(IDENTITY_POLL_INTERVAL).await;
+                    }
+                }
+                // The winner has not written its row: it failed after its claim (or is
+                // stalled). Write this log-in's record under the claimed id; should the winner
+                // still write, its row replaces this one, either being the identity's account.
+                AccountRecord { id, ..a.clone() }
+            }
+            (false, None) => {
+                return Err(RecordError::cql(
+                    "a claim of an identity that did not apply returned no account",
+                ));
+            }
+        };
+        // No `accounts_by_email` claim: the email of an external identity is not a login.
+        self.exec(
+            &self.st.insert_account,
+            (
+                account.id.as_str(),
+                &account.email,
+                &account.display_name,
+                &account.password_hash,
+                big(account.created_at),
+            ),
+        )
+        .await?;
+        Ok(account)
+    }
+
     async fn put_refresh(&self, r: &RefreshRecord) -> Result<()> {
         self.exec(
             &self.st.insert_refresh,
@@ -1766,6 +1873,65 @@ mod tests {
         assert_eq!(
             r.use_refresh(&t.hash, now + 9).await.unwrap(),
             RefreshUse::Reused(t.clone(), now + 7)
+        );
+
+        // External identities. A retry of the same creation (same id) writes the row again.
+        let oidc = AccountRecord {
+            id: AccountId("oidc1".into()),
+            email: "kim@example.com".into(),
+            password_hash: String::new(),
+            ..a.clone()
+        };
+        assert_eq!(
+            r.create_account_for_identity(&oidc, "kakao", "42")
+                .await
+                .unwrap(),
+            oidc
+        );
+        assert_eq!(
+            r.create_account_for_identity(&oidc, "kakao", "42")
+                .await
+                .unwrap(),
+            oidc
+        );
+        assert_eq!(
+            r.account_by_identity("kakao", "42").await.unwrap(),
+            Some(oidc.clone())
+        );
+        // The email stays with the password account.
+        assert_eq!(
+            r.account_by_email("kim@example.com").await.unwrap(),
+            Some(a.clone())
+        );
+        // A claim whose account row was never written (the first log-in failed right after
+        // its claim): nothing to find, and the next log-in writes its record under the
+        // claimed id.
+        let claim = r
+            .one(&r.st.claim_identity, ("kakao", "43", "stray"), |c| {
+                c.get::<bool>("[applied]")
+            })
+            .await
+            .unwrap();
+        assert_eq!(claim, Some(true));
+        assert_eq!(r.account_by_identity("kakao", "43").await.unwrap(), None);
+        let late = AccountRecord {
+            id: AccountId("oidc2".into()),
+            ..oidc.clone()
+        };
+        let repaired = AccountRecord {
+            id: AccountId("stray".into()),
+            ..oidc.clone()
+        };
+        assert_eq!(
+            r.create_account_for_identity(&late, "kakao", "43")
+                .await
+                .unwrap(),
+            repaired
+        );
+        assert_eq!(r.account(&late.id).await.unwrap(), None);
+        assert_eq!(
+            r.account_by_identity("kakao", "43").await.unwrap(),
+            Some(repaired)
         );
     }
 

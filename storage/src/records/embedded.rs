@@ -14,6 +14,7 @@
 //! | `meta` | name | `schema` version |
 //! | `accounts` | account id | JSON [`AccountRecord`] |
 //! | `accounts_by_email` | email | account id |
+//! | `identities` | (OpenID Connect provider, subject) | account id |
 //! | `refresh_tokens` | token hash | JSON `{record, used, used_at}` |
 //! | `refresh_by_expiry` | (expires_at, hash) | — (for pruning) |
 //! | `revoked_families` | family | revoked until |
@@ -43,6 +44,8 @@
 //! as optional JSON fields, so older files still read. A token spent before `used_at` was
 //! recorded reports it as 0 (long ago: the caller treats the reuse as a replay); an older
 //! idempotency entry without timestamps lets a replay after deletion keep its own.
+//! `identities` was added to version 1 as a new table: opening an older file creates it
+//! (empty), as it creates every missing table.
 //!
 //! What it does not do: multi-process access. redb locks the file, so one server owns a data
 //! directory; a second one on the same directory fails at start-up instead of corrupting it.
@@ -76,6 +79,8 @@ const SCHEMA_KEY: &str = "schema";
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 const ACCOUNTS_BY_EMAIL: TableDefinition<&str, &str> = TableDefinition::new("accounts_by_email");
+/// (provider, subject) → account id: accounts created through an OpenID Connect log-in.
+const IDENTITIES: TableDefinition<(&str, &str), &str> = TableDefinition::new("identities");
 const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
 const REFRESH_BY_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("refresh_by_expiry");
@@ -188,6 +193,7 @@ fn open_blocking(dir: &Path) -> Result<Database> {
     }
     w.open_table(ACCOUNTS).redb()?;
     w.open_table(ACCOUNTS_BY_EMAIL).redb()?;
+    w.open_table(IDENTITIES).redb()?;
     w.open_table(REFRESH).redb()?;
     w.open_table(REFRESH_BY_EXPIRY).redb()?;
     w.open_table(REVOKED).redb()?;
@@ -389,6 +395,64 @@ impl AccountStore for EmbeddedRecords {
                 Some(id) => get_json(&r.open_table(ACCOUNTS).redb()?, &id),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    async fn account_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<AccountRecord>> {
+        let (provider, subject) = (provider.to_string(), subject.to_string());
+        self.read(move |r| {
+            let id = r
+                .open_table(IDENTITIES)
+                .redb()?
+                .get((provider.as_str(), subject.as_str()))
+                .redb()?
+                .map(|v| v.value().to_string());
+            match id {
+                Some(id) => get_json(&r.open_table(ACCOUNTS).redb()?, &id),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn create_account_for_identity(
+        &self,
+        a: &AccountRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<AccountRecord> {
+        let json = to_json(a)?;
+        let account = a.clone();
+        let (provider, subject) = (provider.to_string(), subject.to_string());
+        // One write transaction: of two concurrent first log-ins the second finds the first's
+        // link (write transactions run one at a time) and creates nothing.
+        self.write(move |w| {
+            let mut identities = w.open_table(IDENTITIES).redb()?;
+            let key = (provider.as_str(), subject.as_str());
+            let linked = identities.get(key).redb()?.map(|v| v.value().to_string());
+            let mut accounts = w.open_table(ACCOUNTS).redb()?;
+            if let Some(id) = linked {
+                // Both rows are written in one transaction, so the account is there.
+                return get_json(&accounts, &id)?.ok_or_else(|| {
+                    RecordError::embedded(format!(
+                        "identity ({provider}, {subject}) links to missing account {id}"
+                    ))
+                });
+            }
+            if accounts.get(account.id.as_str()).redb()?.is_some() {
+                return Err(RecordError::Taken("account id"));
+            }
+            // No `accounts_by_email` entry: the email of an external identity is not a login.
+            accounts
+                .insert(account.id.as_str(), json.as_slice())
+                .redb()?;
+            identities.insert(key, account.id.as_str()).redb()?;
+            Ok(account)
         })
         .await
     }
@@ -1038,6 +1102,35 @@ mod tests {
                 vec![p.clone()]
             );
         }
+    }
+
+    /// A file written before `identities` existed (schema 1, without that table) opens, and
+    /// gains the table: identity log-ins work on it.
+    #[tokio::test]
+    async fn older_files_gain_the_identities_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let w = db.begin_write().unwrap();
+            w.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_KEY, SCHEMA_VERSION)
+                .unwrap();
+            w.open_table(ACCOUNTS).unwrap();
+            w.open_table(ACCOUNTS_BY_EMAIL).unwrap();
+            w.commit().unwrap();
+        }
+        let s = EmbeddedRecords::open(dir.path()).await.unwrap();
+        assert_eq!(s.account_by_identity("kakao", "1").await.unwrap(), None);
+        let a = account("a1", "minji@example.com");
+        assert_eq!(
+            s.create_account_for_identity(&a, "kakao", "1")
+                .await
+                .unwrap(),
+            a
+        );
+        assert_eq!(s.account_by_identity("kakao", "1").await.unwrap(), Some(a));
+        assert_eq!(table_len(&s, ACCOUNTS_BY_EMAIL), 0);
     }
 
     #[tokio::test]

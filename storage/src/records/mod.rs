@@ -195,6 +195,24 @@ pub trait AccountStore {
     async fn create_account(&self, a: &AccountRecord) -> Result<()>;
     async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>>;
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>>;
+    /// The account linked to an external identity: an OpenID Connect provider's name (as
+    /// configured, e.g. `kakao`) and the subject (`sub`) it gave.
+    async fn account_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<AccountRecord>>;
+    /// Creates `a` linked to the identity, atomically: when the identity is already linked
+    /// (a concurrent first log-in through the same provider), nothing is created and the
+    /// linked account is returned. The account's email is informational only: it is not
+    /// claimed in the email index (a password sign-up with that address stays possible, and
+    /// nobody can log in with a password to an account whose `password_hash` is empty).
+    async fn create_account_for_identity(
+        &self,
+        a: &AccountRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<AccountRecord>;
     /// Stores a refresh token until its expiry.
     async fn put_refresh(&self, r: &RefreshRecord) -> Result<()>;
     /// Spends a refresh token, atomically: of two concurrent uses exactly one is `Fresh`, the
@@ -525,6 +543,21 @@ impl AccountStore for Records {
     }
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>> {
         delegate!(self, b => b.account_by_email(email).await)
+    }
+    async fn account_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<AccountRecord>> {
+        delegate!(self, b => b.account_by_identity(provider, subject).await)
+    }
+    async fn create_account_for_identity(
+        &self,
+        a: &AccountRecord,
+        provider: &str,
+        subject: &str,
+    ) -> Result<AccountRecord> {
+        delegate!(self, b => b.create_account_for_identity(a, provider, subject).await)
     }
     async fn put_refresh(&self, r: &RefreshRecord) -> Result<()> {
         delegate!(self, b => b.put_refresh(r).await)
