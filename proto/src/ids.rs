@@ -7,7 +7,18 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A map room's public id. Not a secret: it shows in events and URLs of the API.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct RoomId(pub String);
 
@@ -24,7 +35,17 @@ impl fmt::Debug for RoomId {
 
 /// A live stream's public id.
 #[derive(
-    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize, JsonSchema,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct StreamId(pub String);
@@ -92,6 +113,7 @@ pub struct RequestId(pub u64);
     Serialize,
     Deserialize,
     JsonSchema,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct Seq(pub u64);
@@ -105,7 +127,7 @@ impl Seq {
 macro_rules! secret {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub String);
 

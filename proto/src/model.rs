@@ -89,7 +89,9 @@ pub struct ParticipantInfo {
 }
 
 /// How the room votes.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VoteMode {
     /// One choice per participant.
@@ -212,7 +214,9 @@ pub struct RoomSnapshot {
 }
 
 /// Why a live stream ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamEndReason {
     /// The streamer ended it.

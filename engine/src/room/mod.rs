@@ -109,7 +109,7 @@ const COLORS: [&str; 12] = [
 ];
 
 /// A short public summary of a room, for link previews.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RoomSummary {
     pub room_id: RoomId,
     pub title: String,

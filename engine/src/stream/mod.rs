@@ -68,7 +68,7 @@ struct Member {
 }
 
 /// A public summary for discovery lists.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StreamSummary {
     pub stream_id: StreamId,
     pub title: String,
@@ -84,7 +84,7 @@ pub struct StreamSummary {
 }
 
 /// What an ended stream leaves behind ("was streamed here").
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EndedStream {
     pub stream_id: StreamId,
     pub title: String,

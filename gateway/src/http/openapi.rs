@@ -1,11 +1,11 @@
-//! The OpenAPI 3.1 document of the records API (accounts, places, posts), derived by utoipa
-//! from the handlers' annotations and the request/response types, served at
-//! `GET /api/openapi.json`. A test checks that every records route is in it.
+//! The OpenAPI 3.1 document of the REST API (accounts, places, posts, rooms, streams), derived
+//! by utoipa from the handlers' annotations and the request/response types, served at
+//! `GET /api/openapi.json`. A test checks that every route is in it.
 //!
 //! What it does not cover: the WebSocket protocol (JSON Schemas in `docs/schema/`, prose in
-//! `docs/PROTOCOL.md`) and the room/stream creation endpoints (documented there too).
+//! `docs/PROTOCOL.md`).
 
-use crate::http::{accounts, oidc, places, posts};
+use crate::http::{accounts, oidc, places, posts, rooms, streams};
 use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -48,17 +48,21 @@ impl Modify for Bearer {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Wagu records API", description = "Accounts, places (restaurants) and posts (visit reviews). Every error is JSON `{\"error\": {\"code\", \"message\"}}`."),
+    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
         accounts::get, oidc::providers, oidc::start, oidc::callback,
         places::search, places::get, places::create,
         posts::create, posts::get, posts::edit, posts::delete, posts::near, posts::by_author,
         posts::by_place,
+        rooms::create, rooms::summary,
+        streams::create, streams::list, streams::summary, streams::ended_at_place,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Bearer),
-    tags((name = "accounts"), (name = "places"), (name = "posts")),
+    tags((name = "accounts"), (name = "places"), (name = "posts"),
+        (name = "rooms", description = "map rooms: create and preview; the room itself is the WebSocket protocol (docs/PROTOCOL.md)"),
+        (name = "streams", description = "live streams: create, discover, ended records")),
 )]
 pub struct ApiDoc;
 
@@ -92,6 +96,12 @@ mod tests {
             ("/api/posts/{id}", "get"),
             ("/api/posts/{id}", "patch"),
             ("/api/posts/{id}", "delete"),
+            ("/api/rooms", "post"),
+            ("/api/rooms/{share}", "get"),
+            ("/api/streams", "post"),
+            ("/api/streams", "get"),
+            ("/api/streams/{id}", "get"),
+            ("/api/places/{id}/streams", "get"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),

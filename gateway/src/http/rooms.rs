@@ -15,7 +15,7 @@ use wagu_proto::ids::{HostKey, RoomId, ShareToken};
 use wagu_proto::limits::{MAX_CHOICES, MAX_TITLE_CHARS};
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomBody {
     pub title: Option<String>,
@@ -23,7 +23,7 @@ pub struct CreateRoomBody {
     pub vote_mode: Option<VoteMode>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedRoomBody {
     pub room_id: RoomId,
     /// The secret that admits people: put it in the link you share.
@@ -36,6 +36,9 @@ pub struct CreatedRoomBody {
     pub ws_url: String,
 }
 
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", request_body(content = Option<CreateRoomBody>, description = "optional; empty means all defaults"),
+    responses((status = 201, body = CreatedRoomBody), (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -90,6 +93,8 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/rooms/{share}", tag = "rooms", params(("share" = String, Path, description = "the share token")),
+    responses((status = 200, body = RoomSummary), (status = 404, body = crate::http::openapi::ErrorBody), (status = 410, body = crate::http::openapi::ErrorBody)))]
 pub async fn summary(
     State(app): State<AppState>,
     Path(share): Path<String>,

@@ -18,7 +18,7 @@ use wagu_proto::ids::{HostKey, PlaceId, StreamId};
 use wagu_proto::limits::{MAX_PLACE_NAME_CHARS, MAX_TITLE_CHARS};
 use wagu_proto::model::LatLng;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStreamBody {
     pub title: String,
@@ -28,7 +28,7 @@ pub struct CreateStreamBody {
     pub menu: Vec<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedStreamBody {
     pub stream_id: StreamId,
     /// Join with this (`join_stream` with `streamer_key`) to be the streamer.
@@ -40,6 +40,9 @@ fn chars(s: &str) -> usize {
     s.trim().chars().count()
 }
 
+#[utoipa::path(post, path = "/api/streams", tag = "streams", request_body = CreateStreamBody,
+    responses((status = 201, body = CreatedStreamBody), (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -90,7 +93,7 @@ pub async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `newest` (default) or `viewers` (most watched first).
@@ -102,38 +105,18 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-/// Great-circle distance in kilometres.
-fn haversine_km(a: LatLng, b: LatLng) -> f64 {
-    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dlat = la2 - la1;
-    let dlng = (b.lng - a.lng).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlng / 2.0).sin().powi(2);
-    2.0 * 6371.0 * h.sqrt().asin()
-}
-
+#[utoipa::path(get, path = "/api/streams", tag = "streams", params(ListQuery),
+    responses((status = 200, body = Vec<StreamSummary>), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<StreamSummary>>, AppError> {
     let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
-    let near = match &q.near {
-        None => None,
-        Some(s) => {
-            let parsed = s
-                .split_once(',')
-                .and_then(|(a, b)| {
-                    Some(LatLng {
-                        lat: a.trim().parse().ok()?,
-                        lng: b.trim().parse().ok()?,
-                    })
-                })
-                .filter(LatLng::is_valid);
-            Some(
-                parsed
-                    .ok_or_else(|| AppError::bad_request("near must be `lat,lng` within range"))?,
-            )
-        }
-    };
+    let near = q
+        .near
+        .as_deref()
+        .map(|s| crate::http::query::latlng("near", s))
+        .transpose()?;
     let radius = q.radius_km.unwrap_or(5.0);
     if !(radius.is_finite() && radius > 0.0 && radius <= 20_000.0) {
         return Err(AppError::bad_request(
@@ -149,14 +132,21 @@ pub async fn list(
         all.retain(|s| &s.place_id.0 == p);
     }
     if let Some(c) = near {
-        all.retain(|s| s.location.is_some_and(|l| haversine_km(c, l) <= radius));
+        all.retain(|s| {
+            s.location
+                .is_some_and(|l| wagu_storage::records::geo::distance_km(c, l) <= radius)
+        });
     }
     match (q.sort.as_deref(), near) {
         (None | Some("newest"), None) | (Some("newest"), Some(_)) => {
             all.sort_by_key(|s| std::cmp::Reverse(s.started_at))
         }
         (None, Some(c)) => all.sort_by(|a, b| {
-            let d = |s: &StreamSummary| s.location.map(|l| haversine_km(c, l)).unwrap_or(f64::MAX);
+            let d = |s: &StreamSummary| {
+                s.location
+                    .map(|l| wagu_storage::records::geo::distance_km(c, l))
+                    .unwrap_or(f64::MAX)
+            };
             d(a).total_cmp(&d(b))
         }),
         (Some("viewers"), _) => all.sort_by(|a, b| {
@@ -174,6 +164,8 @@ pub async fn list(
     Ok(Json(all))
 }
 
+#[utoipa::path(get, path = "/api/streams/{id}", tag = "streams", params(("id" = String, Path)),
+    responses((status = 200, body = StreamSummary), (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn summary(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -188,6 +180,8 @@ pub async fn summary(
     Ok(Json(app.streams.summary(&StreamId(id)).await?))
 }
 
+#[utoipa::path(get, path = "/api/places/{id}/streams", tag = "streams", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<EndedStream>, description = "ended streams, newest first"), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn ended_at_place(
     State(app): State<AppState>,
     Path(place_id): Path<String>,
