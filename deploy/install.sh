@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs what the Wagu test bed (deploy/services.sh) needs: Redis (Debian
-# package), Apache Cassandra jars (Maven Central) and s3s-fs (crates.io).
+# package), Apache Cassandra jars (Maven Central), s3s-fs (crates.io) and the
+# OpenID Connect provider of the social login test (oidc-provider, npm).
 # Idempotent: whatever is already present is skipped, so a second run is fast.
 #
 # Environment:
-#   WAGU_CACHE_DIR   where Cassandra jars and s3s-fs go (default ~/.cache/wagu)
-#   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1   skip one part
+#   WAGU_CACHE_DIR   where Cassandra jars, s3s-fs and oidc-provider go (default ~/.cache/wagu)
+#   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1 / WAGU_SKIP_OIDC=1   skip one part
 set -euo pipefail
 
 CASSANDRA_VERSION="5.0.6"
 S3S_FS_VERSION="0.14.1"
 MAVEN_DEPENDENCY_PLUGIN_VERSION="3.6.1"
+# Must match deploy/oidc/package.json (and its lock file).
+OIDC_PROVIDER_VERSION="9.13.3"
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 CACHE_DIR="${WAGU_CACHE_DIR:-$HOME/.cache/wagu}"
 
@@ -96,11 +101,48 @@ install_s3s_fs() {
   (cd / && env -u CARGO_TARGET_DIR cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$root")
 }
 
+# npm ci of deploy/oidc (oidc-provider and its locked dependencies) into
+# $CACHE_DIR/oidc-provider-<version>; gateway/tests/oidc.rs runs
+# deploy/oidc/provider.mjs against its node_modules. The marker holds the
+# lock file's checksum, so a changed lock file reinstalls.
+install_oidc() {
+  local src="$SCRIPT_DIR/oidc"
+  local home="$CACHE_DIR/oidc-provider-$OIDC_PROVIDER_VERSION"
+  local marker="$home/.complete"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing Debian packages nodejs and npm"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends nodejs npm
+  fi
+  local sum
+  sum="$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$sum" ] \
+    && [ -f "$home/node_modules/oidc-provider/package.json" ]; then
+    log "oidc-provider $OIDC_PROVIDER_VERSION present in $home/node_modules"
+    return 0
+  fi
+  log "installing oidc-provider $OIDC_PROVIDER_VERSION (npm ci) into $home"
+  rm -rf "$home"
+  mkdir -p "$home"
+  cp "$src/package.json" "$src/package-lock.json" "$home/"
+  (cd "$home" && npm ci --no-audit --no-fund)
+  if ! grep -q "\"version\": \"$OIDC_PROVIDER_VERSION\"" "$home/node_modules/oidc-provider/package.json"; then
+    log "npm ci did not install oidc-provider $OIDC_PROVIDER_VERSION in $home"
+    return 1
+  fi
+  echo "$sum" >"$marker"
+  log "oidc-provider $OIDC_PROVIDER_VERSION installed (node $(node --version))"
+}
+
 main() {
   mkdir -p "$CACHE_DIR"
   if [ "${WAGU_SKIP_REDIS:-0}" != 1 ]; then install_redis; fi
   if [ "${WAGU_SKIP_CASSANDRA:-0}" != 1 ]; then install_cassandra; fi
   if [ "${WAGU_SKIP_S3:-0}" != 1 ]; then install_s3s_fs; fi
+  if [ "${WAGU_SKIP_OIDC:-0}" != 1 ]; then install_oidc; fi
   log "done"
 }
 

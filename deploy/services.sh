@@ -11,6 +11,10 @@
 # The services outlive this script: the caller runs `stop` when done.
 # Install what it needs first with deploy/install.sh.
 #
+# No OpenID Connect provider runs here: gateway/tests/oidc.rs starts its own
+# (deploy/oidc/provider.mjs). When install.sh has installed oidc-provider, the
+# env file names its node_modules (WAGU_TEST_OIDC_NODE_MODULES) for that test.
+#
 # Environment (all optional):
 #   WAGU_TESTBED_DIR              run dir: data, logs, pid files, env (/tmp/wagu-testbed)
 #   WAGU_CACHE_DIR                where install.sh put jars and binaries (~/.cache/wagu)
@@ -24,6 +28,7 @@
 set -euo pipefail
 
 CASSANDRA_VERSION="5.0.6"
+OIDC_PROVIDER_VERSION="9.13.3"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONF_DIR="$SCRIPT_DIR/testbed"
@@ -46,6 +51,7 @@ S3_REGION="us-east-1"
 S3_BUCKET="wagu-test"
 
 CASSANDRA_LIB="$CACHE_DIR/cassandra-$CASSANDRA_VERSION/lib"
+OIDC_HOME="$CACHE_DIR/oidc-provider-$OIDC_PROVIDER_VERSION"
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -269,6 +275,10 @@ write_env() {
       echo "export WAGU_TEST_S3_SECRET_KEY=$S3_SECRET_KEY"
       echo "export WAGU_TEST_S3_REGION=$S3_REGION"
       echo "export WAGU_TEST_S3_BUCKET=$S3_BUCKET"
+    fi
+    # Not a service: the OIDC test starts its provider from these node_modules.
+    if [ -f "$OIDC_HOME/.complete" ]; then
+      printf 'export WAGU_TEST_OIDC_NODE_MODULES=%q\n' "$OIDC_HOME/node_modules"
     fi
   } >"$tmp"
   mv "$tmp" "$ENV_FILE"

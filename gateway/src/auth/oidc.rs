@@ -260,6 +260,7 @@ impl Oidc {
         name: &str,
         code: &str,
         state: &str,
+        iss: Option<&str>,
         store: &EphemeralStore,
     ) -> Result<Identity, OidcError> {
         let p = self.provider(name)?;
@@ -268,6 +269,14 @@ impl Oidc {
             return Err(OidcError::Failed("no usable code".into()));
         }
         let meta = self.metadata(p).await?;
+        if let Some(iss) = iss
+            && iss.trim_end_matches('/') != meta.issuer.trim_end_matches('/')
+        {
+            return Err(OidcError::Failed(format!(
+                "the callback names issuer {iss:?}, not {:?}",
+                meta.issuer
+            )));
+        }
         let redirect_uri = self.redirect_uri(name);
         let form = [
             ("grant_type", "authorization_code"),

@@ -30,6 +30,9 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub iss: String,
+    /// Random per token: two tokens issued in the same second still differ.
+    #[serde(default)]
+    pub jti: String,
 }
 
 impl Claims {
@@ -80,6 +83,7 @@ impl Tokens {
             iat: now,
             exp: now + self.access_ttl_secs,
             iss: ISSUER.into(),
+            jti: random_id(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");

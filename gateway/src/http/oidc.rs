@@ -78,6 +78,9 @@ pub struct CallbackQuery {
     pub state: Option<String>,
     /// Set by the provider instead of `code` when the log-in did not happen.
     pub error: Option<String>,
+    /// The issuer, when the provider says who answers (RFC 9207): checked against the
+    /// configured one, against mix-up attacks between providers.
+    pub iss: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/auth/oidc/{name}/callback", tag = "accounts",
@@ -102,7 +105,7 @@ pub async fn callback(
     let code = q.code.unwrap_or_default();
     let who = app
         .oidc
-        .finish(&name, &code, &state, &app.ephemeral)
+        .finish(&name, &code, &state, q.iss.as_deref(), &app.ephemeral)
         .await?;
     let account = match app.records.account_by_identity(&name, &who.subject).await? {
         Some(a) => a,

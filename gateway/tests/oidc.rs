@@ -1,0 +1,810 @@
+//! Social log-in end to end against a real OpenID Connect provider: panva's `oidc-provider`
+//! (deploy/oidc/provider.mjs, installed by deploy/install.sh) run locally, doing the real
+//! protocol — discovery, the authorization endpoint with PKCE, the token endpoint with
+//! client_secret_basic, RS256 ID tokens checked against its JWKS. Its one shortcut is the
+//! interaction: /interaction/:uid logs its one account in and consents at once, so the
+//! "browser" here is a loop that follows redirects with a cookie jar.
+//!
+//! Needs `WAGU_TEST_OIDC_NODE_MODULES` (the node_modules that deploy/install.sh made; the env
+//! file of deploy/services.sh names it): unset, the tests say SKIPPED; set, a provider that
+//! does not start fails them.
+
+mod common;
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wagu_gateway::config::{DatabaseBackend, OidcProviderConfig};
+use wagu_gateway::{App, Config};
+
+const NODE_MODULES: &str = "WAGU_TEST_OIDC_NODE_MODULES";
+/// The provider's name in Wagu's configuration (and so in its URLs).
+const NAME: &str = "testop";
+const CLIENT_ID: &str = "wagu-test-client";
+const CLIENT_SECRET: &str = "wagu-test-client-secret-0123456789";
+const DISPLAY_NAME: &str = "OIDC Tester";
+/// How long the provider may take to print `ready`.
+const PROVIDER_START: Duration = Duration::from_secs(30);
+/// Every HTTP exchange of the test gives up after this long.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ------------------------------------------------------------------------------ provider --
+
+/// A running `node provider.mjs`; killed (and reaped) on drop, with its temporary dir.
+struct OidcProvider {
+    child: Child,
+    issuer: String,
+    /// Its stderr so far, for failure messages.
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OidcProvider {
+    /// Starts provider.mjs on a free port for one client whose redirect URI is
+    /// `redirect_uri`, and waits for its `ready`. Panics if it does not come up.
+    fn start(node_modules: &str, redirect_uri: &str, subject: &str, email: &str) -> OidcProvider {
+        let node_modules = PathBuf::from(node_modules);
+        assert!(
+            node_modules
+                .join("oidc-provider")
+                .join("package.json")
+                .is_file(),
+            "{NODE_MODULES}={} has no oidc-provider: run deploy/install.sh",
+            node_modules.display()
+        );
+        // ESM imports resolve from the importing file's directory and ignore NODE_PATH, so
+        // the script runs from a directory of its own next to a link to the node_modules.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/oidc/provider.mjs");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&script, dir.path().join("provider.mjs"))
+            .unwrap_or_else(|e| panic!("copy {}: {e}", script.display()));
+        std::os::unix::fs::symlink(&node_modules, dir.path().join("node_modules")).unwrap();
+
+        let port = free_port();
+        let mut child = Command::new("node")
+            .current_dir(dir.path())
+            .arg("provider.mjs")
+            .args(["--port", &port.to_string()])
+            .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
+            .args(["--redirect-uri", redirect_uri])
+            .args(["--subject", subject, "--email", email])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{NODE_MODULES} is set but node does not run: {e}"));
+
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[provider.mjs] {line}");
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim() == "ready" {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+
+        let mut provider = OidcProvider {
+            child,
+            issuer: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        if let Err(e) = ready_rx.recv_timeout(PROVIDER_START) {
+            std::thread::sleep(Duration::from_millis(200)); // let stderr drain
+            let why = match (e, provider.child.try_wait().ok().flatten()) {
+                (_, Some(status)) => format!("exited ({status})"),
+                (mpsc::RecvTimeoutError::Timeout, None) => {
+                    format!("no ready within {PROVIDER_START:?}")
+                }
+                (mpsc::RecvTimeoutError::Disconnected, None) => "closed its stdout".to_string(),
+            };
+            panic!(
+                "{NODE_MODULES} is set but the OIDC provider did not start: {why}; stderr:\n{}",
+                provider.log.lock().unwrap()
+            );
+        }
+        provider
+    }
+}
+
+/// A port that was free a moment ago (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// --------------------------------------------------------------------------------- wagu --
+
+/// Wagu on a port chosen before its configuration is built, so that `public_url` (and with
+/// it the redirect URI registered with the provider) is known in advance.
+struct Wagu {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Wagu {
+    async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
+    async fn start(listener: tokio::net::TcpListener, config: Config) -> Wagu {
+        let addr = listener.local_addr().unwrap();
+        let app = App::build(config).await.expect("app builds");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = wagu_gateway::serve(listener, app, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Wagu {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn callback_url(&self) -> String {
+        self.url(&format!("/api/auth/oidc/{NAME}/callback"))
+    }
+}
+
+impl Drop for Wagu {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ browser --
+
+/// The parts of an absolute `http://host:port/path?query` URL.
+struct Url {
+    authority: String,
+    /// Path and query.
+    target: String,
+}
+
+fn parse_url(url: &str) -> Url {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http:// URL: {url}"));
+    let (authority, target) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    Url {
+        authority: authority.to_string(),
+        target: target.split('#').next().unwrap().to_string(),
+    }
+}
+
+fn path_of(target: &str) -> &str {
+    target.split('?').next().unwrap()
+}
+
+/// The decoded query parameters of a URL.
+fn query(url: &str) -> HashMap<String, String> {
+    let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let q = q.split('#').next().unwrap();
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad %: {s}")));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (c as char).to_string()
+            }
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.body))
+    }
+
+    /// `error.code` of a Wagu error body.
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+struct Cookie {
+    authority: String,
+    name: String,
+    value: String,
+    path: String,
+}
+
+/// Enough of a browser for the code flow: GET requests over HTTP/1.0 with a cookie jar
+/// (per host:port, honouring Path and deletion), redirects followed by hand.
+#[derive(Default)]
+struct Browser {
+    jar: Vec<Cookie>,
+    /// Every URL requested, in order.
+    visited: Vec<String>,
+}
+
+impl Browser {
+    async fn get(&mut self, url: &str) -> Response {
+        self.visited.push(url.to_string());
+        let u = parse_url(url);
+        let path = path_of(&u.target);
+        let cookies: Vec<String> = self
+            .jar
+            .iter()
+            .filter(|c| c.authority == u.authority && path_matches(path, &c.path))
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        let mut req = format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\nAccept: text/html,application/json\r\nUser-Agent: wagu-oidc-test\r\n",
+            u.target, u.authority
+        );
+        if !cookies.is_empty() {
+            req.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
+        }
+        req.push_str("\r\n");
+        let raw = tokio::time::timeout(HTTP_TIMEOUT, async {
+            let mut s = TcpStream::connect(&u.authority)
+                .await
+                .unwrap_or_else(|e| panic!("connect {}: {e}", u.authority));
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.unwrap();
+            buf
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {HTTP_TIMEOUT:?} from GET {url}"));
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP head from GET {url}: {text:?}"));
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line from GET {url}: {head}"));
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        assert!(
+            !headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding")
+                    && v.eq_ignore_ascii_case("chunked")),
+            "chunked answer to an HTTP/1.0 request from GET {url}"
+        );
+        for (k, v) in &headers {
+            if k.eq_ignore_ascii_case("set-cookie") {
+                self.set_cookie(&u.authority, path, v);
+            }
+        }
+        Response {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    fn set_cookie(&mut self, authority: &str, request_path: &str, header: &str) {
+        let mut parts = header.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+            return;
+        };
+        let (name, value) = (name.trim().to_string(), value.trim().to_string());
+        let mut path = match request_path.rfind('/') {
+            Some(0) | None => "/".to_string(),
+            Some(i) => request_path[..i].to_string(),
+        };
+        let mut expired = value.is_empty();
+        for attr in parts {
+            let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "path" if v.trim().starts_with('/') => path = v.trim().to_string(),
+                "max-age" => expired |= v.trim().parse::<i64>().is_ok_and(|s| s <= 0),
+                // Deletions are dated 1970; nothing here lives across a year boundary.
+                "expires" => expired |= v.contains("1970"),
+                _ => {}
+            }
+        }
+        self.jar
+            .retain(|c| !(c.authority == authority && c.name == name && c.path == path));
+        if !expired {
+            self.jar.push(Cookie {
+                authority: authority.to_string(),
+                name,
+                value,
+                path,
+            });
+        }
+    }
+
+    /// Follows redirects from `url` until one points at a URL starting with `stop_at`, which
+    /// it returns without requesting it.
+    async fn follow_until(&mut self, url: &str, stop_at: &str) -> String {
+        let mut url = url.to_string();
+        for _ in 0..20 {
+            if url.starts_with(stop_at) {
+                return url;
+            }
+            let r = self.get(&url).await;
+            assert!(
+                matches!(r.status, 301 | 302 | 303 | 307 | 308),
+                "expected a redirect towards {stop_at} from GET {url}, got {}: {}",
+                r.status,
+                r.body
+            );
+            let location = r
+                .header("location")
+                .unwrap_or_else(|| panic!("redirect without Location from GET {url}"));
+            url = absolute(&url, location);
+        }
+        panic!(
+            "more than 20 redirects, never reached {stop_at}: {:#?}",
+            self.visited
+        );
+    }
+}
+
+fn path_matches(request_path: &str, cookie_path: &str) -> bool {
+    request_path == cookie_path
+        || (request_path.starts_with(cookie_path)
+            && (cookie_path.ends_with('/')
+                || request_path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
+}
+
+/// `location` resolved against `base` (absolute URLs and absolute paths; nothing else is
+/// sent by either server).
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if location.starts_with('/') {
+        format!("http://{}{location}", parse_url(base).authority)
+    } else {
+        let b = parse_url(base);
+        let dir = &path_of(&b.target)[..=path_of(&b.target).rfind('/').unwrap()];
+        format!("http://{}{dir}{location}", b.authority)
+    }
+}
+
+// ---------------------------------------------------------------------------- the flows --
+
+/// `GET /api/auth/oidc/{NAME}/start` in `browser`; returns the provider's authorize URL after
+/// checking it asks for the code flow with PKCE S256 and Wagu's redirect URI.
+async fn start_flow(browser: &mut Browser, wagu: &Wagu, issuer: &str) -> String {
+    let r = browser
+        .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
+        .await;
+    assert_eq!(r.status, 302, "start: {}", r.body);
+    let location = r
+        .header("location")
+        .expect("start sets Location")
+        .to_string();
+    assert!(
+        location.starts_with(&format!("{issuer}/")),
+        "the authorize URL is the provider's (discovered) endpoint: {location}"
+    );
+    let q = query(&location);
+    assert_eq!(
+        q.get("response_type").map(String::as_str),
+        Some("code"),
+        "{location}"
+    );
+    assert_eq!(
+        q.get("client_id").map(String::as_str),
+        Some(CLIENT_ID),
+        "{location}"
+    );
+    assert_eq!(
+        q.get("redirect_uri"),
+        Some(&wagu.callback_url()),
+        "{location}"
+    );
+    let scopes: Vec<&str> = q["scope"].split(' ').collect();
+    for s in ["openid", "email", "profile"] {
+        assert!(scopes.contains(&s), "scope {s} missing: {location}");
+    }
+    assert_eq!(
+        q.get("code_challenge_method").map(String::as_str),
+        Some("S256"),
+        "{location}"
+    );
+    for p in ["state", "nonce", "code_challenge"] {
+        assert!(
+            q.get(p).is_some_and(|v| v.len() >= 16),
+            "{p} missing or short: {location}"
+        );
+    }
+    // S256: base64url (no padding) of a SHA-256, 43 characters.
+    assert_eq!(q["code_challenge"].len(), 43, "{location}");
+    location
+}
+
+/// The browser's whole trip: Wagu's start, the provider's authorize endpoint and
+/// interaction, back to Wagu's callback, whose URL (with code and state) it returns
+/// without requesting it.
+async fn through_provider(browser: &mut Browser, wagu: &Wagu, issuer: &str) -> String {
+    let authorize = start_flow(browser, wagu, issuer).await;
+    let state = query(&authorize)["state"].clone();
+    let callback = browser.follow_until(&authorize, &wagu.callback_url()).await;
+    let q = query(&callback);
+    assert!(
+        !q.contains_key("error"),
+        "the provider answered an error: {callback}"
+    );
+    assert!(
+        q.get("code").is_some_and(|c| !c.is_empty()),
+        "no code: {callback}"
+    );
+    assert_eq!(
+        q.get("state"),
+        Some(&state),
+        "the state comes back: {callback}"
+    );
+    callback
+}
+
+/// A full log-in: through the provider, then the callback; returns the session.
+async fn login(browser: &mut Browser, wagu: &Wagu, issuer: &str) -> (String, Value) {
+    let callback = through_provider(browser, wagu, issuer).await;
+    let r = browser.get(&callback).await;
+    assert_eq!(r.status, 200, "callback: {}", r.body);
+    let v = r.json();
+    for k in ["access_token", "refresh_token"] {
+        assert!(
+            v[k].as_str().is_some_and(|t| !t.is_empty()),
+            "{k} missing: {v}"
+        );
+    }
+    assert!(
+        v["account"]["id"].as_str().is_some_and(|t| !t.is_empty()),
+        "{v}"
+    );
+    assert!(v["account"]["created_at"].is_u64(), "{v}");
+    (callback, v)
+}
+
+async fn call(
+    wagu: &Wagu,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let (status, _, text) = tokio::time::timeout(
+        HTTP_TIMEOUT,
+        common::request(wagu.addr, method, path, &headers, body),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer to {method} {path}"));
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
+fn code_of(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// The walkthrough, on whatever storage `config` names.
+async fn social_login(test: &str, node_modules: &str, mut config: Config) {
+    let (listener, addr) = Wagu::bind().await;
+    let public_url = format!("http://{addr}");
+    let redirect_uri = format!("{public_url}/api/auth/oidc/{NAME}/callback");
+    let n = common::rand_u64() % 1_000_000_000;
+    let subject = format!("oidc-sub-{n}");
+    let email = format!("oidc-{n}@example.test");
+    let provider = OidcProvider::start(node_modules, &redirect_uri, &subject, &email);
+    let issuer = provider.issuer.clone();
+    eprintln!("{test}: provider {issuer}, wagu {public_url}");
+
+    config.listen = addr;
+    config.public_url = Some(public_url);
+    config.auth.oidc = vec![OidcProviderConfig {
+        name: NAME.into(),
+        issuer: issuer.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        scopes: vec!["openid".into(), "email".into(), "profile".into()],
+    }];
+    let wagu = Wagu::start(listener, config).await;
+
+    // The providers a client can offer.
+    let (s, v) = call(&wagu, "GET", "/api/auth/oidc", None, "").await;
+    assert_eq!((s, v.clone()), (200, json!({"providers": [NAME]})), "{v}");
+
+    // First log-in: the provider asks for log-in and consent (done by its interaction
+    // route), Wagu redeems the code and creates the account.
+    let mut alice = Browser::default();
+    let (first_callback, first) = login(&mut alice, &wagu, &issuer).await;
+    assert!(
+        alice.visited.iter().any(|u| u.contains("/interaction/")),
+        "a new browser goes through the provider's interaction: {:#?}",
+        alice.visited
+    );
+    let id = first["account"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["account"]["display_name"], DISPLAY_NAME, "{first}");
+    let access = first["access_token"].as_str().unwrap();
+    let (s, me) = call(&wagu, "GET", "/api/me", Some(access), "").await;
+    assert_eq!((s, me["id"].as_str()), (200, Some(id.as_str())), "{me}");
+
+    // 1. The same subject again, through the whole flow in a new browser: the same account.
+    let mut bob = Browser::default();
+    let (_, second) = login(&mut bob, &wagu, &issuer).await;
+    assert_eq!(second["account"]["id"], id.as_str(), "{second}");
+    let access2 = second["access_token"].as_str().unwrap();
+    assert_ne!(
+        second["refresh_token"], first["refresh_token"],
+        "a new session"
+    );
+    let (s, me) = call(&wagu, "GET", "/api/me", Some(access2), "").await;
+    assert_eq!((s, me["id"].as_str()), (200, Some(id.as_str())), "{me}");
+    // ... and in the first browser, whose provider session lets it straight through.
+    let visited_before = alice.visited.len();
+    let (_, third) = login(&mut alice, &wagu, &issuer).await;
+    assert_eq!(third["account"]["id"], id.as_str(), "{third}");
+    assert!(
+        !alice.visited[visited_before..]
+            .iter()
+            .any(|u| u.contains("/interaction/")),
+        "the provider's session skips the interaction: {:#?}",
+        &alice.visited[visited_before..]
+    );
+
+    // 2. Replaying a used callback (same state and code): the state is single-use.
+    let r = alice.get(&first_callback).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+
+    // 3. A state Wagu never issued, or none at all.
+    let cb = wagu.callback_url();
+    let r = alice
+        .get(&format!("{cb}?code=whatever&state=bogus-state-0123456789"))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+    let r = alice.get(&format!("{cb}?code=whatever")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+    //    A valid state with a code the provider never issued: its token endpoint refuses.
+    let authorize = start_flow(&mut alice, &wagu, &issuer).await;
+    let state = query(&authorize)["state"].clone();
+    let r = alice
+        .get(&format!("{cb}?code=bogus-code&state={}", encode(&state)))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+    //    A real code presented with another flow's state: its PKCE verifier does not match
+    //    the code's challenge, so the provider refuses it.
+    let stolen = through_provider(&mut bob, &wagu, &issuer).await;
+    let authorize = start_flow(&mut alice, &wagu, &issuer).await;
+    let other_state = query(&authorize)["state"].clone();
+    let r = alice
+        .get(&format!(
+            "{cb}?code={}&state={}",
+            encode(&query(&stolen)["code"]),
+            encode(&other_state)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+
+    //    A real code whose callback names another issuer (RFC 9207 mix-up defence).
+    let real = through_provider(&mut bob, &wagu, &issuer).await;
+    let q = query(&real);
+    let r = bob
+        .get(&format!(
+            "{cb}?code={}&state={}&iss={}",
+            encode(&q["code"]),
+            encode(&q["state"]),
+            encode("http://evil.example")
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+
+    // 4. A provider that is not configured.
+    let r = alice.get(&wagu.url("/api/auth/oidc/nope/start")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "unknown_provider".into()),
+        "{}",
+        r.body
+    );
+
+    // 5. The provider sends the user back with an error instead of a code.
+    let authorize = start_flow(&mut alice, &wagu, &issuer).await;
+    let state = query(&authorize)["state"].clone();
+    let r = alice
+        .get(&format!(
+            "{cb}?error=access_denied&error_description=End-User+aborted+interaction&state={}",
+            encode(&state)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_denied".into()),
+        "{}",
+        r.body
+    );
+
+    // 6. The account has no password: logging in with its email and any password fails.
+    for password in ["correct horse battery", "a different password"] {
+        let (s, v) = call(
+            &wagu,
+            "POST",
+            "/api/auth/login",
+            None,
+            &json!({"email": email, "password": password}).to_string(),
+        )
+        .await;
+        assert_eq!((s, code_of(&v)), (401, "invalid_credentials"), "{v}");
+    }
+
+    // Still the same single account after all of the above.
+    let (_, fourth) = login(&mut bob, &wagu, &issuer).await;
+    assert_eq!(fourth["account"]["id"], id.as_str(), "{fourth}");
+
+    wagu.stop().await;
+    drop(provider);
+}
+
+#[tokio::test]
+async fn oidc_social_login_embedded() {
+    let test = "oidc_social_login_embedded";
+    let Some(node_modules) = wagu_storage::testbed::service(NODE_MODULES, test) else {
+        return;
+    };
+    social_login(test, &node_modules, common::test_config()).await;
+}
+
+/// The same on Cassandra, where the provider identity → account mapping lives in CQL.
+#[tokio::test]
+async fn oidc_social_login_cql() {
+    let test = "oidc_social_login_cql";
+    let Some(node_modules) = wagu_storage::testbed::service(NODE_MODULES, test) else {
+        return;
+    };
+    let Some(nodes) = wagu_storage::testbed::service(wagu_storage::testbed::CQL_NODES, test) else {
+        return;
+    };
+    let mut config = common::test_config();
+    config.database.backend = DatabaseBackend::Cql;
+    config.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
+    config.database.keyspace = format!("wagu_oidc_{}", common::rand_u64() % 1_000_000_000);
+    config.database.seed_sample_places = false;
+    social_login(test, &node_modules, config.clone()).await;
+    let session = wagu_storage::cql::connect(&config.database.cql_nodes)
+        .await
+        .unwrap();
+    session
+        .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
+        .await
+        .unwrap();
+}
