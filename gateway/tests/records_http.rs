@@ -699,7 +699,9 @@ async fn hostile_and_malformed_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn rooms_admit_accounts_and_guests() {
-    let server = start(test_config()).await;
+    let mut config = test_config();
+    config.auth.token_secret = Some("room-secret-room-secret-room-secret".into());
+    let server = start(config).await;
     let addr = server.addr;
     let session = signup(addr, "roomie@example.com", "Roomie").await;
     let access = session["access_token"].as_str().unwrap().to_string();
@@ -736,6 +738,22 @@ async fn rooms_admit_accounts_and_guests() {
         .await;
     let r = serde_json::to_value(&r).unwrap();
     assert_eq!(r["code"], "invalid_token", "{r}");
+    let tokens = wagu_gateway::auth::Tokens::new(b"room-secret-room-secret-room-secret", 900, 3600);
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    let (expired, _) = tokens.issue(
+        &wagu_proto::records::AccountId(me.clone()),
+        "Roomie",
+        hour_ago,
+    );
+    let r = c
+        .call(json!({"type": "join", "share": room.share, "name": "X", "token": expired}))
+        .await;
+    let r = serde_json::to_value(&r).unwrap();
+    assert_eq!(r["code"], "token_expired", "{r}");
     let r = c
         .call(json!({"type": "join", "share": room.share, "name": "X"}))
         .await;
