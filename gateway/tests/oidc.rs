@@ -602,6 +602,8 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
 
     config.listen = addr;
     config.public_url = Some(public_url);
+    // Every start and callback counts as a log-in attempt; this test makes a few dozen.
+    config.rate.logins_per_minute = 1_000;
     config.auth.oidc = vec![OidcProviderConfig {
         name: NAME.into(),
         issuer: issuer.clone(),
@@ -728,6 +730,21 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
         "{}",
         r.body
     );
+
+    //    Login CSRF: a callback link made in one browser, opened in another, is refused
+    //    (the state is bound to the starting browser by a cookie) and does not burn the
+    //    state: the browser that started the log-in still completes it.
+    let links = through_provider(&mut bob, &wagu, &issuer).await;
+    let mut mallory_victim = Browser::default();
+    let r = mallory_victim.get(&links).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+    let r = bob.get(&links).await;
+    assert_eq!(r.status, 200, "the starting browser finishes: {}", r.body);
 
     // 4. A provider that is not configured.
     let r = alice.get(&wagu.url("/api/auth/oidc/nope/start")).await;

@@ -180,8 +180,12 @@ impl Oidc {
             .await
     }
 
-    /// Starts a log-in: the URL to send the browser to.
-    pub async fn start(&self, name: &str, store: &EphemeralStore) -> Result<String, OidcError> {
+    /// Starts a log-in: the URL to send the browser to, and the state it carries.
+    pub async fn start(
+        &self,
+        name: &str,
+        store: &EphemeralStore,
+    ) -> Result<(String, String), OidcError> {
         let p = self.provider(name)?;
         let meta = self.metadata(p).await?;
         let state = random(16);
@@ -213,7 +217,7 @@ impl Oidc {
         store
             .put(&state_key(&state), value.into(), STATE_TTL)
             .await?;
-        Ok(url.to_string())
+        Ok((url.to_string(), state))
     }
 
     /// Takes the pending log-in of `state` (single use) for provider `name`.
@@ -230,6 +234,8 @@ impl Oidc {
         let Some(bytes) = store.get(&key).await? else {
             return Err(OidcError::InvalidState);
         };
+        // Get then delete is not one atomic step: two callbacks racing with one state could
+        // both pass here, but the provider redeems a code once, so only one can log in.
         store.delete(&[&key]).await?;
         let pending: Pending =
             serde_json::from_slice(&bytes).map_err(|_| OidcError::InvalidState)?;

@@ -13,12 +13,13 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
 
 /// Hashes in flight, process-wide.
-fn permits() -> &'static tokio::sync::Semaphore {
-    static SEM: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+fn permits() -> std::sync::Arc<tokio::sync::Semaphore> {
+    static SEM: OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = OnceLock::new();
     SEM.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::sync::Semaphore::new(2 * cores)
+        std::sync::Arc::new(tokio::sync::Semaphore::new(2 * cores))
     })
+    .clone()
 }
 
 fn argon() -> Argon2<'static> {
@@ -28,8 +29,11 @@ fn argon() -> Argon2<'static> {
 
 /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of a password.
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    let _permit = permits().acquire().await?;
+    // The permit moves into the blocking job: a request abandoned mid-hash must not free its
+    // slot while argon2 still runs.
+    let permit = permits().acquire_owned().await?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         argon()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
@@ -40,8 +44,9 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 
 /// Whether `password` matches `phc`. A malformed stored hash is an error, not a mismatch.
 pub async fn verify(password: String, phc: String) -> anyhow::Result<bool> {
-    let _permit = permits().acquire().await?;
+    let permit = permits().acquire_owned().await?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
         Ok(argon()
             .verify_password(password.as_bytes(), &parsed)

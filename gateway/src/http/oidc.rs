@@ -1,6 +1,7 @@
 //! Social log-in over HTTP: `GET /api/auth/oidc` lists the providers, `…/{name}/start`
 //! redirects the browser to the provider, `…/{name}/callback` finishes the log-in and answers
-//! the same session as `/api/auth/login`. A provider's subject maps to one Wagu account: the
+//! the same session as `/api/auth/login`. The state travels in the provider's URL and in an
+//! HttpOnly cookie set at the start; a callback without the matching cookie is refused. A provider's subject maps to one Wagu account: the
 //! first log-in creates it, later ones find it.
 
 use crate::app::AppState;
@@ -8,10 +9,11 @@ use crate::auth::oidc::{Identity, OidcError};
 use crate::auth::token;
 use crate::error::AppError;
 use crate::http::accounts::{SessionBody, session};
+use crate::http::limit::{ClientIp, check_rate};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -66,10 +68,43 @@ pub async fn providers(State(app): State<AppState>) -> Json<ProvidersBody> {
         (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(name): Path<String>,
 ) -> Result<Response, AppError> {
-    let url = app.oidc.start(&name, &app.ephemeral).await?;
-    Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+    // Each start stores a pending log-in for ten minutes: limited like log-ins.
+    check_rate(&app.logins, ip, "sign-ups and log-ins")?;
+    let (url, state) = app.oidc.start(&name, &app.ephemeral).await?;
+    // The state is bound to this browser: the callback must come with this cookie, so a
+    // callback link made by someone else (login CSRF) or leaked from elsewhere is refused.
+    let cookie = format!(
+        "{STATE_COOKIE}={state}; Path=/api/auth/oidc/; Max-Age=600; HttpOnly; SameSite=Lax{}",
+        if app.config.public_url().starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    Ok((
+        StatusCode::FOUND,
+        [(header::LOCATION, url), (header::SET_COOKIE, cookie)],
+    )
+        .into_response())
+}
+
+/// The cookie that binds a started log-in to the browser that started it.
+const STATE_COOKIE: &str = "wagu_oidc_state";
+
+/// The value of the state cookie, if the request carries it.
+fn state_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == STATE_COOKIE).then_some(v)
+        })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -90,11 +125,18 @@ pub struct CallbackQuery {
         (status = 401, description = "denied by the provider, or its answer failed verification", body = crate::http::openapi::ErrorBody)))]
 pub async fn callback(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(name): Path<String>,
+    headers: HeaderMap,
     q: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Result<Json<SessionBody>, AppError> {
     let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
+    check_rate(&app.logins, ip, "sign-ups and log-ins")?;
     let state = q.state.unwrap_or_default();
+    // Checked before the state is spent: a foreign callback does not burn the real one.
+    if state_cookie(&headers) != Some(state.as_str()) {
+        return Err(OidcError::InvalidState.into());
+    }
     if let Some(error) = q.error {
         return Err(app
             .oidc

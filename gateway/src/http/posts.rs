@@ -217,7 +217,9 @@ pub async fn edit(
     }
     check_rate(&app.writes, ip, "writes")?;
     new.author_name = who.name.clone();
-    new.updated_at = now_ms().max(old.updated_at);
+    // Strictly later than the version it replaces, whatever this node's clock says: the
+    // store's compare-and-set tells versions apart by this value.
+    new.updated_at = now_ms().max(old.updated_at + 1);
     match app.records.replace_post(&old, &new).await {
         Ok(()) => Ok(Json(new)),
         // Edited or deleted since we read it: a deleted post is gone (404), an edited one is

@@ -17,7 +17,8 @@ pub const POST_PRECISION: usize = 5;
 /// Most cells one listing reads. A viewport needing more at the coarsest precision is
 /// refused ("zoom in") rather than read partition by partition.
 pub const MAX_CELLS: usize = 24;
-/// Largest "near me" radius: the circle's box must fit in [`MAX_CELLS`] precision-5 cells.
+/// Largest "near me" radius: the circle's box must fit in twice [`MAX_CELLS`] precision-5
+/// cells (about 16 at Seoul's latitude; more towards the poles, where cells narrow).
 pub const MAX_NEAR_KM: f64 = 5.0;
 
 const BASE32: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";

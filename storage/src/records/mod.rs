@@ -293,7 +293,8 @@ pub trait PlaceStore {
         }
     }
 
-    /// Places inside a map viewport, cell by cell. Reads at most [`SCAN_BUDGET`] index rows:
+    /// Places inside a map viewport, cell by cell. Reads at most [`SCAN_BUDGET`] index rows
+    /// (or `limit + 1`, if larger):
     /// a page may then hold fewer than `limit` places (even none) with a `next` to go on.
     async fn places_in_bounds(
         &self,
@@ -333,7 +334,7 @@ pub trait PlaceStore {
                     next: resume(cell, &after),
                 });
             }
-            let batch = CELL_BATCH.max(limit + 1);
+            let batch = CELL_BATCH.max(limit + 1).min(SCAN_BUDGET - scanned);
             let rows = self
                 .places_in_cell(&cells[cell], after.as_ref(), batch)
                 .await?;
@@ -399,8 +400,9 @@ pub trait PostStore {
     }
 
     /// Recent posts about places within `radius_km` (at most [`geo::MAX_NEAR_KM`]) of `center`,
-    /// newest first. Reads at most about [`SCAN_BUDGET`] rows: a page may then hold fewer than
-    /// `limit` posts (even none) with a `next` that resumes where the scan stopped.
+    /// newest first. Reads at most [`SCAN_BUDGET`] rows, plus one per cell on the last round:
+    /// a page may then hold fewer than `limit` posts (even none) with a `next` that resumes
+    /// where the scan stopped.
     async fn posts_near(
         &self,
         center: LatLng,
@@ -426,12 +428,16 @@ pub trait PostStore {
         let mut scanned = 0;
         // Rows asked per cell: `limit + 1` first; doubled (up to a batch) while the circle
         // filters rows away, so a sparse circle costs few round trips.
-        let mut take = limit + 1;
+        let mut grow = limit + 1;
         loop {
+            let take = grow;
             // The newest `take` of the union are among each cell's newest `take`.
             let mut merged = Vec::new();
             // Per cell: did it return everything it has below the cursor, and its oldest row.
             let mut seen = Vec::with_capacity(cells.len());
+            // What is left of the budget, shared by the cells (at least one row each, so the
+            // scan always advances).
+            let take = take.min((SCAN_BUDGET.saturating_sub(scanned) / cells.len()).max(1));
             for cell in &cells {
                 let rows = self
                     .posts_in_scope(&Scope::Cell(cell.clone()), before.as_ref(), take)
@@ -470,7 +476,7 @@ pub trait PostStore {
                 let next = before.as_ref().map(encode_cursor);
                 return Ok(Page { items, next });
             }
-            take = (take * 2).min(CELL_BATCH.max(limit + 1));
+            grow = (grow * 2).min(CELL_BATCH.max(limit + 1));
         }
     }
 }
