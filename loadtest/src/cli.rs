@@ -1,7 +1,8 @@
-//! Command line: one subcommand per scenario (`rooms`, `streams`), each flattening the options
-//! every run shares
-//! (target, timing, output, report, server sampling, SLO gate); plus `bare-server` (the relay
-//! the `bare` target drives) and `compare` (the side-by-side table of `deploy/bench.sh`).
+//! Command line: one subcommand per scenario (`rooms`, `streams`, `mixed`), each flattening the
+//! options every run shares
+//! (target, timing, output, report, server sampling, SLO gate); `records` (the REST API of
+//! accounts, places and posts), whose own flags map onto those options; plus `bare-server` (the
+//! relay the `bare` target drives) and `compare` (the side-by-side table of `deploy/bench.sh`).
 
 use crate::target::Target;
 use clap::{Args, Parser, Subcommand};
@@ -53,6 +54,30 @@ pub enum Command {
                       counters, errors and the timeline cover both."
     )]
     Mixed(MixedArgs),
+    /// The records REST API (Wagu only): N users sign up, then C workers run a closed-loop mix
+    /// of post writes, reads, feeds and place searches; latency per operation.
+    #[command(
+        long_about = "The records REST API (accounts, places, posts), Wagu target only. Setup: \
+                      find the sample places around Seoul (GET /api/places?bbox=…), sign up \
+                      --users accounts (POST /api/auth/signup, emails unique to the run) and \
+                      let each write one post. Then --concurrency workers, each one request at \
+                      a time (closed loop), run the mix for --warmup-secs + --duration-secs: \
+                      create post (with an Idempotency-Key), edit own post (PATCH), read post, \
+                      author feed, place feed, near feed, name search, viewport. \
+                      --write-ratio is the share of create + edit (half each); reads share the \
+                      rest. Count, errors by status and code, and latency p50/p90/p99/p99.9/max \
+                      per operation are taken after the warmup only.",
+        after_help = "Rate limits: the server limits sign-ups and log-ins \
+                      (rate.logins_per_minute, default 10) and writes of posts and places \
+                      (rate.writes_per_minute, default 60) per client address, and every \
+                      request of this harness comes from one address. Start the server for a \
+                      load test with raised limits, or the run measures 429 rate_limited:\n\n  \
+                      WAGU_RATE__LOGINS_PER_MINUTE=100000 WAGU_RATE__WRITES_PER_MINUTE=1000000 \
+                      wagu --listen 127.0.0.1:18500 --data-dir /tmp/lt-records\n\n\
+                      Exit status: 0 run completed (and the SLO held, if one was given); \
+                      1 the harness itself failed; 2 the run completed but broke the SLO."
+    )]
+    Records(RecordsArgs),
     /// Run the bare WebSocket relay (the `--target bare` server) until SIGTERM or Ctrl-C.
     BareServer(BareServerArgs),
     /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).
@@ -169,6 +194,90 @@ impl MixedArgs {
             viewers: self.viewers,
             chat_per_sec: self.stream_chat_per_sec,
             chatters: self.chatters,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RecordsArgs {
+    /// HTTP base URL of the Wagu server (plain http).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Accounts to sign up before the run (emails unique to the run). Needs
+    /// rate.logins_per_minute raised on the server (WAGU_RATE__LOGINS_PER_MINUTE).
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Concurrent workers, each sending one request at a time (a closed loop): also the most
+    /// HTTP connections open at once. A worker acts as one of its own users (users are dealt
+    /// out round-robin; fewer users than workers: workers share them).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Share of the operations that write (create or edit a post, half each), 0 to 1. Needs
+    /// rate.writes_per_minute raised on the server (WAGU_RATE__WRITES_PER_MINUTE).
+    #[arg(long, default_value_t = 0.2)]
+    pub write_ratio: f64,
+    /// Seconds of the mix before measuring starts.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_secs: f64,
+    /// Seconds of the mix that the results describe.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_secs: f64,
+    /// Sign-ups (and the setup's first posts) in flight at once. The server hashes at most two
+    /// passwords per core at a time, so more only queues there.
+    #[arg(long, default_value_t = 8)]
+    pub signup_concurrency: usize,
+    /// Seed of the operation mix and the generated posts (default: from the clock). Emails
+    /// are unique to each run whatever the seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency-over-time, requests, server charts) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Sample this server process's CPU and RSS from /proc every second.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Fail (exit 2) when the p99 of any operation over the window exceeds this many ms.
+    #[arg(long)]
+    pub slo_p99_ms: Option<f64>,
+    /// Fail (exit 2) when the run counts more failed requests than this (setup included).
+    #[arg(long)]
+    pub slo_max_errors: Option<u64>,
+    /// Tokio worker threads for the harness (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds between progress lines on stderr when it is not a terminal.
+    #[arg(long, default_value_t = 5)]
+    pub progress_secs: u64,
+    /// No progress bar, even on a terminal: progress lines only.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl RecordsArgs {
+    /// The shared run options these flags amount to (no ramp: the setup takes its place).
+    pub fn common(&self) -> Common {
+        Common {
+            url: vec![self.url.clone()],
+            spread_clients: false,
+            target: Target::Wagu,
+            centrifugo_secret: String::new(),
+            ramp_secs: 0.0,
+            warmup_secs: self.warmup_secs,
+            duration_secs: self.duration_secs,
+            out: self.out.clone(),
+            report: self.report.clone(),
+            server_pid: self.server_pid,
+            slo_p99_ms: self.slo_p99_ms,
+            slo_fanout_p99_ms: None,
+            slo_max_errors: self.slo_max_errors,
+            source_ips: Vec::new(),
+            threads: self.threads,
+            create_concurrency: self.signup_concurrency,
+            progress_secs: self.progress_secs,
+            no_progress: self.no_progress,
         }
     }
 }

@@ -7,7 +7,9 @@
 //! figures describe. Text in the SVG is left to the browser's fonts (plotters' `ttf` feature is
 //! off), so label widths are estimates.
 
-use crate::report::{Detail, Latency, RoomsDetail, RunResult, Sample, StreamsDetail};
+use crate::report::{
+    Detail, Latency, RECORDS_OPS, RecordsDetail, RoomsDetail, RunResult, Sample, StreamsDetail,
+};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -172,14 +174,23 @@ const ORANGE: RGBColor = RGBColor(255, 127, 14);
 const GREEN_: RGBColor = RGBColor(44, 160, 44);
 const RED_: RGBColor = RGBColor(214, 39, 40);
 
+/// A delivered flow: its label and its per-second count.
+type Received = (&'static str, fn(&Sample) -> u64);
+
 /// What the page says about the scenario's own flow.
 struct Words {
     title: String,
     note: String,
     latency_title: &'static str,
-    received_label: &'static str,
-    received: fn(&Sample) -> u64,
+    /// The scenario's own delivered flow in the throughput chart, if it has one.
+    received: Option<Received>,
+    /// What the clients' in and out counters count.
+    in_label: &'static str,
+    out_label: &'static str,
 }
+
+const WS_IN: &str = "WebSocket messages in";
+const WS_OUT: &str = "WebSocket messages out";
 
 fn words(r: &RunResult) -> Words {
     match &r.detail {
@@ -193,8 +204,11 @@ fn words(r: &RunResult) -> Words {
             ),
             note: format!("presence {} Hz, chat {}/min", d.presence_hz, d.chat_per_min),
             latency_title: "End-to-end presence latency, per second (send → friend reads it)",
-            received_label: "friends' presence updates received",
-            received: |s| s.presence_received,
+            received: Some(("friends' presence updates received", |s| {
+                s.presence_received
+            })),
+            in_label: WS_IN,
+            out_label: WS_OUT,
         },
         Detail::Streams(d) => Words {
             title: format!(
@@ -209,8 +223,9 @@ fn words(r: &RunResult) -> Words {
                 d.chat_per_sec, d.chatters
             ),
             latency_title: "End-to-end chat latency, per second (send → every receiver reads it)",
-            received_label: "chat messages delivered",
-            received: |s| s.chat_received,
+            received: Some(("chat messages delivered", |s| s.chat_received)),
+            in_label: WS_IN,
+            out_label: WS_OUT,
         },
         Detail::Mixed(m) => Words {
             title: format!(
@@ -227,8 +242,22 @@ fn words(r: &RunResult) -> Words {
                 m.rooms.presence_hz, m.streams.chat_per_sec, m.streams.chatters
             ),
             latency_title: "End-to-end latency, per second (presence and stream chat together)",
-            received_label: "presence updates and chat messages received",
-            received: |s| s.presence_received + s.chat_received,
+            received: Some(("presence updates and chat messages received", |s| {
+                s.presence_received + s.chat_received
+            })),
+            in_label: WS_IN,
+            out_label: WS_OUT,
+        },
+        Detail::Records(d) => Words {
+            title: format!(
+                "wagu-loadtest records · {} users, {} workers on {}",
+                d.users, d.concurrency, r.url
+            ),
+            note: format!("write ratio {}, seed {}", d.write_ratio, d.seed),
+            latency_title: "Request latency, per second (every operation of the mix)",
+            received: None,
+            in_label: "HTTP answers",
+            out_label: "HTTP requests",
         },
     }
 }
@@ -247,19 +276,21 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
         ],
         band,
     )?;
-    let received = w.received;
+    let mut lines = vec![
+        series(t, w.in_label, BLUE_, |s| Some(s.messages_in as f64)),
+        series(t, w.out_label, ORANGE, |s| Some(s.messages_out as f64)),
+    ];
+    if let Some((label, received)) = w.received {
+        lines.push(series(t, label, GREEN_, |s| Some(received(s) as f64)));
+    }
     let throughput = chart(
         "Throughput at the clients, per second",
-        "messages / s",
-        &[
-            series(t, "WebSocket messages in", BLUE_, |s| {
-                Some(s.messages_in as f64)
-            }),
-            series(t, "WebSocket messages out", ORANGE, |s| {
-                Some(s.messages_out as f64)
-            }),
-            series(t, w.received_label, GREEN_, |s| Some(received(s) as f64)),
-        ],
+        if w.received.is_some() {
+            "messages / s"
+        } else {
+            "requests / s"
+        },
+        &lines,
         band,
     )?;
     let server = if r.server.is_some() {
@@ -297,20 +328,36 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
         esc(&w.title),
         esc(&w.title)
     );
-    let _ = writeln!(
-        h,
-        "<p class=note>{} connections planned, {} joined (all settled {:.1} s into the ramp), {} open at the end · {} · \
-         ramp {} s, warmup {} s, measured {:.1} s{}</p>",
-        r.connections,
-        r.connections_joined,
-        r.ramp_done_secs,
-        r.connections_open,
-        esc(&w.note),
-        r.ramp_secs,
-        r.warmup_secs,
-        r.duration_secs,
-        if r.interrupted { " (interrupted)" } else { "" }
-    );
+    let interrupted = if r.interrupted { " (interrupted)" } else { "" };
+    if let Detail::Records(d) = &r.detail {
+        let _ = writeln!(
+            h,
+            "<p class=note>setup: {}/{} users signed up, {} places found, {} posts seeded in {:.1} s · {} · \
+             warmup {} s, measured {:.1} s{interrupted}</p>",
+            d.users_signed_up,
+            d.users,
+            d.places_found,
+            d.posts_seeded,
+            r.ramp_done_secs,
+            esc(&w.note),
+            r.warmup_secs,
+            r.duration_secs,
+        );
+    } else {
+        let _ = writeln!(
+            h,
+            "<p class=note>{} connections planned, {} joined (all settled {:.1} s into the ramp), {} open at the end · {} · \
+             ramp {} s, warmup {} s, measured {:.1} s{interrupted}</p>",
+            r.connections,
+            r.connections_joined,
+            r.ramp_done_secs,
+            r.connections_open,
+            esc(&w.note),
+            r.ramp_secs,
+            r.warmup_secs,
+            r.duration_secs,
+        );
+    }
     h.push_str("<h2>Steady state</h2>\n<table>");
     match &r.detail {
         Detail::Rooms(d) => rooms_rows(&mut h, r, d),
@@ -319,12 +366,17 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
             rooms_rows(&mut h, r, &m.rooms);
             streams_rows(&mut h, &m.streams);
         }
+        Detail::Records(d) => records_rows(&mut h, r, d),
     }
     let _ = write!(
         h,
-        "<tr><th>WebSocket messages in / out at the clients</th><td>{:.0} /s / {:.0} /s</td></tr>\
+        "<tr><th>{} / {} at the clients</th><td>{:.0} /s / {:.0} /s</td></tr>\
          <tr><th>errors (whole run)</th><td>{}</td></tr>",
-        r.throughput.messages_in_per_sec, r.throughput.messages_out_per_sec, r.errors.total
+        w.in_label,
+        w.out_label,
+        r.throughput.messages_in_per_sec,
+        r.throughput.messages_out_per_sec,
+        r.errors.total
     );
     if let Some(s) = &r.server {
         let _ = write!(
@@ -354,8 +406,14 @@ pub fn render(r: &RunResult) -> anyhow::Result<String> {
             rooms_latency(&mut h, &m.rooms);
             streams_latency(&mut h, &m.streams);
         }
+        Detail::Records(d) => records_latency(&mut h, d),
     }
-    lat_row(&mut h, "session open (ramp)", &r.join_latency_ms);
+    let open = if let Detail::Records(_) = &r.detail {
+        "sign-up (setup)"
+    } else {
+        "session open (ramp)"
+    };
+    lat_row(&mut h, open, &r.join_latency_ms);
     h.push_str("</table>\n<p class=note>The shaded band is the measured window; the tables describe it. Charts show every second of the run.</p>\n");
     for svg in [Some(&latency), Some(&throughput)]
         .into_iter()
@@ -406,6 +464,42 @@ fn streams_rows(h: &mut String, d: &StreamsDetail) {
         d.viewers_events,
         d.viewer_count_seen,
     );
+}
+
+fn records_rows(h: &mut String, r: &RunResult, d: &RecordsDetail) {
+    let _ = write!(
+        h,
+        "<tr><th>requests · successful</th><td>{:.1} /s · {:.1} /s</td></tr>\
+         <tr><th>failed requests in the window</th><td>{}</td></tr>\
+         <tr><th>workers (closed loop) · write ratio</th><td>{} · {}</td></tr>",
+        d.requests_per_sec, r.delivered_per_sec, d.errors_in_window, d.concurrency, d.write_ratio,
+    );
+    for name in RECORDS_OPS {
+        if let Some(o) = d.ops.get(name)
+            && o.errors > 0
+        {
+            let by: Vec<String> = o
+                .errors_by
+                .iter()
+                .map(|(k, n)| format!("{k} × {n}"))
+                .collect();
+            let _ = write!(
+                h,
+                "<tr><th>{name} errors</th><td>{}</td></tr>",
+                esc(&by.join(", "))
+            );
+        }
+    }
+}
+
+fn records_latency(h: &mut String, d: &RecordsDetail) {
+    for name in RECORDS_OPS {
+        if let Some(o) = d.ops.get(name) {
+            let label = format!("{name} ({:.1} /s)", o.per_sec);
+            lat_row(h, &label, &o.latency_ms);
+        }
+    }
+    lat_row(h, "all operations", &d.latency_ms);
 }
 
 fn rooms_latency(h: &mut String, d: &RoomsDetail) {

@@ -11,6 +11,9 @@
 //!     --chat-per-sec 20 --ramp-secs 40 --server-pid $(pidof wagu) --slo-p99-ms 200
 //! wagu-loadtest mixed --url http://127.0.0.1:8080,http://127.0.0.1:8081 --rooms 500 \
 //!     --participants 5 --streams 1 --viewers 5000 --stream-chat-per-sec 20
+//! WAGU_RATE__LOGINS_PER_MINUTE=100000 WAGU_RATE__WRITES_PER_MINUTE=1000000 wagu … &
+//! wagu-loadtest records --url http://127.0.0.1:8080 --users 200 --concurrency 32 \
+//!     --write-ratio 0.2 --duration-secs 30 --server-pid $(pidof wagu) --slo-p99-ms 50
 //! wagu-loadtest bare-server --listen 127.0.0.1:18400 &
 //! wagu-loadtest rooms --target bare --url http://127.0.0.1:18400 …
 //! wagu-loadtest compare --run wagu=a.json,a-idle.json --run centrifugo=b.json,b-idle.json
@@ -18,9 +21,9 @@
 //!
 //! Modules: [`cli`] (flags), [`scenario`] (phases, monitor, and one module per scenario),
 //! [`target`] (one module per server protocol), [`bare_server`] (the relay baseline),
-//! [`net`] and [`http`] (sockets), [`stats`] (counters, histograms, send logs), [`report`]
-//! (JSON, summary, SLO), [`html`] (the charts), [`compare`] (the side-by-side table),
-//! [`progress`] (the bar), [`sys`] (rlimit, /proc).
+//! [`net`] and [`http`] (sockets; the `records` scenario uses reqwest), [`stats`] (counters,
+//! histograms, send logs), [`report`] (JSON, summary, SLO), [`html`] (the charts), [`compare`]
+//! (the side-by-side table), [`progress`] (the bar), [`sys`] (rlimit, /proc).
 
 mod bare_server;
 mod cli;
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Rooms(a) => a.common.threads,
         Command::Streams(a) => a.common.threads,
         Command::Mixed(a) => a.common.threads,
+        Command::Records(a) => a.threads,
         Command::BareServer(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
     };
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Rooms(a) => (a.common.clone(), rt.block_on(scenario::rooms::run(a))?),
         Command::Streams(a) => (a.common.clone(), rt.block_on(scenario::streams::run(a))?),
         Command::Mixed(a) => (a.common.clone(), rt.block_on(scenario::mixed::run(a))?),
+        Command::Records(a) => (a.common(), rt.block_on(scenario::records::run(a))?),
         Command::BareServer(a) => {
             rt.block_on(bare_server::run(a))?;
             return Ok(ExitCode::SUCCESS);

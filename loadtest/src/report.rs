@@ -14,11 +14,12 @@ pub struct RunResult {
     pub url: String,
     /// Ctrl-C ended the run early: the figures cover a shorter window than asked.
     pub interrupted: bool,
-    /// Planned WebSocket connections (rooms × participants; streams × (viewers + 1)).
+    /// Planned WebSocket connections (rooms × participants; streams × (viewers + 1)). Records:
+    /// the concurrent HTTP workers (`--concurrency`).
     pub connections: u64,
-    /// Connections that completed `join` (`join_stream`).
+    /// Connections that completed `join` (`join_stream`). Records: workers started.
     pub connections_joined: u64,
-    /// Connections still open when the steady-state window ended.
+    /// Connections still open when the steady-state window ended. Records: workers running.
     pub connections_open: i64,
     pub ramp_secs: f64,
     /// From the start of the ramp until every planned connection had joined or failed (or
@@ -30,12 +31,14 @@ pub struct RunResult {
     /// The scenario's own parameters and flows, at the top level of the JSON.
     #[serde(flatten)]
     pub detail: Detail,
-    /// Connect to `join` acknowledged, over the whole ramp.
+    /// Connect to `join` acknowledged, over the whole ramp. Records: the sign-ups of the setup
+    /// (the request to its session).
     pub join_latency_ms: Latency,
     /// Traced messages received from others per second during the window. Rooms: friends'
     /// presence updates (first sightings) plus chat messages, the figure that compares across
     /// targets whether the server coalesces (Wagu) or forwards every message (Centrifugo,
-    /// bare). Streams: chat messages delivered, summed over receivers.
+    /// bare). Streams: chat messages delivered, summed over receivers. Records: successful
+    /// requests (2xx with the expected body).
     pub delivered_per_sec: f64,
     pub throughput: Throughput,
     pub errors: ErrorReport,
@@ -57,6 +60,7 @@ pub enum Detail {
     Streams(StreamsDetail),
     // Boxed: both sections together are twice the size of the other variants.
     Mixed(Box<MixedDetail>),
+    Records(RecordsDetail),
 }
 
 impl Detail {
@@ -65,6 +69,7 @@ impl Detail {
             Detail::Rooms(_) => "rooms",
             Detail::Streams(_) => "streams",
             Detail::Mixed(_) => "mixed",
+            Detail::Records(_) => "records",
         }
     }
 }
@@ -118,6 +123,56 @@ pub struct StreamsDetail {
     pub viewer_count_seen: u64,
 }
 
+/// The `records` scenario: the setup and, per operation of the mix, what the window measured.
+/// The top-level `throughput` counts HTTP requests (`messages_out`) and answers
+/// (`messages_in`) with their body bytes.
+#[derive(Serialize, Debug)]
+pub struct RecordsDetail {
+    /// Accounts asked for, and signed up.
+    pub users: usize,
+    pub users_signed_up: u64,
+    /// Workers, each one request at a time.
+    pub concurrency: usize,
+    /// Share of create + edit asked for.
+    pub write_ratio: f64,
+    /// Seed of the mix and the generated content.
+    pub seed: u64,
+    /// Places found in the sample area's viewport (posts and place feeds use them).
+    pub places_found: usize,
+    /// Name prefixes the name searches draw from (taken from those places' names).
+    pub search_prefixes: usize,
+    /// Posts written during the setup, one per user, so reads and edits have data at once.
+    pub posts_seeded: u64,
+    /// Access tokens refreshed during the run (they last 15 minutes by default).
+    pub token_refreshes: u64,
+    /// Every request of the mix answered during the window (successful or not).
+    pub requests: u64,
+    pub requests_per_sec: f64,
+    /// Failed requests of the mix during the window (the run's `errors` also count the setup
+    /// and the warmup).
+    pub errors_in_window: u64,
+    /// All operations together: send to the last byte of the answer, failures included.
+    pub latency_ms: Latency,
+    /// Per operation, by name: `create_post`, `edit_post`, `read_post`, `author_feed`,
+    /// `place_feed`, `near_feed`, `name_search`, `viewport`.
+    pub ops: BTreeMap<String, OpReport>,
+}
+
+/// One operation of the `records` mix during the window.
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct OpReport {
+    /// Share of the mix asked for (0 to 1).
+    pub share: f64,
+    /// Requests answered (or failed) during the window.
+    pub count: u64,
+    pub per_sec: f64,
+    pub errors: u64,
+    /// Failures by `status code` (`429 rate_limited`) or transport kind (`transport timeout`).
+    pub errors_by: BTreeMap<String, u64>,
+    /// Send to the last byte of the answer, failures included.
+    pub latency_ms: Latency,
+}
+
 /// One kind of traced message during the window.
 #[derive(Serialize, Debug)]
 pub struct Flow {
@@ -140,7 +195,7 @@ pub struct Flow {
     pub latency_ms: Latency,
 }
 
-#[derive(Serialize, Debug, Default)]
+#[derive(Serialize, Debug, Default, Clone)]
 pub struct Latency {
     pub samples: u64,
     pub p50: f64,
@@ -188,6 +243,9 @@ pub struct ErrorReport {
     pub error_frames: BTreeMap<String, u64>,
     /// Closes the harness did not ask for, by close code (1006: no close frame).
     pub unexpected_closes: BTreeMap<u16, u64>,
+    /// `records`: failed HTTP requests, by `operation: status code` (absent elsewhere).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, u64>,
 }
 
 impl ErrorReport {
@@ -201,6 +259,7 @@ impl ErrorReport {
             join: copy(&e.join),
             error_frames: copy(&e.error_frames),
             unexpected_closes: e.closes.lock().expect("book").clone(),
+            requests: copy(&e.requests),
         }
     }
 }
@@ -314,6 +373,8 @@ pub fn evaluate(
             let (e, f, x) = rooms(&m.rooms);
             (vec![(e, f), streams(&m.streams)], x)
         }
+        // Gated per operation below.
+        Detail::Records(_) => (Vec::new(), None),
     };
     let mut gate = |(name, lat, expected): (&str, &Latency, bool), limit: f64| {
         if expected && lat.samples == 0 {
@@ -328,6 +389,19 @@ pub fn evaluate(
         }
         if let Some(limit) = p99_ms {
             gate(e2e, limit);
+        }
+    }
+    if let (Some(limit), Detail::Records(d)) = (p99_ms, &r.detail) {
+        if d.latency_ms.samples == 0 {
+            v.push("no request latency was measured".to_string());
+        }
+        for (op, o) in &d.ops {
+            if o.latency_ms.samples > 0 && o.latency_ms.p99 > limit {
+                v.push(format!(
+                    "{op} p99 {:.1} ms exceeds {limit} ms",
+                    o.latency_ms.p99
+                ));
+            }
         }
     }
     if let Some(limit) = p99_ms
@@ -464,20 +538,31 @@ pub fn print_summary(r: &RunResult) {
                 r.delivered_per_sec
             );
         }
+        Detail::Records(d) => print_records(r, d),
     }
-    println!(
-        "join      {}  (every connection settled {:.1} s into the ramp)",
-        lat_line(&r.join_latency_ms),
-        r.ramp_done_secs
-    );
     let t = &r.throughput;
-    println!(
-        "traffic   in {:.0} msg/s ({}/s)  out {:.0} msg/s ({}/s)",
-        t.messages_in_per_sec,
-        human_bytes(t.bytes_in_per_sec),
-        t.messages_out_per_sec,
-        human_bytes(t.bytes_out_per_sec)
-    );
+    if let Detail::Records(_) = &r.detail {
+        println!(
+            "traffic   requests {:.0}/s ({}/s of bodies)  answers {:.0}/s ({}/s of bodies)",
+            t.messages_out_per_sec,
+            human_bytes(t.bytes_out_per_sec),
+            t.messages_in_per_sec,
+            human_bytes(t.bytes_in_per_sec)
+        );
+    } else {
+        println!(
+            "join      {}  (every connection settled {:.1} s into the ramp)",
+            lat_line(&r.join_latency_ms),
+            r.ramp_done_secs
+        );
+        println!(
+            "traffic   in {:.0} msg/s ({}/s)  out {:.0} msg/s ({}/s)",
+            t.messages_in_per_sec,
+            human_bytes(t.bytes_in_per_sec),
+            t.messages_out_per_sec,
+            human_bytes(t.bytes_out_per_sec)
+        );
+    }
     if let Some(s) = &r.server {
         println!(
             "server    pid {}: CPU avg {:.1}% max {:.1}% (of one core), RSS avg {:.1} MB max {:.1} MB ({} samples)",
@@ -504,6 +589,7 @@ pub fn print_summary(r: &RunResult) {
     show("connect", &e.connect);
     show("join", &e.join);
     show("error frame", &e.error_frames);
+    show("request", &e.requests);
     for (code, n) in &e.unexpected_closes {
         println!("  unexpected close: code {code} × {n}");
     }
@@ -519,6 +605,78 @@ pub fn print_summary(r: &RunResult) {
             }
         }
     }
+}
+
+/// The order of the per-operation table: writes, then reads (as in the mix).
+pub const RECORDS_OPS: [&str; 8] = [
+    "create_post",
+    "edit_post",
+    "read_post",
+    "author_feed",
+    "place_feed",
+    "near_feed",
+    "name_search",
+    "viewport",
+];
+
+fn print_records(r: &RunResult, d: &RecordsDetail) {
+    println!(
+        "setup     {}/{} users signed up, {} places found, {} posts seeded in {:.1} s",
+        d.users_signed_up, d.users, d.places_found, d.posts_seeded, r.ramp_done_secs
+    );
+    println!("sign-up   {}", lat_line(&r.join_latency_ms));
+    println!(
+        "steady state {:.1} s (after {:.0} s warmup): {} workers, write ratio {}",
+        r.duration_secs, r.warmup_secs, d.concurrency, d.write_ratio
+    );
+    println!(
+        "{:<12} {:>6} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "operation",
+        "share",
+        "requests",
+        "req/s",
+        "errors",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
+    );
+    let row = |name: &str, share: f64, count: u64, per_sec: f64, errors: u64, l: &Latency| {
+        println!(
+            "{name:<12} {:>5.1}% {count:>8} {per_sec:>8.1} {errors:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            share * 100.0,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max
+        );
+    };
+    for name in RECORDS_OPS {
+        if let Some(o) = d.ops.get(name) {
+            row(name, o.share, o.count, o.per_sec, o.errors, &o.latency_ms);
+        }
+    }
+    row(
+        "all",
+        1.0,
+        d.requests,
+        d.requests_per_sec,
+        d.errors_in_window,
+        &d.latency_ms,
+    );
+    for name in RECORDS_OPS {
+        if let Some(o) = d.ops.get(name) {
+            for (why, n) in &o.errors_by {
+                println!("  {name}: {why} × {n} (in the window)");
+            }
+        }
+    }
+    println!(
+        "requests  {:.1}/s, {:.1}/s successful; {} token refreshes",
+        d.requests_per_sec, r.delivered_per_sec, d.token_refreshes
+    );
 }
 
 fn steady_line(r: &RunResult) {
@@ -745,6 +903,74 @@ mod tests {
         let slo = evaluate(&quiet, Some(200.0), None, None);
         assert_eq!(slo.violations, vec!["no chat latency was measured"]);
         assert!(evaluate(&streams(150.0, 20.0), Some(200.0), Some(50.0), Some(0)).passed);
+    }
+
+    fn records(ops: &[(&str, f64, u64)]) -> RunResult {
+        let lat = |p99: f64, samples: u64| Latency {
+            samples,
+            p99,
+            ..Default::default()
+        };
+        let ops: BTreeMap<String, OpReport> = ops
+            .iter()
+            .map(|&(name, p99, samples)| {
+                (
+                    name.to_string(),
+                    OpReport {
+                        share: 0.125,
+                        count: samples,
+                        latency_ms: lat(p99, samples),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let samples = ops.values().map(|o| o.count).sum();
+        result(Detail::Records(RecordsDetail {
+            users: 10,
+            users_signed_up: 10,
+            concurrency: 4,
+            write_ratio: 0.2,
+            seed: 1,
+            places_found: 230,
+            search_prefixes: 100,
+            posts_seeded: 10,
+            token_refreshes: 0,
+            requests: samples,
+            requests_per_sec: samples as f64,
+            errors_in_window: 0,
+            latency_ms: lat(40.0, samples),
+            ops,
+        }))
+    }
+
+    #[test]
+    fn records_gate_every_operation() {
+        let r = records(&[
+            ("create_post", 80.0, 100),
+            ("read_post", 5.0, 100),
+            ("edit_post", 0.0, 0),
+        ]);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["scenario"], "records");
+        assert_eq!(v["ops"]["create_post"]["latency_ms"]["p99"], 80.0);
+        assert_eq!(v["concurrency"], 4);
+        let slo = evaluate(&r, Some(50.0), None, Some(0));
+        assert_eq!(
+            slo.violations,
+            vec!["create_post p99 80.0 ms exceeds 50 ms"]
+        );
+        assert!(evaluate(&r, Some(100.0), None, Some(0)).passed);
+        // An operation with no samples (none drawn) is not a violation; no samples at all is.
+        let slo = evaluate(&records(&[]), Some(100.0), None, None);
+        assert_eq!(slo.violations, vec!["no request latency was measured"]);
+        let mut failed = records(&[("read_post", 5.0, 100)]);
+        failed.errors.total = 3;
+        let slo = evaluate(&failed, None, None, Some(2));
+        assert_eq!(slo.violations, vec!["3 errors exceed the limit of 2"]);
+        assert!(evaluate(&failed, None, None, Some(3)).passed);
+        let html = crate::html::render(&r).unwrap();
+        assert!(html.contains("create_post") && html.contains("sign-up (setup)"));
     }
 
     #[test]

@@ -59,9 +59,9 @@ pub enum H {
     /// From starting the TCP connect to the session being open (Wagu: `join` or `join_stream`
     /// acknowledged; Centrifugo: subscribed; bare: WebSocket open), recorded during the ramp.
     Join,
-    /// End-to-end latency of the scenario's main traced flow (rooms: presence; streams: chat)
-    /// in the current second, in every phase: the monitor takes and resets it once a second for
-    /// the timeline's latency-over-time.
+    /// End-to-end latency of the scenario's main traced flow (rooms: presence; streams: chat;
+    /// records: every HTTP request) in the current second, in every phase: the monitor takes
+    /// and resets it once a second for the timeline's latency-over-time.
     Recent,
 }
 const NH: usize = H::Recent as usize + 1;
@@ -136,6 +136,10 @@ pub struct Errors {
     /// Connections the server (or the network) ended before the harness stopped, by close
     /// code; 1006 stands for "no close frame" (reset, EOF, read or write error).
     pub closes: Mutex<BTreeMap<u16, u64>>,
+    /// `records` scenario: HTTP requests that failed (a status other than 2xx, a transport
+    /// error, an answer without what it should hold), by `operation: status code` or
+    /// `operation: transport kind`.
+    pub requests: Mutex<BTreeMap<String, u64>>,
 }
 
 fn bump<K: Ord>(book: &Mutex<BTreeMap<K, u64>>, key: K, n: u64) {
@@ -162,6 +166,9 @@ impl Errors {
     pub fn close(&self, code: u16) {
         bump(&self.closes, code, 1);
     }
+    pub fn request(&self, why: impl Into<String>) {
+        bump(&self.requests, why.into(), 1);
+    }
 
     pub fn total(&self) -> u64 {
         fn sum<K>(b: &Mutex<BTreeMap<K, u64>>) -> u64 {
@@ -172,6 +179,7 @@ impl Errors {
             + sum(&self.join)
             + sum(&self.error_frames)
             + sum(&self.closes)
+            + sum(&self.requests)
     }
 }
 

@@ -4,7 +4,7 @@
 //! (or prints progress lines when there is no terminal) and samples the server process, and the
 //! client plumbing (handshake, counted sends, clean close).
 //!
-//! A scenario (`rooms`, `streams`, `mixed`) calls [`start`] (file descriptors, probe,
+//! A scenario (`rooms`, `streams`, `mixed`, `records`) calls [`start`] (file descriptors, probe,
 //! dialer, monitor), sets up its clients during the ramp and hands the workers that do it to
 //! [`Run::ramp`], then [`Run::finish`] runs warmup, window and stop, and [`Finished::result`]
 //! builds the [`crate::report::RunResult`] around the scenario's own [`Detail`] from the shared
@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod mixed;
+pub mod records;
 pub mod rooms;
 pub mod streams;
 
