@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     // Several dependencies (the S3 SDK, the CQL driver) use rustls without choosing a crypto
     // provider; pick one process-wide before anything opens a connection.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    release_large_allocations();
     let cli = Cli::parse();
     let flags = FlagOverrides {
         listen: cli.listen,
@@ -98,6 +99,19 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Makes glibc return every freed allocation of 1 MiB or more to the kernel. Its default
+/// threshold adapts upwards after the first large free, after which each argon2 hash (19 MiB)
+/// comes from a per-thread arena that keeps it: measured 427 MB of RSS after 40 log-ins,
+/// against 20 MB with this. Large buffers are rare here, so the mmap per allocation is cheap.
+fn release_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; it is called once, before any thread
+    // is started, and takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
