@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{OnceCell, RwLock};
+use wagu_engine::directory::random_token;
 use wagu_storage::EphemeralStore;
 
 /// How long a started log-in may take before its `state` is forgotten.
@@ -97,11 +98,6 @@ pub struct Oidc {
     providers: HashMap<String, Provider>,
     http: reqwest::Client,
     public_url: String,
-}
-
-fn random(bytes: usize) -> String {
-    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
-    URL_SAFE_NO_PAD.encode(v)
 }
 
 fn state_key(state: &str) -> String {
@@ -188,11 +184,11 @@ impl Oidc {
     ) -> Result<(String, String), OidcError> {
         let p = self.provider(name)?;
         let meta = self.metadata(p).await?;
-        let state = random(16);
+        let state = random_token(16);
         let pending = Pending {
             provider: name.to_string(),
-            nonce: random(16),
-            verifier: random(32),
+            nonce: random_token(16),
+            verifier: random_token(32),
         };
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(pending.verifier.as_bytes()));
         let mut scopes = p.config.scopes.clone();

@@ -12,12 +12,11 @@
 //! What it does not do: key rotation with several live keys (one key; rotating it signs
 //! everyone out after at most one access lifetime), asymmetric keys for third parties.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use wagu_engine::directory::random_token;
 use wagu_proto::records::AccountId;
 
 const ISSUER: &str = "wagu";
@@ -105,22 +104,27 @@ impl Tokens {
 
 /// A new refresh token (what the client keeps) and its hash (what the store keeps).
 pub fn new_refresh() -> (String, String) {
-    let bytes: [u8; 32] = rand::random();
-    let token = format!("wr_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!("wr_{}", random_token(32));
     let hash = hash_refresh(&token);
     (token, hash)
 }
 
 /// Hex SHA-256 of a refresh token: a leaked store holds nothing a client can present.
 pub fn hash_refresh(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(token.as_bytes())
+}
+
+/// Lower-case hex SHA-256: refresh-token hashes, idempotent request fingerprints.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 128 random bits, URL-safe: ids of accounts, posts and refresh families.
 pub fn random_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
+    random_token(16)
 }
 
 /// The token key: `auth.token_secret` when set, else a random key created once in
@@ -139,8 +143,7 @@ pub async fn load_secret(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     }
-    let bytes: [u8; 32] = rand::random();
-    let key = URL_SAFE_NO_PAD.encode(bytes);
+    let key = random_token(32);
     let tmp = data_dir.join("auth.key.tmp");
     {
         use std::io::Write;
@@ -160,6 +163,8 @@ pub async fn load_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn tokens() -> Tokens {
         Tokens::new(b"0123456789abcdef0123456789abcdef", 900, 3600)

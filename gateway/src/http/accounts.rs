@@ -58,12 +58,7 @@ pub struct SessionBody {
     pub token_type: String,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use wagu_storage::records::now_millis as now_ms;
 
 /// Trimmed, lower-cased; refuses what cannot be an address. (Deliverability is not checked:
 /// there is no mail service yet.)

@@ -190,9 +190,6 @@ fn new_account(who: &Identity) -> AccountRecord {
         email: who.email.clone().unwrap_or_default().to_lowercase(),
         display_name: name,
         password_hash: String::new(),
-        created_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        created_at: wagu_storage::records::now_millis(),
     }
 }

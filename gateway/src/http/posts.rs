@@ -18,7 +18,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use wagu_proto::PlaceId;
 use wagu_proto::records::{
@@ -26,12 +25,7 @@ use wagu_proto::records::{
 };
 use wagu_storage::records::{Created, Idempotency, PlaceStore, PostStore, RecordError, Scope};
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use wagu_storage::records::now_millis as now_ms;
 
 fn today() -> i64 {
     (now_ms() / 86_400_000) as i64
@@ -95,10 +89,9 @@ pub async fn create(
                 .map_err(|_| AppError::bad_request("Idempotency-Key must be printable ASCII"))?;
             check_idempotency_key(key)?;
             let body = serde_json::to_vec(&draft).map_err(AppError::internal)?;
-            let digest = Sha256::digest(&body);
             Some(Idempotency {
                 key: key.to_string(),
-                fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                fingerprint: token::sha256_hex(&body),
             })
         }
     };

@@ -80,7 +80,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use scylla::client::session::Session;
 use scylla::deserialize::row::{ColumnIterator, RawColumn};
@@ -104,7 +104,7 @@ use wagu_proto::records::{
 use super::{
     AccountRecord, AccountStore, Created, IDEMPOTENCY_TTL_SECS, Idempotency, NameCursor,
     PlaceStore, PostCursor, PostStore, RecordError, RefreshRecord, RefreshUse, Result, Scope,
-    bucket_of, geo, text,
+    bucket_of, geo, now_millis, text,
 };
 
 /// Largest estimated batch sent as one logged batch. Cassandra fails batches above 50 KiB by
@@ -1058,12 +1058,6 @@ fn feed_row_keys(p: &Post) -> Vec<FeedRowKey> {
             )
         })
         .collect()
-}
-
-fn now_millis() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Seconds from `now` until `until`, as a CQL TTL: at least 1 (0 would mean "forever").

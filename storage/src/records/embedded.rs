@@ -53,7 +53,6 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -66,7 +65,7 @@ use wagu_proto::records::{AccountId, Place, Post, PostId};
 use super::{
     AccountRecord, AccountStore, Created, IDEMPOTENCY_TTL_SECS, Idempotency, NameCursor,
     PlaceStore, PostCursor, PostStore, RecordError, RefreshRecord, RefreshUse, Result, Scope, geo,
-    text,
+    now_millis, text,
 };
 
 /// The file, under the data directory.
@@ -303,12 +302,6 @@ fn get_exact<T: Located>(
 /// as the exclusive end of one scope's key range.
 fn past(s: &str) -> String {
     format!("{s}\0")
-}
-
-fn now_millis() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -496,6 +496,14 @@ fn finish_feed(items: &mut Vec<Post>, limit: usize) -> Page<Post> {
     }
 }
 
+/// The records' clock: wall-clock Unix milliseconds, what `created_at`, `updated_at` and every
+/// expiry (refresh tokens, revocations, idempotency keys) are measured in.
+pub fn now_millis() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The 30-day time bucket of a timestamp: feed partitions are (scope, bucket), so none grows
 /// without limit however long an author writes or a place is reviewed.
 pub fn bucket_of(created_at: UnixMillis) -> i32 {
