@@ -565,23 +565,12 @@ async fn call(
     token: Option<&str>,
     body: &str,
 ) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
-    let (status, _, text) = tokio::time::timeout(
+    tokio::time::timeout(
         HTTP_TIMEOUT,
-        common::request(wagu.addr, method, path, &headers, body),
+        common::api(wagu.addr, method, path, token, body),
     )
     .await
-    .unwrap_or_else(|_| panic!("no answer to {method} {path}"));
-    let v = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
-    (status, v)
+    .unwrap_or_else(|_| panic!("no answer to {method} {path}"))
 }
 
 fn code_of(v: &Value) -> &str {

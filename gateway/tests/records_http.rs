@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Client, http, request, start, test_config};
+use common::{Client, http, request, signup, start, test_config};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use wagu_gateway::Config;
@@ -28,36 +28,12 @@ async fn call(
     token: Option<&str>,
     body: Value,
 ) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
     let body = if body.is_null() {
         String::new()
     } else {
         body.to_string()
     };
-    let (status, _, text) = request(addr, method, path, &headers, &body).await;
-    let v = if text.is_empty() {
-        Value::Null
-    } else {
-        j(&text)
-    };
-    (status, v)
-}
-
-async fn signup(addr: SocketAddr, email: &str, name: &str) -> Value {
-    let (s, v) = call(
-        addr,
-        "POST",
-        "/api/auth/signup",
-        None,
-        json!({"email": email, "password": "correct horse battery", "display_name": name}),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v
+    common::api(addr, method, path, token, &body).await
 }
 
 fn ids(page: &Value) -> Vec<String> {

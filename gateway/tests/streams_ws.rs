@@ -256,12 +256,10 @@ async fn bad_stream_requests_are_refused() {
 }
 
 async fn signup_token(addr: std::net::SocketAddr, email: &str) -> String {
-    let body =
-        json!({"email": email, "password": "correct horse battery", "display_name": "Viewer"});
-    let (status, text) = http(addr, "POST", "/api/auth/signup", &body.to_string()).await;
-    assert_eq!(status, 201, "{text}");
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["access_token"].as_str().unwrap().to_string()
+    signup(addr, email, "Viewer").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]

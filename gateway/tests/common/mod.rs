@@ -123,6 +123,37 @@ pub async fn request(
     (status, head, body)
 }
 
+/// A JSON API call, signed in with `token` when given; an empty body is sent as nothing and
+/// an empty answer reads as `null`.
+pub async fn api(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let (status, _, text) = request(addr, method, path, &headers, body).await;
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
+/// Signs up an account (password `correct horse battery`); returns the session.
+pub async fn signup(addr: SocketAddr, email: &str, name: &str) -> Value {
+    let body = serde_json::json!({"email": email, "password": "correct horse battery", "display_name": name});
+    let (s, v) = api(addr, "POST", "/api/auth/signup", None, &body.to_string()).await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
 pub struct Room {
     pub share: String,
     pub host_key: String,
