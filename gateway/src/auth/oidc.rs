@@ -368,8 +368,14 @@ impl Oidc {
         meta: &Metadata,
         kid: Option<&str>,
     ) -> Result<DecodingKey, OidcError> {
+        let mut fetched = false;
         for refresh in [false, true] {
+            if refresh && fetched {
+                // Fetched just now and the key is not there: another fetch would not help.
+                break;
+            }
             if refresh || p.jwks.read().await.is_none() {
+                fetched = true;
                 let set: JwkSet = self
                     .http
                     .get(&meta.jwks_uri)

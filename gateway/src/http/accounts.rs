@@ -99,6 +99,18 @@ pub fn check_display_name(name: &str) -> Result<String, AppError> {
     Ok(n.to_string())
 }
 
+fn unknown_account() -> AppError {
+    AppError::not_found("unknown_account", "no such account")
+}
+
+/// An account id from a path: ids are 22 characters, anything far longer cannot exist.
+pub(crate) fn check_account_path(id: String) -> Result<AccountId, AppError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(unknown_account());
+    }
+    Ok(AccountId(id))
+}
+
 fn public(a: &AccountRecord) -> Account {
     Account {
         id: a.id.clone(),
@@ -304,13 +316,9 @@ pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Account>, AppError> {
-    let missing = || AppError::not_found("unknown_account", "no such account");
-    if id.is_empty() || id.len() > 64 {
-        return Err(missing());
-    }
-    match app.records.account(&AccountId(id)).await? {
+    match app.records.account(&check_account_path(id)?).await? {
         Some(a) => Ok(Json(public(&a))),
-        None => Err(missing()),
+        None => Err(unknown_account()),
     }
 }
 

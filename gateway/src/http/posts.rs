@@ -287,10 +287,7 @@ pub async fn by_author(
 ) -> Result<Json<Page<Post>>, AppError> {
     let Query(q) = q.map_err(|e| AppError::bad_request(e.body_text()))?;
     let limit = query::page_limit(q.limit)?;
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::not_found("unknown_account", "no such account"));
-    }
-    let scope = Scope::Author(AccountId(id));
+    let scope = Scope::Author(crate::http::accounts::check_account_path(id)?);
     Ok(Json(
         app.records.feed(&scope, q.cursor.as_deref(), limit).await?,
     ))
