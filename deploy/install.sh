@@ -6,7 +6,8 @@
 #
 # Environment:
 #   WAGU_CACHE_DIR   where Cassandra jars, s3s-fs and oidc-provider go (default ~/.cache/wagu)
-#   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1 / WAGU_SKIP_OIDC=1   skip one part
+#   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1 / WAGU_SKIP_OIDC=1 /
+#   WAGU_SKIP_AIORTC=1   skip one part
 set -euo pipefail
 
 CASSANDRA_VERSION="5.0.6"
@@ -14,6 +15,8 @@ S3S_FS_VERSION="0.14.1"
 MAVEN_DEPENDENCY_PLUGIN_VERSION="3.6.1"
 # Must match deploy/oidc/package.json (and its lock file).
 OIDC_PROVIDER_VERSION="9.13.3"
+# Must match deploy/media/requirements.txt (and AIORTC_HOME in deploy/services.sh).
+AIORTC_VERSION="1.16.0"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -137,12 +140,43 @@ install_oidc() {
   log "oidc-provider $OIDC_PROVIDER_VERSION installed (node $(node --version))"
 }
 
+# A Python venv with aiortc (WebRTC peers nobody here wrote) for the SFU tests, from the
+# pinned deploy/media/requirements.txt, binary wheels only. The marker holds the file's
+# checksum, so a changed pin reinstalls.
+install_aiortc() {
+  local req="$SCRIPT_DIR/media/requirements.txt"
+  local home="$CACHE_DIR/aiortc-venv-$AIORTC_VERSION"
+  local marker="$home/.complete"
+  local sum
+  sum="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$sum" ]; then
+    log "aiortc $AIORTC_VERSION present in $home"
+    return 0
+  fi
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    log "installing Debian packages python3-venv"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends python3-venv
+  fi
+  log "installing aiortc $AIORTC_VERSION into $home"
+  rm -rf "$home"
+  python3 -m venv "$home"
+  "$home/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$req"
+  "$home/bin/python" -c "import aiortc, numpy, websockets; assert aiortc.__version__ == '$AIORTC_VERSION'"
+  echo "$sum" >"$marker"
+  log "aiortc $AIORTC_VERSION installed"
+}
+
 main() {
   mkdir -p "$CACHE_DIR"
   if [ "${WAGU_SKIP_REDIS:-0}" != 1 ]; then install_redis; fi
   if [ "${WAGU_SKIP_CASSANDRA:-0}" != 1 ]; then install_cassandra; fi
   if [ "${WAGU_SKIP_S3:-0}" != 1 ]; then install_s3s_fs; fi
   if [ "${WAGU_SKIP_OIDC:-0}" != 1 ]; then install_oidc; fi
+  if [ "${WAGU_SKIP_AIORTC:-0}" != 1 ]; then install_aiortc; fi
   log "done"
 }
 

@@ -52,6 +52,8 @@ S3_BUCKET="wagu-test"
 
 CASSANDRA_LIB="$CACHE_DIR/cassandra-$CASSANDRA_VERSION/lib"
 OIDC_HOME="$CACHE_DIR/oidc-provider-$OIDC_PROVIDER_VERSION"
+# Must match deploy/install.sh.
+AIORTC_HOME="$CACHE_DIR/aiortc-venv-1.16.0"
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -275,6 +277,10 @@ write_env() {
       echo "export WAGU_TEST_S3_SECRET_KEY=$S3_SECRET_KEY"
       echo "export WAGU_TEST_S3_REGION=$S3_REGION"
       echo "export WAGU_TEST_S3_BUCKET=$S3_BUCKET"
+    fi
+    # Not a service: the SFU tests run WebRTC peers (aiortc) with this Python.
+    if [ -f "$AIORTC_HOME/.complete" ]; then
+      printf 'export WAGU_TEST_AIORTC_PYTHON=%q\n' "$AIORTC_HOME/bin/python"
     fi
     # Not a service: the OIDC test starts its provider from these node_modules.
     if [ -f "$OIDC_HOME/.complete" ]; then

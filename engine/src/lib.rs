@@ -12,6 +12,7 @@
 //! - `directory` (feature `runtime`): the one interface the gateway uses to reach a room,
 //!   whether its actor is in this process or, later, on another node.
 
+pub mod media;
 pub mod room;
 pub mod session;
 pub mod stream;

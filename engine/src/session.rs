@@ -104,6 +104,24 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// A full picture of the lossy state, for a connection that skipped lossy frames.
     fn resync(&self, now: UnixMillis) -> Option<ServerMessage>;
     fn summary(&self) -> Self::Summary;
+    /// Voice and video: what `participant`, on its connection `conn`, may publish and receive
+    /// (see `crate::media`). A connection that is not the participant's current one is refused
+    /// with `not_joined`, like any command.
+    fn media_grant(
+        &self,
+        _participant: ParticipantId,
+        _conn: ConnId,
+    ) -> Result<wagu_proto::media::MediaGrant, Refusal> {
+        Err((
+            ErrorCode::MediaUnavailable,
+            format!("a {} has no voice or video", Self::KIND),
+        ))
+    }
+    /// Whether `participant` is still in the session, connected or away. Its media ends once
+    /// it is not (left, kicked, banned, timed out).
+    fn is_member(&self, _participant: ParticipantId) -> bool {
+        false
+    }
     /// A durable record to keep when the session retires (a stream's "was streamed here").
     fn ended_record(&self) -> Option<(String, Vec<u8>)> {
         None

@@ -124,6 +124,17 @@ impl App {
             outbound_queue: l.outbound_queue,
             ..EngineConfig::default()
         };
+        let media = wagu_media::MediaNode::start(&config.media)
+            .await
+            .context("media")?;
+        let media_addrs = media
+            .as_ref()
+            .map(|m| format!("{:?}", m.advertised()))
+            .unwrap_or_else(|| "off".into());
+        let engine = EngineConfig {
+            media: media.map(|m| Arc::new(m) as Arc<dyn wagu_engine::actor::media::MediaPlane>),
+            ..engine
+        };
         let store = RoomStore::new(ephemeral.clone(), engine.store_ttl);
         let rooms = Rooms::start(store.clone(), engine.clone()).await?;
         let streams = Streams::start(store, engine, Some(blobs.clone())).await?;
@@ -132,7 +143,7 @@ impl App {
             rooms = ephemeral.backend(),
             blobs = blobs.backend(),
             database = records.backend(),
-            media = "not yet served (SFU arrives with the media issue)",
+            media = %media_addrs,
             data_dir = %config.data_dir.display(),
             "backends"
         );

@@ -28,6 +28,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub rate: RateLimits,
+    /// Voice and video: the SFU's UDP port and the addresses it advertises.
+    pub media: wagu_media::MediaConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -194,6 +196,8 @@ pub struct RateLimits {
     pub logins_per_minute: u32,
     /// Posts and places one client address may write (create, edit, delete) per minute.
     pub writes_per_minute: u32,
+    /// `media_offer` and `media_mute` per second per connection (burst: twice this).
+    pub media_per_sec: u32,
 }
 
 impl Default for Config {
@@ -209,6 +213,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             rate: RateLimits::default(),
+            media: wagu_media::MediaConfig::default(),
         }
     }
 }
@@ -277,6 +282,7 @@ impl Default for RateLimits {
             creates_per_minute: 30,
             logins_per_minute: 10,
             writes_per_minute: 60,
+            media_per_sec: 1,
         }
     }
 }
@@ -306,7 +312,7 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 10] = [
+const SETTINGS: [&str; 11] = [
     "listen",
     "data_dir",
     "public_url",
@@ -317,6 +323,7 @@ const SETTINGS: [&str; 10] = [
     "auth",
     "limits",
     "rate",
+    "media",
 ];
 
 fn is_setting(env_key: &str) -> bool {
@@ -414,6 +421,7 @@ impl Config {
             || self.rate.creates_per_minute == 0
             || self.rate.logins_per_minute == 0
             || self.rate.writes_per_minute == 0
+            || self.rate.media_per_sec == 0
         {
             return bad("rate", "every rate must be at least 1".into());
         }
@@ -422,6 +430,9 @@ impl Config {
                 "ephemeral.redis_url",
                 "required when ephemeral.backend = \"redis\"".into(),
             );
+        }
+        if let Err(e) = self.media.validate() {
+            return bad("media", e.to_string());
         }
         if self.blobs.backend == BlobBackend::S3 && self.blobs.s3.is_none() {
             return bad("blobs.s3", "required when blobs.backend = \"s3\"".into());

@@ -151,6 +151,26 @@ pub enum ClientMessage {
     EndStream {
         id: RequestId,
     },
+    /// Start (or restart) this participant's voice/video: an SDP offer. Answered by
+    /// `media_answer` (or `error`) instead of `ack`.
+    MediaOffer {
+        id: RequestId,
+        sdp: String,
+    },
+    /// A trickled ICE candidate (`candidate:…`) of the current media offer.
+    MediaCandidate {
+        id: RequestId,
+        candidate: String,
+    },
+    /// Mute or unmute this participant's microphone; the SFU forwards no audio while muted.
+    MediaMute {
+        id: RequestId,
+        muted: bool,
+    },
+    /// End this participant's voice/video (it stays in the session).
+    MediaLeave {
+        id: RequestId,
+    },
 }
 
 /// Identity keys of signed-in participants are `acct:<account id>` (set by the gateway after it
@@ -240,7 +260,11 @@ impl ClientMessage {
             | DeleteMessage { id, .. }
             | Mute { id, .. }
             | Ban { id, .. }
-            | EndStream { id } => Some(*id),
+            | EndStream { id }
+            | MediaOffer { id, .. }
+            | MediaCandidate { id, .. }
+            | MediaMute { id, .. }
+            | MediaLeave { id } => Some(*id),
         }
     }
 
@@ -269,6 +293,10 @@ impl ClientMessage {
             Mute { .. } => "mute",
             Ban { .. } => "ban",
             EndStream { .. } => "end_stream",
+            MediaOffer { .. } => "media_offer",
+            MediaCandidate { .. } => "media_candidate",
+            MediaMute { .. } => "media_mute",
+            MediaLeave { .. } => "media_leave",
         }
     }
 
@@ -371,6 +399,31 @@ impl ClientMessage {
             }
             Chat { text, .. } => check_text("text", text, 1, MAX_CHAT_CHARS),
             Rename { title, .. } => check_text("title", title, 1, MAX_TITLE_CHARS),
+            MediaMute { .. } | MediaLeave { .. } => Ok(()),
+            MediaOffer { sdp, .. } => {
+                if sdp.len() > MAX_SDP_BYTES || !sdp.starts_with("v=0") {
+                    return Err(invalid(format!(
+                        "sdp must be an SDP offer (starting `v=0`) of at most {MAX_SDP_BYTES} bytes"
+                    )));
+                }
+                if sdp.bytes().any(|b| b == 0) {
+                    return Err(invalid("sdp must not contain NUL bytes"));
+                }
+                Ok(())
+            }
+            MediaCandidate { candidate, .. } => {
+                let c = candidate.strip_prefix("a=").unwrap_or(candidate);
+                if c.len() > MAX_ICE_CANDIDATE_BYTES
+                    || !c.starts_with("candidate:")
+                    || c.chars().any(|ch| ch.is_control())
+                {
+                    return Err(invalid(format!(
+                        "candidate must be one `candidate:…` line of at most \
+                         {MAX_ICE_CANDIDATE_BYTES} bytes"
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 }

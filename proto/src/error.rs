@@ -59,6 +59,8 @@ pub enum ErrorCode {
     TokenExpired,
     /// The room is restarting or busy; retry after resuming.
     Unavailable,
+    /// This node serves no voice or video (`media.udp_listen` is off).
+    MediaUnavailable,
     Internal,
 }
 
@@ -94,6 +96,7 @@ impl ErrorCode {
             InvalidToken => "invalid_token",
             TokenExpired => "token_expired",
             Unavailable => "unavailable",
+            MediaUnavailable => "media_unavailable",
             Internal => "internal",
         }
     }

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod media;
 pub mod model;
 pub mod records;
 pub mod schema;

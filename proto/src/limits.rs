@@ -21,5 +21,16 @@ pub const MAX_CANDIDATES: usize = 100;
 pub const MAX_CHOICES: usize = 32;
 /// Chat messages kept in the room and sent in a snapshot.
 pub const CHAT_TAIL: usize = 200;
+/// SDP offers (`media_offer`): up to 12,000 bytes. The offers the SFU asks for have a fixed
+/// number of m-lines (one per track sent, one per receive slot), so they stay far below the
+/// frame limit however many people a room holds.
+pub const MAX_SDP_BYTES: usize = 12_000;
+/// One trickled ICE candidate (`media_candidate`): up to 512 bytes.
+pub const MAX_ICE_CANDIDATE_BYTES: usize = 512;
+/// Trickled candidates one media peer may send.
+pub const MAX_ICE_CANDIDATES: usize = 20;
+/// Audio tracks the SFU forwards to one room participant at most: the loudest speakers other
+/// than itself. A client offers this many `recvonly` audio m-lines (fewer is fine).
+pub const VOICE_RECEIVE_SLOTS: u8 = 4;
 /// Highest map zoom level accepted.
 pub const MAX_ZOOM: f64 = 24.0;

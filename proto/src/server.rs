@@ -8,6 +8,7 @@
 
 use crate::error::ErrorCode;
 use crate::ids::{ParticipantId, PlaceId, RequestId, ResumeToken, Seq};
+use crate::media::{MediaEndReason, MediaPeer};
 use crate::model::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,27 @@ pub enum ServerMessage {
         seq: Seq,
         reason: StreamEndReason,
     },
+    /// The reply to `media_offer`: the SFU's SDP answer.
+    MediaAnswer {
+        id: RequestId,
+        sdp: String,
+    },
+    /// This connection's voice/video ended (not a session event: no `seq`).
+    MediaEnded {
+        reason: MediaEndReason,
+    },
+    /// Lossy: who publishes voice/video now, the whole list.
+    MediaState {
+        seq: Seq,
+        at: UnixMillis,
+        peers: Vec<MediaPeer>,
+    },
+    /// Lossy: who is speaking now, loudest first (from RFC 6464 audio levels).
+    Speaking {
+        seq: Seq,
+        at: UnixMillis,
+        participants: Vec<ParticipantId>,
+    },
 }
 
 impl ServerMessage {
@@ -157,9 +179,14 @@ impl ServerMessage {
     pub fn seq(&self) -> Option<Seq> {
         use ServerMessage::*;
         match self {
-            Ack { .. } | Error { .. } | Welcome { .. } | Resumed { .. } | StreamWelcome { .. } => {
-                None
-            }
+            Ack { .. }
+            | Error { .. }
+            | Welcome { .. }
+            | Resumed { .. }
+            | StreamWelcome { .. }
+            | MediaAnswer { .. }
+            | MediaEnded { .. } => None,
+            MediaState { seq, .. } | Speaking { seq, .. } => Some(*seq),
             Viewers { seq, .. }
             | PinChanged { seq, .. }
             | MessageDeleted { seq, .. }
@@ -216,6 +243,10 @@ impl ServerMessage {
             StreamerAway { .. } => "streamer_away",
             StreamerBack { .. } => "streamer_back",
             StreamEnded { .. } => "stream_ended",
+            MediaAnswer { .. } => "media_answer",
+            MediaEnded { .. } => "media_ended",
+            MediaState { .. } => "media_state",
+            Speaking { .. } => "speaking",
         }
     }
 

@@ -7,6 +7,7 @@
 //!
 //! Settings shared by both live in [`EngineConfig`].
 
+pub mod media;
 pub mod outbound;
 pub mod session;
 pub mod supervisor;
@@ -34,6 +35,8 @@ pub struct EngineConfig {
     pub outbound_queue: usize,
     /// Restarts of one room within a minute after which it is given up.
     pub max_restarts_per_minute: u32,
+    /// The SFU sessions open for voice and video; `None`: this node serves no media.
+    pub media: Option<std::sync::Arc<dyn media::MediaPlane>>,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             snapshot_every: 256,
             outbound_queue: 1024,
             max_restarts_per_minute: 5,
+            media: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! to every connection queue without waiting; a connection whose queue is full for a reliable
 //! frame is dropped (it resumes). Finally the actor arms one timer for the next deadline.
 
+use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
 use crate::persist::RoomStore;
@@ -59,6 +60,8 @@ pub enum SessionMsg<M: Machine> {
     /// A timer fired; the number is the timer's generation (stale timers are ignored).
     Tick(u64),
     Summary(RpcReplyPort<M::Summary>),
+    /// Something the session's SFU reports (an answer, a peer that ended, who speaks).
+    Media(wagu_proto::media::SfuEvent),
     /// Test hook: panic inside the actor, to exercise supervision. Never sent by the gateway.
     #[doc(hidden)]
     Crash,
@@ -110,6 +113,7 @@ pub struct SessionState<M: Machine> {
     timer_generation: u64,
     records: Option<wagu_storage::BlobStore>,
     report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
+    media: MediaSeats,
 }
 
 impl<M: Machine> Actor for SessionActor<M> {
@@ -139,6 +143,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             timer_generation: 0,
             records: args.records,
             report: args.report,
+            media: MediaSeats::default(),
         };
         arm(&myself, &mut state);
         Ok(state)
@@ -184,6 +189,19 @@ impl<M: Machine> Actor for SessionActor<M> {
                 conn,
                 participant,
                 msg,
+                ..
+            } if crate::media::is_media(&msg) => {
+                media_command(&myself, state, conn, participant, msg);
+                return Ok(());
+            }
+            SessionMsg::Media(event) => {
+                media_event(state, event);
+                return Ok(());
+            }
+            SessionMsg::Command {
+                conn,
+                participant,
+                msg,
                 received: r,
             } => {
                 received = Some(r);
@@ -221,9 +239,23 @@ impl<M: Machine> Actor for SessionActor<M> {
                 state.machine.key()
             ),
         };
+        let joining = match &input {
+            Input::Join { conn, .. } => Some(*conn),
+            _ => None,
+        };
+        let revision = state.machine.revision();
         let retire = step(state, input, received).await?;
+        if state.machine.revision() != revision {
+            end_gone_media(state);
+        }
+        if let Some(conn) = joining {
+            send_media_state(state, conn);
+        }
         if retire {
             state.retired = true;
+            if let Some(sfu) = state.media.session.take() {
+                sfu.send(wagu_proto::media::SfuRequest::Close);
+            }
             if let (Some(records), Some((key, body))) =
                 (&state.records, state.machine.ended_record())
                 && let Err(e) = records.put(&key, body.into(), "application/json").await
@@ -250,6 +282,9 @@ impl<M: Machine> Actor for SessionActor<M> {
         // Connections still attached learn the room is gone when their queue ends.
         for (_, (reply, _)) in state.pending_joins.drain() {
             let _ = reply.send(Err((ErrorCode::Unavailable, "the room is stopping".into())));
+        }
+        if let Some(sfu) = state.media.session.take() {
+            sfu.send(wagu_proto::media::SfuRequest::Close);
         }
         // Stopped but not retired (node shutdown): leave a fresh snapshot so that this or
         // another node can revive the room and its clients resume there.
@@ -427,6 +462,9 @@ fn apply<M: Machine>(
                 }
             }
             Output::Detach { conn, code } => {
+                // Closed because its participant is gone (kicked, banned): its media ends
+                // first, and the client hears so before the close.
+                end_media_of_leaving(state, conn);
                 if let Some(c) = state.conns.remove(&conn) {
                     c.outbound.close(code);
                 } else if let Some(o) = dropped.get(&conn) {
@@ -466,4 +504,230 @@ fn arm<M: Machine>(myself: &ActorRef<SessionMsg<M>>, state: &mut SessionState<M>
     state.timer_generation += 1;
     let generation = state.timer_generation;
     myself.send_after(wait, move || SessionMsg::Tick(generation));
+}
+
+/// A `media_*` command: the session's rules decide (`crate::media::route`), the SFU acts.
+/// Nothing here is journaled: media is not durable state, and a revived session's clients
+/// offer again.
+fn media_command<M: Machine>(
+    myself: &ActorRef<SessionMsg<M>>,
+    state: &mut SessionState<M>,
+    conn: ConnId,
+    participant: ParticipantId,
+    msg: ClientMessage,
+) {
+    use wagu_proto::media::SfuRequest;
+    let seat = state.media.seats.get(&participant).copied();
+    let mut routed = crate::media::route(
+        &state.machine,
+        conn,
+        participant,
+        msg,
+        seat.is_some(),
+        seat.map_or(0, |s| s.candidates),
+    );
+    if let Some(request) = routed.request.take() {
+        match open_media(myself, state) {
+            false => {
+                routed.reply = Some(wagu_proto::ServerMessage::error(
+                    request_id(&request),
+                    ErrorCode::MediaUnavailable,
+                    "this node serves no voice or video",
+                ));
+            }
+            true => {
+                match &request {
+                    SfuRequest::Offer { .. } => {
+                        state.media.seats.insert(
+                            participant,
+                            super::media::Seat {
+                                conn,
+                                candidates: 0,
+                            },
+                        );
+                    }
+                    SfuRequest::Candidate { .. } => {
+                        if let Some(s) = state.media.seats.get_mut(&participant) {
+                            s.candidates += 1;
+                        }
+                    }
+                    SfuRequest::End { .. } => {
+                        state.media.seats.remove(&participant);
+                    }
+                    SfuRequest::Mute { .. } | SfuRequest::Close => {}
+                }
+                counter!("wagu_media_requests_total", "kind" => request_kind(&request))
+                    .increment(1);
+                if let Some(sfu) = &state.media.session {
+                    sfu.send(request);
+                }
+            }
+        }
+    }
+    if let Some(reply) = routed.reply {
+        send_to(state, conn, &reply);
+    }
+}
+
+fn request_id(r: &wagu_proto::media::SfuRequest) -> Option<RequestId> {
+    match r {
+        wagu_proto::media::SfuRequest::Offer { request, .. } => Some(*request),
+        _ => None,
+    }
+}
+
+fn request_kind(r: &wagu_proto::media::SfuRequest) -> &'static str {
+    use wagu_proto::media::SfuRequest::*;
+    match r {
+        Offer { .. } => "offer",
+        Candidate { .. } => "candidate",
+        Mute { .. } => "mute",
+        End { .. } => "end",
+        Close => "close",
+    }
+}
+
+/// Opens the session's SFU on first use; false when the node serves no media.
+fn open_media<M: Machine>(myself: &ActorRef<SessionMsg<M>>, state: &mut SessionState<M>) -> bool {
+    if state.media.session.is_none() {
+        let Some(plane) = state.config.media.as_ref() else {
+            return false;
+        };
+        let me = myself.clone();
+        let events: super::media::MediaEvents = std::sync::Arc::new(move |e| {
+            let _ = me.cast(SessionMsg::Media(e));
+        });
+        state.media.session = Some(plane.open(M::KIND, state.machine.key(), events));
+    }
+    true
+}
+
+/// One frame to one connection, if it is still attached. A full queue drops the frame: media
+/// frames are replies and lossy states, and the next reliable frame drops a lagging
+/// connection anyway.
+fn send_to<M: Machine>(state: &SessionState<M>, conn: ConnId, msg: &wagu_proto::ServerMessage) {
+    if let Some(c) = state.conns.get(&conn) {
+        counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
+        let _ = c.outbound.push(Frame::Text(encode_server(msg)));
+    }
+}
+
+fn media_event<M: Machine>(state: &mut SessionState<M>, event: wagu_proto::media::SfuEvent) {
+    use wagu_proto::ServerMessage as S;
+    use wagu_proto::media::SfuEvent as E;
+    let lossy = match event {
+        E::Answer {
+            participant,
+            request,
+            sdp,
+        } => {
+            if let Some(seat) = state.media.seats.get(&participant) {
+                send_to(state, seat.conn, &S::MediaAnswer { id: request, sdp });
+            }
+            return;
+        }
+        E::Refused {
+            participant,
+            request,
+            code,
+            message,
+        } => {
+            if let Some(seat) = state.media.seats.remove(&participant) {
+                send_to(state, seat.conn, &S::error(Some(request), code, message));
+            }
+            return;
+        }
+        E::Ended {
+            participant,
+            reason,
+        } => {
+            if let Some(seat) = state.media.seats.remove(&participant) {
+                send_to(state, seat.conn, &S::MediaEnded { reason });
+            }
+            return;
+        }
+        E::Peers(peers) => {
+            state.media.peers = peers.clone();
+            S::MediaState {
+                seq: state.machine.seq(),
+                at: unix_now(),
+                peers,
+            }
+        }
+        E::Speaking(participants) => S::Speaking {
+            seq: state.machine.seq(),
+            at: unix_now(),
+            participants,
+        },
+    };
+    let mut retire = false;
+    let lagged = apply(
+        state,
+        vec![Output::Broadcast {
+            msg: lossy,
+            lossy: true,
+        }],
+        &mut retire,
+    );
+    debug_assert!(lagged.is_empty(), "a lossy frame drops nobody");
+}
+
+/// Ends the media of participants who are no longer in the session.
+fn end_gone_media<M: Machine>(state: &mut SessionState<M>) {
+    if state.media.seats.is_empty() {
+        return;
+    }
+    let machine = &state.machine;
+    let gone = state.media.gone(|p| machine.is_member(p));
+    for (participant, seat) in gone {
+        state.media.seats.remove(&participant);
+        let reason = wagu_proto::media::MediaEndReason::NotMember;
+        if let Some(sfu) = &state.media.session {
+            sfu.send(wagu_proto::media::SfuRequest::End {
+                participant,
+                reason,
+            });
+        }
+        send_to(state, seat.conn, &wagu_proto::ServerMessage::MediaEnded { reason });
+    }
+}
+
+/// Tells a newcomer who publishes voice/video now.
+fn send_media_state<M: Machine>(state: &SessionState<M>, conn: ConnId) {
+    if state.media.peers.is_empty() {
+        return;
+    }
+    if state.conns.get(&conn).is_some_and(|c| c.participant.is_some()) {
+        let msg = wagu_proto::ServerMessage::MediaState {
+            seq: state.machine.seq(),
+            at: unix_now(),
+            peers: state.media.peers.clone(),
+        };
+        send_to(state, conn, &msg);
+    }
+}
+
+/// Ends the media of the participant on `conn` if that participant is no longer a member.
+fn end_media_of_leaving<M: Machine>(state: &mut SessionState<M>, conn: ConnId) {
+    let Some(participant) = state
+        .media
+        .seats
+        .iter()
+        .find(|(_, s)| s.conn == conn)
+        .map(|(p, _)| *p)
+    else {
+        return;
+    };
+    if state.machine.is_member(participant) {
+        return;
+    }
+    state.media.seats.remove(&participant);
+    let reason = wagu_proto::media::MediaEndReason::NotMember;
+    if let Some(sfu) = &state.media.session {
+        sfu.send(wagu_proto::media::SfuRequest::End {
+            participant,
+            reason,
+        });
+    }
+    send_to(state, conn, &wagu_proto::ServerMessage::MediaEnded { reason });
 }

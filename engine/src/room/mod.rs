@@ -624,6 +624,11 @@ impl Room {
                 "that is a live-stream command; this is a map room",
             ),
             C::Ping { .. } => Ok(None),
+            // The actor routes these to the SFU (`crate::media::route`) before the room.
+            C::MediaOffer { .. }
+            | C::MediaCandidate { .. }
+            | C::MediaMute { .. }
+            | C::MediaLeave { .. } => err(ErrorCode::Internal, "media commands go to the SFU"),
             C::Presence {
                 viewport, pointer, ..
             } => {
@@ -926,6 +931,28 @@ impl Machine for Room {
     }
     fn summary(&self) -> RoomSummary {
         Room::summary(self)
+    }
+    /// Anyone in a room talks and hears the loudest others; nobody sends video.
+    fn media_grant(
+        &self,
+        participant: ParticipantId,
+        conn: ConnId,
+    ) -> Result<wagu_proto::media::MediaGrant, crate::session::Refusal> {
+        match self.participants.get(&participant) {
+            Some(p) if p.conn == Some(conn) => Ok(wagu_proto::media::MediaGrant {
+                publish_audio: true,
+                publish_video: false,
+                audio_slots: wagu_proto::limits::VOICE_RECEIVE_SLOTS,
+                video_slots: 0,
+            }),
+            _ => Err((
+                ErrorCode::NotJoined,
+                "this connection is no longer in the room; resume".into(),
+            )),
+        }
+    }
+    fn is_member(&self, participant: ParticipantId) -> bool {
+        self.participants.contains_key(&participant)
     }
 }
 

@@ -511,6 +511,11 @@ impl Stream {
                 "this connection is already in a stream",
             ),
             C::Ping { .. } => Ok(None),
+            // The actor routes these to the SFU (`crate::media::route`) before the stream.
+            C::MediaOffer { .. }
+            | C::MediaCandidate { .. }
+            | C::MediaMute { .. }
+            | C::MediaLeave { .. } => err(ErrorCode::Internal, "media commands go to the SFU"),
             C::Chat { text, .. } => {
                 if let Some(until) = self.members.get(&pid).and_then(|m| m.muted_until)
                     && until > now
@@ -783,6 +788,32 @@ impl Machine for Stream {
             viewers: self.online_viewers,
             peak_viewers: self.peak_viewers,
         }
+    }
+    /// The streamer publishes camera and microphone and receives nothing; a viewer receives
+    /// one audio and one video track and publishes nothing.
+    fn media_grant(
+        &self,
+        participant: ParticipantId,
+        conn: ConnId,
+    ) -> Result<wagu_proto::media::MediaGrant, Refusal> {
+        match self.members.get(&participant) {
+            Some(m) if m.conn == Some(conn) => {
+                let streamer = self.streamer == Some(participant);
+                Ok(wagu_proto::media::MediaGrant {
+                    publish_audio: streamer,
+                    publish_video: streamer,
+                    audio_slots: u8::from(!streamer),
+                    video_slots: u8::from(!streamer),
+                })
+            }
+            _ => Err((
+                ErrorCode::NotJoined,
+                "this connection is no longer in the stream; resume".into(),
+            )),
+        }
+    }
+    fn is_member(&self, participant: ParticipantId) -> bool {
+        !self.banned.contains(&participant) && self.members.contains_key(&participant)
     }
     fn ended_record(&self) -> Option<(String, Vec<u8>)> {
         let (ended_at, reason) = self.ended?;

@@ -60,6 +60,7 @@ pub struct Limiter {
     presence: Bucket,
     chat: Bucket,
     commands: Bucket,
+    media: Bucket,
     /// Times of recent refusals (rate-limited or malformed frames).
     strikes: std::collections::VecDeque<Instant>,
     abuse_threshold: usize,
@@ -73,6 +74,7 @@ impl Limiter {
             presence: Bucket::new(cfg.presence_per_sec, now),
             chat: Bucket::new(cfg.chat_per_sec, now),
             commands: Bucket::new(cfg.commands_per_sec, now),
+            media: Bucket::new(cfg.media_per_sec, now),
             strikes: Default::default(),
             abuse_threshold: cfg.abuse_threshold as usize,
         }
@@ -83,6 +85,7 @@ impl Limiter {
         match kind {
             "presence" => self.presence.take(now),
             "chat" => self.chat.take(now),
+            "media_offer" | "media_mute" => self.media.take(now),
             _ => self.commands.take(now),
         }
     }
