@@ -92,14 +92,14 @@ pub fn route<M: Machine>(
             if !grant.publish_audio {
                 return refuse((
                     ErrorCode::Forbidden,
-                    format!("only a publisher has a microphone to mute in this {}", M::KIND),
+                    format!(
+                        "only a publisher has a microphone to mute in this {}",
+                        M::KIND
+                    ),
                 ));
             }
             Routed {
-                request: has_peer.then_some(SfuRequest::Mute {
-                    participant,
-                    muted,
-                }),
+                request: has_peer.then_some(SfuRequest::Mute { participant, muted }),
                 reply: ack,
             }
         }

@@ -19,13 +19,18 @@ fn script() -> PathBuf {
 }
 
 async fn run_peers(python: &str, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new(python)
-        .arg(script())
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("the aiortc peers run");
+    let (python, args): (String, Vec<String>) =
+        (python.into(), args.iter().map(|a| a.to_string()).collect());
+    // The peers run for a bounded time (peers.py gives up after 120 s).
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script())
+            .args(args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("the aiortc peers run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -62,7 +67,15 @@ async fn three_aiortc_peers_hear_each_other_and_a_muted_one_goes_silent() {
     let ws = format!("ws://{}/ws", srv.addr);
     let report = run_peers(
         &py,
-        &["room", "--ws", &ws, "--share", &room.share, "--seconds", "3"],
+        &[
+            "room",
+            "--ws",
+            &ws,
+            "--share",
+            &room.share,
+            "--seconds",
+            "3",
+        ],
     )
     .await;
     let peers = report["peers"].as_array().unwrap();
@@ -78,9 +91,15 @@ async fn three_aiortc_peers_hear_each_other_and_a_muted_one_goes_silent() {
         for (j, f) in freqs.iter().enumerate() {
             let (share, _) = strongest(before, *f);
             if i == j {
-                assert!(share < 0.01, "peer {i} hears itself ({f} Hz share {share}): {p}");
+                assert!(
+                    share < 0.01,
+                    "peer {i} hears itself ({f} Hz share {share}): {p}"
+                );
             } else {
-                assert!(share > 0.5, "peer {i} does not hear {f} Hz (share {share}): {p}");
+                assert!(
+                    share > 0.5,
+                    "peer {i} does not hear {f} Hz (share {share}): {p}"
+                );
             }
         }
         // Decoded audio is not silence.
@@ -101,19 +120,25 @@ async fn three_aiortc_peers_hear_each_other_and_a_muted_one_goes_silent() {
     for i in [1usize, 2] {
         let after = &peers[i]["after_mute"];
         let (share440, _) = strongest(after, 440);
-        assert!(share440 < 0.05, "peer {i} still hears the muted peer: {after}");
+        assert!(
+            share440 < 0.05,
+            "peer {i} still hears the muted peer: {after}"
+        );
         let other = if i == 1 { 880 } else { 660 };
         let (share, _) = strongest(after, other);
-        assert!(share > 0.5, "peer {i} lost {other} Hz after the mute: {after}");
+        assert!(
+            share > 0.5,
+            "peer {i} lost {other} Hz after the mute: {after}"
+        );
     }
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiortc_viewers_watch_a_stream_and_a_late_one_sees_a_picture_within_two_seconds() {
-    let Some(py) = python(
-        "aiortc_viewers_watch_a_stream_and_a_late_one_sees_a_picture_within_two_seconds",
-    ) else {
+    let Some(py) =
+        python("aiortc_viewers_watch_a_stream_and_a_late_one_sees_a_picture_within_two_seconds")
+    else {
         return;
     };
     let srv = start(test_config()).await;
@@ -150,7 +175,10 @@ async fn aiortc_viewers_watch_a_stream_and_a_late_one_sees_a_picture_within_two_
         .unwrap_or_else(|| panic!("the late viewer never decoded a frame: {report}"));
     assert!(first < 2.0, "late viewer's first picture after {first} s");
     let (share, _) = strongest(&report["late_audio"], 440);
-    assert!(share > 0.5, "the late viewer does not hear the streamer: {report}");
+    assert!(
+        share > 0.5,
+        "the late viewer does not hear the streamer: {report}"
+    );
     // A viewer that offers to send is refused with a typed error.
     let refused = &report["intruder_reply"];
     assert_eq!(refused["type"], "error", "{report}");

@@ -67,8 +67,14 @@ async fn a_room_offer_is_answered_and_everyone_sees_who_publishes() {
         panic!("{answer:?}")
     };
     assert!(sdp.starts_with("v=0"), "{sdp}");
-    assert!(sdp.contains("a=ice-lite"), "the SFU is an ICE-lite agent: {sdp}");
-    assert!(sdp.contains("typ host"), "the answer carries the SFU's candidate: {sdp}");
+    assert!(
+        sdp.contains("a=ice-lite"),
+        "the SFU is an ICE-lite agent: {sdp}"
+    );
+    assert!(
+        sdp.contains("typ host"),
+        "the answer carries the SFU's candidate: {sdp}"
+    );
     // Everyone hears who publishes now (B too, without doing anything).
     let state = b
         .wait_for(|m| matches!(m, ServerMessage::MediaState { .. }))
@@ -96,7 +102,9 @@ async fn a_room_offer_is_answered_and_everyone_sees_who_publishes() {
     let st = c
         .wait_for(|m| matches!(m, ServerMessage::MediaState { .. }))
         .await;
-    assert!(matches!(st, ServerMessage::MediaState { peers, .. } if peers.len() == 1 && peers[0].muted));
+    assert!(
+        matches!(st, ServerMessage::MediaState { peers, .. } if peers.len() == 1 && peers[0].muted)
+    );
     srv.stop().await;
 }
 
@@ -120,7 +128,9 @@ async fn a_kicked_participants_media_ends_and_leaves_the_state() {
     let st = a
         .wait_for(|m| matches!(m, ServerMessage::MediaState { peers, .. } if peers.len() == 1))
         .await;
-    assert!(matches!(st, ServerMessage::MediaState { peers, .. } if peers[0].participant.0 == a.me));
+    assert!(
+        matches!(st, ServerMessage::MediaState { peers, .. } if peers[0].participant.0 == a.me)
+    );
     // media_leave ends A's own media: the list empties; A is told nothing more than its ack.
     let r = a.call(json!({"type": "media_leave"})).await;
     assert!(matches!(r, ServerMessage::Ack { .. }), "{r:?}");
@@ -150,13 +160,17 @@ async fn bad_media_input_gets_typed_errors_and_breaks_nothing() {
     // Looks like SDP, is not: refused by the SFU.
     let r = media_offer(&mut a, "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ngarbage\r\n").await;
     assert_eq!(error_code(&r), ErrorCode::Invalid, "{r:?}");
-    // Too large.
-    let big = format!("v=0\r\n{}", "a=x\r\n".repeat(3000));
+    // Over the SDP limit but within the frame limit: invalid.
+    let big = format!("v=0\r\n{}", "a=x".repeat(4500));
     let r = a.call(json!({"type": "media_offer", "sdp": big})).await;
-    assert!(
-        matches!(error_code(&r), ErrorCode::Invalid | ErrorCode::FrameTooLarge),
-        "{r:?}"
-    );
+    assert_eq!(error_code(&r), ErrorCode::Invalid, "{r:?}");
+    // Over the frame limit: refused before it is even parsed (no id to answer).
+    let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(3000));
+    a.send(json!({"type": "media_offer", "sdp": huge})).await;
+    let r = a
+        .wait_for(|m| matches!(m, ServerMessage::Error { id: None, .. }))
+        .await;
+    assert_eq!(error_code(&r), ErrorCode::FrameTooLarge, "{r:?}");
     // A candidate before any offer, and a malformed one.
     let mut b = Client::new(srv.addr).await;
     b.join(&room.share, "B", None).await;
@@ -209,7 +223,10 @@ async fn in_a_stream_only_the_streamer_publishes() {
     let (status, text) = http(srv.addr, "POST", "/api/streams", &body.to_string()).await;
     assert_eq!(status, 201, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
-    let (sid, key) = (v["stream_id"].as_str().unwrap(), v["streamer_key"].as_str().unwrap());
+    let (sid, key) = (
+        v["stream_id"].as_str().unwrap(),
+        v["streamer_key"].as_str().unwrap(),
+    );
 
     let mut streamer = Client::new(srv.addr).await;
     streamer.call(json!({"type": "hello", "protocol": 1})).await;
@@ -217,7 +234,11 @@ async fn in_a_stream_only_the_streamer_publishes() {
         .call(json!({"type": "join_stream", "stream": sid, "name": "chef", "streamer_key": key}))
         .await;
     assert!(matches!(r, ServerMessage::Ack { .. }), "{r:?}");
-    let r = media_offer(&mut streamer, &offer(&[MediaKind::Audio, MediaKind::Video], 0, 0)).await;
+    let r = media_offer(
+        &mut streamer,
+        &offer(&[MediaKind::Audio, MediaKind::Video], 0, 0),
+    )
+    .await;
     assert!(matches!(r, ServerMessage::MediaAnswer { .. }), "{r:?}");
 
     let mut viewer = Client::new(srv.addr).await;
@@ -230,11 +251,15 @@ async fn in_a_stream_only_the_streamer_publishes() {
     let st = viewer
         .wait_for(|m| matches!(m, ServerMessage::MediaState { .. }))
         .await;
-    assert!(matches!(st, ServerMessage::MediaState { peers, .. } if peers.len() == 1 && peers[0].audio && peers[0].video));
+    assert!(
+        matches!(st, ServerMessage::MediaState { peers, .. } if peers.len() == 1 && peers[0].audio && peers[0].video)
+    );
     // A viewer that tries to publish is refused; one that only receives is answered.
     let r = media_offer(&mut viewer, &offer(&[MediaKind::Video], 0, 1)).await;
     assert_eq!(error_code(&r), ErrorCode::Forbidden, "{r:?}");
-    let r = viewer.call(json!({"type": "media_mute", "muted": true})).await;
+    let r = viewer
+        .call(json!({"type": "media_mute", "muted": true}))
+        .await;
     assert_eq!(error_code(&r), ErrorCode::Forbidden, "{r:?}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = media_offer(&mut viewer, &offer(&[], 1, 1)).await;

@@ -50,9 +50,7 @@ pub enum MediaError {
     BadListen(String),
     #[error("media.public_ips entry `{0}` is not an IP address")]
     BadPublicIp(String),
-    #[error(
-        "media listens on the wildcard {0}: set media.public_ips to the address peers reach"
-    )]
+    #[error("media listens on the wildcard {0}: set media.public_ips to the address peers reach")]
     NoPublicIp(SocketAddr),
     #[error("cannot bind the media port {addr}: {source}")]
     Bind {

@@ -65,8 +65,14 @@ impl MediaNode {
         };
         let socket = UdpSocket::bind(listen)
             .await
-            .map_err(|source| MediaError::Bind { addr: listen, source })?;
-        let bound = socket.local_addr().map_err(|source| MediaError::Bind { addr: listen, source })?;
+            .map_err(|source| MediaError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let bound = socket.local_addr().map_err(|source| MediaError::Bind {
+            addr: listen,
+            source,
+        })?;
         let advertised = config.advertised(bound)?;
         let inner = Arc::new(Inner {
             socket,

@@ -330,8 +330,10 @@ impl SfuSession {
         let offer = match SdpOffer::from_sdp_string(sdp) {
             Ok(o) => o,
             Err(e) => {
-                self.events
-                    .push_back(refuse(ErrorCode::Invalid, format!("malformed SDP offer: {e}")));
+                self.events.push_back(refuse(
+                    ErrorCode::Invalid,
+                    format!("malformed SDP offer: {e}"),
+                ));
                 return;
             }
         };
@@ -351,8 +353,10 @@ impl SfuSession {
         let answer = match rtc.sdp_api().accept_offer(offer) {
             Ok(a) => a,
             Err(e) => {
-                self.events
-                    .push_back(refuse(ErrorCode::Invalid, format!("unusable SDP offer: {e}")));
+                self.events.push_back(refuse(
+                    ErrorCode::Invalid,
+                    format!("unusable SDP offer: {e}"),
+                ));
                 return;
             }
         };
@@ -419,7 +423,7 @@ impl SfuSession {
         self.events.push_back(SfuEvent::Answer {
             participant,
             request,
-            sdp: answer.to_sdp_string(),
+            sdp: candidates_in_every_section(&answer.to_sdp_string()),
         });
         self.peers.push(peer);
         self.report_peers();
@@ -537,7 +541,12 @@ impl SfuSession {
                     }
                     Event::MediaData(d) => props.push(Propagate::Media(who, d)),
                     Event::KeyframeRequest(r) => {
-                        if let Some(src) = peer.slots.iter().find(|s| s.mid == r.mid).and_then(|s| s.source) {
+                        if let Some(src) = peer
+                            .slots
+                            .iter()
+                            .find(|s| s.mid == r.mid)
+                            .and_then(|s| s.source)
+                        {
                             props.push(Propagate::Keyframe(src, r.kind));
                         }
                     }
@@ -562,8 +571,7 @@ impl SfuSession {
         let Some(mid) = p.video_in else {
             return;
         };
-        if p
-            .last_keyframe_request
+        if p.last_keyframe_request
             .is_some_and(|t| now.duration_since(t) < KEYFRAME_THROTTLE)
         {
             return;
@@ -577,7 +585,13 @@ impl SfuSession {
     }
 
     /// Forwards one frame of `from` to every subscriber with a slot for it.
-    fn forward(&mut self, now: Instant, from: ParticipantId, data: MediaData, dirty: &mut Vec<usize>) {
+    fn forward(
+        &mut self,
+        now: Instant,
+        from: ParticipantId,
+        data: MediaData,
+        dirty: &mut Vec<usize>,
+    ) {
         let Some(src) = self.index(from) else {
             return;
         };
@@ -671,7 +685,10 @@ impl SfuSession {
             .peers
             .iter()
             .filter(|p| p.audio_in.is_some() && !p.muted)
-            .filter(|p| p.last_audio.is_some_and(|t| now.duration_since(t) < AUDIO_ACTIVE_FOR))
+            .filter(|p| {
+                p.last_audio
+                    .is_some_and(|t| now.duration_since(t) < AUDIO_ACTIVE_FOR)
+            })
             .map(|p| (p.level, p.participant))
             .collect();
         active.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -685,7 +702,11 @@ impl SfuSession {
             self.events.push_back(SfuEvent::Speaking(speaking));
         }
         for peer in &mut self.peers {
-            let n = peer.slots.iter().filter(|s| s.kind == MediaKind::Audio).count();
+            let n = peer
+                .slots
+                .iter()
+                .filter(|s| s.kind == MediaKind::Audio)
+                .count();
             if n == 0 {
                 continue;
             }
@@ -737,6 +758,56 @@ impl SfuSession {
     }
 }
 
+/// The answer with the SFU's candidates (and `a=end-of-candidates`) in every m-section, not
+/// only the first. Peers that gather remote candidates per section before applying BUNDLE
+/// (aiortc keeps the last section's per transport) otherwise find none when two sections of
+/// one kind come after the first; browsers accept either form.
+fn candidates_in_every_section(sdp: &str) -> String {
+    let nl = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let lines: Vec<&str> = sdp.lines().collect();
+    let candidates: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    if candidates.is_empty() {
+        return sdp.to_string();
+    }
+    let mut out = String::with_capacity(sdp.len() + 256);
+    let mut in_media = false;
+    let mut has_candidates = false;
+    let mut has_end = false;
+    let close = |out: &mut String, in_media: bool, has_candidates: bool, has_end: bool| {
+        if !in_media {
+            return;
+        }
+        if !has_candidates {
+            for c in &candidates {
+                out.push_str(c);
+                out.push_str(nl);
+            }
+        }
+        if !has_end {
+            out.push_str("a=end-of-candidates");
+            out.push_str(nl);
+        }
+    };
+    for l in &lines {
+        if l.starts_with("m=") {
+            close(&mut out, in_media, has_candidates, has_end);
+            in_media = true;
+            has_candidates = false;
+            has_end = false;
+        }
+        has_candidates |= l.starts_with("a=candidate:");
+        has_end |= *l == "a=end-of-candidates";
+        out.push_str(l);
+        out.push_str(nl);
+    }
+    close(&mut out, in_media, has_candidates, has_end);
+    out
+}
+
 /// The `a=mid:` of every m-section of an SDP, in order.
 fn offered_mids(sdp: &str) -> Vec<Mid> {
     sdp.split("\nm=")
@@ -753,12 +824,29 @@ fn offered_mids(sdp: &str) -> Vec<Mid> {
 
 /// Classifies one m-line of an offer against the grant. `direction` is ours: `RecvOnly` means
 /// the client sends on it.
-fn add_media(peer: &mut Peer, mid: Mid, kind: MediaKind, direction: Direction) -> Result<(), String> {
+fn add_media(
+    peer: &mut Peer,
+    mid: Mid,
+    kind: MediaKind,
+    direction: Direction,
+) -> Result<(), String> {
     let (may_publish, slots, publishing) = match kind {
-        MediaKind::Audio => (peer.grant.publish_audio, peer.grant.audio_slots, &mut peer.audio_in),
-        MediaKind::Video => (peer.grant.publish_video, peer.grant.video_slots, &mut peer.video_in),
+        MediaKind::Audio => (
+            peer.grant.publish_audio,
+            peer.grant.audio_slots,
+            &mut peer.audio_in,
+        ),
+        MediaKind::Video => (
+            peer.grant.publish_video,
+            peer.grant.video_slots,
+            &mut peer.video_in,
+        ),
     };
-    let word = if kind == MediaKind::Audio { "audio" } else { "video" };
+    let word = if kind == MediaKind::Audio {
+        "audio"
+    } else {
+        "video"
+    };
     if matches!(direction, Direction::RecvOnly | Direction::SendRecv) {
         if !may_publish {
             return Err(format!(

@@ -130,7 +130,12 @@ impl Net {
         (i, outcome)
     }
 
-    fn offer(&mut self, i: usize, sdp: String, grant: MediaGrant) -> Result<(), (ErrorCode, String)> {
+    fn offer(
+        &mut self,
+        i: usize,
+        sdp: String,
+        grant: MediaGrant,
+    ) -> Result<(), (ErrorCode, String)> {
         let participant = ParticipantId(u32::from(self.peers[i].n));
         self.sfu.request(
             self.now,
@@ -148,7 +153,11 @@ impl Net {
                     assert_eq!(*request, RequestId(7));
                     let answer = SdpAnswer::from_sdp_string(sdp).unwrap();
                     let pending = self.peers[i].pending.take().unwrap();
-                    self.peers[i].rtc.sdp_api().accept_answer(pending, answer).unwrap();
+                    self.peers[i]
+                        .rtc
+                        .sdp_api()
+                        .accept_answer(pending, answer)
+                        .unwrap();
                     outcome = Ok(());
                 }
                 SfuEvent::Refused { code, message, .. } => {
@@ -287,7 +296,9 @@ fn send_video(p: &mut Peer, now: Instant) {
     // A VP8 frame header: bit 0 of the first byte clear means a keyframe, which then carries
     // the start code 9d 01 2a and the size. The tag rides in the second byte's place.
     let frame = if key {
-        vec![0x50, p.n, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3, 4]
+        vec![
+            0x50, p.n, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 1, 2, 3, 4,
+        ]
     } else {
         vec![0x51, p.n, 0x00, 9, 8, 7, 6, 5]
     };
@@ -335,7 +346,10 @@ fn three_peers_hear_each_other_and_not_themselves() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(speaking, vec![ParticipantId(0), ParticipantId(1), ParticipantId(2)]);
+    assert_eq!(
+        speaking,
+        vec![ParticipantId(0), ParticipantId(1), ParticipantId(2)]
+    );
 }
 
 #[test]
@@ -405,7 +419,12 @@ fn only_the_loudest_speakers_fill_a_listeners_slots() {
 #[test]
 fn a_late_viewer_gets_a_picture_starting_with_a_keyframe() {
     let mut net = Net::new();
-    let (streamer, r) = net.join(&[MediaKind::Audio, MediaKind::Video], 0, 0, streamer_grant());
+    let (streamer, r) = net.join(
+        &[MediaKind::Audio, MediaKind::Video],
+        0,
+        0,
+        streamer_grant(),
+    );
     r.unwrap();
     let (early, r) = net.join(&[], 1, 1, viewer_grant());
     r.unwrap();
@@ -421,8 +440,16 @@ fn a_late_viewer_gets_a_picture_starting_with_a_keyframe() {
     net.run(Duration::from_secs(1), &[streamer], &[streamer]);
     let late_peer = &net.peers[late];
     assert!(late_peer.connected);
-    let video: Vec<_> = late_peer.got.iter().filter(|g| g.1 || g.0 == 0x51).collect();
-    let first_key = late_peer.got.iter().find(|g| g.1).expect("a keyframe reached the late viewer");
+    let video: Vec<_> = late_peer
+        .got
+        .iter()
+        .filter(|g| g.1 || g.0 == 0x51)
+        .collect();
+    let first_key = late_peer
+        .got
+        .iter()
+        .find(|g| g.1)
+        .expect("a keyframe reached the late viewer");
     assert!(
         first_key.2.duration_since(joined) < Duration::from_millis(500),
         "first keyframe after {:?}",
@@ -495,12 +522,10 @@ fn a_peer_that_never_connects_is_ended_and_its_routes_removed() {
     }
     let mut ended = false;
     while let Some(e) = net.sfu.poll_event() {
-        if e
-            == (SfuEvent::Ended {
-                participant,
-                reason: MediaEndReason::Disconnected,
-            })
-        {
+        if e == (SfuEvent::Ended {
+            participant,
+            reason: MediaEndReason::Disconnected,
+        }) {
             ended = true;
         }
     }

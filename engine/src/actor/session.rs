@@ -688,7 +688,11 @@ fn end_gone_media<M: Machine>(state: &mut SessionState<M>) {
                 reason,
             });
         }
-        send_to(state, seat.conn, &wagu_proto::ServerMessage::MediaEnded { reason });
+        send_to(
+            state,
+            seat.conn,
+            &wagu_proto::ServerMessage::MediaEnded { reason },
+        );
     }
 }
 
@@ -697,7 +701,11 @@ fn send_media_state<M: Machine>(state: &SessionState<M>, conn: ConnId) {
     if state.media.peers.is_empty() {
         return;
     }
-    if state.conns.get(&conn).is_some_and(|c| c.participant.is_some()) {
+    if state
+        .conns
+        .get(&conn)
+        .is_some_and(|c| c.participant.is_some())
+    {
         let msg = wagu_proto::ServerMessage::MediaState {
             seq: state.machine.seq(),
             at: unix_now(),
@@ -729,5 +737,9 @@ fn end_media_of_leaving<M: Machine>(state: &mut SessionState<M>, conn: ConnId) {
             reason,
         });
     }
-    send_to(state, conn, &wagu_proto::ServerMessage::MediaEnded { reason });
+    send_to(
+        state,
+        conn,
+        &wagu_proto::ServerMessage::MediaEnded { reason },
+    );
 }
