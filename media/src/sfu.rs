@@ -109,6 +109,7 @@ struct Peer {
 }
 
 /// What a drained peer produced that concerns other peers.
+#[allow(clippy::large_enum_variant)] // short-lived, drained at once; boxing each frame costs more
 enum Propagate {
     Media(ParticipantId, MediaData),
     /// A subscriber asks for a keyframe on the slot fed by this publisher.

@@ -41,20 +41,17 @@ pub struct MediaPeer {
     pub muted: bool,
 }
 
-/// Why a participant's media ended (`media_ended`).
+/// Why a participant's media ended: the reason the session gives its SFU, and the one a client
+/// reads in `media_ended` (which never says `left`: a client's own `media_leave` gets an `ack`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaEndReason {
     /// The participant sent `media_leave`.
     Left,
-    /// A newer `media_offer` of the same participant replaced this connection.
-    Replaced,
     /// ICE or DTLS failed, or the peer went silent: offer again to reconnect.
     Disconnected,
     /// The participant is no longer in the session (left, kicked, banned, timed out).
     NotMember,
-    /// The room closed or the stream ended.
-    SessionOver,
     /// The SFU failed; offer again.
     Internal,
 }
