@@ -78,6 +78,9 @@ pub enum Command {
                       1 the harness itself failed; 2 the run completed but broke the SLO."
     )]
     Records(RecordsArgs),
+    /// Voice and video through the SFU (Wagu only): str0m peers publish Opus (and VP8) in rooms
+    /// or streams; forwarding delay, loss and CPU per step of load (`deploy/media-bench.sh`).
+    Media(crate::scenario::media::MediaArgs),
     /// Run the bare WebSocket relay (the `--target bare` server) until SIGTERM or Ctrl-C.
     BareServer(BareServerArgs),
     /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).

@@ -60,6 +60,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Mixed(a) => a.common.threads,
         Command::Records(a) => a.threads,
         Command::BareServer(a) => a.threads,
+        Command::Media(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -76,6 +77,11 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::BareServer(a) => {
             rt.block_on(bare_server::run(a))?;
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Media(a) => {
+            let r = rt.block_on(scenario::media::run(a))?;
+            let ok = r.steps.first().is_some_and(|s| s.passed);
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) });
         }
         Command::Compare(_) => unreachable!("handled above"),
     };
