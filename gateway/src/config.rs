@@ -28,6 +28,29 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub rate: RateLimits,
+    pub web: WebConfig,
+}
+
+/// The web client's settings (public: `/config.json` hands them to every browser).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Map tile URL template with `{z}`, `{x}`, `{y}` (and optionally `{s}`).
+    pub tile_url: String,
+    /// The tile provider's attribution, shown on the map as text.
+    pub tile_attribution: String,
+    /// Where the attribution links to.
+    pub tile_attribution_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
+            tile_attribution: "© OpenStreetMap contributors".into(),
+            tile_attribution_url: "https://www.openstreetmap.org/copyright".into(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -209,6 +232,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             rate: RateLimits::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -306,7 +330,7 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 10] = [
+const SETTINGS: [&str; 11] = [
     "listen",
     "data_dir",
     "public_url",
@@ -317,6 +341,7 @@ const SETTINGS: [&str; 10] = [
     "auth",
     "limits",
     "rate",
+    "web",
 ];
 
 fn is_setting(env_key: &str) -> bool {
@@ -371,6 +396,20 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |setting, message: String| Err(ConfigError::Invalid { setting, message });
+        let w = &self.web;
+        if crate::web::tile_origin(&w.tile_url).is_none()
+            || !["{z}", "{x}", "{y}"].iter().all(|p| w.tile_url.contains(p))
+        {
+            return bad(
+                "web.tile_url",
+                "must be an http(s) URL template with {z}, {x} and {y}".into(),
+            );
+        }
+        if !(w.tile_attribution_url.starts_with("https://")
+            || w.tile_attribution_url.starts_with("http://"))
+        {
+            return bad("web.tile_attribution_url", "must be an http(s) URL".into());
+        }
         let l = &self.limits;
         if l.max_frame_bytes < 256 || l.max_frame_bytes > wagu_proto::limits::MAX_CLIENT_FRAME_BYTES
         {
