@@ -93,7 +93,14 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
         return Ok(());
     }
     let err = String::from_utf8_lossy(&o.stderr);
-    for line in err.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+    for line in err
+        .lines()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         println!("cargo:warning={what}: {line}");
     }
     Err(format!("{what} failed with {}", o.status))
@@ -104,7 +111,8 @@ fn generate(dist: &Path) -> String {
     let mut files = Vec::new();
     walk(dist, dist, &mut files);
     files.sort();
-    let mut code = String::from("pub const MISSING: Option<&str> = None;\npub static ASSETS: &[Asset] = &[\n");
+    let mut code =
+        String::from("pub const MISSING: Option<&str> = None;\npub static ASSETS: &[Asset] = &[\n");
     for rel in files {
         if rel.ends_with(".gz") || rel.ends_with(".br") {
             continue;

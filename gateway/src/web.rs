@@ -85,12 +85,9 @@ async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
 async fn asset(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let csp = content_security_policy(&app.config.web.tile_url);
     match find(uri.path()) {
-        Some(a) if a.path != "/index.html" => serve(
-            a,
-            &headers,
-            "public, max-age=31536000, immutable",
-            &csp,
-        ),
+        Some(a) if a.path != "/index.html" => {
+            serve(a, &headers, "public, max-age=31536000, immutable", &csp)
+        }
         _ => {
             let mut resp = (StatusCode::NOT_FOUND, "not found").into_response();
             security_headers(resp.headers_mut(), &csp);

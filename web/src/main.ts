@@ -4,6 +4,7 @@ import { h, replace } from "./dom";
 import { homePage } from "./home";
 import { t } from "./i18n";
 import { liveListPage, streamPage } from "./live";
+import { feedPage, loginPage, placePage } from "./posts";
 import { roomPage } from "./room";
 import { topbar } from "./shell";
 
@@ -17,4 +18,7 @@ else if ((r = m(/^\/join\/([^/]+)$/))) void roomPage(app, decodeURIComponent(r[1
 else if (path === "/live") liveListPage(app);
 else if ((r = m(/^\/live\/([^/]+)$/))) void streamPage(app, decodeURIComponent(r[1]!), false);
 else if ((r = m(/^\/studio\/([^/]+)$/))) void streamPage(app, decodeURIComponent(r[1]!), true);
+else if (path === "/posts") feedPage(app);
+else if (path === "/login") loginPage(app);
+else if ((r = m(/^\/places\/([^/]+)$/))) void placePage(app, decodeURIComponent(r[1]!));
 else replace(app, topbar(), h("main", { class: "center-card" }, h("div", { class: "card" }, h("h1", null, "404"), h("a", { href: "/" }, t.home))));

@@ -226,3 +226,26 @@ test("Korean UI", async () => {
   await shot(K.page, "home-ko-phone");
   await K.ctx.close();
 });
+
+test("a signed-up user writes a post and it appears in the place's feed", async () => {
+  const P = await newPage(PHONE);
+  await P.page.goto("/login?next=/places/sample:0001");
+  await P.page.getByRole("button", { name: "Sign up" }).click();
+  await P.page.fill("#email", `minji-${Date.now()}@example.com`);
+  await P.page.fill("#password", "correct horse battery");
+  await P.page.fill("#display-name", "민지");
+  await P.page.click("#auth-submit");
+  await P.page.waitForURL(/\/places\/sample:0001$/);
+  await P.page.waitForSelector("#write-post");
+  const text = "비빔국수 최고 <b>not bold</b>";
+  await P.page.fill("#post-text", text);
+  await P.page.click("#publish");
+  await P.page.waitForFunction((t) => [...document.querySelectorAll("#place-posts .post-text")].some((e) => e.textContent === t), text);
+  assert.equal(await P.page.locator("#place-posts b").count(), 0);
+  await shot(P.page, "place-phone");
+  await P.page.goto("/posts?near=37.5728,126.9948");
+  await P.page.waitForFunction((t) => [...document.querySelectorAll("#feed .post-text")].some((e) => e.textContent === t), text);
+  await shot(P.page, "posts-phone");
+  assert.deepEqual(problems, []);
+  await P.ctx.close();
+});
