@@ -142,19 +142,20 @@ install_oidc() {
 # The web client (web/): its pinned npm packages (npm ci from web/package-lock.json, into
 # web/node_modules, with npm's download cache under $CACHE_DIR/npm so a fresh clone installs
 # offline from it), Debian's chromium-headless-shell for the browser tests (driven by
-# playwright-core through executablePath: browser downloads are impossible here) and a CJK
-# font so Korean renders in screenshots. gateway/build.rs bundles the client into wagu.
+# playwright-core through executablePath: browser downloads are impossible here) and CJK and
+# emoji fonts so Korean and emoji render in screenshots. gateway/build.rs bundles the client into wagu.
 install_web() {
   local web="$SCRIPT_DIR/../web"
   local sudo=()
   if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
   export DEBIAN_FRONTEND=noninteractive
   if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1 \
-    || [ ! -d /usr/share/fonts/opentype/noto ]; then
-    log "installing Debian packages chromium-headless-shell and fonts-noto-cjk"
-    if ! "${sudo[@]}" apt-get install -y --no-install-recommends chromium-headless-shell fonts-noto-cjk; then
+    || [ ! -d /usr/share/fonts/opentype/noto ] || [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+    local pkgs=(chromium-headless-shell fonts-noto-cjk fonts-noto-color-emoji)
+    log "installing Debian packages ${pkgs[*]}"
+    if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}"; then
       "${sudo[@]}" apt-get update
-      "${sudo[@]}" apt-get install -y --no-install-recommends chromium-headless-shell fonts-noto-cjk
+      "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}"
     fi
   else
     log "chromium present: $(command -v chromium-headless-shell || command -v chromium)"

@@ -1,7 +1,7 @@
 // Live streams (docs/PROTOCOL.md section 12): discovery, the viewer page (count and chat) and
 // the streamer's studio (moderation: pin, delete, mute, ban; end).
 import { api, type CreatedStream, type Page, type Place, type StreamSummary } from "./api";
-import { $, h, replace, timeOf, toast } from "./dom";
+import { $, h, icon, replace, timeOf, toast } from "./dom";
 import type { ChatMessage, ServerMessage, StreamSnapshot } from "./gen/protocol";
 import { t } from "./i18n";
 import { CommandError, Session, type Status } from "./session";
@@ -230,7 +230,7 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
           "div",
           { class: "stage" },
           // The video element and the camera/microphone controls go here when the SFU lands.
-          h("div", { id: "video-slot", class: "video-slot" }, h("span", { class: "live-badge" }, "LIVE"), h("span", { id: "viewer-count", class: "viewer-count", "data-count": s?.viewers ?? 0 }, "👀 ", t.watching(s?.viewers ?? 0)), h("p", { class: "muted" }, t.videoSoon), h("div", { id: "media-controls", class: "media-controls" }, h("button", { type: "button", class: "ghost", disabled: true }, "🎥"), h("button", { type: "button", class: "ghost", disabled: true }, "🎙"))),
+          h("div", { id: "video-slot", class: "video-slot" }, h("span", { class: "live-badge" }, "LIVE"), h("span", { id: "viewer-count", class: "viewer-count", "data-count": s?.viewers ?? 0 }, "👀 ", t.watching(s?.viewers ?? 0)), h("p", { class: "muted" }, t.videoSoon), h("div", { id: "media-controls", class: "media-controls" }, h("button", { type: "button", class: "ghost", disabled: true, "aria-label": t.videoSoon }, icon("video")), h("button", { type: "button", class: "ghost", disabled: true, "aria-label": t.videoSoon }, icon("mic")))),
           h("h1", { id: "stream-title" }, s?.title ?? ""),
           h("p", { class: "muted" }, s?.streamer_name ?? "", s && !s.streamer_online ? ` · ${t.streamerAway}` : "", s?.menu.length ? ` · ${s.menu.join(", ")}` : ""),
           endedText ? h("div", { class: "banner ended", id: "ended" }, endedText) : null,

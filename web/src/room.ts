@@ -2,7 +2,7 @@
 // places in view, friends' viewports, candidates and votes, chat and host controls.
 import L from "leaflet";
 import { api, ApiError, type Page, type Place, type RoomSummary } from "./api";
-import { $, h, replace, timeOf, toast } from "./dom";
+import { $, h, icon, replace, timeOf, toast } from "./dom";
 import type { ChatMessage, ParticipantInfo, RoomSnapshot, ServerMessage } from "./gen/protocol";
 import { t } from "./i18n";
 import { createMap, SEOUL } from "./map";
@@ -102,7 +102,7 @@ class Room {
 
   private layout(existingMap?: HTMLElement): void {
     const status = h("span", { id: "status", class: "status", role: "status", "aria-live": "polite" });
-    const shareBtn = h("button", { id: "copy-link", class: "primary", type: "button", onclick: () => this.copyLink() }, "🔗 ", t.copyLink);
+    const shareBtn = h("button", { id: "copy-link", class: "primary", type: "button", "aria-label": t.copyLink, onclick: () => this.copyLink() }, icon("link"), h("span", { class: "label" }, t.copyLink));
     const mapEl = existingMap ?? h("div", { id: "map", "aria-label": "map" });
     const tabs = h(
       "div",
@@ -124,11 +124,11 @@ class Room {
       h("section", { id: "pane-people", class: "pane", role: "tabpanel" }, h("ol", { id: "people", class: "list" }), h("div", { id: "host-tools" })),
     );
     // The voice/video controls go here when the media work lands (WebRTC over the same room).
-    const media = h("div", { id: "media-controls", class: "media-controls", "aria-label": t.voice }, h("button", { type: "button", class: "ghost", disabled: true, title: t.voiceSoon }, "🎙 ", t.voice));
+    const media = h("div", { id: "media-controls", class: "media-controls", "aria-label": t.voice }, h("button", { type: "button", class: "ghost", disabled: true, title: t.voiceSoon, "aria-label": t.voiceSoon }, icon("mic"), h("span", { class: "label" }, t.voice)));
     replace(
       this.app,
       topbar(status, media, shareBtn),
-      h("main", { class: "room" }, h("div", { class: "room-head" }, h("h1", { id: "room-title" }, this.snap?.title ?? ""), h("span", { id: "vote-state", class: "pill" })), h("div", { class: "room-body" }, h("div", { class: "map-wrap" }, mapEl), panel)),
+      h("main", { class: "room" }, h("div", { class: "room-head" }, h("h1", { id: "room-title" }, this.snap?.title ?? ""), h("span", { id: "vote-state", class: "pill" })), h("div", { class: "room-body" }, h("div", { class: "map-wrap" }, mapEl, h("div", { id: "friends", class: "friends" })), panel)),
     );
     this.setTab(this.tab);
     this.renderStatus();
@@ -328,6 +328,19 @@ class Room {
         f.label.setLatLng([b.ne.lat, b.sw.lng]);
         f.label.setIcon(L.divIcon({ html: labelEl, className: "friend-label-icon", iconSize: undefined, iconAnchor: [0, 0] }));
       }
+    }
+    // Chips over the map: a friend whose view is off screen (or encloses yours) is one tap away.
+    const chips = document.getElementById("friends");
+    if (chips) {
+      const others = s.participants.filter((p) => p.id !== this.you && p.status === "online");
+      replace(
+        chips,
+        others.map((p) => {
+          const b = s.presence.find((e) => e.participant === p.id)?.viewport?.bounds;
+          const chip = h("button", { type: "button", class: "chip", "data-participant": p.id, disabled: !b, title: p.name, onclick: () => b && map.flyToBounds([[b.sw.lat, b.sw.lng], [b.ne.lat, b.ne.lng]], { duration: 0.6 }) }, dot(p), h("span", null, p.name));
+          return chip;
+        }),
+      );
     }
     for (const [id, f] of this.friends) {
       if (!seen.has(id)) {

@@ -165,12 +165,13 @@ test("two friends decide together in one map room, live, through a network drop"
     await A.page.waitForFunction((t) => [...document.querySelectorAll("#chat .msg .text")].some((e) => e.textContent === t), text);
   }
   await A.page.click("#reopen-vote");
-  await A.page.waitForSelector("#close-vote");
+  await A.page.waitForSelector("#close-vote", { state: "attached" });
   // Back online: the client resumes by itself and shows it, with nothing missed, in order.
   await B.ctx.setOffline(false);
   await B.page.waitForSelector('#status[data-status="online"]', { timeout: 20_000 });
   await B.page.waitForSelector("#toast.show");
-  assert.match(await B.page.locator("#toast").textContent(), /Reconnected/);
+  const caughtUp = (await B.page.locator("#toast").textContent()).match(/Reconnected — caught up on (\d+) updates/);
+  assert.ok(caughtUp && Number(caughtUp[1]) >= 3, `the resume replayed the missed events: ${caughtUp}`);
   const chatA = await A.page.locator("#chat .msg .text").allTextContents();
   await B.page.waitForFunction((n) => document.querySelectorAll("#chat .msg").length === n, chatA.length);
   assert.deepEqual(await B.page.locator("#chat .msg .text").allTextContents(), chatA);

@@ -1,4 +1,4 @@
-// Test harness for the browser tests: a real `wagu` (WAGU_BIN), a local tile server with a
+// Test harness for the browser tests: a real `wagu` (WAGU_TEST_BIN), a local tile server with a
 // generated PNG (so the map's tile path runs offline), and Debian's Chromium driven by
 // playwright-core through executablePath. Nothing here skips: a missing binary or browser
 // throws, and the test fails.
@@ -10,18 +10,18 @@ import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
-export const ARTIFACTS = process.env.WAGU_WEB_ARTIFACTS ?? join(import.meta.dirname, "..", "test-artifacts");
+export const ARTIFACTS = process.env.WAGU_TEST_WEB_ARTIFACTS ?? join(import.meta.dirname, "..", "test-artifacts");
 
 export function findChromium() {
-  const candidates = [process.env.WAGU_CHROMIUM, "/usr/bin/chromium-headless-shell", "/usr/lib/chromium/chromium-headless-shell", "/usr/bin/chromium"].filter(Boolean);
+  const candidates = [process.env.WAGU_TEST_CHROMIUM, "/usr/bin/chromium-headless-shell", "/usr/lib/chromium/chromium-headless-shell", "/usr/bin/chromium"].filter(Boolean);
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw new Error(`no Chromium found (tried ${candidates.join(", ")}): run deploy/install.sh (Debian package chromium-headless-shell)`);
   return found;
 }
 
 export function findWagu() {
-  const bin = process.env.WAGU_BIN;
-  if (!bin || !existsSync(bin)) throw new Error(`WAGU_BIN must name the wagu binary (got ${bin ?? "nothing"}): deploy/test.sh sets it`);
+  const bin = process.env.WAGU_TEST_BIN;
+  if (!bin || !existsSync(bin)) throw new Error(`WAGU_TEST_BIN must name the wagu binary (got ${bin ?? "nothing"}): deploy/test.sh sets it`);
   return bin;
 }
 
