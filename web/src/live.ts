@@ -120,7 +120,7 @@ function goLiveForm(): HTMLElement {
 
 export async function streamPage(app: HTMLElement, id: string, studio: boolean): Promise<void> {
   const key = studio ? localStorage.getItem(`wagu.streamer.${id}`) ?? undefined : undefined;
-  const name = localStorage.getItem("wagu.name") || (studio ? "Streamer" : "Guest");
+  const name = localStorage.getItem("wagu.name") || (await askName(app));
   let snap: StreamSnapshot | null = null;
   let you = 0;
   let status: Status = "connecting";
@@ -173,7 +173,6 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
         mutedUntil.set(m.participant, m.until);
         break;
       case "banned":
-        s.chat = s.chat.filter((c) => c.from !== m.participant);
         break;
       case "streamer_away":
         s.streamer_online = false;
@@ -272,4 +271,41 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
   onLanguageChange(render);
   render();
   session.start();
+}
+
+/** A viewer without a saved name picks one first (shown next to their chat). */
+function askName(app: HTMLElement): Promise<string> {
+  return new Promise((resolve) => {
+    const render = () => {
+      const input = h("input", { id: "name", required: true, maxlength: 40, autocomplete: "nickname", placeholder: t.namePlaceholder });
+      replace(
+        app,
+        topbar(),
+        h(
+          "main",
+          { class: "center-card" },
+          h(
+            "form",
+            {
+              class: "card",
+              onsubmit: (e: Event) => {
+                e.preventDefault();
+                const n = input.value.trim();
+                if (!n) return;
+                localStorage.setItem("wagu.name", n);
+                resolve(n);
+              },
+            },
+            h("p", { class: "eyebrow" }, t.live),
+            h("label", { for: "name" }, t.yourName),
+            input,
+            h("button", { type: "submit", class: "primary big" }, t.enter),
+          ),
+        ),
+      );
+      input.focus();
+    };
+    onLanguageChange(render);
+    render();
+  });
 }
