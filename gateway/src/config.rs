@@ -570,6 +570,22 @@ mod tests {
     }
 
     #[test]
+    fn web_tile_url_must_be_an_http_template() {
+        let mut c = Config::default();
+        c.web.tile_url = "http://127.0.0.1:9000/{z}/{x}/{y}.png".into();
+        c.validate().unwrap();
+        for bad in [
+            "javascript:alert(1)//{z}/{x}/{y}",
+            "https://tiles.example/{z}/{x}.png",
+            "https://a;b/{z}/{x}/{y}.png",
+        ] {
+            c.web.tile_url = bad.into();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("web.tile_url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         let dir = std::env::temp_dir().join(format!("wagu-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
