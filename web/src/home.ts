@@ -47,6 +47,7 @@ export function homePage(app: HTMLElement): void {
         h("section", { class: "hero" }, h("div", { class: "hero-mark", "aria-hidden": "true" }, "🍜"), h("h1", null, t.tagline), h("p", { class: "muted" }, "와구 · Wagu")),
         form,
         h("a", { class: "card link-card", href: "/live" }, h("span", { class: "live-dot", "aria-hidden": "true" }), h("strong", null, t.live), h("span", { class: "muted" }, t.liveLead)),
+        h("a", { class: "card link-card", href: "/posts" }, h("span", { "aria-hidden": "true" }, "📝"), h("strong", null, t.posts), h("span", { class: "muted" }, t.postsLead)),
       ),
     );
   };

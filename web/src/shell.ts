@@ -30,5 +30,5 @@ export function logo(): HTMLAnchorElement {
 }
 
 export function topbar(...right: (Node | null)[]): HTMLElement {
-  return h("header", { class: "topbar" }, logo(), h("nav", { class: "topnav" }, h("a", { href: "/live" }, t.live), h("a", { href: "/posts" }, lang === "ko" ? "기록" : "Posts")), h("div", { class: "spacer" }), ...right, langButton());
+  return h("header", { class: "topbar" }, logo(), h("nav", { class: "topnav" }, h("a", { href: "/live" }, t.live), h("a", { href: "/posts" }, t.posts)), h("div", { class: "spacer" }), ...right, langButton());
 }

@@ -182,6 +182,20 @@ test("two friends decide together in one map room, live, through a network drop"
   await A.page.click("#tab-people");
   await shot(A.page, "room-people-desktop");
 
+  // "Copy link" puts the share link on the clipboard.
+  await A.page.click("#copy-link");
+  await A.page.waitForSelector("#toast.show");
+  assert.equal(await A.page.evaluate(() => navigator.clipboard.readText()), link);
+
+  // Host controls: rename, then end the room; Jun sees both and stops reconnecting.
+  await A.page.fill("#rename-input", "Saturday lunch");
+  await A.page.click("#host-tools button[type=submit]");
+  await B.page.waitForFunction(() => document.querySelector("#room-title")?.textContent === "Saturday lunch");
+  await A.page.click("#close-room");
+  for (const p of [A.page, B.page]) await p.waitForSelector('#status[data-status="ended"]');
+  assert.match(await B.page.locator("#ended").textContent(), /host ended this room/);
+  await shot(B.page, "room-ended-phone");
+
   assert.deepEqual(problems, []);
   await A.ctx.close();
   await B.ctx.close();

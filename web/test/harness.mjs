@@ -109,7 +109,12 @@ export const DESKTOP = { viewport: { width: 1280, height: 800 } };
 
 /** Every page fails the test on a dialog (alert from injected markup) or an uncaught error. */
 export function guard(page, problems) {
-  page.on("dialog", (d) => { problems.push(`dialog: ${d.message()}`); void d.dismiss(); });
+  page.on("dialog", (d) => {
+    // The one dialog the client shows: the host's "end this room?" confirmation.
+    if (d.type() === "confirm" && /End this room|방을 끝낼까요/.test(d.message())) return void d.accept();
+    problems.push(`${d.type()} dialog: ${d.message()}`);
+    void d.dismiss();
+  });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy|Refused/.test(m.text())) problems.push(`console: ${m.text()}`); });
 }
