@@ -163,7 +163,18 @@ class Room {
     const why = this.endedWhy === "kicked" ? t.kicked : this.endedWhy === "closed" ? t.roomClosed : this.endedWhy === "unknown_room" ? t.linkDead : t.ended;
     const box = document.getElementById("decision");
     if (box) replace(box, h("div", { class: "banner ended", id: "ended" }, why, " ", h("a", { href: "/" }, t.createRoom)));
-    for (const b of this.app.querySelectorAll<HTMLButtonElement | HTMLInputElement>(".panel button, .panel input")) {
+    const vs = document.getElementById("vote-state");
+    if (vs) {
+      vs.textContent = t.ended;
+      vs.className = "pill";
+    }
+    for (const f of this.friends.values()) {
+      f.rect.remove();
+      f.label.remove();
+    }
+    this.friends.clear();
+    document.getElementById("friends")?.replaceChildren();
+    for (const b of this.app.querySelectorAll<HTMLButtonElement | HTMLInputElement>(".panel button, .panel input, #copy-link")) {
       if (!b.classList.contains("tab")) b.disabled = true;
     }
   }
@@ -306,7 +317,7 @@ class Room {
   private renderFriends(): void {
     const s = this.snap;
     const map = this.map;
-    if (!s || !map) return;
+    if (!s || !map || this.status === "ended") return;
     const seen = new Set<number>();
     for (const p of s.presence) {
       const who = this.person(p.participant);
