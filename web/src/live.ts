@@ -56,7 +56,7 @@ export function liveListPage(app: HTMLElement): void {
         replace(
           list,
           items.map((s) =>
-            h("li", { class: "stream-card" }, h("a", { href: `/live/${encodeURIComponent(s.stream_id)}` }, h("div", { class: "thumb", "aria-hidden": "true" }, "🍲", h("span", { class: "live-badge" }, "LIVE")), h("div", null, h("div", { class: "cand-name" }, s.title), h("div", { class: "muted small" }, s.streamer_name ?? "…", " · ", t.watching(s.viewers))))),
+            h("li", { class: "stream-card" }, h("a", { href: `/live/${encodeURIComponent(s.stream_id)}` }, h("div", { class: "thumb", "aria-hidden": "true" }, "🍲", h("span", { class: "live-badge" }, "LIVE")), h("div", null, h("div", { class: "cand-name" }, s.title), h("div", { class: "muted small" }, s.streamer_name ? `${s.streamer_name} · ` : "", t.watching(s.viewers))))),
           ),
         );
     } catch (e) {

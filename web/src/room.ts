@@ -42,7 +42,7 @@ function askName(app: HTMLElement, summary: RoomSummary): Promise<string> {
         },
         h("p", { class: "eyebrow" }, t.joinTitle),
         h("h1", { class: "room-name" }, summary.title),
-        h("p", { class: "muted" }, `${summary.participants}${t.people === "people" ? " " : ""}${t.people} · ${summary.online} ${t.online}`),
+        h("p", { class: "muted" }, `${t.peopleN(summary.participants)} · ${summary.online} ${t.online}`),
         h("label", { for: "name" }, t.yourName),
         input,
         h("button", { type: "submit", class: "primary big" }, t.enter),
