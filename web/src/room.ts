@@ -79,6 +79,8 @@ class Room {
       status: (s, why) => {
         this.status = s;
         if (s === "ended") this.endedWhy = why ?? "";
+        // Joined or resumed: tell the others where we look (a fresh participant has no presence).
+        if (s === "online") this.sendPresence(true);
         this.renderStatus();
         if (s === "ended") this.renderEnded();
       },
