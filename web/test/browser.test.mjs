@@ -191,6 +191,18 @@ test("two friends decide together in one map room, live, through a network drop"
   await A.page.fill("#rename-input", "Saturday lunch");
   await A.page.click("#host-tools button[type=submit]");
   await B.page.waitForFunction(() => document.querySelector("#room-title")?.textContent === "Saturday lunch");
+  // A third friend joins; the host removes them (4001: no reconnect), then ends the room.
+  const C = await newPage(PHONE);
+  await C.page.goto(link);
+  await C.page.fill("#name", "Troll");
+  await C.page.click("button[type=submit]");
+  await C.page.waitForSelector('#status[data-status="online"]');
+  await A.page.waitForSelector('#people li.person[data-participant="3"]');
+  await A.page.locator('#people li.person[data-participant="3"] button').click();
+  await C.page.waitForSelector('#status[data-status="ended"]');
+  assert.match(await C.page.locator("#ended").textContent(), /removed you/);
+  await B.page.waitForFunction(() => !document.querySelector('#people li.person[data-participant="3"]'));
+  await C.ctx.close();
   await A.page.click("#close-room");
   for (const p of [A.page, B.page]) await p.waitForSelector('#status[data-status="ended"]');
   assert.match(await B.page.locator("#ended").textContent(), /host ended this room/);
