@@ -147,13 +147,21 @@ function account(): HTMLElement {
 export function feedPage(app: HTMLElement): void {
   const render = () => {
     const list = h("ol", { id: "feed", class: "list" });
-    replace(app, topbar(account()), h("main", { class: "live-list" }, h("h1", null, p().nearMe), writeForm(null, render), list));
+    // The feed comes first; writing is one tap away.
+    const write = h("details", { class: "write" }, h("summary", { class: "button" }, "✏️ ", p().write), writeForm(null, render));
+    replace(app, topbar(account()), h("main", { class: "live-list" }, h("h1", null, p().nearMe), write, list));
     const load = (lat: number, lng: number) =>
       api<Page<Post>>("GET", `/api/posts?near=${lat.toFixed(5)},${lng.toFixed(5)}&radius_km=5&limit=30`)
         .then((page) => replace(list, page.items.length ? page.items.map((x) => postCard(x, render)) : h("li", { class: "empty" }, p().noPosts)))
         .catch((e) => replace(list, h("li", { class: "empty" }, `${t.error}: ${String(e)}`)));
     const near = new URLSearchParams(location.search).get("near")?.split(",").map(Number);
     if (near && near.length === 2 && near.every(Number.isFinite)) void load(near[0]!, near[1]!);
+    else if ("geolocation" in navigator)
+      navigator.geolocation.getCurrentPosition(
+        (pos) => void load(pos.coords.latitude, pos.coords.longitude),
+        () => void load(SEOUL[0], SEOUL[1]),
+        { timeout: 4000, maximumAge: 600_000 },
+      );
     else void load(SEOUL[0], SEOUL[1]);
   };
   onLanguageChange(render);
