@@ -186,7 +186,10 @@ export type Lang = "ko" | "en";
 
 function pick(): Lang {
   const q = new URLSearchParams(location.search).get("lang");
-  if (q === "ko" || q === "en") return q;
+  if (q === "ko" || q === "en") {
+    localStorage.setItem("wagu.lang", q); // an explicit choice: keep it on the next pages
+    return q;
+  }
   const saved = localStorage.getItem("wagu.lang");
   if (saved === "ko" || saved === "en") return saved;
   return navigator.language.toLowerCase().startsWith("ko") ? "ko" : "en";

@@ -265,6 +265,18 @@ test("Korean UI", async () => {
   assert.equal(await K.page.locator("html").getAttribute("lang"), "ko");
   assert.match(await K.page.locator("#create-room").textContent(), /만들고/);
   await shot(K.page, "home-ko-phone");
+  const room = await (await fetch(`${wagu.base}/api/rooms`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "금요일 저녁", center: { lat: 37.5665, lng: 126.978 } }) })).json();
+  await K.page.goto(`/join/${room.share_token}`);
+  await K.page.fill("#name", "민지");
+  await K.page.click("button[type=submit]");
+  await K.page.waitForSelector('#status[data-status="online"]');
+  assert.equal((await K.page.locator("#status").textContent()).trim(), "실시간");
+  await K.page.click("#tab-places");
+  await K.page.waitForSelector("#places li.place .add-candidate");
+  await K.page.locator("#places .add-candidate").first().click();
+  await K.page.waitForSelector("#candidates li.candidate");
+  await shot(K.page, "room-ko-phone");
+  assert.deepEqual(problems, []);
   await K.ctx.close();
 });
 
