@@ -173,6 +173,7 @@ fn content_type(path: &str) -> &'static str {
         "ico" => "image/x-icon",
         "webmanifest" => "application/manifest+json",
         "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
 }
