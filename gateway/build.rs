@@ -42,7 +42,10 @@ fn main() {
     let code = match built {
         Ok(()) => generate(&dist),
         Err(why) => {
-            println!("cargo:warning=web client not built ({why}); `/` will explain how to get it");
+            println!(
+                "cargo:warning=web client not built ({why}); `/` will explain how to get it \
+                 (after installing Node, `touch web/package.json` makes cargo try again)"
+            );
             format!(
                 "/// Why the client is missing.\npub const MISSING: Option<&str> = Some({why:?});\n\
                  pub static ASSETS: &[Asset] = &[];\n"

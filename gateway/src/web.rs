@@ -241,7 +241,8 @@ fn missing_page(why: &str) -> String {
          <h1>Wagu is running</h1>\
          <p>This <code>wagu</code> was built without its web client ({why}).</p>\
          <p>To get the client, install Node.js 20 or newer with npm and build again: \
-         <code>cargo run --release</code> bundles <code>web/</code> into the binary by itself. \
+         <code>cargo run --release</code> bundles <code>web/</code> into the binary by itself \
+         (<code>touch web/package.json</code> first, so cargo notices). \
          (Or run <code>deploy/install.sh</code>, which installs the pinned npm packages.)</p>\
          <p>The server works without it: the REST API is under <code>/api</code> \
          (<a href=\"/api/openapi.json\">OpenAPI</a>) and the WebSocket at <code>/ws</code>.</p>\
