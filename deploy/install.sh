@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the Wagu test bed (deploy/services.sh) needs: Redis (Debian
 # package), Apache Cassandra jars (Maven Central), s3s-fs (crates.io) and the
-# OpenID Connect provider of the social login test (oidc-provider, npm).
+# OpenID Connect provider of the social login test (oidc-provider, npm), and the web
+# client's npm packages with Debian's headless Chromium for its browser tests.
 # Idempotent: whatever is already present is skipped, so a second run is fast.
 #
 # Environment:
 #   WAGU_CACHE_DIR   where Cassandra jars, s3s-fs and oidc-provider go (default ~/.cache/wagu)
 #   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1 / WAGU_SKIP_OIDC=1 /
 #   WAGU_SKIP_AIORTC=1   skip one part
+#   WAGU_SKIP_WEB=1  skip the web client's npm packages and Chromium
 set -euo pipefail
 
 CASSANDRA_VERSION="5.0.6"
@@ -170,6 +172,42 @@ install_aiortc() {
   log "aiortc $AIORTC_VERSION installed"
 }
 
+# The web client (web/): its pinned npm packages (npm ci from web/package-lock.json, into
+# web/node_modules, with npm's download cache under $CACHE_DIR/npm so a fresh clone installs
+# offline from it), Debian's chromium-headless-shell for the browser tests (driven by
+# playwright-core through executablePath: browser downloads are impossible here) and CJK and
+# emoji fonts so Korean and emoji render in screenshots. gateway/build.rs bundles the client into wagu.
+install_web() {
+  local web="$SCRIPT_DIR/../web"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1 \
+    || [ ! -d /usr/share/fonts/opentype/noto ] || [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+    local pkgs=(chromium-headless-shell fonts-noto-cjk fonts-noto-color-emoji)
+    log "installing Debian packages ${pkgs[*]}"
+    if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}"; then
+      "${sudo[@]}" apt-get update
+      "${sudo[@]}" apt-get install -y --no-install-recommends "${pkgs[@]}"
+    fi
+  else
+    log "chromium present: $(command -v chromium-headless-shell || command -v chromium)"
+  fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing Debian packages nodejs and npm"
+    "${sudo[@]}" apt-get install -y --no-install-recommends nodejs npm
+  fi
+  local sum
+  sum="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$web/node_modules/.wagu-lock-sum" ] && [ "$(cat "$web/node_modules/.wagu-lock-sum")" = "$sum" ]; then
+    log "web client npm packages present in $web/node_modules"
+    return 0
+  fi
+  log "installing the web client's npm packages (npm ci) into $web/node_modules"
+  (cd "$web" && npm_config_cache="$CACHE_DIR/npm" npm ci --no-audit --no-fund)
+  echo "$sum" >"$web/node_modules/.wagu-lock-sum"
+}
+
 main() {
   mkdir -p "$CACHE_DIR"
   if [ "${WAGU_SKIP_REDIS:-0}" != 1 ]; then install_redis; fi
@@ -177,6 +215,7 @@ main() {
   if [ "${WAGU_SKIP_S3:-0}" != 1 ]; then install_s3s_fs; fi
   if [ "${WAGU_SKIP_OIDC:-0}" != 1 ]; then install_oidc; fi
   if [ "${WAGU_SKIP_AIORTC:-0}" != 1 ]; then install_aiortc; fi
+  if [ "${WAGU_SKIP_WEB:-0}" != 1 ]; then install_web; fi
   log "done"
 }
 

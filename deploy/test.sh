@@ -63,6 +63,12 @@ if [[ "${WAGU_TEST_SKIP_SERVICES:-0}" != 1 ]] && grep -q '^SKIPPED' "$WAGU_TESTB
     exit 1
 fi
 
+step "web client: type check against docs/schema, browser tests (Chromium + playwright-core)"
+WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
+(cd "$ROOT/web" && npm run check)
+WAGU_TEST_BIN="$CARGO_TARGET_DIR/debug/wagu" WAGU_TEST_WEB_ARTIFACTS="${WAGU_TEST_WEB_ARTIFACTS:-$ROOT/web/test-artifacts}" \
+    node --test "$ROOT/web/test/browser.test.mjs"
+
 step "doc tests"
 cargo test --workspace --doc
 

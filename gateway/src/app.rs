@@ -181,6 +181,7 @@ impl App {
         let router = Router::new()
             .merge(http::router())
             .merge(ws::router())
+            .merge(crate::web::router())
             .with_state(state.clone());
         Ok(App {
             router,

@@ -30,6 +30,29 @@ pub struct Config {
     pub rate: RateLimits,
     /// Voice and video: the SFU's UDP port and the addresses it advertises.
     pub media: wagu_media::MediaConfig,
+    pub web: WebConfig,
+}
+
+/// The web client's settings (public: `/config.json` hands them to every browser).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Map tile URL template with `{z}`, `{x}`, `{y}` (and optionally `{s}`).
+    pub tile_url: String,
+    /// The tile provider's attribution, shown on the map as text.
+    pub tile_attribution: String,
+    /// Where the attribution links to.
+    pub tile_attribution_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
+            tile_attribution: "© OpenStreetMap contributors".into(),
+            tile_attribution_url: "https://www.openstreetmap.org/copyright".into(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -214,6 +237,7 @@ impl Default for Config {
             limits: Limits::default(),
             rate: RateLimits::default(),
             media: wagu_media::MediaConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -312,7 +336,7 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 11] = [
+const SETTINGS: [&str; 12] = [
     "listen",
     "data_dir",
     "public_url",
@@ -324,6 +348,7 @@ const SETTINGS: [&str; 11] = [
     "limits",
     "rate",
     "media",
+    "web",
 ];
 
 fn is_setting(env_key: &str) -> bool {
@@ -378,6 +403,20 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |setting, message: String| Err(ConfigError::Invalid { setting, message });
+        let w = &self.web;
+        if crate::web::tile_origin(&w.tile_url).is_none()
+            || !["{z}", "{x}", "{y}"].iter().all(|p| w.tile_url.contains(p))
+        {
+            return bad(
+                "web.tile_url",
+                "must be an http(s) URL template with {z}, {x} and {y}".into(),
+            );
+        }
+        if !(w.tile_attribution_url.starts_with("https://")
+            || w.tile_attribution_url.starts_with("http://"))
+        {
+            return bad("web.tile_attribution_url", "must be an http(s) URL".into());
+        }
         let l = &self.limits;
         if l.max_frame_bytes < 256 || l.max_frame_bytes > wagu_proto::limits::MAX_CLIENT_FRAME_BYTES
         {
@@ -539,6 +578,22 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn web_tile_url_must_be_an_http_template() {
+        let mut c = Config::default();
+        c.web.tile_url = "http://127.0.0.1:9000/{z}/{x}/{y}.png".into();
+        c.validate().unwrap();
+        for bad in [
+            "javascript:alert(1)//{z}/{x}/{y}",
+            "https://tiles.example/{z}/{x}.png",
+            "https://a;b/{z}/{x}/{y}.png",
+        ] {
+            c.web.tile_url = bad.into();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("web.tile_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

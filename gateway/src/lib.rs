@@ -7,6 +7,7 @@
 //! - [`ws`]: the WebSocket edge, one task per connection, no room state.
 //! - [`error`]: `AppError`, the JSON error of the HTTP edge.
 //! - [`telemetry`]: logs and the Prometheus recorder.
+//! - [`web`]: the embedded web client and its security headers.
 
 pub mod app;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod telemetry;
+pub mod web;
 pub mod ws;
 
 pub use app::{App, AppState};

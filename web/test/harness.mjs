@@ -1,0 +1,120 @@
+// Test harness for the browser tests: a real `wagu` (WAGU_TEST_BIN), a local tile server with a
+// generated PNG (so the map's tile path runs offline), and Debian's Chromium driven by
+// playwright-core through executablePath. Nothing here skips: a missing binary or browser
+// throws, and the test fails.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { crc32, deflateSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+export const ARTIFACTS = process.env.WAGU_TEST_WEB_ARTIFACTS ?? join(import.meta.dirname, "..", "test-artifacts");
+
+export function findChromium() {
+  const candidates = [process.env.WAGU_TEST_CHROMIUM, "/usr/bin/chromium-headless-shell", "/usr/lib/chromium/chromium-headless-shell", "/usr/bin/chromium"].filter(Boolean);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`no Chromium found (tried ${candidates.join(", ")}): run deploy/install.sh (Debian package chromium-headless-shell)`);
+  return found;
+}
+
+export function findWagu() {
+  const bin = process.env.WAGU_TEST_BIN;
+  if (!bin || !existsSync(bin)) throw new Error(`WAGU_TEST_BIN must name the wagu binary (got ${bin ?? "nothing"}): deploy/test.sh sets it`);
+  return bin;
+}
+
+/** A 256×256 PNG: a light street-map-like grid, tinted by the tile's coordinates. */
+export function tilePng(z, x, y) {
+  const w = 256;
+  const raw = Buffer.alloc((w * 3 + 1) * w);
+  for (let r = 0; r < w; r++) {
+    raw[r * (w * 3 + 1)] = 0;
+    for (let c = 0; c < w; c++) {
+      const o = r * (w * 3 + 1) + 1 + c * 3;
+      const road = r % 64 < 3 || c % 64 < 3;
+      const block = ((Math.floor(r / 64) + Math.floor(c / 64) + x + y) % 3) * 4;
+      const [R, G, B] = road ? [255, 255, 255] : [236 - block, 232 - block, 223 - block];
+      raw[o] = R; raw[o + 1] = G; raw[o + 2] = B;
+    }
+  }
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td) >>> 0);
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(w, 4); ihdr[8] = 8; ihdr[9] = 2; ihdr[10] = 0; ihdr[11] = 0; ihdr[12] = 0;
+  void z;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+export async function startTiles() {
+  const stats = { served: 0 };
+  const server = createServer((req, res) => {
+    const m = req.url?.match(/^\/(\d+)\/(\d+)\/(\d+)\.png$/);
+    if (!m) { res.writeHead(404).end(); return; }
+    stats.served++;
+    res.writeHead(200, { "content-type": "image/png", "cache-control": "no-store" }).end(tilePng(+m[1], +m[2], +m[3]));
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const port = server.address().port;
+  return { url: `http://127.0.0.1:${port}/{z}/{x}/{y}.png`, stats, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((ok) => s.listen(0, "127.0.0.1", ok));
+  const port = s.address().port;
+  await new Promise((ok) => s.close(ok));
+  return port;
+}
+
+export async function startWagu(tileUrl) {
+  const bin = findWagu();
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "wagu-web-"));
+  const env = { ...process.env, WAGU_WEB__TILE_URL: tileUrl, WAGU_LOG: "warn" };
+  const child = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], { env, stdio: ["ignore", "inherit", "inherit"] });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wagu exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.ok) break;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error("wagu did not come up in 30 s");
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  return {
+    base,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((ok) => (child.exitCode !== null ? ok() : child.once("exit", ok)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({ executablePath: findChromium(), headless: true, args: ["--no-sandbox"] });
+}
+
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+export const DESKTOP = { viewport: { width: 1280, height: 800 } };
+
+/** Every page fails the test on a dialog (alert from injected markup) or an uncaught error. */
+export function guard(page, problems) {
+  page.on("dialog", (d) => {
+    // The one dialog the client shows: the host's "end this room?" confirmation.
+    if (d.type() === "confirm" && /End this room|방을 끝낼까요/.test(d.message())) return void d.accept();
+    problems.push(`${d.type()} dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy|Refused/.test(m.text())) problems.push(`console: ${m.text()}`); });
+}
