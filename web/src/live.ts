@@ -4,6 +4,7 @@ import { api, type CreatedStream, type Page, type Place, type StreamSummary } fr
 import { $, h, icon, replace, timeOf, toast } from "./dom";
 import type { ChatMessage, ServerMessage, StreamSnapshot } from "./gen/protocol";
 import { t } from "./i18n";
+import { MediaLink } from "./media";
 import { CommandError, Session, type Status } from "./session";
 import { onLanguageChange, topbar } from "./shell";
 
@@ -133,6 +134,9 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
     status: (s, why) => {
       status = s;
       if (s === "ended") ended = why ?? "";
+      // Viewers watch as soon as they are in; after a resume both sides offer again.
+      if (s === "online" && media && (media.active || !isStreamer())) void media.start().catch(() => undefined);
+      if (s === "ended") void media?.leave();
       render();
     },
     resumed: (n) => toast(t.resumedN(n)),
@@ -141,6 +145,18 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
     },
   });
   const isStreamer = () => !!snap && snap.streamer === you && you !== 0;
+  // The camera (streamer) or the picture (viewer): one link, created once we know which.
+  let media: MediaLink | null = null;
+  let soundOn = false;
+  const mediaFor = (): MediaLink | null => {
+    if (!snap || you === 0) return null;
+    if (!media) {
+      media = new MediaLink(session, isStreamer() ? "streamer" : "viewer");
+      media.onchange = () => render();
+    }
+    return media;
+  };
+  const mediaFail = (e: unknown) => toast(`${t.error}: ${e instanceof CommandError ? e.code : e instanceof Error ? e.message : String(e)}`, "error");
 
   const cmd = (c: Parameters<Session["send"]>[0]) =>
     session.send(c).catch((e: unknown) => {
@@ -151,7 +167,12 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
     if (m.type === "stream_welcome") {
       snap = m.stream;
       you = m.you;
+      mediaFor();
       return render();
+    }
+    if (m.type === "media_state" || m.type === "speaking" || m.type === "media_ended") {
+      media?.handle(m);
+      return;
     }
     const s = snap;
     if (!s) return;
@@ -211,7 +232,23 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
   }
 
   let draft = "";
+  function mediaControls(): (HTMLElement | null)[] {
+    const m = media;
+    if (!m || ended) return [];
+    if (isStreamer()) {
+      if (!m.active) return [h("button", { id: "camera-start", type: "button", class: "ghost", "aria-label": t.startCamera, onclick: () => void m.start().catch(mediaFail) }, icon("video"), h("span", { class: "label" }, t.startCamera))];
+      return [
+        h("button", { id: "camera-mute", type: "button", class: m.muted ? "danger" : "ghost", "aria-pressed": String(m.muted), "aria-label": m.muted ? t.unmute : t.muteMic, onclick: () => void m.setMuted(!m.muted).catch(mediaFail) }, icon("mic")),
+        h("button", { id: "camera-stop", type: "button", class: "ghost", "aria-label": t.stopCamera, onclick: () => void m.leave() }, icon("video"), h("span", { class: "label" }, t.stopCamera)),
+      ];
+    }
+    if (soundOn) return [];
+    return [h("button", { id: "sound-on", type: "button", class: "ghost", "aria-label": t.soundOn, onclick: () => { soundOn = true; m.video.muted = false; void m.video.play().catch(() => undefined); render(); } }, icon("mic"), h("span", { class: "label" }, t.soundOn))];
+  }
+
   function render(): void {
+    // Moving the media element pauses it: play it again once the page is rebuilt.
+    queueMicrotask(() => media?.replay());
     const hadFocus = document.activeElement?.id === "chat-input";
     const s = snap;
     const statusEl = h("span", { id: "status", class: `status ${status}`, "data-status": status }, { connecting: t.connecting, online: t.connected, reconnecting: t.reconnecting, offline: t.offline, ended: t.ended }[status]);
@@ -228,8 +265,7 @@ export async function streamPage(app: HTMLElement, id: string, studio: boolean):
         h(
           "div",
           { class: "stage" },
-          // The video element and the camera/microphone controls go here when the SFU lands.
-          h("div", { id: "video-slot", class: "video-slot" }, h("span", { class: "live-badge" }, "LIVE"), h("span", { id: "viewer-count", class: "viewer-count", "data-count": s?.viewers ?? 0 }, "👀 ", t.watching(s?.viewers ?? 0)), h("p", { class: "muted" }, t.videoSoon), h("div", { id: "media-controls", class: "media-controls" }, h("button", { type: "button", class: "ghost", disabled: true, "aria-label": t.videoSoon }, icon("video")), h("button", { type: "button", class: "ghost", disabled: true, "aria-label": t.videoSoon }, icon("mic")))),
+          h("div", { id: "video-slot", class: "video-slot" }, media?.video ?? null, h("span", { class: "live-badge" }, "LIVE"), h("span", { id: "viewer-count", class: "viewer-count", "data-count": s?.viewers ?? 0 }, "👀 ", t.watching(s?.viewers ?? 0)), media?.video.srcObject ? null : h("p", { class: "muted" }, isStreamer() ? t.startCamera : t.noVideoYet), h("div", { id: "media-controls", class: "media-controls" }, mediaControls())),
           h("h1", { id: "stream-title" }, s?.title ?? ""),
           h("p", { class: "muted" }, s?.streamer_name ?? "", s && !s.streamer_online ? ` · ${t.streamerAway}` : "", s?.menu.length ? ` · ${s.menu.join(", ")}` : ""),
           endedText ? h("div", { class: "banner ended", id: "ended" }, endedText) : null,

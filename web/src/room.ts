@@ -6,6 +6,7 @@ import { $, h, icon, replace, timeOf, toast } from "./dom";
 import type { ChatMessage, ParticipantInfo, RoomSnapshot, ServerMessage } from "./gen/protocol";
 import { t } from "./i18n";
 import { createMap, SEOUL } from "./map";
+import { MediaLink } from "./media";
 import { CommandError, Session, type Status } from "./session";
 import { onLanguageChange, topbar } from "./shell";
 
@@ -71,6 +72,9 @@ class Room {
   private lastPresence = 0;
   private presenceTimer = 0;
   private placesTimer = 0;
+  private voice: MediaLink;
+  /** Holds the voice's audio elements, outside the re-rendered panes. */
+  private voiceSink = h("div", { id: "voice-audio", hidden: true });
 
   constructor(private app: HTMLElement, private share: string, private name: string, private hostKey: string | undefined) {
     this.session = new Session({
@@ -81,12 +85,20 @@ class Room {
         if (s === "ended") this.endedWhy = why ?? "";
         // Joined or resumed: tell the others where we look (a fresh participant has no presence).
         if (s === "online") this.sendPresence(true);
+        // After a resume the server needs a fresh offer (the ICE restart of section 13).
+        if (s === "online" && this.voice.active) void this.voice.start().catch(() => undefined);
+        if (s === "ended") void this.voice.leave();
         this.renderStatus();
         if (s === "ended") this.renderEnded();
       },
       resumed: (n) => toast(t.resumedN(n)),
       refused: (code, message) => toast(`${t.error}: ${code} — ${message}`, "error"),
     });
+    this.voice = new MediaLink(this.session, "talker");
+    this.voice.onchange = () => {
+      this.renderVoice();
+      if (this.snap) this.renderPeople();
+    };
   }
 
   start(): void {
@@ -125,8 +137,7 @@ class Room {
       h("section", { id: "pane-places", class: "pane", role: "tabpanel" }, h("ol", { id: "places", class: "list" })),
       h("section", { id: "pane-people", class: "pane", role: "tabpanel" }, h("ol", { id: "people", class: "list" }), h("div", { id: "host-tools" })),
     );
-    // The voice/video controls go here when the media work lands (WebRTC over the same room).
-    const media = h("div", { id: "media-controls", class: "media-controls", "aria-label": t.voice }, h("button", { type: "button", class: "ghost", disabled: true, title: t.voiceSoon, "aria-label": t.voiceSoon }, icon("mic"), h("span", { class: "label" }, t.voice)));
+    const media = h("div", { id: "media-controls", class: "media-controls", "aria-label": t.voice });
     replace(
       this.app,
       topbar(status, media, shareBtn),
@@ -134,6 +145,28 @@ class Room {
     );
     this.setTab(this.tab);
     this.renderStatus();
+    document.body.appendChild(this.voiceSink);
+    this.renderVoice();
+  }
+
+  // ---------- voice ----------
+
+  private renderVoice(): void {
+    const box = document.getElementById("media-controls");
+    if (!box) return;
+    const v = this.voice;
+    for (const a of v.audio) if (a.parentElement !== this.voiceSink) this.voiceSink.appendChild(a);
+    v.replay();
+    const fail = (e: unknown) => toast(`${t.error}: ${e instanceof CommandError ? e.code : e instanceof Error ? e.message : String(e)}`, "error");
+    if (!v.active) {
+      replace(box, h("button", { id: "voice-join", type: "button", class: "ghost", "aria-label": t.joinVoice, onclick: () => void v.start().catch(fail) }, icon("mic"), h("span", { class: "label" }, t.joinVoice)));
+      return;
+    }
+    replace(
+      box,
+      h("button", { id: "voice-mute", type: "button", class: v.muted ? "danger" : "ghost", "aria-pressed": String(v.muted), "aria-label": v.muted ? t.unmute : t.muteMic, "data-state": v.state, onclick: () => void v.setMuted(!v.muted).catch(fail) }, icon("mic"), h("span", { class: "label" }, v.state === "connecting" ? t.connecting : v.muted ? t.unmute : t.muteMic)),
+      h("button", { id: "voice-leave", type: "button", class: "ghost", "aria-label": t.leaveVoice, onclick: () => void v.leave() }, h("span", { class: "label" }, t.leaveVoice)),
+    );
   }
 
   private setTab(k: Tab): void {
@@ -193,6 +226,11 @@ class Room {
     const s = this.snap;
     if (!s) return;
     switch (m.type) {
+      case "media_state":
+      case "speaking":
+      case "media_ended":
+        this.voice.handle(m);
+        return;
       case "resumed":
         return;
       case "participant_joined":
@@ -556,6 +594,14 @@ class Room {
     if (b) b.textContent = this.unread ? String(this.unread) : "";
   }
 
+  /** 🎙 in voice, 🔇 muted, highlighted while speaking. */
+  private voiceBadge(id: number): HTMLElement | null {
+    const peer = this.voice.peers.find((p) => p.participant === id);
+    if (!peer) return null;
+    const speaking = this.voice.speaking.includes(id);
+    return h("span", { class: `pill voice${speaking ? " speaking" : ""}`, "data-voice": peer.muted ? "muted" : speaking ? "speaking" : "on", title: peer.muted ? t.muted : t.voice }, peer.muted ? "🔇" : "🎙");
+  }
+
   private renderPeople(): void {
     const s = this.snap!;
     const host = this.amHost;
@@ -566,7 +612,7 @@ class Room {
           "li",
           { class: `person ${p.status}`, "data-participant": p.id },
           dot(p),
-          h("span", { class: "grow" }, h("span", { class: "cand-name" }, p.name), p.id === this.you ? h("span", { class: "pill" }, t.you) : null, p.host ? h("span", { class: "pill host" }, "👑 ", t.host) : null, p.status === "away" ? h("span", { class: "pill" }, t.away) : null),
+          h("span", { class: "grow" }, h("span", { class: "cand-name" }, p.name), this.voiceBadge(p.id), p.id === this.you ? h("span", { class: "pill" }, t.you) : null, p.host ? h("span", { class: "pill host" }, "👑 ", t.host) : null, p.status === "away" ? h("span", { class: "pill" }, t.away) : null),
           host && p.id !== this.you ? h("button", { type: "button", class: "ghost small", onclick: () => this.cmd({ type: "kick", participant: p.id }) }, t.kick) : null,
         ),
       ),

@@ -19,7 +19,7 @@ export class CommandError extends Error {
 }
 
 /** Frames that carry `seq` but do not advance it (section 4). */
-const LOSSY = new Set(["presence", "viewers"]);
+const LOSSY = new Set(["presence", "viewers", "media_state", "speaking"]);
 /** Close codes after which the client must not reconnect (section 7). */
 const FINAL = new Map<number, string>([
   [1000, "left"],
@@ -45,6 +45,8 @@ export class Session {
   private ws: WebSocket | null = null;
   private nextId = 1;
   private pending = new Map<number, { resolve(a: Ack): void; reject(e: CommandError): void }>();
+  /** `media_offer`s waiting for their `media_answer` (section 13), by request id. */
+  private offers = new Map<number, { resolve(sdp: string): void; reject(e: CommandError): void }>();
   private joinId = 0;
   private you = 0;
   private token = "";
@@ -75,6 +77,19 @@ export class Session {
 
   get participant(): number {
     return this.you;
+  }
+
+  /** Sends an SDP offer; resolves with the SFU's answer, rejects with its error (or a drop). */
+  offerMedia(sdp: string): Promise<string> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.status !== "online") {
+      return Promise.reject(new CommandError("offline", "not connected"));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.offers.set(id, { resolve, reject });
+      ws.send(JSON.stringify({ type: "media_offer", id, sdp }));
+    });
   }
 
   /** Sends a command; resolves with its ack, rejects with its error (or a drop). */
@@ -141,6 +156,8 @@ export class Session {
       clearInterval(this.pingTimer);
       for (const p of this.pending.values()) p.reject(new CommandError("disconnected", "connection lost"));
       this.pending.clear();
+      for (const p of this.offers.values()) p.reject(new CommandError("disconnected", "connection lost"));
+      this.offers.clear();
       if (this.ended) return;
       const final = FINAL.get(ev.code);
       if (final) {
@@ -202,6 +219,14 @@ export class Session {
           }
           return;
         }
+        if (m.type === "error" && id !== null) {
+          const offer = this.offers.get(id);
+          if (offer) {
+            this.offers.delete(id);
+            offer.reject(new CommandError(m.code, m.message));
+            return;
+          }
+        }
         if (id !== null) {
           const p = this.pending.get(id);
           if (p) {
@@ -219,6 +244,12 @@ export class Session {
         this.lastSeq = m.type === "welcome" ? m.room.seq : m.stream.seq;
         this.replayed = -1;
         this.hooks.message(m);
+        return;
+      }
+      case "media_answer": {
+        const offer = this.offers.get(m.id);
+        this.offers.delete(m.id);
+        offer?.resolve(m.sdp);
         return;
       }
       case "resumed": {
