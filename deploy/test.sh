@@ -74,3 +74,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "load test smoke (a few seconds against a real server)"
 bash "$ROOT/deploy/loadtest-smoke.sh"
+
+step "OpenAPI: validate the served document, call the server through a generated client"
+bash "$ROOT/deploy/openapi/check.sh"

@@ -82,8 +82,10 @@ pub struct SessionArgs<M: Machine> {
     pub config: EngineConfig,
     /// Where a retiring session leaves its durable record, if it has one.
     pub records: Option<wagu_storage::BlobStore>,
-    /// Told about the session's summary after each tick (discovery lists).
-    pub report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
+    /// The supervisor: told when the session ends, and (for discoverable kinds, `report`)
+    /// about its summary after each tick.
+    pub supervisor: ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>,
+    pub report: bool,
 }
 
 struct Conn {
@@ -109,7 +111,8 @@ pub struct SessionState<M: Machine> {
     /// Generation of the one timer that counts (see `arm`).
     timer_generation: u64,
     records: Option<wagu_storage::BlobStore>,
-    report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
+    supervisor: ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>,
+    report: bool,
 }
 
 impl<M: Machine> Actor for SessionActor<M> {
@@ -138,6 +141,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             retired: false,
             timer_generation: 0,
             records: args.records,
+            supervisor: args.supervisor,
             report: args.report,
         };
         arm(&myself, &mut state);
@@ -150,6 +154,15 @@ impl<M: Machine> Actor for SessionActor<M> {
         msg: SessionMsg<M>,
         state: &mut SessionState<M>,
     ) -> Result<(), ActorProcessingErr> {
+        if state.retired {
+            // Ended and draining its mailbox: a join that was already queued is answered like
+            // any join of an ended session (`room_closed`), never left to fail as
+            // `unavailable`, which would tell the client to retry.
+            if let SessionMsg::Join(_, reply) = msg {
+                let _ = reply.send(Err(ended::<M>()));
+            }
+            return Ok(());
+        }
         let mut received = None;
         let input = match msg {
             SessionMsg::Join(args, reply) => {
@@ -203,11 +216,13 @@ impl<M: Machine> Actor for SessionActor<M> {
                     return Ok(());
                 }
                 state.armed = None;
-                if let Some(sup) = &state.report {
-                    let _ = sup.cast(crate::actor::supervisor::SupervisorMsg::Report(
-                        state.machine.key().to_string(),
-                        state.machine.summary(),
-                    ));
+                if state.report {
+                    let _ = state
+                        .supervisor
+                        .cast(crate::actor::supervisor::SupervisorMsg::Report(
+                            state.machine.key().to_string(),
+                            state.machine.summary(),
+                        ));
                 }
                 Input::Tick
             }
@@ -224,6 +239,14 @@ impl<M: Machine> Actor for SessionActor<M> {
         let retire = step(state, input, received).await?;
         if retire {
             state.retired = true;
+            // First of all, before the store is touched: from now on the supervisor answers
+            // lookups of this id with "ended" (so nobody revives it from the store while it is
+            // being deleted, and a join whose message to this actor fails learns why).
+            let _ = state
+                .supervisor
+                .cast(crate::actor::supervisor::SupervisorMsg::Ended(
+                    state.machine.key().to_string(),
+                ));
             if let (Some(records), Some((key, body))) =
                 (&state.records, state.machine.ended_record())
                 && let Err(e) = records.put(&key, body.into(), "application/json").await
@@ -234,7 +257,12 @@ impl<M: Machine> Actor for SessionActor<M> {
                 tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
             }
             counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
-            myself.stop(Some("retired".into()));
+            // Drain rather than stop: messages already queued (joins racing the end) are still
+            // handled, by the `retired` branch above; later sends fail and the directory asks
+            // the supervisor, which knows the session ended.
+            if myself.drain().is_err() {
+                myself.stop(Some("retired".into()));
+            }
             return Ok(());
         }
         maybe_snapshot(state).await?;
@@ -249,7 +277,12 @@ impl<M: Machine> Actor for SessionActor<M> {
     ) -> Result<(), ActorProcessingErr> {
         // Connections still attached learn the room is gone when their queue ends.
         for (_, (reply, _)) in state.pending_joins.drain() {
-            let _ = reply.send(Err((ErrorCode::Unavailable, "the room is stopping".into())));
+            let refusal = if state.retired {
+                ended::<M>()
+            } else {
+                (ErrorCode::Unavailable, "the room is stopping".into())
+            };
+            let _ = reply.send(Err(refusal));
         }
         // Stopped but not retired (node shutdown): leave a fresh snapshot so that this or
         // another node can revive the room and its clients resume there.
@@ -258,6 +291,11 @@ impl<M: Machine> Actor for SessionActor<M> {
         }
         Ok(())
     }
+}
+
+/// What a join of a session that has ended is told: the same as the machine's own refusal.
+fn ended<M: Machine>() -> (ErrorCode, String) {
+    (ErrorCode::RoomClosed, format!("this {} has ended", M::KIND))
 }
 
 /// Feeds one input (and any disconnects it causes) through the room; returns whether the room

@@ -108,6 +108,7 @@ fn state_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     pub code: Option<String>,
     pub state: Option<String>,

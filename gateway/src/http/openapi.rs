@@ -23,7 +23,8 @@ pub struct ErrorDetail {
     /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`, `conflict`,
     /// `unknown_provider`, `invalid_state`, `oidc_denied`, `oidc_failed`,
     /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
-    /// `rate_limited`, `too_large`, `unavailable`, `internal`.
+    /// `rate_limited`, `too_large`, `unsupported_media_type`, `unknown_room`, `room_closed`,
+    /// `capacity`, `unavailable`, `internal`.
     pub code: String,
     /// For humans.
     pub message: String,
@@ -48,7 +49,7 @@ impl Modify for Bearer {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`."),
+    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
         accounts::get, oidc::providers, oidc::start, oidc::callback,
@@ -119,5 +120,45 @@ mod tests {
         ] {
             assert!(schemas.contains_key(s), "schema {s} missing");
         }
+    }
+
+    #[test]
+    fn path_parameters_are_the_placeholders_of_their_path_and_the_rest_are_query() {
+        let doc = serde_json::to_value(<super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let mut query = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            let placeholders: std::collections::BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            for (method, op) in ops.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let in_path: std::collections::BTreeSet<String> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap().to_string())
+                    .collect();
+                let expected: std::collections::BTreeSet<String> =
+                    placeholders.iter().map(|s| s.to_string()).collect();
+                assert_eq!(
+                    in_path, expected,
+                    "{method} {path}: path parameters must be exactly its placeholders"
+                );
+                for p in params.iter().filter(|p| p["in"] == "query") {
+                    query += 1;
+                    // Only `near` of "posts near me" must be given.
+                    let required = p["required"] == true;
+                    assert_eq!(
+                        required,
+                        path == "/api/posts" && p["name"] == "near",
+                        "{method} {path}: query parameter {} required: {required}",
+                        p["name"]
+                    );
+                }
+            }
+        }
+        // places (4), posts near (4, `near` required), two feeds (2 each), streams (5), the
+        // OIDC callback (4).
+        assert!(query >= 21, "only {query} query parameters declared");
     }
 }

@@ -22,6 +22,7 @@ use wagu_proto::records::{Page, Place};
 use wagu_storage::records::PlaceStore;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Name prefix (any word of the name), case-insensitive, Korean or Latin.
@@ -104,7 +105,7 @@ fn trimmed(s: Option<String>) -> Option<String> {
 
 #[utoipa::path(post, path = "/api/places", tag = "places", security(("bearer" = [])),
     request_body = NewPlaceBody,
-    responses((status = 201, body = Place), (status = 400, body = crate::http::openapi::ErrorBody),
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = Place), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 401, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,

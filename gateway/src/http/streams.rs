@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use wagu_engine::directory::CreateStream;
 use wagu_engine::stream::{EndedStream, StreamSummary, ended_prefix};
@@ -41,13 +41,15 @@ fn chars(s: &str) -> usize {
 }
 
 #[utoipa::path(post, path = "/api/streams", tag = "streams", request_body = CreateStreamBody,
-    responses((status = 201, body = CreatedStreamBody), (status = 400, body = crate::http::openapi::ErrorBody),
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = CreatedStreamBody), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedStreamBody>), AppError> {
+    crate::http::body::require_json(&headers, &body)?;
     let req: CreateStreamBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("cannot read the request body: {e}")))?;
     if !(1..=MAX_TITLE_CHARS).contains(&chars(&req.title)) {
@@ -94,6 +96,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `newest` (default) or `viewers` (most watched first).
