@@ -17,8 +17,9 @@ if [[ ! -f "$VENV/.complete" ]]; then
     echo "OpenAPI tools missing (no $VENV): run deploy/install.sh" >&2
     exit 1
 fi
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 cargo build -q -p wagu-gateway --bin wagu
+TARGET="$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 PORT="${WAGU_OPENAPI_CHECK_PORT:-18097}"
 WORK="$(mktemp -d /tmp/wagu-openapi.XXXXXX)"
 # Plenty of sign-ups and writes for one client address; everything else as shipped.
@@ -42,8 +43,9 @@ echo "validating the served document with openapi-spec-validator"
 "$VENV/bin/openapi-spec-validator" "$WORK/openapi.json"
 
 echo "generating a Python client with openapi-python-client"
-# Warnings mean the generator skipped or degraded part of the document: fail on any.
-"$VENV/bin/openapi-python-client" generate --path "$WORK/openapi.json" --meta none \
+# Warnings mean the generator skipped or degraded part of the document: fail on any. Its
+# post-generation formatter (ruff, pinned with it) comes from the same venv.
+PATH="$VENV/bin:$PATH" "$VENV/bin/openapi-python-client" generate --path "$WORK/openapi.json" --meta none \
     --output-path "$WORK/gen/wagu_client" >"$WORK/generate.log" 2>&1 || {
     cat "$WORK/generate.log" >&2
     exit 1

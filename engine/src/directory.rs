@@ -327,9 +327,18 @@ impl<M: Machine> Sessions<M> {
 
     /// The summary of session `id`.
     pub async fn summary_id(&self, id: String) -> Result<M::Summary, EngineError> {
+        // A session that has ended, or is ending, has no summary to show: `unknown_room`, as
+        // if it had never existed (joins are told `room_closed` instead).
+        let gone = |e: EngineError| match e.code() {
+            wagu_proto::ErrorCode::RoomClosed => EngineError::UnknownRoom,
+            _ => e,
+        };
         // A preview never brings a stored session back to life (that is for joins).
-        let actor = self.locate_id(id, false).await?;
-        Ok(call_t!(actor, SessionMsg::Summary, CALL_TIMEOUT_MS)?)
+        let actor = self.locate_id(id.clone(), false).await.map_err(gone)?;
+        match call_t!(actor, SessionMsg::Summary, CALL_TIMEOUT_MS) {
+            Ok(summary) => Ok(summary),
+            Err(e) => Err(gone(self.why_unreachable(id, e.into()).await)),
+        }
     }
 
     /// Latest summaries of every running session (discoverable kinds only).

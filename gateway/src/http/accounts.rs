@@ -149,7 +149,7 @@ pub(crate) async fn session(
     })
 }
 
-#[utoipa::path(post, path = "/api/auth/signup", tag = "accounts", request_body = SignupBody,
+#[utoipa::path(post, operation_id = "signup", path = "/api/auth/signup", tag = "accounts", request_body = SignupBody,
     responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = SessionBody), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 409, description = "email taken", body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody)))]
@@ -187,7 +187,7 @@ fn bad_credentials() -> AppError {
     )
 }
 
-#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginBody,
+#[utoipa::path(post, operation_id = "login", path = "/api/auth/login", tag = "accounts", request_body = LoginBody,
     responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 200, body = SessionBody),
         (status = 401, description = "wrong email or password", body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody)))]
@@ -231,7 +231,7 @@ fn bad_refresh() -> AppError {
     )
 }
 
-#[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody,
+#[utoipa::path(post, operation_id = "refresh_session", path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody,
     responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 200, body = SessionBody),
         (status = 401, description = "unknown, expired, revoked or reused", body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody)))]
@@ -275,7 +275,7 @@ pub async fn refresh(
     }
 }
 
-#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", request_body = RefreshBody,
+#[utoipa::path(post, operation_id = "logout", path = "/api/auth/logout", tag = "accounts", request_body = RefreshBody,
     responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 204, description = "the refresh family is revoked (also for an unknown or spent token: logging out is idempotent)"),
         (status = 400, description = "`invalid`: unreadable body", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: refreshes and log-outs count towards the write limit", body = crate::http::openapi::ErrorBody),
@@ -314,7 +314,7 @@ pub struct Me {
     pub email: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/me", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_me", path = "/api/me", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = crate::http::openapi::ErrorBody)))]
 pub async fn me(State(app): State<AppState>, Authed(c): Authed) -> Result<Json<Me>, AppError> {
     match app.records.account(&c.account()).await? {
@@ -332,7 +332,7 @@ pub async fn me(State(app): State<AppState>, Authed(c): Authed) -> Result<Json<M
     }
 }
 
-#[utoipa::path(get, path = "/api/accounts/{id}", tag = "accounts",
+#[utoipa::path(get, operation_id = "get_account", path = "/api/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "account id")),
     responses((status = 200, body = Account), (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn get(

@@ -47,6 +47,44 @@ impl Modify for Bearer {
     }
 }
 
+/// Every response object must have a `description` (OpenAPI 3.1, 4.8.17); utoipa leaves it
+/// out unless the annotation gives one. The ones without get the status's reason phrase
+/// (`OK`, `Bad Request`…), so the document validates and generators accept it.
+struct DescribeResponses;
+
+impl Modify for DescribeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(r) = response
+                        && r.description.is_empty()
+                    {
+                        r.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Response")
+                            .to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
@@ -60,7 +98,7 @@ impl Modify for Bearer {
         streams::create, streams::list, streams::summary, streams::ended_at_place,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &DescribeResponses),
     tags((name = "accounts"), (name = "places"), (name = "posts"),
         (name = "rooms", description = "map rooms: create and preview; the room itself is the WebSocket protocol (docs/PROTOCOL.md)"),
         (name = "streams", description = "live streams: create, discover, ended records")),

@@ -36,7 +36,7 @@ pub struct CreatedRoomBody {
     pub ws_url: String,
 }
 
-#[utoipa::path(post, path = "/api/rooms", tag = "rooms", request_body(content = Option<CreateRoomBody>, description = "optional; empty means all defaults"),
+#[utoipa::path(post, operation_id = "create_room", path = "/api/rooms", tag = "rooms", request_body(content = Option<CreateRoomBody>, description = "optional; empty means all defaults"),
     responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = CreatedRoomBody), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
@@ -95,10 +95,9 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/rooms/{share}", tag = "rooms", params(("share" = String, Path, description = "the share token")),
+#[utoipa::path(get, operation_id = "get_room_preview", path = "/api/rooms/{share}", tag = "rooms", params(("share" = String, Path, description = "the share token")),
     responses((status = 200, body = RoomSummary, description = "also for a link past `share_expires_at` (compare it: such a link admits no newcomers)"),
-        (status = 404, description = "`unknown_room`: no room behind this link (never existed, closed, ended empty, expired from the store)", body = crate::http::openapi::ErrorBody),
-        (status = 410, description = "`room_closed`: the room is ending at this moment (its host closed it); a moment later the link answers 404", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "`unknown_room`: no room behind this link (never existed, closed by its host or closing, ended empty, expired from the store)", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "`unavailable`: the room did not answer in time; retry", body = crate::http::openapi::ErrorBody)))]
 pub async fn summary(
     State(app): State<AppState>,
