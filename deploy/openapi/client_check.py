@@ -24,6 +24,7 @@ from wagu_client.models import (
     ErrorBody,
     PagePlace,
     PagePost,
+    Place,
     Post,
     PostDraft,
     SessionBody,
@@ -54,6 +55,7 @@ def main(base):
     r = list_places.sync_detailed(client=anon, bbox=bbox, limit=100)
     check(r.status_code == HTTPStatus.OK, f"list_places bbox: {r.status_code} {r.content!r}")
     check(isinstance(r.parsed, PagePlace), "a typed page of places")
+    check(all(isinstance(p, Place) for p in r.parsed.items), "a page's items are `Place`s")
     everything = [p.id for p in r.parsed.items]
     some_name = r.parsed.items[0].name
     check(len(everything) > 5, f"sample places in the viewport: {len(everything)}")
@@ -143,6 +145,7 @@ def main(base):
         r = list_account_posts.sync_detailed(account, client=anon, limit=2, cursor=cursor)
         check(r.status_code == HTTPStatus.OK and isinstance(r.parsed, PagePost), f"feed: {r.content!r}")
         sizes.append(len(r.parsed.items))
+        check(all(isinstance(p, Post) for p in r.parsed.items), "a feed's items are `Post`s")
         feed += [p.id for p in r.parsed.items]
         if not isinstance(r.parsed.next_, str):
             break

@@ -85,6 +85,37 @@ impl Modify for DescribeResponses {
     }
 }
 
+/// utoipa inlines a generic argument's whole schema into the specialised component (utoipa
+/// issue #1586): `Page_Place.items` would repeat `Place` instead of pointing at it, and a
+/// generated client would get a second, anonymous place type. Each `Page_X` whose `X` is a
+/// component gets `items: {"$ref": X}` instead.
+struct PageItemsByReference;
+
+impl Modify for PageItemsByReference {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ArrayItems, Schema};
+        use utoipa::openapi::{Ref, RefOr};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let names: Vec<String> = components.schemas.keys().cloned().collect();
+        for name in names {
+            let Some(item) = name.strip_prefix("Page_") else {
+                continue;
+            };
+            if !components.schemas.contains_key(item) {
+                continue;
+            }
+            if let Some(RefOr::T(Schema::Object(page))) = components.schemas.get_mut(&name)
+                && let Some(RefOr::T(Schema::Array(items))) = page.properties.get_mut("items")
+            {
+                items.items =
+                    ArrayItems::RefOrSchema(Box::new(RefOr::Ref(Ref::from_schema_name(item))));
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
@@ -98,7 +129,7 @@ impl Modify for DescribeResponses {
         streams::create, streams::list, streams::summary, streams::ended_at_place,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&Bearer, &DescribeResponses),
+    modifiers(&Bearer, &DescribeResponses, &PageItemsByReference),
     tags((name = "accounts"), (name = "places"), (name = "posts"),
         (name = "rooms", description = "map rooms: create and preview; the room itself is the WebSocket protocol (docs/PROTOCOL.md)"),
         (name = "streams", description = "live streams: create, discover, ended records")),
@@ -198,5 +229,20 @@ mod tests {
         // places (4), posts near (4, `near` required), two feeds (2 each), streams (5), the
         // OIDC callback (4).
         assert!(query >= 21, "only {query} query parameters declared");
+    }
+
+    #[test]
+    fn a_page_refers_to_its_item_schema_instead_of_repeating_it() {
+        let doc = serde_json::to_value(<super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for (page, item) in [("Page_Place", "Place"), ("Page_Post", "Post")] {
+            assert_eq!(
+                schemas[page]["properties"]["items"]["items"]["$ref"],
+                format!("#/components/schemas/{item}"),
+                "{page}: {}",
+                schemas[page]
+            );
+            assert!(schemas[item].is_object(), "{item} is a component");
+        }
     }
 }
