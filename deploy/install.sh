@@ -2,7 +2,8 @@
 # Installs what the Wagu test bed (deploy/services.sh) needs: Redis (Debian
 # package), Apache Cassandra jars (Maven Central), s3s-fs (crates.io) and the
 # OpenID Connect provider of the social login test (oidc-provider, npm), and the web
-# client's npm packages with Debian's headless Chromium for its browser tests.
+# client's npm packages with Debian's headless Chromium for its browser tests, aiortc for the
+# SFU tests and the OpenAPI validator and client generator of deploy/openapi/check.sh (PyPI).
 # Idempotent: whatever is already present is skipped, so a second run is fast.
 #
 # Environment:
@@ -10,6 +11,7 @@
 #   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1 / WAGU_SKIP_OIDC=1 /
 #   WAGU_SKIP_AIORTC=1   skip one part
 #   WAGU_SKIP_WEB=1  skip the web client's npm packages and Chromium
+#   WAGU_SKIP_OPENAPI=1   skip the OpenAPI validator and client generator (deploy/openapi)
 set -euo pipefail
 
 CASSANDRA_VERSION="5.0.6"
@@ -208,6 +210,36 @@ install_web() {
   echo "$sum" >"$web/node_modules/.wagu-lock-sum"
 }
 
+# The OpenAPI check's tools (openapi-spec-validator, openapi-python-client and every package
+# they pull in, pinned in deploy/openapi/requirements.txt) in a venv under
+# $CACHE_DIR/openapi-tools-<checksum of that file>: a changed pin installs a new venv, and
+# deploy/openapi/check.sh finds it by the same checksum.
+install_openapi_tools() {
+  local req="$SCRIPT_DIR/openapi/requirements.txt"
+  local sum
+  sum="$(sha256sum "$req" | cut -c1-12)"
+  local venv="$CACHE_DIR/openapi-tools-$sum"
+  if [ -f "$venv/.complete" ]; then
+    log "OpenAPI tools present in $venv"
+    return 0
+  fi
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    log "installing Debian packages python3 and python3-venv"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends python3 python3-venv
+  fi
+  log "installing the OpenAPI tools (pip, pinned by $req) into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+  "$venv/bin/openapi-spec-validator" --help >/dev/null
+  "$venv/bin/openapi-python-client" --version
+  touch "$venv/.complete"
+}
+
 main() {
   mkdir -p "$CACHE_DIR"
   if [ "${WAGU_SKIP_REDIS:-0}" != 1 ]; then install_redis; fi
@@ -216,6 +248,7 @@ main() {
   if [ "${WAGU_SKIP_OIDC:-0}" != 1 ]; then install_oidc; fi
   if [ "${WAGU_SKIP_AIORTC:-0}" != 1 ]; then install_aiortc; fi
   if [ "${WAGU_SKIP_WEB:-0}" != 1 ]; then install_web; fi
+  if [ "${WAGU_SKIP_OPENAPI:-0}" != 1 ]; then install_openapi_tools; fi
   log "done"
 }
 

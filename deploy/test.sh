@@ -80,3 +80,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "load test smoke (a few seconds against a real server)"
 bash "$ROOT/deploy/loadtest-smoke.sh"
+
+step "OpenAPI: validate the served document, call the server through a generated client"
+# Its tools are needed without the services too (idempotent: a no-op when present).
+WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
+bash "$ROOT/deploy/openapi/check.sh"

@@ -228,11 +228,7 @@ impl<M: Machine> Sessions<M> {
             CALL_TIMEOUT_MS,
             Box::new(spec)
         )?;
-        match created {
-            Ok(_) => Ok(()),
-            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
-            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
-        }
+        created.map(|_| ()).map_err(EngineError::from)
     }
 
     /// The actor of session `id`, reviving it from the store if needed.
@@ -269,17 +265,19 @@ impl<M: Machine> Sessions<M> {
         match found {
             Ok(Some(actor)) => Ok(actor),
             Ok(None) => Err(EngineError::UnknownRoom),
-            Err(CreateError::Capacity(n)) => Err(EngineError::Capacity(n)),
-            Err(CreateError::Store(e)) => Err(EngineError::Unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Joins (or resumes) session `id`. On success the session has already queued its welcome
     /// (or `resumed` + replay) and the `ack` on `outbound`.
     pub async fn join_id(&self, id: String, req: JoinArgs) -> Result<RoomSession, EngineError> {
-        let actor = self.locate_id(id, true).await?;
+        let actor = self.locate_id(id.clone(), true).await?;
         let conn = req.conn;
-        let result = call_t!(actor, SessionMsg::Join, CALL_TIMEOUT_MS, Box::new(req))?;
+        let result = match call_t!(actor, SessionMsg::Join, CALL_TIMEOUT_MS, Box::new(req)) {
+            Ok(r) => r,
+            Err(e) => return Err(self.why_unreachable(id, e.into()).await),
+        };
         let Joined {
             session_id,
             participant,
@@ -292,6 +290,17 @@ impl<M: Machine> Sessions<M> {
             resumed,
             link: Box::new(Link::Local(actor)),
         })
+    }
+
+    /// A session found a moment ago did not take or answer a message: if it ended meanwhile
+    /// (its actor drained and stopped), say so (`room_closed`) like any join of an ended
+    /// session; otherwise (crashed and restarting, node stopping, too slow) keep `failure`
+    /// (`unavailable`: retry).
+    async fn why_unreachable(&self, id: String, failure: EngineError) -> EngineError {
+        match call_t!(self.supervisor, SupervisorMsg::Lookup, CALL_TIMEOUT_MS, id) {
+            Ok(Err(CreateError::Ended)) => CreateError::Ended.into(),
+            _ => failure,
+        }
     }
 
     /// A fresh connection id and resume token for a join.
@@ -318,9 +327,18 @@ impl<M: Machine> Sessions<M> {
 
     /// The summary of session `id`.
     pub async fn summary_id(&self, id: String) -> Result<M::Summary, EngineError> {
+        // A session that has ended, or is ending, has no summary to show: `unknown_room`, as
+        // if it had never existed (joins are told `room_closed` instead).
+        let gone = |e: EngineError| match e.code() {
+            wagu_proto::ErrorCode::RoomClosed => EngineError::UnknownRoom,
+            _ => e,
+        };
         // A preview never brings a stored session back to life (that is for joins).
-        let actor = self.locate_id(id, false).await?;
-        Ok(call_t!(actor, SessionMsg::Summary, CALL_TIMEOUT_MS)?)
+        let actor = self.locate_id(id.clone(), false).await.map_err(gone)?;
+        match call_t!(actor, SessionMsg::Summary, CALL_TIMEOUT_MS) {
+            Ok(summary) => Ok(summary),
+            Err(e) => Err(gone(self.why_unreachable(id, e.into()).await)),
+        }
     }
 
     /// Latest summaries of every running session (discoverable kinds only).

@@ -31,6 +31,20 @@ impl EngineError {
     }
 }
 
+impl From<crate::actor::supervisor::CreateError> for EngineError {
+    fn from(e: crate::actor::supervisor::CreateError) -> Self {
+        use crate::actor::supervisor::CreateError;
+        match e {
+            CreateError::Capacity(n) => EngineError::Capacity(n),
+            CreateError::Store(e) => EngineError::Unavailable(e),
+            CreateError::Ended => EngineError::Refused {
+                code: ErrorCode::RoomClosed,
+                message: "this session has ended".into(),
+            },
+        }
+    }
+}
+
 impl<T> From<ractor::RactorErr<T>> for EngineError {
     fn from(e: ractor::RactorErr<T>) -> Self {
         EngineError::Unavailable(e.to_string())

@@ -218,7 +218,9 @@ impl ReplayLog {
 
     /// Appends to `out` what brings a resuming connection up to date: `resumed` and every kept
     /// event after `last_seq` when the log covers the gap, else the `welcome` snapshot; then
-    /// the join's `ack`.
+    /// the join's `ack`. `last_seq` 0 (the client holds no state) always gets the snapshot.
+    /// `ack_seq` is the event the resume itself produced (`participant_back`,
+    /// `streamer_back`), if any: the `ack` carries it like every other command's.
     #[allow(clippy::too_many_arguments)]
     pub fn catch_up(
         &self,
@@ -228,9 +230,10 @@ impl ReplayLog {
         resumed: ServerMessage,
         last_seq: Seq,
         current: Seq,
+        ack_seq: Option<Seq>,
         welcome: impl FnOnce() -> ServerMessage,
     ) {
-        if self.covers(last_seq, current) {
+        if last_seq.0 > 0 && self.covers(last_seq, current) {
             out.push(Output::Send { conn, msg: resumed });
             for m in self
                 .events
@@ -250,7 +253,7 @@ impl ReplayLog {
         }
         out.push(Output::Send {
             conn,
-            msg: ServerMessage::Ack { id, seq: None },
+            msg: ServerMessage::Ack { id, seq: ack_seq },
         });
     }
 }
@@ -301,15 +304,23 @@ pub fn refuse_ended(input: Input, what: &str) -> Vec<Output> {
 
 /// Runs one command from `conn`. A connection that is not the participant's current one (it
 /// was replaced by a resume, or the participant was removed) gets `not_joined`; otherwise
-/// `run` applies the command and its reply (`ack` with the event's seq, or the refusal) goes
-/// out after the command's effects and before any close it caused.
+/// `run` applies the command and returns the session's sequence number after it, and the
+/// reply goes out after the command's effects and before any close it caused.
+///
+/// This is the one owner of the rule of PROTOCOL section 3: the `ack` carries the `seq` of the
+/// last reliable event the command produced (`seq_before` is the number before it ran), and
+/// none when it produced none. Commands never pick the number themselves, so one that emits
+/// several events (a host's `leave`: `participant_left` then `host_changed`) cannot name the
+/// wrong one.
+#[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     out: &mut Vec<Output>,
     conn: ConnId,
     current: Option<ConnId>,
+    seq_before: Seq,
     msg: ClientMessage,
     what: &str,
-    run: impl FnOnce(ClientMessage, &mut Vec<Output>) -> Result<Option<Seq>, Refusal>,
+    run: impl FnOnce(ClientMessage, &mut Vec<Output>) -> Result<Seq, Refusal>,
 ) {
     if current != Some(conn) {
         if let Some(id) = msg.id() {
@@ -327,7 +338,10 @@ pub fn dispatch(
     let id = msg.id();
     let mut effects = Vec::new();
     let reply = match run(msg, &mut effects) {
-        Ok(seq) => id.map(|id| ServerMessage::Ack { id, seq }),
+        Ok(after) => id.map(|id| ServerMessage::Ack {
+            id,
+            seq: (after != seq_before).then_some(after),
+        }),
         Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
     };
     reply_then_close(out, effects, conn, reply);

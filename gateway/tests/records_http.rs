@@ -396,6 +396,95 @@ async fn a_fresh_server_has_sample_places() {
 }
 
 #[tokio::test]
+async fn a_client_reads_its_own_email_and_times_in_milliseconds_and_must_declare_json_bodies() {
+    let server = start(test_config()).await;
+    let addr = server.addr;
+    let tag = common::rand_u64() % 1_000_000;
+    let email = format!("Mina.{tag}@Example.COM");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let session = signup(addr, &email, "Mina").await;
+    // Every time of the API is Unix milliseconds, the session's expiries included.
+    let access_at = session["access_expires_at"].as_u64().unwrap();
+    let refresh_at = session["refresh_expires_at"].as_u64().unwrap();
+    let ttl = 900_000; // auth.access_ttl_secs, 900 by default
+    assert!(
+        access_at >= before + ttl - 1_000 && access_at <= before + ttl + 60_000,
+        "access_expires_at {access_at} is not about {before} + {ttl} ms"
+    );
+    let month = 2_592_000_000; // auth.refresh_ttl_secs, 30 days
+    assert!(
+        refresh_at >= before + month - 1_000 && refresh_at <= before + month + 60_000,
+        "refresh_expires_at {refresh_at} is not about {before} + {month} ms"
+    );
+    assert_eq!(session["token_type"], "Bearer");
+    // The account's own email, stored lower-cased, is in /api/me (and only there).
+    let access = session["access_token"].as_str().unwrap();
+    let (s, me) = call(addr, "GET", "/api/me", Some(access), Value::Null).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["email"], email.to_lowercase(), "{me}");
+    let id = me["id"].as_str().unwrap();
+    let (s, public) = call(
+        addr,
+        "GET",
+        &format!("/api/accounts/{id}"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{public}");
+    assert!(
+        public.get("email").is_none(),
+        "a profile is public: {public}"
+    );
+    // Log-in ignores the email's case (and surrounding spaces).
+    let (s, v) = call(
+        addr,
+        "POST",
+        "/api/auth/login",
+        None,
+        json!({"email": format!("  {}  ", email.to_uppercase()), "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // A body must be declared JSON: curl's default form type, text/plain and no type at all
+    // are refused with 415, on the records API and on rooms and streams alike.
+    let login = json!({"email": email, "password": "correct horse battery"}).to_string();
+    for (path, body) in [
+        ("/api/auth/login", login.as_str()),
+        ("/api/rooms", r#"{"title":"Friday dinner"}"#),
+        (
+            "/api/streams",
+            r#"{"title":"Live","place_id":"sample:0001"}"#,
+        ),
+    ] {
+        for t in ["application/x-www-form-urlencoded", "text/plain", ""] {
+            let (s, _, text) = request(addr, "POST", path, &[("Content-Type", t)], body).await;
+            assert_eq!(
+                (s, code(&text).as_str()),
+                (415, "unsupported_media_type"),
+                "POST {path} as {t:?}: {text}"
+            );
+        }
+        let (s, _, text) = request(
+            addr,
+            "POST",
+            path,
+            &[("Content-Type", "application/json; charset=utf-8")],
+            body,
+        )
+        .await;
+        assert!(s == 200 || s == 201, "POST {path} as JSON: {s} {text}");
+    }
+    // An empty body needs no type where it is allowed: a room with every default.
+    let (s, _, text) = request(addr, "POST", "/api/rooms", &[("Content-Type", "")], "").await;
+    assert_eq!(s, 201, "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn tokens_refresh_rotate_and_die() {
     let mut config = test_config();
     config.auth.token_secret = Some("test-secret-test-secret-test-secret".into());

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub struct ResumeRequest {
     pub participant: ParticipantId,
     pub token: ResumeToken,
-    /// The last sequence number the client saw; the server replays what came after it.
+    /// The last sequence number the client saw; the server replays what came after it. `0`
+    /// (no state kept) always gets a fresh snapshot.
     pub last_seq: Seq,
 }
 

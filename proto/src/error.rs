@@ -27,7 +27,8 @@ pub enum ErrorCode {
     ShareExpired,
     /// The room has as many participants as it may hold.
     RoomFull,
-    /// The room has been closed.
+    /// The room has been closed or the stream has ended (also a join that meets it ending).
+    /// Do not retry.
     RoomClosed,
     /// This node holds as many rooms as it may.
     Capacity,
@@ -40,8 +41,10 @@ pub enum ErrorCode {
     TooManyCandidates,
     TooManyChoices,
     UnknownParticipant,
-    /// The vote is closed (for `vote`, `close_vote`) or open (for `reopen_vote`).
+    /// The vote is closed: refused `vote`, `add_candidate`, `remove_candidate` and
+    /// `close_vote`.
     VoteClosed,
+    /// The vote is open: refused `reopen_vote`.
     VoteOpen,
     /// This kind of message is being sent faster than allowed.
     RateLimited,

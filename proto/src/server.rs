@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// The command with this id took effect. `seq` is the event it produced, if any.
+    /// The command with this id took effect. `seq` is the last reliable event it produced
+    /// (a join's or resume's own event included); absent when it produced none.
     Ack {
         id: RequestId,
         #[serde(default, skip_serializing_if = "Option::is_none")]

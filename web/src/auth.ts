@@ -31,7 +31,7 @@ let refreshing: Promise<string | null> | null = null;
 export async function accessToken(): Promise<string | null> {
   const s = current();
   if (!s) return null;
-  if (s.access_expires_at * 1000 > Date.now() + 30_000) return s.access_token;
+  if (s.access_expires_at > Date.now() + 30_000) return s.access_token;
   refreshing ??= api<SessionBody>("POST", "/api/auth/refresh", { refresh_token: s.refresh_token })
     .then((n) => {
       save(n);

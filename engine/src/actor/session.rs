@@ -85,8 +85,10 @@ pub struct SessionArgs<M: Machine> {
     pub config: EngineConfig,
     /// Where a retiring session leaves its durable record, if it has one.
     pub records: Option<wagu_storage::BlobStore>,
-    /// Told about the session's summary after each tick (discovery lists).
-    pub report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
+    /// The supervisor: told when the session ends, and (for discoverable kinds, `report`)
+    /// about its summary after each tick.
+    pub supervisor: ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>,
+    pub report: bool,
 }
 
 struct Conn {
@@ -112,7 +114,8 @@ pub struct SessionState<M: Machine> {
     /// Generation of the one timer that counts (see `arm`).
     timer_generation: u64,
     records: Option<wagu_storage::BlobStore>,
-    report: Option<ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>>,
+    supervisor: ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>,
+    report: bool,
     media: MediaSeats,
 }
 
@@ -142,6 +145,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             retired: false,
             timer_generation: 0,
             records: args.records,
+            supervisor: args.supervisor,
             report: args.report,
             media: MediaSeats::default(),
         };
@@ -155,6 +159,15 @@ impl<M: Machine> Actor for SessionActor<M> {
         msg: SessionMsg<M>,
         state: &mut SessionState<M>,
     ) -> Result<(), ActorProcessingErr> {
+        if state.retired {
+            // Ended and draining its mailbox: a join that was already queued is answered like
+            // any join of an ended session (`room_closed`), never left to fail as
+            // `unavailable`, which would tell the client to retry.
+            if let SessionMsg::Join(_, reply) = msg {
+                let _ = reply.send(Err(ended::<M>()));
+            }
+            return Ok(());
+        }
         let mut received = None;
         let input = match msg {
             SessionMsg::Join(args, reply) => {
@@ -221,11 +234,13 @@ impl<M: Machine> Actor for SessionActor<M> {
                     return Ok(());
                 }
                 state.armed = None;
-                if let Some(sup) = &state.report {
-                    let _ = sup.cast(crate::actor::supervisor::SupervisorMsg::Report(
-                        state.machine.key().to_string(),
-                        state.machine.summary(),
-                    ));
+                if state.report {
+                    let _ = state
+                        .supervisor
+                        .cast(crate::actor::supervisor::SupervisorMsg::Report(
+                            state.machine.key().to_string(),
+                            state.machine.summary(),
+                        ));
                 }
                 Input::Tick
             }
@@ -256,6 +271,14 @@ impl<M: Machine> Actor for SessionActor<M> {
             if let Some(sfu) = state.media.session.take() {
                 sfu.send(wagu_proto::media::SfuRequest::Close);
             }
+            // First of all, before the store is touched: from now on the supervisor answers
+            // lookups of this id with "ended" (so nobody revives it from the store while it is
+            // being deleted, and a join whose message to this actor fails learns why).
+            let _ = state
+                .supervisor
+                .cast(crate::actor::supervisor::SupervisorMsg::Ended(
+                    state.machine.key().to_string(),
+                ));
             if let (Some(records), Some((key, body))) =
                 (&state.records, state.machine.ended_record())
                 && let Err(e) = records.put(&key, body.into(), "application/json").await
@@ -266,7 +289,12 @@ impl<M: Machine> Actor for SessionActor<M> {
                 tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
             }
             counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
-            myself.stop(Some("retired".into()));
+            // Drain rather than stop: messages already queued (joins racing the end) are still
+            // handled, by the `retired` branch above; later sends fail and the directory asks
+            // the supervisor, which knows the session ended.
+            if myself.drain().is_err() {
+                myself.stop(Some("retired".into()));
+            }
             return Ok(());
         }
         maybe_snapshot(state).await?;
@@ -281,7 +309,12 @@ impl<M: Machine> Actor for SessionActor<M> {
     ) -> Result<(), ActorProcessingErr> {
         // Connections still attached learn the room is gone when their queue ends.
         for (_, (reply, _)) in state.pending_joins.drain() {
-            let _ = reply.send(Err((ErrorCode::Unavailable, "the room is stopping".into())));
+            let refusal = if state.retired {
+                ended::<M>()
+            } else {
+                (ErrorCode::Unavailable, "the room is stopping".into())
+            };
+            let _ = reply.send(Err(refusal));
         }
         if let Some(sfu) = state.media.session.take() {
             sfu.send(wagu_proto::media::SfuRequest::Close);
@@ -293,6 +326,11 @@ impl<M: Machine> Actor for SessionActor<M> {
         }
         Ok(())
     }
+}
+
+/// What a join of a session that has ended is told: the same as the machine's own refusal.
+fn ended<M: Machine>() -> (ErrorCode, String) {
+    (ErrorCode::RoomClosed, format!("this {} has ended", M::KIND))
 }
 
 /// Feeds one input (and any disconnects it causes) through the room; returns whether the room

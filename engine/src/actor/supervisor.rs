@@ -43,12 +43,23 @@ pub enum SupervisorMsg<M: Machine> {
     Report(String, M::Summary),
     /// The latest summaries of every running discoverable session.
     List(RpcReplyPort<Vec<M::Summary>>),
+    /// Sent by a session as it retires (closed room, ended stream), before it deletes its
+    /// stored state and stops: lookups and adoptions of this id answer [`CreateError::Ended`]
+    /// for [`ENDED_MEMORY`], so a join racing the end is told `room_closed`, never
+    /// `unavailable`, and the session is never revived from the store it is being deleted from.
+    Ended(String),
 }
+
+/// How long the supervisor remembers a session that ended here. Its stored state is deleted
+/// within moments of the end, after which a lookup finds nothing anywhere (`unknown_room`).
+pub const ENDED_MEMORY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateError {
     Capacity(usize),
     Store(String),
+    /// The session ended (or is ending) on this node.
+    Ended,
 }
 
 pub struct Supervisor<M>(std::marker::PhantomData<fn() -> M>);
@@ -77,6 +88,8 @@ pub struct SupervisorState<M: Machine> {
     by_actor: HashMap<ActorId, String>,
     restarts: HashMap<String, Vec<Instant>>,
     summaries: HashMap<String, M::Summary>,
+    /// Sessions that ended here, and when (see [`SupervisorMsg::Ended`]).
+    ended: HashMap<String, Instant>,
 }
 
 impl<M: Machine> SupervisorState<M> {
@@ -96,7 +109,8 @@ impl<M: Machine> SupervisorState<M> {
             store: self.args.store.clone(),
             config: self.args.config.clone(),
             records: self.args.records.clone(),
-            report: self.args.discoverable.then(|| myself.clone()),
+            supervisor: myself.clone(),
+            report: self.args.discoverable,
         };
         let (actor, _handle) =
             Actor::spawn_linked(None, SessionActor::<M>::default(), args, myself.get_cell())
@@ -124,6 +138,12 @@ impl<M: Machine> SupervisorState<M> {
         self.sessions.remove(id);
         self.summaries.remove(id);
     }
+
+    /// Whether session `id` ended here recently; forgets older ends on the way.
+    fn has_ended(&mut self, id: &str) -> bool {
+        self.ended.retain(|_, at| at.elapsed() < ENDED_MEMORY);
+        self.ended.contains_key(id)
+    }
 }
 
 impl<M: Machine> Actor for Supervisor<M> {
@@ -142,6 +162,7 @@ impl<M: Machine> Actor for Supervisor<M> {
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
             summaries: HashMap::new(),
+            ended: HashMap::new(),
         })
     }
 
@@ -169,7 +190,18 @@ impl<M: Machine> Actor for Supervisor<M> {
                 let _ = reply.send(result);
             }
             SupervisorMsg::Lookup(id, reply) => {
-                let _ = reply.send(Ok(state.sessions.get(&id).cloned()));
+                let found = if state.has_ended(&id) {
+                    Err(CreateError::Ended)
+                } else {
+                    Ok(state.sessions.get(&id).cloned())
+                };
+                let _ = reply.send(found);
+            }
+            SupervisorMsg::Ended(id) => {
+                // Still counted (and forgotten) when its actor stops; gone from discovery now.
+                state.has_ended(&id);
+                state.summaries.remove(&id);
+                state.ended.insert(id, Instant::now());
             }
             SupervisorMsg::Adopt(boxed, reply) => {
                 let (machine, applied) = *boxed;
@@ -180,7 +212,9 @@ impl<M: Machine> Actor for Supervisor<M> {
                         .count() as u32
                         > state.args.config.max_restarts_per_minute
                 });
+                let ended = state.has_ended(&id);
                 let found = match state.sessions.get(&id) {
+                    None if ended => Err(CreateError::Ended),
                     Some(a) => Ok(Some(a.clone())),
                     // Reviving would take this node over its limit.
                     None if state.sessions.len() >= max => Err(CreateError::Capacity(max)),

@@ -217,9 +217,19 @@ impl Room {
                 msg,
             } => {
                 let current = self.participants.get(&participant).and_then(|p| p.conn);
-                dispatch(&mut out, conn, current, msg, "room", |msg, effects| {
-                    self.command(now, conn, participant, msg, effects)
-                });
+                let before = self.seq;
+                dispatch(
+                    &mut out,
+                    conn,
+                    current,
+                    before,
+                    msg,
+                    "room",
+                    |msg, effects| {
+                        self.command(now, conn, participant, msg, effects)
+                            .map(|()| self.seq)
+                    },
+                );
             }
             Input::Disconnect { conn, participant } => {
                 if let Some(p) = self.participants.get_mut(&participant)
@@ -487,15 +497,16 @@ impl Room {
                 code: close::RESUME,
             });
         }
+        let mut back = None;
         if p.away_since.is_some() {
             if let Some(p) = self.participants.get_mut(&pid) {
                 p.away_since = None;
             }
             // Emitted before attaching: the resuming client receives it through the replay.
-            self.emit(out, |seq| ServerMessage::ParticipantBack {
+            back = Some(self.emit(out, |seq| ServerMessage::ParticipantBack {
                 seq,
                 participant: pid,
-            });
+            }));
         }
         self.attach(pid, conn, out);
         let resumed = ServerMessage::Resumed {
@@ -505,7 +516,7 @@ impl Room {
             to_seq: self.seq,
         };
         self.replay
-            .catch_up(out, conn, id, resumed, r.last_seq, self.seq, || {
+            .catch_up(out, conn, id, resumed, r.last_seq, self.seq, back, || {
                 ServerMessage::Welcome {
                     protocol: PROTOCOL_VERSION,
                     you: pid,
@@ -548,7 +559,7 @@ impl Room {
     }
 
     /// Removes a participant with their ballot; hands the host role on if they held it.
-    fn remove(&mut self, pid: ParticipantId, reason: LeaveReason, out: &mut Vec<Output>) -> Seq {
+    fn remove(&mut self, pid: ParticipantId, reason: LeaveReason, out: &mut Vec<Output>) {
         let had_ballot = self.ballots.remove(&pid).is_some();
         let p = self.participants.remove(&pid);
         self.dirty_presence.remove(&pid);
@@ -561,7 +572,7 @@ impl Room {
                 tally,
             });
         }
-        let seq = self.emit(out, |seq| ServerMessage::ParticipantLeft {
+        self.emit(out, |seq| ServerMessage::ParticipantLeft {
             seq,
             participant: pid,
             reason,
@@ -583,7 +594,6 @@ impl Room {
                 .map(|(id, _)| *id);
             self.set_host(next, out);
         }
-        seq
     }
 
     fn require_host(&self, pid: ParticipantId) -> Result<(), (ErrorCode, String)> {
@@ -597,8 +607,8 @@ impl Room {
         }
     }
 
-    /// Applies one command of a joined participant. `Ok(seq)` names the (last) event it
-    /// produced; `Err` is the refusal, with nothing changed.
+    /// Applies one command of a joined participant. `Err` is the refusal, with nothing
+    /// changed; the `ack` names the last event it emitted (see `session::dispatch`).
     fn command(
         &mut self,
         now: UnixMillis,
@@ -606,7 +616,7 @@ impl Room {
         pid: ParticipantId,
         msg: ClientMessage,
         out: &mut Vec<Output>,
-    ) -> Result<Option<Seq>, (ErrorCode, String)> {
+    ) -> Result<(), (ErrorCode, String)> {
         use ClientMessage as C;
         let err = |code, m: &str| Err((code, m.to_string()));
         match msg {
@@ -623,7 +633,7 @@ impl Room {
                 ErrorCode::WrongSession,
                 "that is a live-stream command; this is a map room",
             ),
-            C::Ping { .. } => Ok(None),
+            C::Ping { .. } => Ok(()),
             // The actor routes these to the SFU (`crate::media::route`) before the room.
             C::MediaOffer { .. }
             | C::MediaCandidate { .. }
@@ -641,7 +651,7 @@ impl Room {
                     }
                     self.dirty_presence.insert(pid);
                 }
-                Ok(None)
+                Ok(())
             }
             C::AddCandidate {
                 place_id,
@@ -678,10 +688,10 @@ impl Room {
                     added_at: now,
                 };
                 self.candidates.push(candidate.clone());
-                Ok(Some(self.emit(out, |seq| ServerMessage::CandidateAdded {
-                    seq,
-                    candidate,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::CandidateAdded { seq, candidate });
+                    Ok(())
+                }
             }
             C::RemoveCandidate { place_id, .. } => {
                 if !matches!(self.vote, VoteState::Open) {
@@ -706,14 +716,15 @@ impl Room {
                 }
                 self.ballots.retain(|_, c| !c.is_empty());
                 let tally = votes::tally(&self.candidates, &self.ballots);
-                Ok(Some(self.emit(out, |seq| {
-                    ServerMessage::CandidateRemoved {
+                {
+                    self.emit(out, |seq| ServerMessage::CandidateRemoved {
                         seq,
                         place_id,
                         by: pid,
                         tally,
-                    }
-                })))
+                    });
+                    Ok(())
+                }
             }
             C::Vote { choices, .. } => {
                 if !matches!(self.vote, VoteState::Open) {
@@ -741,7 +752,7 @@ impl Room {
                 }
                 let previous = self.ballots.get(&pid).cloned().unwrap_or_default();
                 if previous == choices {
-                    return Ok(None);
+                    return Ok(());
                 }
                 if choices.is_empty() {
                     self.ballots.remove(&pid);
@@ -749,12 +760,15 @@ impl Room {
                     self.ballots.insert(pid, choices.clone());
                 }
                 let tally = votes::tally(&self.candidates, &self.ballots);
-                Ok(Some(self.emit(out, |seq| ServerMessage::BallotChanged {
-                    seq,
-                    participant: pid,
-                    choices,
-                    tally,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::BallotChanged {
+                        seq,
+                        participant: pid,
+                        choices,
+                        tally,
+                    });
+                    Ok(())
+                }
             }
             C::CloseVote { .. } => {
                 self.require_host(pid)?;
@@ -766,10 +780,10 @@ impl Room {
                 self.vote = VoteState::Closed {
                     decision: decision.clone(),
                 };
-                Ok(Some(self.emit(out, |seq| ServerMessage::VoteClosed {
-                    seq,
-                    decision,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::VoteClosed { seq, decision });
+                    Ok(())
+                }
             }
             C::ReopenVote { .. } => {
                 self.require_host(pid)?;
@@ -777,10 +791,10 @@ impl Room {
                     return err(ErrorCode::VoteOpen, "the vote is already open");
                 }
                 self.vote = VoteState::Open;
-                Ok(Some(self.emit(out, |seq| ServerMessage::VoteReopened {
-                    seq,
-                    by: pid,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::VoteReopened { seq, by: pid });
+                    Ok(())
+                }
             }
             C::Chat { text, .. } => {
                 let name = self
@@ -789,9 +803,10 @@ impl Room {
                     .map(|p| p.info.name.clone())
                     .unwrap_or_default();
                 let message = keep_chat(&mut self.chat, self.seq.next(), pid, name, text, now);
-                Ok(Some(
-                    self.emit(out, |seq| ServerMessage::Chat { seq, message }),
-                ))
+                {
+                    self.emit(out, |seq| ServerMessage::Chat { seq, message });
+                    Ok(())
+                }
             }
             C::Kick { participant, .. } => {
                 self.require_host(pid)?;
@@ -801,28 +816,37 @@ impl Room {
                 if !self.participants.contains_key(&participant) {
                     return err(ErrorCode::UnknownParticipant, "no such participant");
                 }
-                Ok(Some(self.remove(participant, LeaveReason::Kicked, out)))
+                {
+                    self.remove(participant, LeaveReason::Kicked, out);
+                    Ok(())
+                }
             }
             C::Rename { title, .. } => {
                 self.require_host(pid)?;
                 let title = title.trim().to_string();
                 self.spec.title = title.clone();
-                Ok(Some(self.emit(out, |seq| ServerMessage::RoomRenamed {
-                    seq,
-                    title,
-                    by: pid,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::RoomRenamed {
+                        seq,
+                        title,
+                        by: pid,
+                    });
+                    Ok(())
+                }
             }
             C::CloseRoom { .. } => {
                 self.require_host(pid)?;
-                let seq = self.emit(out, |seq| ServerMessage::RoomClosed {
+                self.emit(out, |seq| ServerMessage::RoomClosed {
                     seq,
                     reason: RoomCloseReason::HostClosed,
                 });
                 self.close(out);
-                Ok(Some(seq))
+                Ok(())
             }
-            C::Leave { .. } => Ok(Some(self.remove(pid, LeaveReason::Left, out))),
+            C::Leave { .. } => {
+                self.remove(pid, LeaveReason::Left, out);
+                Ok(())
+            }
         }
     }
 

@@ -693,3 +693,231 @@ fn room_round_trips_through_serde() {
     let back: Room = serde_json::from_slice(&json).unwrap();
     assert_eq!(back, h.room);
 }
+
+/// The `seq` of the last reliable event broadcast in `out`, if any.
+pub(crate) fn last_event_seq(out: &[Output]) -> Option<Seq> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast { msg, lossy: false } => msg.seq(),
+            _ => None,
+        })
+        .next_back()
+}
+
+/// The `seq` of the `ack` in `out` (panics on an error or no reply).
+pub(crate) fn ack_seq(out: &[Output]) -> Option<Seq> {
+    match reply(out) {
+        ServerMessage::Ack { seq, .. } => *seq,
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+fn resume_input(conn: u64, pid: ParticipantId, token_conn: ConnId, last_seq: Seq) -> Input {
+    Input::Join {
+        conn: ConnId(conn),
+        id: RequestId(99),
+        name: "again".into(),
+        host_key: None,
+        resume: Some(ResumeRequest {
+            participant: pid,
+            token: ResumeToken(format!("tok-{}", token_conn.0)),
+            last_seq,
+        }),
+        resume_token: ResumeToken("unused".into()),
+        client_key: None,
+    }
+}
+
+#[test]
+fn a_hosts_leave_is_acked_with_the_seq_of_host_changed_which_the_leaver_receives_too() {
+    let mut h = Harness::new(VoteMode::Single);
+    let (a, ac, _) = h.join("A", true);
+    let (b, _bc, _) = h.join("B", false);
+    add(&mut h, a, ac, "p1");
+    vote(&mut h, a, ac, &["p1"]);
+    let id = h.req();
+    let out = h.cmd(a, ac, ClientMessage::Leave { id });
+    // ballot withdrawn, left, host handed on: three events, the ack names the last.
+    let kinds: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Broadcast { msg, lossy: false } => Some(msg.kind()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ballot_changed", "participant_left", "host_changed"]
+    );
+    assert_eq!(ack_seq(&out), Some(h.room.seq()));
+    assert_eq!(ack_seq(&out), last_event_seq(&out));
+    assert_eq!(h.room.host(), Some(b));
+    // The leaver is still attached while the events go out: the close comes after the ack.
+    let detach = out
+        .iter()
+        .position(|o| matches!(o, Output::Detach { conn, .. } if *conn == ac))
+        .unwrap();
+    let acked = out
+        .iter()
+        .position(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: ServerMessage::Ack { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let host_changed = out
+        .iter()
+        .position(|o| {
+            matches!(
+                o,
+                Output::Broadcast {
+                    msg: ServerMessage::HostChanged { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(host_changed < acked && acked < detach);
+}
+
+#[test]
+fn every_command_is_acked_with_the_last_event_it_produced_or_none() {
+    let mut h = Harness::new(VoteMode::Approval { max: 2 });
+    let (a, ac, _) = h.join("A", true);
+    let (b, bc, _) = h.join("B", false);
+    let (c, _cc, _) = h.join("C", false);
+    let check = |h: &mut Harness, pid, conn, msg: ClientMessage| {
+        let out = h.cmd(pid, conn, msg.clone());
+        assert_eq!(ack_seq(&out), last_event_seq(&out), "{msg:?}");
+    };
+    check(&mut h, a, ac, ClientMessage::Ping { id: RequestId(50) });
+    for p in ["p1", "p2"] {
+        let out = add(&mut h, b, bc, p);
+        assert_eq!(ack_seq(&out), last_event_seq(&out));
+    }
+    let out = vote(&mut h, b, bc, &["p1", "p2"]);
+    assert_eq!(ack_seq(&out), last_event_seq(&out));
+    let out = vote(&mut h, b, bc, &["p1", "p2"]);
+    assert_eq!(ack_seq(&out), None, "an identical ballot produces nothing");
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::RemoveCandidate {
+            id: RequestId(51),
+            place_id: PlaceId("p2".into()),
+        },
+    );
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::Chat {
+            id: RequestId(52),
+            text: "hi".into(),
+        },
+    );
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::Rename {
+            id: RequestId(53),
+            title: "New".into(),
+        },
+    );
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::Kick {
+            id: RequestId(54),
+            participant: c,
+        },
+    );
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::CloseVote { id: RequestId(55) },
+    );
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::ReopenVote { id: RequestId(56) },
+    );
+    check(&mut h, b, bc, ClientMessage::Leave { id: RequestId(57) });
+    check(
+        &mut h,
+        a,
+        ac,
+        ClientMessage::CloseRoom { id: RequestId(58) },
+    );
+}
+
+#[test]
+fn a_resume_that_brings_the_participant_back_is_acked_with_participant_back() {
+    let mut h = Harness::new(VoteMode::Single);
+    h.join("A", true);
+    let (b, bc, _) = h.join("B", false);
+    h.room.handle(
+        h.now,
+        Input::Disconnect {
+            conn: bc,
+            participant: b,
+        },
+    );
+    let seen = h.room.seq();
+    // Replay: the ack carries the seq of the participant_back the resume produced.
+    let out = h.room.handle(h.now, resume_input(60, b, bc, seen));
+    assert!(matches!(
+        out.iter().find_map(|o| match o {
+            Output::Send { msg, .. } => Some(msg),
+            _ => None,
+        }),
+        Some(ServerMessage::Resumed { .. })
+    ));
+    assert_eq!(ack_seq(&out), Some(h.room.seq()));
+    assert_eq!(ack_seq(&out), last_event_seq(&out));
+    // A resume of a participant still online (a second device) produces no event: no seq.
+    let out = h.room.handle(h.now, resume_input(61, b, bc, h.room.seq()));
+    assert_eq!(last_event_seq(&out), None);
+    assert_eq!(ack_seq(&out), None);
+}
+
+#[test]
+fn a_room_resume_with_last_seq_0_gets_a_fresh_snapshot_as_in_a_stream() {
+    let mut h = Harness::new(VoteMode::Single);
+    h.join("A", true);
+    let (b, bc, _) = h.join("B", false);
+    h.room.handle(
+        h.now,
+        Input::Disconnect {
+            conn: bc,
+            participant: b,
+        },
+    );
+    let out = h.room.handle(h.now, resume_input(62, b, bc, Seq(0)));
+    let first = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .unwrap();
+    let ServerMessage::Welcome { room, you, .. } = first else {
+        panic!("a welcome snapshot, got {first:?}");
+    };
+    assert_eq!(*you, b);
+    assert_eq!(
+        room.seq,
+        h.room.seq(),
+        "the snapshot includes participant_back"
+    );
+    assert_eq!(ack_seq(&out), Some(h.room.seq()));
+}

@@ -297,9 +297,19 @@ impl Stream {
                 msg,
             } => {
                 let current = self.members.get(&participant).and_then(|m| m.conn);
-                dispatch(&mut out, conn, current, msg, "stream", |msg, effects| {
-                    self.command(now, participant, msg, effects)
-                });
+                let before = self.seq;
+                dispatch(
+                    &mut out,
+                    conn,
+                    current,
+                    before,
+                    msg,
+                    "stream",
+                    |msg, effects| {
+                        self.command(now, participant, msg, effects)
+                            .map(|()| self.seq)
+                    },
+                );
             }
             Input::Disconnect { conn, participant } => {
                 if self
@@ -455,9 +465,10 @@ impl Stream {
         }
         self.mark_back(pid, conn);
         self.revision += 1;
+        let mut back = None;
         if self.is_streamer(pid) && self.streamer_away_since.is_some() {
             self.streamer_away_since = None;
-            self.emit(out, |seq| ServerMessage::StreamerBack { seq });
+            back = Some(self.emit(out, |seq| ServerMessage::StreamerBack { seq }));
         }
         self.recount();
         out.push(Output::Attach {
@@ -470,14 +481,9 @@ impl Stream {
             from_seq: r.last_seq,
             to_seq: self.seq,
         };
-        // `last_seq` 0 (a streamer taking over from another device) always gets a snapshot.
-        let last = if r.last_seq.0 > 0 {
-            r.last_seq
-        } else {
-            Seq(u64::MAX)
-        };
+        // `last_seq` 0 (a streamer taking over from another device) gets a snapshot.
         self.replay
-            .catch_up(out, conn, id, resumed, last, self.seq, || {
+            .catch_up(out, conn, id, resumed, r.last_seq, self.seq, back, || {
                 ServerMessage::StreamWelcome {
                     protocol: PROTOCOL_VERSION,
                     you: pid,
@@ -502,7 +508,7 @@ impl Stream {
         pid: ParticipantId,
         msg: ClientMessage,
         out: &mut Vec<Output>,
-    ) -> Result<Option<Seq>, Refusal> {
+    ) -> Result<(), Refusal> {
         use ClientMessage as C;
         let err = |code, m: &str| Err((code, m.to_string()));
         match msg {
@@ -510,7 +516,7 @@ impl Stream {
                 ErrorCode::AlreadyJoined,
                 "this connection is already in a stream",
             ),
-            C::Ping { .. } => Ok(None),
+            C::Ping { .. } => Ok(()),
             // The actor routes these to the SFU (`crate::media::route`) before the stream.
             C::MediaOffer { .. }
             | C::MediaCandidate { .. }
@@ -534,9 +540,10 @@ impl Stream {
                     .map(|m| m.name.clone())
                     .unwrap_or_default();
                 let message = keep_chat(&mut self.chat, self.seq.next(), pid, name, text, now);
-                Ok(Some(
-                    self.emit(out, |seq| ServerMessage::Chat { seq, message }),
-                ))
+                {
+                    self.emit(out, |seq| ServerMessage::Chat { seq, message });
+                    Ok(())
+                }
             }
             C::Pin { message, .. } => {
                 self.require_streamer(pid)?;
@@ -544,20 +551,23 @@ impl Stream {
                     return err(ErrorCode::UnknownMessage, "no such message in the chat");
                 };
                 self.pinned = Some(m.clone());
-                Ok(Some(self.emit(out, |seq| ServerMessage::PinChanged {
-                    seq,
-                    message: Some(m),
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::PinChanged {
+                        seq,
+                        message: Some(m),
+                    });
+                    Ok(())
+                }
             }
             C::Unpin { .. } => {
                 self.require_streamer(pid)?;
                 if self.pinned.take().is_none() {
-                    return Ok(None);
+                    return Ok(());
                 }
-                Ok(Some(self.emit(out, |seq| ServerMessage::PinChanged {
-                    seq,
-                    message: None,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::PinChanged { seq, message: None });
+                    Ok(())
+                }
             }
             C::DeleteMessage { message, .. } => {
                 self.require_streamer(pid)?;
@@ -569,11 +579,14 @@ impl Stream {
                     self.pinned = None;
                     self.emit(out, |seq| ServerMessage::PinChanged { seq, message: None });
                 }
-                Ok(Some(self.emit(out, |seq| ServerMessage::MessageDeleted {
-                    seq,
-                    message,
-                    by: pid,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::MessageDeleted {
+                        seq,
+                        message,
+                        by: pid,
+                    });
+                    Ok(())
+                }
             }
             C::Mute {
                 participant,
@@ -589,11 +602,14 @@ impl Stream {
                     return err(ErrorCode::UnknownParticipant, "no such viewer");
                 };
                 m.muted_until = Some(until);
-                Ok(Some(self.emit(out, |seq| ServerMessage::Muted {
-                    seq,
-                    participant,
-                    until,
-                })))
+                {
+                    self.emit(out, |seq| ServerMessage::Muted {
+                        seq,
+                        participant,
+                        until,
+                    });
+                    Ok(())
+                }
             }
             C::Ban { participant, .. } => {
                 self.require_streamer(pid)?;
@@ -608,7 +624,7 @@ impl Stream {
                     self.banned_keys
                         .extend(identity_keys(&k).map(str::to_string));
                 }
-                let seq = self.emit(out, |seq| ServerMessage::Banned { seq, participant });
+                self.emit(out, |seq| ServerMessage::Banned { seq, participant });
                 if let Some(conn) = m.conn {
                     out.push(Output::Detach {
                         conn,
@@ -616,11 +632,14 @@ impl Stream {
                     });
                 }
                 self.recount();
-                Ok(Some(seq))
+                Ok(())
             }
             C::EndStream { .. } => {
                 self.require_streamer(pid)?;
-                Ok(Some(self.end(now, StreamEndReason::StreamerEnded, out)))
+                {
+                    self.end(now, StreamEndReason::StreamerEnded, out);
+                    Ok(())
+                }
             }
             C::Leave { .. } => {
                 let m = self.forget(pid);
@@ -634,10 +653,11 @@ impl Stream {
                 if self.is_streamer(pid) {
                     // A streamer who leaves ends the stream at once: nobody to wait for.
                     self.streamer = None;
-                    return Ok(Some(self.end(now, StreamEndReason::StreamerEnded, out)));
+                    self.end(now, StreamEndReason::StreamerEnded, out);
+                    return Ok(());
                 }
                 self.recount();
-                Ok(None)
+                Ok(())
             }
             C::Presence { .. }
             | C::AddCandidate { .. }
@@ -655,8 +675,8 @@ impl Stream {
     }
 
     /// Ends the stream: everyone is told why and disconnected; the actor retires.
-    fn end(&mut self, now: UnixMillis, reason: StreamEndReason, out: &mut Vec<Output>) -> Seq {
-        let seq = self.emit(out, |seq| ServerMessage::StreamEnded { seq, reason });
+    fn end(&mut self, now: UnixMillis, reason: StreamEndReason, out: &mut Vec<Output>) {
+        self.emit(out, |seq| ServerMessage::StreamEnded { seq, reason });
         self.ended = Some((now, reason));
         for m in self.members.values() {
             if let Some(conn) = m.conn {
@@ -667,7 +687,6 @@ impl Stream {
             }
         }
         out.push(Output::Retire);
-        seq
     }
 
     fn tick(&mut self, now: UnixMillis, out: &mut Vec<Output>) {

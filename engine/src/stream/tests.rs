@@ -580,3 +580,145 @@ fn running_counts_match_a_full_scan() {
         );
     }
 }
+
+/// The `seq` of the last reliable event broadcast in `out`, if any.
+fn last_event_seq(out: &[Output]) -> Option<Seq> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast { msg, lossy: false } => msg.seq(),
+            _ => None,
+        })
+        .next_back()
+}
+
+/// The `seq` of the `ack` in `out` (panics without one).
+fn ack_seq(out: &[Output]) -> Option<Seq> {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Send {
+                msg: ServerMessage::Ack { seq, .. },
+                ..
+            } => Some(*seq),
+            _ => None,
+        })
+        .expect("an ack")
+}
+
+#[test]
+fn a_streamer_who_rejoins_with_the_key_after_a_drop_is_acked_with_streamer_back() {
+    let mut h = H::new();
+    let (st, sc) = h.join("Chef", true);
+    h.join("Viewer", false);
+    h.s.handle(
+        h.now,
+        Input::Disconnect {
+            conn: sc,
+            participant: st,
+        },
+    );
+    // Joining again with the streamer key (no resume): the seat is taken over.
+    let (out, _) = h.join_with("Chef", true, None);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: ServerMessage::StreamWelcome { .. },
+                ..
+            }
+        )),
+        "a fresh snapshot"
+    );
+    assert_eq!(last_event_seq(&out), Some(h.s.seq), "streamer_back");
+    assert_eq!(ack_seq(&out), Some(h.s.seq));
+    // Taking the seat over from a device that is still online produces no event: no seq.
+    let (out, _) = h.join_with("Chef", true, None);
+    assert_eq!(last_event_seq(&out), None);
+    assert_eq!(ack_seq(&out), None);
+}
+
+#[test]
+fn a_streamer_resume_after_a_drop_is_acked_with_streamer_back() {
+    let mut h = H::new();
+    let (st, sc) = h.join("Chef", true);
+    h.s.handle(
+        h.now,
+        Input::Disconnect {
+            conn: sc,
+            participant: st,
+        },
+    );
+    let out = h.s.handle(
+        h.now,
+        Input::Join {
+            conn: ConnId(70),
+            id: RequestId(1),
+            name: "Chef".into(),
+            host_key: None,
+            resume: Some(ResumeRequest {
+                participant: st,
+                token: ResumeToken(format!("t{}", sc.0)),
+                last_seq: h.s.seq,
+            }),
+            resume_token: ResumeToken("n".into()),
+            client_key: None,
+        },
+    );
+    assert!(matches!(
+        out.iter().find_map(|o| match o {
+            Output::Send { msg, .. } => Some(msg),
+            _ => None,
+        }),
+        Some(ServerMessage::Resumed { .. })
+    ));
+    assert_eq!(ack_seq(&out), Some(h.s.seq));
+    assert_eq!(ack_seq(&out), last_event_seq(&out));
+}
+
+#[test]
+fn every_stream_command_is_acked_with_the_last_event_it_produced_or_none() {
+    let mut h = H::new();
+    let (st, sc) = h.join("Chef", true);
+    let (v, vc) = h.join("Viewer", false);
+    let (t, _tc) = h.join("Troll", false);
+    let chat = |h: &mut H, p, c| {
+        let id = h.id();
+        h.cmd(
+            p,
+            c,
+            ClientMessage::Chat {
+                id,
+                text: "hi".into(),
+            },
+        )
+    };
+    let out = chat(&mut h, v, vc);
+    assert_eq!(ack_seq(&out), last_event_seq(&out));
+    let msg = h.s.seq;
+    let check = |h: &mut H, p, c, make: &dyn Fn(RequestId) -> ClientMessage| {
+        let id = h.id();
+        let m = make(id);
+        let out = h.cmd(p, c, m.clone());
+        assert_eq!(ack_seq(&out), last_event_seq(&out), "{m:?}");
+    };
+    check(&mut h, st, sc, &|id| ClientMessage::Pin {
+        id,
+        message: msg,
+    });
+    // Deleting the pinned message: pin_changed, then message_deleted; the ack names the latter.
+    check(&mut h, st, sc, &|id| ClientMessage::DeleteMessage {
+        id,
+        message: msg,
+    });
+    check(&mut h, st, sc, &|id| ClientMessage::Unpin { id });
+    check(&mut h, st, sc, &|id| ClientMessage::Mute {
+        id,
+        participant: t,
+        minutes: 5,
+    });
+    check(&mut h, st, sc, &|id| ClientMessage::Ban {
+        id,
+        participant: t,
+    });
+    check(&mut h, v, vc, &|id| ClientMessage::Leave { id });
+    check(&mut h, st, sc, &|id| ClientMessage::Leave { id });
+}

@@ -50,11 +50,13 @@ pub struct RefreshBody {
 pub struct SessionBody {
     pub account: Account,
     pub access_token: String,
-    /// Unix seconds.
+    /// When the access token expires: Unix time in milliseconds, like every time of the API
+    /// (the token's own `exp` claim is in seconds, as JWTs have it). Refresh before then.
     pub access_expires_at: u64,
     pub refresh_token: String,
-    /// Unix seconds.
+    /// When the refresh token expires: Unix milliseconds. Each refresh issues a new one.
     pub refresh_expires_at: u64,
+    /// Always `Bearer`: send `Authorization: Bearer <access_token>`.
     pub token_type: String,
 }
 
@@ -126,7 +128,7 @@ pub(crate) async fn session(
     family: String,
 ) -> Result<SessionBody, AppError> {
     let now = now_ms();
-    let (access_token, access_expires_at) = app.tokens.issue(&a.id, &a.display_name, now / 1000);
+    let (access_token, access_exp_secs) = app.tokens.issue(&a.id, &a.display_name, now / 1000);
     let (refresh_token, hash) = token::new_refresh();
     let expires_at = now + app.tokens.refresh_ttl_secs * 1000;
     app.records
@@ -140,15 +142,15 @@ pub(crate) async fn session(
     Ok(SessionBody {
         account: public(a),
         access_token,
-        access_expires_at,
+        access_expires_at: access_exp_secs * 1000,
         refresh_token,
-        refresh_expires_at: expires_at / 1000,
+        refresh_expires_at: expires_at,
         token_type: "Bearer".into(),
     })
 }
 
-#[utoipa::path(post, path = "/api/auth/signup", tag = "accounts", request_body = SignupBody,
-    responses((status = 201, body = SessionBody), (status = 400, body = crate::http::openapi::ErrorBody),
+#[utoipa::path(post, operation_id = "signup", path = "/api/auth/signup", tag = "accounts", request_body = SignupBody,
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = SessionBody), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 409, description = "email taken", body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody)))]
 pub async fn signup(
@@ -185,8 +187,8 @@ fn bad_credentials() -> AppError {
     )
 }
 
-#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginBody,
-    responses((status = 200, body = SessionBody),
+#[utoipa::path(post, operation_id = "login", path = "/api/auth/login", tag = "accounts", request_body = LoginBody,
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 200, body = SessionBody),
         (status = 401, description = "wrong email or password", body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody)))]
 pub async fn login(
@@ -229,8 +231,8 @@ fn bad_refresh() -> AppError {
     )
 }
 
-#[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody,
-    responses((status = 200, body = SessionBody),
+#[utoipa::path(post, operation_id = "refresh_session", path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody,
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 200, body = SessionBody),
         (status = 401, description = "unknown, expired, revoked or reused", body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody)))]
 pub async fn refresh(
@@ -273,8 +275,11 @@ pub async fn refresh(
     }
 }
 
-#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", request_body = RefreshBody,
-    responses((status = 204, description = "the refresh family is revoked")))]
+#[utoipa::path(post, operation_id = "logout", path = "/api/auth/logout", tag = "accounts", request_body = RefreshBody,
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 204, description = "the refresh family is revoked (also for an unknown or spent token: logging out is idempotent)"),
+        (status = 400, description = "`invalid`: unreadable body", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: refreshes and log-outs count towards the write limit", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the records store failed; retry", body = crate::http::openapi::ErrorBody)))]
 pub async fn logout(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -296,11 +301,29 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Account), (status = 401, body = crate::http::openapi::ErrorBody)))]
-pub async fn me(State(app): State<AppState>, Authed(c): Authed) -> Result<Json<Account>, AppError> {
+/// The signed-in account as its owner sees it: the public profile and the account's own
+/// email, which no other endpoint shows.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub id: AccountId,
+    pub display_name: String,
+    pub created_at: wagu_proto::model::UnixMillis,
+    /// The log-in email as stored (trimmed, lower-cased). Omitted for an account made by a
+    /// social log-in whose provider gave no (verified) email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[utoipa::path(get, operation_id = "get_me", path = "/api/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = crate::http::openapi::ErrorBody)))]
+pub async fn me(State(app): State<AppState>, Authed(c): Authed) -> Result<Json<Me>, AppError> {
     match app.records.account(&c.account()).await? {
-        Some(a) => Ok(Json(public(&a))),
+        Some(a) => Ok(Json(Me {
+            id: a.id,
+            display_name: a.display_name,
+            created_at: a.created_at,
+            email: Some(a.email).filter(|e| !e.is_empty()),
+        })),
         None => Err(AppError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
@@ -309,7 +332,7 @@ pub async fn me(State(app): State<AppState>, Authed(c): Authed) -> Result<Json<A
     }
 }
 
-#[utoipa::path(get, path = "/api/accounts/{id}", tag = "accounts",
+#[utoipa::path(get, operation_id = "get_account", path = "/api/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "account id")),
     responses((status = 200, body = Account), (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn get(

@@ -54,7 +54,7 @@ pub struct ProvidersBody {
     pub providers: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/api/auth/oidc", tag = "accounts",
+#[utoipa::path(get, operation_id = "list_oidc_providers", path = "/api/auth/oidc", tag = "accounts",
     responses((status = 200, body = ProvidersBody)))]
 pub async fn providers(State(app): State<AppState>) -> Json<ProvidersBody> {
     Json(ProvidersBody {
@@ -62,7 +62,7 @@ pub async fn providers(State(app): State<AppState>) -> Json<ProvidersBody> {
     })
 }
 
-#[utoipa::path(get, path = "/api/auth/oidc/{name}/start", tag = "accounts",
+#[utoipa::path(get, operation_id = "start_oidc_login", path = "/api/auth/oidc/{name}/start", tag = "accounts",
     params(("name" = String, Path, description = "a configured provider")),
     responses((status = 302, description = "to the provider's log-in page"),
         (status = 404, body = crate::http::openapi::ErrorBody)))]
@@ -108,6 +108,7 @@ fn state_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     pub code: Option<String>,
     pub state: Option<String>,
@@ -118,7 +119,7 @@ pub struct CallbackQuery {
     pub iss: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/auth/oidc/{name}/callback", tag = "accounts",
+#[utoipa::path(get, operation_id = "finish_oidc_login", path = "/api/auth/oidc/{name}/callback", tag = "accounts",
     params(("name" = String, Path), CallbackQuery),
     responses((status = 200, body = SessionBody),
         (status = 400, description = "unknown, expired or used state", body = crate::http::openapi::ErrorBody),

@@ -23,7 +23,8 @@ pub struct ErrorDetail {
     /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`, `conflict`,
     /// `unknown_provider`, `invalid_state`, `oidc_denied`, `oidc_failed`,
     /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
-    /// `rate_limited`, `too_large`, `unavailable`, `internal`.
+    /// `rate_limited`, `too_large`, `unsupported_media_type`, `unknown_room`, `room_closed`,
+    /// `capacity`, `unavailable`, `internal`.
     pub code: String,
     /// For humans.
     pub message: String,
@@ -46,9 +47,78 @@ impl Modify for Bearer {
     }
 }
 
+/// Every response object must have a `description` (OpenAPI 3.1, 4.8.17); utoipa leaves it
+/// out unless the annotation gives one. The ones without get the status's reason phrase
+/// (`OK`, `Bad Request`…), so the document validates and generators accept it.
+struct DescribeResponses;
+
+impl Modify for DescribeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(r) = response
+                        && r.description.is_empty()
+                    {
+                        r.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Response")
+                            .to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// utoipa inlines a generic argument's whole schema into the specialised component (utoipa
+/// issue #1586): `Page_Place.items` would repeat `Place` instead of pointing at it, and a
+/// generated client would get a second, anonymous place type. Each `Page_X` whose `X` is a
+/// component gets `items: {"$ref": X}` instead.
+struct PageItemsByReference;
+
+impl Modify for PageItemsByReference {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ArrayItems, Schema};
+        use utoipa::openapi::{Ref, RefOr};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let names: Vec<String> = components.schemas.keys().cloned().collect();
+        for name in names {
+            let Some(item) = name.strip_prefix("Page_") else {
+                continue;
+            };
+            if !components.schemas.contains_key(item) {
+                continue;
+            }
+            if let Some(RefOr::T(Schema::Object(page))) = components.schemas.get_mut(&name)
+                && let Some(RefOr::T(Schema::Array(items))) = page.properties.get_mut("items")
+            {
+                items.items =
+                    ArrayItems::RefOrSchema(Box::new(RefOr::Ref(Ref::from_schema_name(item))));
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`."),
+    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
         accounts::get, oidc::providers, oidc::start, oidc::callback,
@@ -59,7 +129,7 @@ impl Modify for Bearer {
         streams::create, streams::list, streams::summary, streams::ended_at_place,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &DescribeResponses, &PageItemsByReference),
     tags((name = "accounts"), (name = "places"), (name = "posts"),
         (name = "rooms", description = "map rooms: create and preview; the room itself is the WebSocket protocol (docs/PROTOCOL.md)"),
         (name = "streams", description = "live streams: create, discover, ended records")),
@@ -118,6 +188,61 @@ mod tests {
             "SessionBody",
         ] {
             assert!(schemas.contains_key(s), "schema {s} missing");
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_the_placeholders_of_their_path_and_the_rest_are_query() {
+        let doc = serde_json::to_value(<super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let mut query = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            let placeholders: std::collections::BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            for (method, op) in ops.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let in_path: std::collections::BTreeSet<String> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap().to_string())
+                    .collect();
+                let expected: std::collections::BTreeSet<String> =
+                    placeholders.iter().map(|s| s.to_string()).collect();
+                assert_eq!(
+                    in_path, expected,
+                    "{method} {path}: path parameters must be exactly its placeholders"
+                );
+                for p in params.iter().filter(|p| p["in"] == "query") {
+                    query += 1;
+                    // Only `near` of "posts near me" must be given.
+                    let required = p["required"] == true;
+                    assert_eq!(
+                        required,
+                        path == "/api/posts" && p["name"] == "near",
+                        "{method} {path}: query parameter {} required: {required}",
+                        p["name"]
+                    );
+                }
+            }
+        }
+        // places (4), posts near (4, `near` required), two feeds (2 each), streams (5), the
+        // OIDC callback (4).
+        assert!(query >= 21, "only {query} query parameters declared");
+    }
+
+    #[test]
+    fn a_page_refers_to_its_item_schema_instead_of_repeating_it() {
+        let doc = serde_json::to_value(<super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for (page, item) in [("Page_Place", "Place"), ("Page_Post", "Post")] {
+            assert_eq!(
+                schemas[page]["properties"]["items"]["items"]["$ref"],
+                format!("#/components/schemas/{item}"),
+                "{page}: {}",
+                schemas[page]
+            );
+            assert!(schemas[item].is_object(), "{item} is a component");
         }
     }
 }

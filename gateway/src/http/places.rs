@@ -22,6 +22,7 @@ use wagu_proto::records::{Page, Place};
 use wagu_storage::records::PlaceStore;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Name prefix (any word of the name), case-insensitive, Korean or Latin.
@@ -34,7 +35,7 @@ pub struct SearchQuery {
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/places", tag = "places", params(SearchQuery),
+#[utoipa::path(get, operation_id = "list_places", path = "/api/places", tag = "places", params(SearchQuery),
     responses((status = 200, body = Page<Place>), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn search(
     State(app): State<AppState>,
@@ -70,7 +71,7 @@ pub(crate) fn check_place_path(id: &str) -> Result<PlaceId, AppError> {
     Ok(id)
 }
 
-#[utoipa::path(get, path = "/api/places/{id}", tag = "places",
+#[utoipa::path(get, operation_id = "get_place", path = "/api/places/{id}", tag = "places",
     params(("id" = String, Path, description = "place id (percent-encode `/`)")),
     responses((status = 200, body = Place), (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn get(
@@ -102,9 +103,9 @@ fn trimmed(s: Option<String>) -> Option<String> {
     s.map(|x| x.trim().to_string()).filter(|x| !x.is_empty())
 }
 
-#[utoipa::path(post, path = "/api/places", tag = "places", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "create_place", path = "/api/places", tag = "places", security(("bearer" = [])),
     request_body = NewPlaceBody,
-    responses((status = 201, body = Place), (status = 400, body = crate::http::openapi::ErrorBody),
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = Place), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 401, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,

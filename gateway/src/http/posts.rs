@@ -64,14 +64,17 @@ async fn place_of(app: &AppState, id: &PlaceId) -> Result<wagu_proto::records::P
     })
 }
 
-#[utoipa::path(post, path = "/api/posts", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "create_post", path = "/api/posts", tag = "posts", security(("bearer" = [])),
     request_body = PostDraft,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1-64 printable ASCII; a retry with the same key and body returns the first post")),
-    responses((status = 201, body = Post, description = "created, or the replay of an earlier create with the same key (header `Idempotent-Replayed: true`)"),
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = Post, description = "created, or the replay of an earlier create with the same key (header `Idempotent-Replayed: true`)"),
         (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 401, body = crate::http::openapi::ErrorBody),
-        (status = 422, description = "key reused with another body", body = crate::http::openapi::ErrorBody)))]
+        (status = 413, description = "`too_large`: body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "key reused with another body", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many writes from this address", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the records store failed; retry", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -123,7 +126,7 @@ pub async fn create(
     Ok(resp)
 }
 
-#[utoipa::path(get, path = "/api/posts/{id}", tag = "posts",
+#[utoipa::path(get, operation_id = "get_post", path = "/api/posts/{id}", tag = "posts",
     params(("id" = String, Path)),
     responses((status = 200, body = Post), (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn get(
@@ -165,11 +168,13 @@ async fn own_post(app: &AppState, id: &str, who: &AccountId) -> Result<Post, App
     Ok(post)
 }
 
-#[utoipa::path(patch, path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "edit_post", path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = PostPatch,
-    responses((status = 200, body = Post), (status = 400, body = crate::http::openapi::ErrorBody),
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 200, body = Post), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody),
-        (status = 409, description = "edited concurrently: read it again", body = crate::http::openapi::ErrorBody)))]
+        (status = 409, description = "edited concurrently: read it again", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "`too_large`: body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many writes from this address", body = crate::http::openapi::ErrorBody)))]
 pub async fn edit(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -224,7 +229,7 @@ pub async fn edit(
     }
 }
 
-#[utoipa::path(delete, path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "delete_post", path = "/api/posts/{id}", tag = "posts", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = crate::http::openapi::ErrorBody),
         (status = 404, body = crate::http::openapi::ErrorBody)))]
@@ -241,6 +246,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// The `next` of the previous page.
@@ -250,6 +256,7 @@ pub struct FeedQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NearQuery {
     /// `lat,lng`.
@@ -260,7 +267,7 @@ pub struct NearQuery {
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/posts", tag = "posts", params(NearQuery),
+#[utoipa::path(get, operation_id = "list_posts_near", path = "/api/posts", tag = "posts", params(NearQuery),
     responses((status = 200, body = Page<Post>), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn near(
     State(app): State<AppState>,
@@ -277,7 +284,7 @@ pub async fn near(
     ))
 }
 
-#[utoipa::path(get, path = "/api/accounts/{id}/posts", tag = "posts",
+#[utoipa::path(get, operation_id = "list_account_posts", path = "/api/accounts/{id}/posts", tag = "posts",
     params(("id" = String, Path), FeedQuery),
     responses((status = 200, body = Page<Post>), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn by_author(
@@ -293,7 +300,7 @@ pub async fn by_author(
     ))
 }
 
-#[utoipa::path(get, path = "/api/places/{id}/posts", tag = "posts",
+#[utoipa::path(get, operation_id = "list_place_posts", path = "/api/places/{id}/posts", tag = "posts",
     params(("id" = String, Path), FeedQuery),
     responses((status = 200, body = Page<Post>), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn by_place(

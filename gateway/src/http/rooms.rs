@@ -7,7 +7,7 @@ use crate::http::limit::{ClientIp, check_create};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use wagu_engine::directory::CreateRoom;
 use wagu_engine::room::RoomSummary;
@@ -36,14 +36,16 @@ pub struct CreatedRoomBody {
     pub ws_url: String,
 }
 
-#[utoipa::path(post, path = "/api/rooms", tag = "rooms", request_body(content = Option<CreateRoomBody>, description = "optional; empty means all defaults"),
-    responses((status = 201, body = CreatedRoomBody), (status = 400, body = crate::http::openapi::ErrorBody),
+#[utoipa::path(post, operation_id = "create_room", path = "/api/rooms", tag = "rooms", request_body(content = Option<CreateRoomBody>, description = "optional; empty means all defaults"),
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = CreatedRoomBody), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedRoomBody>), AppError> {
+    crate::http::body::require_json(&headers, &body)?;
     let req: CreateRoomBody = if body.iter().all(u8::is_ascii_whitespace) {
         CreateRoomBody::default()
     } else {
@@ -93,8 +95,10 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/rooms/{share}", tag = "rooms", params(("share" = String, Path, description = "the share token")),
-    responses((status = 200, body = RoomSummary), (status = 404, body = crate::http::openapi::ErrorBody), (status = 410, body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(get, operation_id = "get_room_preview", path = "/api/rooms/{share}", tag = "rooms", params(("share" = String, Path, description = "the share token")),
+    responses((status = 200, body = RoomSummary, description = "also for a link past `share_expires_at` (compare it: such a link admits no newcomers)"),
+        (status = 404, description = "`unknown_room`: no room behind this link (never existed, closed by its host or closing, ended empty, expired from the store)", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the room did not answer in time; retry", body = crate::http::openapi::ErrorBody)))]
 pub async fn summary(
     State(app): State<AppState>,
     Path(share): Path<String>,

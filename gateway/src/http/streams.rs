@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use wagu_engine::directory::CreateStream;
 use wagu_engine::stream::{EndedStream, StreamSummary, ended_prefix};
@@ -40,14 +40,16 @@ fn chars(s: &str) -> usize {
     s.trim().chars().count()
 }
 
-#[utoipa::path(post, path = "/api/streams", tag = "streams", request_body = CreateStreamBody,
-    responses((status = 201, body = CreatedStreamBody), (status = 400, body = crate::http::openapi::ErrorBody),
+#[utoipa::path(post, operation_id = "create_stream", path = "/api/streams", tag = "streams", request_body = CreateStreamBody,
+    responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 201, body = CreatedStreamBody), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedStreamBody>), AppError> {
+    crate::http::body::require_json(&headers, &body)?;
     let req: CreateStreamBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("cannot read the request body: {e}")))?;
     if !(1..=MAX_TITLE_CHARS).contains(&chars(&req.title)) {
@@ -94,6 +96,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `newest` (default) or `viewers` (most watched first).
@@ -105,7 +108,7 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/streams", tag = "streams", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_streams", path = "/api/streams", tag = "streams", params(ListQuery),
     responses((status = 200, body = Vec<StreamSummary>), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<AppState>,
@@ -164,7 +167,7 @@ pub async fn list(
     Ok(Json(all))
 }
 
-#[utoipa::path(get, path = "/api/streams/{id}", tag = "streams", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "get_stream", path = "/api/streams/{id}", tag = "streams", params(("id" = String, Path)),
     responses((status = 200, body = StreamSummary), (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn summary(
     State(app): State<AppState>,
@@ -180,7 +183,7 @@ pub async fn summary(
     Ok(Json(app.streams.summary(&StreamId(id)).await?))
 }
 
-#[utoipa::path(get, path = "/api/places/{id}/streams", tag = "streams", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "list_place_ended_streams", path = "/api/places/{id}/streams", tag = "streams", params(("id" = String, Path)),
     responses((status = 200, body = Vec<EndedStream>, description = "ended streams, newest first"), (status = 400, body = crate::http::openapi::ErrorBody)))]
 pub async fn ended_at_place(
     State(app): State<AppState>,

@@ -439,7 +439,8 @@ impl SessionBody {
     fn session(self) -> Session {
         Session {
             access: self.access_token,
-            access_expires_at: self.access_expires_at,
+            // The server sends Unix milliseconds; the harness counts in seconds.
+            access_expires_at: self.access_expires_at / 1000,
             refresh: self.refresh_token,
         }
     }
