@@ -81,7 +81,11 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Media(a) => {
             let r = rt.block_on(scenario::media::run(a))?;
             let ok = r.steps.first().is_some_and(|s| s.passed);
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
         }
         Command::Compare(_) => unreachable!("handled above"),
     };

@@ -119,7 +119,9 @@ where
                 c.last_heard = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(end) = c.on_text(&mut sink, text.as_bytes()).await {
+                        // Boxed: handling a frame (decode, join, dispatch) is a large future
+                        // that an idle connection should not carry inline.
+                        if let Some(end) = Box::pin(c.on_text(&mut sink, text.as_bytes())).await {
                             break end;
                         }
                     }

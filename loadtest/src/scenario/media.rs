@@ -176,7 +176,10 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<MediaResult> {
             if streams {
                 let v: Value = post(&http, &args.url, "/api/streams", json!({"title": "bench", "place_id": "bench", "location": {"lat": 37.5, "lng": 127.0}})).await?;
                 let id = v["stream_id"].as_str().context("stream_id")?.to_string();
-                let key = v["streamer_key"].as_str().context("streamer_key")?.to_string();
+                let key = v["streamer_key"]
+                    .as_str()
+                    .context("streamer_key")?
+                    .to_string();
                 next_number += 1;
                 plans.push(Plan {
                     role: Role::Streamer,
@@ -197,7 +200,10 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<MediaResult> {
                 }
             } else {
                 let v: Value = post(&http, &args.url, "/api/rooms", json!({})).await?;
-                let share = v["share_token"].as_str().context("share_token")?.to_string();
+                let share = v["share_token"]
+                    .as_str()
+                    .context("share_token")?
+                    .to_string();
                 for i in 0..args.per_session {
                     next_number += 1;
                     plans.push(Plan {
@@ -233,17 +239,33 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<MediaResult> {
     Ok(result)
 }
 
-async fn post(http: &reqwest::Client, base: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-    let r = http.post(format!("{base}{path}")).json(&body).send().await?;
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let r = http
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await?;
     let status = r.status();
     let text = r.text().await?;
     if !status.is_success() {
-        bail!("POST {path}: {status}: {text} (start the server with WAGU_RATE__CREATES_PER_MINUTE raised)");
+        bail!(
+            "POST {path}: {status}: {text} (start the server with WAGU_RATE__CREATES_PER_MINUTE raised)"
+        );
     }
     Ok(serde_json::from_str(&text)?)
 }
 
-async fn run_step(args: &MediaArgs, sessions: usize, plans: Vec<Plan>, streams: bool) -> anyhow::Result<Step> {
+async fn run_step(
+    args: &MediaArgs,
+    sessions: usize,
+    plans: Vec<Plan>,
+    streams: bool,
+) -> anyhow::Result<Step> {
     let peers = plans.len();
     let tally = Arc::new(Mutex::new(Tally {
         delay: Some(Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?),
@@ -354,14 +376,17 @@ async fn peer(
     let (mut audio_out, mut video_out): (Option<Mid>, Option<Mid>) = (None, None);
     match plan.role {
         Role::RoomTalker => {
-            audio_out = Some(change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+            audio_out =
+                Some(change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
             for _ in 0..4 {
                 change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
             }
         }
         Role::Streamer => {
-            audio_out = Some(change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-            video_out = Some(change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+            audio_out =
+                Some(change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+            video_out =
+                Some(change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
         }
         Role::Viewer => {
             change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -370,12 +395,15 @@ async fn peer(
     }
     let (offer, pending) = change.apply().context("an offer")?;
     let send = |v: Value| Message::Text(v.to_string().into());
-    ws.send(send(json!({"type": "hello", "id": 1, "protocol": 1}))).await?;
+    ws.send(send(json!({"type": "hello", "id": 1, "protocol": 1})))
+        .await?;
     let mut join = plan.join.clone();
     join["id"] = 2.into();
     ws.send(send(join)).await?;
-    ws.send(send(json!({"type": "media_offer", "id": 3, "sdp": offer.to_sdp_string()})))
-        .await?;
+    ws.send(send(
+        json!({"type": "media_offer", "id": 3, "sdp": offer.to_sdp_string()}),
+    ))
+    .await?;
     let answer = loop {
         let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await
@@ -449,7 +477,10 @@ async fn peer(
                 payload.extend_from_slice(&plan.number.to_be_bytes());
                 payload.resize(120, 0xab);
                 if let Some(w) = rtc.writer(mid) {
-                    let pt = w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
+                    let pt = w
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .map(|p| p.pt());
                     if let Some(pt) = pt {
                         w.audio_level(-30, true).write(
                             pt,
@@ -477,7 +508,10 @@ async fn peer(
                 }
                 frame.resize(if key { frame_bytes * 3 } else { frame_bytes }, 0x5a);
                 if let Some(w) = rtc.writer(mid) {
-                    let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt());
+                    let pt = w
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Vp8)
+                        .map(|p| p.pt());
                     if let Some(pt) = pt {
                         w.write(
                             pt,
@@ -533,7 +567,11 @@ async fn peer(
                     let _ = socket.try_send_to(&t.contents, t.destination);
                 }
                 Output::Event(Event::MediaData(d)) => {
-                    let off = if d.data.first().is_some_and(|b| *b == 0x50 || *b == 0x51) { 2 } else { 0 };
+                    let off = if d.data.first().is_some_and(|b| *b == 0x50 || *b == 0x51) {
+                        2
+                    } else {
+                        0
+                    };
                     if let Some(ts) = d.data.get(off..off + 8) {
                         let sent = u64::from_be_bytes(ts.try_into().unwrap_or_default());
                         got.push((sent, stamp().saturating_sub(sent)));
@@ -594,7 +632,16 @@ fn print_table(r: &MediaResult) {
     );
     println!(
         "{:>8} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>6}",
-        "sessions", "peers", "forwarded", "loss %", "p50 ms", "p99 ms", "max ms", "server %", "gen %", "ok"
+        "sessions",
+        "peers",
+        "forwarded",
+        "loss %",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "server %",
+        "gen %",
+        "ok"
     );
     for s in &r.steps {
         println!(
@@ -607,7 +654,8 @@ fn print_table(r: &MediaResult) {
             s.delay_p99_ms,
             s.delay_max_ms,
             s.server_cpu_pct.map_or("-".into(), |c| format!("{c:.0}")),
-            s.generator_cpu_pct.map_or("-".into(), |c| format!("{c:.0}")),
+            s.generator_cpu_pct
+                .map_or("-".into(), |c| format!("{c:.0}")),
             if s.passed { "yes" } else { "no" }
         );
     }
