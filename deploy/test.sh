@@ -67,7 +67,7 @@ step "web client: type check against docs/schema, browser tests (Chromium + play
 WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
 (cd "$ROOT/web" && npm run check)
 WAGU_TEST_BIN="$CARGO_TARGET_DIR/debug/wagu" WAGU_TEST_WEB_ARTIFACTS="${WAGU_TEST_WEB_ARTIFACTS:-$ROOT/web/test-artifacts}" \
-    node --test "$ROOT/web/test/browser.test.mjs"
+    node --test "$ROOT/web/test/browser.test.mjs" "$ROOT/web/test/media.test.mjs"
 
 step "doc tests"
 cargo test --workspace --doc

@@ -433,7 +433,7 @@ async fn peer(
     let window: Window;
     let started = Instant::now();
     let frame_bytes = (video_kbps as usize * 1000 / 8 / 30).max(16);
-    let mut timeout = Instant::now();
+    let mut timeout;
     loop {
         // Drain str0m to its timeout after whatever changed it.
         loop {
@@ -607,13 +607,15 @@ async fn peer(
         }
     }
     // The window's figures: frames sent while it was open (counted as it closed) and received.
-    let mut t = tally.lock().map_err(|_| anyhow!("tally poisoned"))?;
-    if plan.subscribers > 0 {
-        t.sent.push((plan.number, sent_in_window, plan.subscribers));
-    }
-    t.received += received;
-    if let Some(h) = t.delay.as_mut() {
-        h.add(&delay)?;
+    {
+        let mut t = tally.lock().map_err(|_| anyhow!("tally poisoned"))?;
+        if plan.subscribers > 0 {
+            t.sent.push((plan.number, sent_in_window, plan.subscribers));
+        }
+        t.received += received;
+        if let Some(h) = t.delay.as_mut() {
+            h.add(&delay)?;
+        }
     }
     let _ = ws.close(None).await;
     Ok(())
