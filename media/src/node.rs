@@ -14,7 +14,7 @@
 use crate::demux::Routes;
 use crate::sfu::{Route, SfuSession};
 use crate::{MediaConfig, MediaError};
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -274,6 +274,14 @@ impl SessionTask {
             .increment(c.keyframe_requests.saturating_sub(was.keyframe_requests));
         counter!("wagu_media_muted_dropped_total")
             .increment(c.dropped_muted.saturating_sub(was.dropped_muted));
+        counter!("wagu_media_nacks_total", "direction" => "sent")
+            .increment(c.nacks_sent.saturating_sub(was.nacks_sent));
+        counter!("wagu_media_nacks_total", "direction" => "received")
+            .increment(c.nacks_received.saturating_sub(was.nacks_received));
+        for (ingress, loss) in self.sfu.drain_losses() {
+            let direction = if ingress { "ingress" } else { "egress" };
+            histogram!("wagu_media_loss_ratio", "direction" => direction).record(f64::from(loss));
+        }
         self.set_peers(self.sfu.peer_count());
     }
 

@@ -65,6 +65,9 @@ pub struct Counters {
     pub forwarded_bytes: u64,
     pub keyframe_requests: u64,
     pub dropped_muted: u64,
+    /// NACKs the SFU sent publishers (it lost their packets) and received from subscribers.
+    pub nacks_sent: u64,
+    pub nacks_received: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +109,9 @@ struct Peer {
     timeout: Instant,
     created: Instant,
     candidates: usize,
+    /// Cumulative NACK counts str0m last reported, per mid (ingress, egress).
+    nacks_in: Vec<(Mid, u64)>,
+    nacks_out: Vec<(Mid, u64)>,
 }
 
 /// What a drained peer produced that concerns other peers.
@@ -130,6 +136,9 @@ pub struct SfuSession {
     last_peers: Vec<MediaPeer>,
     last_speaking: Vec<ParticipantId>,
     counters: Counters,
+    /// Fractions lost (RTCP), `true` for what publishers sent us, `false` for what subscribers
+    /// report losing of ours; drained by the driver into a histogram.
+    losses: Vec<(bool, f32)>,
 }
 
 impl SfuSession {
@@ -145,6 +154,7 @@ impl SfuSession {
             last_peers: Vec::new(),
             last_speaking: Vec::new(),
             counters: Counters::default(),
+            losses: Vec::new(),
         }
     }
 
@@ -295,6 +305,11 @@ impl SfuSession {
         self.events.pop_front()
     }
 
+    /// Loss fractions reported since the last call (`true`: ingress).
+    pub fn drain_losses(&mut self) -> Vec<(bool, f32)> {
+        std::mem::take(&mut self.losses)
+    }
+
     pub fn poll_route(&mut self) -> Option<Route> {
         self.routes.pop_front()
     }
@@ -342,6 +357,7 @@ impl SfuSession {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_local_ice_credentials(creds.clone())
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         for addr in &self.local {
             match Candidate::host(*addr, "udp") {
@@ -378,6 +394,8 @@ impl SfuSession {
             timeout: now,
             created: now,
             candidates: 0,
+            nacks_in: Vec::new(),
+            nacks_out: Vec::new(),
         };
         // Each m-line of the offer, as the answer takes it, is checked against the grant. (str0m
         // reports `MediaAdded` only once DTLS is up: too late to refuse the offer.)
@@ -541,6 +559,20 @@ impl SfuSession {
                         break;
                     }
                     Event::MediaData(d) => props.push(Propagate::Media(who, d)),
+                    Event::MediaIngressStats(st) => {
+                        let last = last_count(&mut peer.nacks_in, st.mid, st.nacks);
+                        self.counters.nacks_sent += st.nacks.saturating_sub(last);
+                        if let Some(l) = st.loss {
+                            self.losses.push((true, l));
+                        }
+                    }
+                    Event::MediaEgressStats(st) => {
+                        let last = last_count(&mut peer.nacks_out, st.mid, st.nacks);
+                        self.counters.nacks_received += st.nacks.saturating_sub(last);
+                        if let Some(l) = st.loss {
+                            self.losses.push((false, l));
+                        }
+                    }
                     Event::KeyframeRequest(r) => {
                         if let Some(src) = peer
                             .slots
@@ -807,6 +839,17 @@ fn candidates_in_every_section(sdp: &str) -> String {
     }
     close(&mut out, in_media, has_candidates, has_end);
     out
+}
+
+/// The count last seen for `mid`, replaced by `now`.
+fn last_count(seen: &mut Vec<(Mid, u64)>, mid: Mid, now: u64) -> u64 {
+    match seen.iter_mut().find(|(m, _)| *m == mid) {
+        Some((_, n)) => std::mem::replace(n, now),
+        None => {
+            seen.push((mid, now));
+            0
+        }
+    }
 }
 
 /// The `a=mid:` of every m-section of an SDP, in order.
