@@ -89,7 +89,10 @@ async fn contract(store: &EphemeralStore, prefix: &str) {
     assert_eq!(&items[4][..], b"b");
 
     // One delete removes values and lists alike, and ignores absent keys.
-    store.delete(&[&l, &b, &format!("{prefix}:never")]).await.unwrap();
+    store
+        .delete(&[&l, &b, &format!("{prefix}:never")])
+        .await
+        .unwrap();
     assert!(store.list(&l).await.unwrap().is_empty(), "deleted list");
     assert_eq!(store.get(&b).await.unwrap(), None, "deleted value");
     store.delete(&[]).await.unwrap();
@@ -107,7 +110,11 @@ async fn contract(store: &EphemeralStore, prefix: &str) {
     // Each append renews the list's TTL: this one outlives the first append's 150 ms.
     let renewed = format!("{prefix}:renewed");
     store
-        .append(&renewed, Bytes::from_static(b"1"), Duration::from_millis(150))
+        .append(
+            &renewed,
+            Bytes::from_static(b"1"),
+            Duration::from_millis(150),
+        )
         .await
         .unwrap();
     store
@@ -190,11 +197,18 @@ async fn embedded_values_and_lists_outlive_the_store_that_wrote_them() {
             .await
             .unwrap();
         store
-            .put("short", Bytes::from_static(b"x"), Duration::from_millis(200))
+            .put(
+                "short",
+                Bytes::from_static(b"x"),
+                Duration::from_millis(200),
+            )
             .await
             .unwrap();
         for i in 0..5u8 {
-            store.append("log", Bytes::from(vec![i]), LONG).await.unwrap();
+            store
+                .append("log", Bytes::from(vec![i]), LONG)
+                .await
+                .unwrap();
         }
     }
     // Dropped without any close: what was acknowledged is in the file. The reopen waits for
@@ -242,7 +256,12 @@ async fn embedded_expired_keys_leave_the_file() {
     let full = EmbeddedStore::file_bytes(dir.path()).unwrap();
     // The background sweep (every 100 ms here) removes them without being asked.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while inner(&store).stats().swept.load(std::sync::atomic::Ordering::Relaxed) < 1600 {
+    while inner(&store)
+        .stats()
+        .swept
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 1600
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "swept only {:?} keys",

@@ -66,9 +66,14 @@ pub struct CommitStats {
     pub swept: AtomicU64,
 }
 
-/// The redb backend. Cloning shares the file and its writer.
+/// The redb backend. Cloning shares the file and its writer (one pointer: every connection's
+/// task holds a copy of the app state, which holds this).
 #[derive(Clone)]
 pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: Arc<Database>,
     tx: mpsc::Sender<Job>,
     stats: Arc<CommitStats>,
@@ -148,17 +153,20 @@ impl EmbeddedStore {
                 }
             })
             .map_err(err)?;
-        Ok(EmbeddedStore { db, tx, stats })
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner { db, tx, stats }),
+        })
     }
 
     /// Commit counters, for the performance notes and tests.
     pub fn stats(&self) -> &CommitStats {
-        &self.stats
+        &self.inner.stats
     }
 
     async fn write(&self, op: Op) -> Result<(), StorageError> {
         let (done, rx) = oneshot::channel();
-        self.tx
+        self.inner
+            .tx
             .send(Job {
                 op,
                 done: Some(done),
@@ -214,7 +222,7 @@ impl EmbeddedStore {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
-        let (db, key) = (self.db.clone(), key.to_string());
+        let (db, key) = (self.inner.db.clone(), key.to_string());
         tokio::task::spawn_blocking(move || -> Result<Option<Bytes>, StorageError> {
             let r = db.begin_read().map_err(err)?;
             let t = r.open_table(VALUES).map_err(err)?;
@@ -229,12 +237,11 @@ impl EmbeddedStore {
     }
 
     pub async fn list(&self, key: &str) -> Result<Vec<Bytes>, StorageError> {
-        let (db, key) = (self.db.clone(), key.to_string());
+        let (db, key) = (self.inner.db.clone(), key.to_string());
         tokio::task::spawn_blocking(move || -> Result<Vec<Bytes>, StorageError> {
             let r = db.begin_read().map_err(err)?;
             let lists = r.open_table(LISTS).map_err(err)?;
-            let Some((exp, len)) = lists.get(key.as_str()).map_err(err)?.map(|v| v.value())
-            else {
+            let Some((exp, len)) = lists.get(key.as_str()).map_err(err)?.map(|v| v.value()) else {
                 return Ok(Vec::new());
             };
             if exp <= now_ms() {
@@ -257,7 +264,7 @@ impl EmbeddedStore {
 
     /// Readiness: the file answers a read.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        let db = self.db.clone();
+        let db = self.inner.db.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             db.begin_read()
                 .map_err(err)?
@@ -282,11 +289,12 @@ fn open_blocking(dir: &Path) -> Result<Database, StorageError> {
     // drops its writer thread a moment after its last handle): wait a little for the lock.
     let started = std::time::Instant::now();
     let mut db = loop {
-        match Database::builder().set_cache_size(CACHE_BYTES).create(&path) {
+        match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+        {
             Ok(db) => break db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen)
-                if started.elapsed() < LOCK_WAIT =>
-            {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -428,7 +436,8 @@ fn append(
             items.insert((key, len + i as u64), v.as_ref())?;
         }
     }
-    w.open_table(LISTS)?.insert(key, (exp, len + values.len() as u64))?;
+    w.open_table(LISTS)?
+        .insert(key, (exp, len + values.len() as u64))?;
     w.open_table(EXPIRY)?.insert((exp, key), ())?;
     Ok(())
 }
