@@ -19,6 +19,8 @@
 #   BENCH_TARGETS ["wagu centrifugo bare"]; the first is the reference of the ratios
 #   BENCH_OUT [target/bench/<UTC time>]: results (JSON, HTML reports, logs, table.md, bench.json)
 #   BENCH_PORT_BASE [18500]: wagu on it, centrifugo on +1, bare on +2 (loopback only)
+#   BENCH_WAGU_EPHEMERAL [the server's default, embedded]: wagu's room store, embedded | memory |
+#     redis (then BENCH_WAGU_REDIS_URL, e.g. redis://127.0.0.1:16379/); see docs/PERFORMANCE.md
 #   BENCH_SKIP_BUILD=1: use the release binaries already built
 #   BENCH_CENTRIFUGO_BIN: a centrifugo binary to use instead of installing the pinned one
 set -euo pipefail
@@ -93,7 +95,10 @@ start_server() {
     case "$t" in
         wagu)
             rm -rf "$OUT/$t-$mode.data"
-            WAGU_LOG=warn WAGU_RATE__CREATES_PER_MINUTE=1000000 "$WAGU" --listen "127.0.0.1:$port" --data-dir "$OUT/$t-$mode.data" >"$log" 2>&1 &
+            local store=()
+            [[ -n "${BENCH_WAGU_EPHEMERAL:-}" ]] && store+=("WAGU_EPHEMERAL__BACKEND=$BENCH_WAGU_EPHEMERAL")
+            [[ -n "${BENCH_WAGU_REDIS_URL:-}" ]] && store+=("WAGU_EPHEMERAL__REDIS_URL=$BENCH_WAGU_REDIS_URL")
+            env "${store[@]}" WAGU_LOG=warn WAGU_RATE__CREATES_PER_MINUTE=1000000 "$WAGU" --listen "127.0.0.1:$port" --data-dir "$OUT/$t-$mode.data" >"$log" 2>&1 &
             ;;
         centrifugo)
             CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY="$SECRET" "$CENTRIFUGO" \
@@ -150,6 +155,7 @@ for t in $TARGETS; do
 done
 {
     echo "$(date -u +%Y-%m-%d) · $(nproc) cores · $(uname -r) · wagu $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') · centrifugo v$CENTRIFUGO_VERSION"
+    echo "wagu room store: ${BENCH_WAGU_EPHEMERAL:-embedded (default)}"
     echo "rooms: $ROOMS x $PARTICIPANTS at $HZ Hz presence, $CHAT chat/min; ramp $RAMP s, warmup $WARMUP s, measured $DURATION s; idle: $IDLE_ROOMS x $PARTICIPANTS for $IDLE_SECS s"
     echo
     "$LOADTEST" compare "${runs[@]}" --out "$OUT/bench.json"

@@ -1,5 +1,6 @@
 //! Where sessions survive their actor: a snapshot plus a journal of the inputs applied since, in
-//! the ephemeral store (in-process by default, Redis when configured), all with a TTL.
+//! the ephemeral store (a redb file under the data directory by default, Redis or in-process
+//! memory when configured), all with a TTL.
 //!
 //! Why a journal: writing the whole room (up to 200 chat messages and the replay buffer) on
 //! every vote would cost far more than the vote. Instead the actor appends each input that
@@ -7,6 +8,14 @@
 //! snapshot every few hundred inputs. Entries carry a counter so that a journal left behind by a
 //! crash between "write snapshot" and "clear journal" is skipped, never applied twice. Inputs
 //! replay deterministically because machines take their time and randomness from their inputs.
+//!
+//! Entries also carry the *epoch* of the actor that wrote them, a random number each actor
+//! picks when it starts and writes into its first snapshot. Only entries of the snapshot's epoch
+//! are replayed: an actor that died with journal writes still on their way (its journal is
+//! pipelined, see `actor/session.rs`) cannot slip an entry into the history of the actor that
+//! revived it — such an entry was never acknowledged (its outputs wait for it), so dropping it
+//! loses nothing a client saw. Stored data without epochs (written before they existed) reads
+//! as epoch 0 throughout.
 //!
 //! Keys: `wagu:{kind}:{id}:snap`, `wagu:{kind}:{id}:log`, and for each alias of a session (a
 //! room's share token) `wagu:{alias}` → id.
@@ -22,12 +31,17 @@ use wagu_storage::{EphemeralStore, StorageError};
 struct Stored<M> {
     /// How many journal entries this snapshot already contains.
     applied: u64,
+    /// The writing actor's epoch: only journal entries of the same epoch follow it.
+    #[serde(default)]
+    epoch: u64,
     room: M,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
     n: u64,
+    #[serde(default)]
+    epoch: u64,
     now: UnixMillis,
     input: Input,
 }
@@ -72,17 +86,27 @@ impl RoomStore {
         &self.store
     }
 
-    /// Writes the snapshot (which covers journal entries up to `applied`), renews the aliases,
-    /// then clears the journal.
-    pub async fn save<M: Machine>(&self, m: &M, applied: u64) -> Result<(), PersistError> {
+    /// Writes the snapshot (which covers journal entries up to `applied`) of the actor of
+    /// `epoch`, renews the aliases, then clears the journal.
+    pub async fn save<M: Machine>(
+        &self,
+        m: &M,
+        applied: u64,
+        epoch: u64,
+    ) -> Result<(), PersistError> {
         #[derive(Serialize)]
         struct StoredRef<'a, M> {
             applied: u64,
+            epoch: u64,
             room: &'a M,
         }
         let id = m.key();
-        let bytes = serde_json::to_vec(&StoredRef { applied, room: m })
-            .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
+        let bytes = serde_json::to_vec(&StoredRef {
+            applied,
+            epoch,
+            room: m,
+        })
+        .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
         self.store
             .put(&snap_key::<M>(id), Bytes::from(bytes), self.ttl)
             .await?;
@@ -95,24 +119,54 @@ impl RoomStore {
         Ok(())
     }
 
-    /// Appends the `n`-th journaled input.
+    /// Encodes the `n`-th journaled input of the actor of `epoch`, for
+    /// [`RoomStore::append_entries`].
+    pub fn encode_entry(
+        id: &str,
+        epoch: u64,
+        n: u64,
+        now: UnixMillis,
+        input: &Input,
+    ) -> Result<Bytes, PersistError> {
+        #[derive(Serialize)]
+        struct EntryRef<'a> {
+            n: u64,
+            epoch: u64,
+            now: UnixMillis,
+            input: &'a Input,
+        }
+        serde_json::to_vec(&EntryRef {
+            n,
+            epoch,
+            now,
+            input,
+        })
+        .map(Bytes::from)
+        .map_err(|e| PersistError::Corrupt(id.to_string(), e))
+    }
+
+    /// Appends the `n`-th journaled input of the actor of `epoch`.
     pub async fn append<M: Machine>(
         &self,
         id: &str,
+        epoch: u64,
         n: u64,
         now: UnixMillis,
         input: &Input,
     ) -> Result<(), PersistError> {
-        #[derive(Serialize)]
-        struct EntryRef<'a> {
-            n: u64,
-            now: UnixMillis,
-            input: &'a Input,
-        }
-        let bytes = serde_json::to_vec(&EntryRef { n, now, input })
-            .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
+        let entry = Self::encode_entry(id, epoch, n, now, input)?;
+        self.append_entries::<M>(id, vec![entry]).await
+    }
+
+    /// Appends encoded entries, in order, in one write: when the call returns they are
+    /// durable as far as the backend makes anything durable (the embedded file: fsync'd).
+    pub async fn append_entries<M: Machine>(
+        &self,
+        id: &str,
+        entries: Vec<Bytes>,
+    ) -> Result<(), PersistError> {
         self.store
-            .append(&log_key::<M>(id), Bytes::from(bytes), self.ttl)
+            .append_many(&log_key::<M>(id), entries, self.ttl)
             .await?;
         Ok(())
     }
@@ -130,7 +184,7 @@ impl RoomStore {
         for raw in self.store.list(&log_key::<M>(id)).await? {
             let e: Entry = serde_json::from_slice(&raw)
                 .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
-            if e.n <= applied {
+            if e.n <= applied || e.epoch != stored.epoch {
                 continue;
             }
             // Outputs are dropped: the connections they were for died with the old actor.

@@ -1,6 +1,6 @@
 //! Actor tests: rooms run under the supervisor with the real actor runtime, driven through the
 //! same `Rooms` door the gateway uses, with channels in place of sockets. Each test runs on the
-//! in-process store and, when the test bed provides it, on real Redis.
+//! in-process store, on the embedded file and, when the test bed provides it, on real Redis.
 
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
@@ -18,7 +18,17 @@ use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
 use wagu_storage::{EphemeralStore, testbed};
 
 async fn stores(test: &str) -> Vec<EphemeralStore> {
-    let mut v = vec![EphemeralStore::memory()];
+    // The embedded file lives in a directory of its own; it is left in the system's temp
+    // directory (small, and the OS cleans it), as the store may outlive this function's scope.
+    let dir = std::env::temp_dir().join(format!(
+        "wagu-actors-{test}-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let embedded = EphemeralStore::embedded(&dir, Duration::from_secs(1))
+        .await
+        .expect("embedded store opens");
+    let mut v = vec![EphemeralStore::memory(), embedded];
     if let Some(url) = testbed::service(testbed::REDIS_URL, test) {
         v.push(
             EphemeralStore::redis(&url)
@@ -594,4 +604,110 @@ async fn a_kick_reaches_a_client_whose_queue_is_full() {
     assert!(frames <= 4);
     assert_eq!(slot.get(), Some(wagu_proto::close::KICKED));
     rooms.shutdown().await;
+}
+
+/// Commits the embedded store made so far (`None` for the other backends).
+fn commits(store: &EphemeralStore) -> Option<u64> {
+    match store {
+        EphemeralStore::Embedded(e) => {
+            Some(e.stats().commits.load(std::sync::atomic::Ordering::Relaxed))
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_busy_room_shares_journal_writes_and_keeps_its_order() {
+    for store in stores("a_busy_room_shares_journal_writes_and_keeps_its_order").await {
+        let backend = store.backend();
+        let rooms = Rooms::start(
+            RoomStore::new(store.clone(), Duration::from_secs(600)),
+            EngineConfig::default(),
+        )
+        .await
+        .unwrap();
+        let created = rooms.create(CreateRoom::default()).await.unwrap();
+        let mut host = join(
+            &rooms,
+            &created.share,
+            "Host",
+            Some(created.host_key.clone()),
+        )
+        .await;
+        let before = commits(&store);
+        // 100 chats at once: far faster than one fsync each.
+        for i in 0..100u64 {
+            host.session
+                .send(
+                    ClientMessage::Chat {
+                        id: RequestId(100 + i),
+                        text: format!("c{i}"),
+                    },
+                    Instant::now(),
+                )
+                .unwrap();
+        }
+        let mut acks = Vec::new();
+        let mut events = Vec::new();
+        while acks.len() < 100 {
+            match next(&mut host.rx).await {
+                ServerMessage::Ack { id, seq, .. } => {
+                    // Each ack follows its own event.
+                    assert_eq!(seq, events.last().copied(), "[{backend}] ack {id:?}");
+                    acks.push(id.0);
+                }
+                ServerMessage::Chat { seq, message } => {
+                    assert_eq!(message.text, format!("c{}", events.len()));
+                    events.push(seq);
+                }
+                other => panic!("[{backend}] unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            acks,
+            (100..200).collect::<Vec<_>>(),
+            "[{backend}] acks in order"
+        );
+        let first = events[0].0;
+        let seqs: Vec<u64> = events.iter().map(|s| s.0).collect();
+        assert_eq!(
+            seqs,
+            (first..first + 100).collect::<Vec<_>>(),
+            "[{backend}] no gap"
+        );
+        if let (Some(before), Some(after)) = (before, commits(&store)) {
+            assert!(
+                after - before < 100,
+                "[{backend}] 100 journaled chats took {} commits: no group commit",
+                after - before
+            );
+        }
+        // Everything acknowledged is in the store: a crash now loses none of it.
+        host.session.crash_room();
+        let (out, mut rx) = Outbound::channel(512);
+        rooms
+            .join(
+                JoinRequest {
+                    id: RequestId(1000),
+                    share: created.share.clone(),
+                    name: "Late".into(),
+                    host_key: None,
+                    resume: None,
+                    account: None,
+                },
+                out,
+            )
+            .await
+            .unwrap();
+        let frames = until_reply(&mut rx, 1000).await;
+        let ServerMessage::Welcome { room, .. } = &frames[0] else {
+            panic!("[{backend}] welcome first, got {:?}", frames[0]);
+        };
+        assert_eq!(
+            room.chat.len(),
+            100,
+            "[{backend}] every acked chat survived"
+        );
+        assert_eq!(room.chat.last().unwrap().text, "c99");
+    }
 }

@@ -1,6 +1,6 @@
 //! Assembles the server from a [`Config`]: opens every backend (embedded or real), starts the
-//! room supervisor, and builds the router. Tests call [`App::build`] with in-memory defaults and
-//! serve it on an ephemeral port, exactly as `main` does.
+//! room supervisor, and builds the router. Tests call [`App::build`] (most with the in-memory
+//! room store, chosen explicitly) and serve it on an ephemeral port, exactly as `main` does.
 
 use crate::auth::Tokens;
 use crate::config::{BlobBackend, Config, DatabaseBackend, EphemeralBackend};
@@ -22,6 +22,10 @@ use wagu_storage::records::cql::CqlRecords;
 use wagu_storage::records::embedded::EmbeddedRecords;
 use wagu_storage::records::{PlaceStore, Records, import};
 use wagu_storage::{BlobStore, EphemeralStore, cql};
+
+/// How often the embedded ephemeral store removes expired rooms, streams and links from its
+/// file (they are invisible from the moment they expire).
+const EPHEMERAL_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
@@ -64,6 +68,12 @@ impl App {
 
         let ephemeral = match config.ephemeral.backend {
             EphemeralBackend::Memory => EphemeralStore::memory(),
+            EphemeralBackend::Embedded => {
+                let dir = config.data_dir.join("ephemeral");
+                EphemeralStore::embedded(&dir, EPHEMERAL_SWEEP_EVERY)
+                    .await
+                    .with_context(|| format!("ephemeral store in {}", dir.display()))?
+            }
             EphemeralBackend::Redis => {
                 let url = config.ephemeral.redis_url.as_deref().unwrap_or_default();
                 EphemeralStore::redis(url)

@@ -65,7 +65,8 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EphemeralConfig {
-    /// `memory` (in-process) or `redis`.
+    /// `embedded` (a redb file under `data_dir/ephemeral`, the default), `memory`
+    /// (in-process, lost on restart: tests) or `redis`.
     pub backend: EphemeralBackend,
     pub redis_url: Option<String>,
     /// How long a stored room outlives its last snapshot, seconds.
@@ -75,6 +76,7 @@ pub struct EphemeralConfig {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EphemeralBackend {
+    Embedded,
     Memory,
     Redis,
 }
@@ -245,7 +247,7 @@ impl Default for Config {
 impl Default for EphemeralConfig {
     fn default() -> Self {
         EphemeralConfig {
-            backend: EphemeralBackend::Memory,
+            backend: EphemeralBackend::Embedded,
             redis_url: None,
             room_ttl_secs: 48 * 3600,
         }
@@ -594,6 +596,21 @@ mod tests {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains("web.tile_url"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn rooms_persist_in_the_embedded_file_unless_memory_is_asked_for() {
+        assert_eq!(
+            Config::default().ephemeral.backend,
+            EphemeralBackend::Embedded
+        );
+        let dir = std::env::temp_dir().join(format!("wagu-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("memory.toml");
+        std::fs::write(&f, "[ephemeral]\nbackend = \"memory\"\n").unwrap();
+        let c = Config::load(Some(&f), FlagOverrides::default()).unwrap();
+        assert_eq!(c.ephemeral.backend, EphemeralBackend::Memory);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

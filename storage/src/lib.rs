@@ -5,11 +5,11 @@
 //!
 //! | data | embedded default | real backend |
 //! |---|---|---|
-//! | [`ephemeral`]: room snapshots, share links, votes (short-lived, with TTL) | in-process memory | Redis |
+//! | [`ephemeral`]: room snapshots, share links, votes (short-lived, with TTL) | `redb` file under the data directory (or in-process memory, for tests) | Redis |
 //! | [`blob`]: photos | files under the data directory | S3 (any S3-compatible server) |
 //! | [`records`]: accounts, places, posts (durable) | `redb` file under the data directory | ScyllaDB / Cassandra ([`cql`] sessions) |
 //!
-//! Backends are enums, not trait objects: there are two of each, the match is free, and async
+//! Backends are enums, not trait objects: there are two or three of each, the match is free, and async
 //! methods stay plain `async fn`. What this crate does not do: room rules, serialisation of
 //! domain types (callers hand it bytes), retries beyond what the drivers do.
 

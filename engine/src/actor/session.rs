@@ -4,6 +4,14 @@
 //! Every message becomes an [`Input`] for the state machine, stamped with the wall clock. If
 //! the input advanced the session's sequence number it is journaled to the store *before* any
 //! of its outputs leave — so nothing a client saw acknowledged can be lost when the actor dies.
+//!
+//! Journaling is pipelined (group commit within a session): the actor hands each entry, in
+//! order, to its session's journal task and goes on with the next message; the outputs wait in
+//! `held` until the task reports their entry durable (`SessionMsg::Durable`). The task writes
+//! every entry that queued while the previous write was on its way in one store call, so a busy
+//! room pays one commit (one fsync on the embedded store) per batch, not per command. Outputs
+//! leave strictly in the order their inputs were handled, journaled or not.
+//!
 //! Outputs are then applied in order: broadcasts are encoded once and the same bytes are pushed
 //! to every connection queue without waiting; a connection whose queue is full for a reliable
 //! frame is dropped (it resumes). Finally the actor arms one timer for the next deadline.
@@ -13,10 +21,12 @@ use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
 use crate::persist::RoomStore;
 use crate::session::{ConnId, Input, Machine, Output};
+use bytes::Bytes;
 use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use wagu_proto::codec::encode_server;
 use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken};
 use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest};
@@ -59,6 +69,10 @@ pub enum SessionMsg<M: Machine> {
     },
     /// A timer fired; the number is the timer's generation (stale timers are ignored).
     Tick(u64),
+    /// The journal task made every entry up to this counter durable.
+    Durable(u64),
+    /// The journal task could not write: the session fails and is revived from the store.
+    JournalFailed(String),
     Summary(RpcReplyPort<M::Summary>),
     /// Something the session's SFU reports (an answer, a peer that ended, who speaks).
     Media(wagu_proto::media::SfuEvent),
@@ -91,6 +105,16 @@ pub struct SessionArgs<M: Machine> {
     pub report: bool,
 }
 
+/// Entries one journal write may carry.
+const MAX_JOURNAL_BATCH: usize = 512;
+
+/// Outputs waiting for the journal entry `needs` (0: none of their own) to be durable.
+struct Held {
+    needs: u64,
+    outputs: Vec<Output>,
+    received: Option<Instant>,
+}
+
 struct Conn {
     participant: Option<ParticipantId>,
     outbound: Outbound,
@@ -117,6 +141,60 @@ pub struct SessionState<M: Machine> {
     supervisor: ractor::ActorRef<crate::actor::supervisor::SupervisorMsg<M>>,
     report: bool,
     media: MediaSeats,
+    /// This actor's journal epoch.
+    epoch: u64,
+    /// Entries for the journal task, in order; `None` once stopping.
+    journal: Option<mpsc::UnboundedSender<(u64, Bytes)>>,
+    journal_task: Option<tokio::task::JoinHandle<()>>,
+    /// Highest journal counter known durable.
+    durable: u64,
+    /// Outputs waiting for their entry, oldest first.
+    held: VecDeque<Held>,
+    /// An `Output::Retire` left: retire after this message.
+    retire: bool,
+}
+
+/// Starts the session's journal task: it writes what queued, in order, one store call per
+/// batch, and tells the actor how far the journal is durable.
+fn spawn_journal<M: Machine>(
+    myself: ActorRef<SessionMsg<M>>,
+    store: RoomStore,
+    id: String,
+) -> (
+    mpsc::UnboundedSender<(u64, Bytes)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Bytes)>();
+    let task = tokio::spawn(async move {
+        let mut entries = Vec::new();
+        while let Some((mut last, first)) = rx.recv().await {
+            entries.push(first);
+            while entries.len() < MAX_JOURNAL_BATCH {
+                match rx.try_recv() {
+                    Ok((n, e)) => {
+                        last = n;
+                        entries.push(e);
+                    }
+                    Err(_) => break,
+                }
+            }
+            histogram!("wagu_journal_batch_entries", "kind" => M::KIND)
+                .record(entries.len() as f64);
+            let batch = std::mem::take(&mut entries);
+            match store.append_entries::<M>(&id, batch).await {
+                Ok(()) => {
+                    // A dead actor no longer listens; what its task still writes carries
+                    // its epoch, which the actor reviving it does not replay.
+                    let _ = myself.cast(SessionMsg::Durable(last));
+                }
+                Err(e) => {
+                    let _ = myself.cast(SessionMsg::JournalFailed(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    (tx, task)
 }
 
 impl<M: Machine> Actor for SessionActor<M> {
@@ -131,7 +209,14 @@ impl<M: Machine> Actor for SessionActor<M> {
     ) -> Result<Self::State, ActorProcessingErr> {
         // A fresh (or just restored) room is written at once, so a crash before its first
         // journal entry still finds it.
-        args.store.save(&args.machine, args.applied).await?;
+        // A fresh epoch for this actor's journal (see `persist`), first in its snapshot.
+        let epoch = rand::random::<u64>();
+        args.store.save(&args.machine, args.applied, epoch).await?;
+        let (journal, journal_task) = spawn_journal(
+            myself.clone(),
+            args.store.clone(),
+            args.machine.key().to_string(),
+        );
         let mut state = SessionState {
             machine: args.machine,
             applied: args.applied,
@@ -148,6 +233,12 @@ impl<M: Machine> Actor for SessionActor<M> {
             supervisor: args.supervisor,
             report: args.report,
             media: MediaSeats::default(),
+            epoch,
+            journal: Some(journal),
+            journal_task: Some(journal_task),
+            durable: args.applied,
+            held: VecDeque::new(),
+            retire: false,
         };
         arm(&myself, &mut state);
         Ok(state)
@@ -248,58 +339,31 @@ impl<M: Machine> Actor for SessionActor<M> {
                 let _ = reply.send(state.machine.summary());
                 return Ok(());
             }
+            SessionMsg::Durable(n) => {
+                state.durable = state.durable.max(n);
+                release(state)?;
+                return after(&myself, state).await;
+            }
+            SessionMsg::JournalFailed(e) => {
+                return Err(format!(
+                    "{} {}: journal write failed: {e}",
+                    M::KIND,
+                    state.machine.key()
+                )
+                .into());
+            }
             SessionMsg::Crash => panic!(
                 "{} {} asked to crash (test hook)",
                 M::KIND,
                 state.machine.key()
             ),
         };
-        let joining = match &input {
-            Input::Join { conn, .. } => Some(*conn),
-            _ => None,
-        };
         let revision = state.machine.revision();
-        let retire = step(state, input, received).await?;
+        step(state, input, received)?;
         if state.machine.revision() != revision {
             end_gone_media(state);
         }
-        if let Some(conn) = joining {
-            send_media_state(state, conn);
-        }
-        if retire {
-            state.retired = true;
-            if let Some(sfu) = state.media.session.take() {
-                sfu.send(wagu_proto::media::SfuRequest::Close);
-            }
-            // First of all, before the store is touched: from now on the supervisor answers
-            // lookups of this id with "ended" (so nobody revives it from the store while it is
-            // being deleted, and a join whose message to this actor fails learns why).
-            let _ = state
-                .supervisor
-                .cast(crate::actor::supervisor::SupervisorMsg::Ended(
-                    state.machine.key().to_string(),
-                ));
-            if let (Some(records), Some((key, body))) =
-                (&state.records, state.machine.ended_record())
-                && let Err(e) = records.put(&key, body.into(), "application/json").await
-            {
-                tracing::warn!(key, error = %e, "could not keep the ended record");
-            }
-            if let Err(e) = state.store.delete(&state.machine).await {
-                tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
-            }
-            counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
-            // Drain rather than stop: messages already queued (joins racing the end) are still
-            // handled, by the `retired` branch above; later sends fail and the directory asks
-            // the supervisor, which knows the session ended.
-            if myself.drain().is_err() {
-                myself.stop(Some("retired".into()));
-            }
-            return Ok(());
-        }
-        maybe_snapshot(state).await?;
-        arm(&myself, state);
-        Ok(())
+        after(&myself, state).await
     }
 
     async fn post_stop(
@@ -319,10 +383,19 @@ impl<M: Machine> Actor for SessionActor<M> {
         if let Some(sfu) = state.media.session.take() {
             sfu.send(wagu_proto::media::SfuRequest::Close);
         }
+        // Let the journal task finish what it was given, so nothing it writes lands after the
+        // snapshot below.
+        state.journal = None;
+        if let Some(task) = state.journal_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         // Stopped but not retired (node shutdown): leave a fresh snapshot so that this or
         // another node can revive the room and its clients resume there.
         if !state.retired {
-            state.store.save(&state.machine, state.applied).await?;
+            state
+                .store
+                .save(&state.machine, state.applied, state.epoch)
+                .await?;
         }
         Ok(())
     }
@@ -333,15 +406,66 @@ fn ended<M: Machine>() -> (ErrorCode, String) {
     (ErrorCode::RoomClosed, format!("this {} has ended", M::KIND))
 }
 
-/// Feeds one input (and any disconnects it causes) through the room; returns whether the room
-/// asked to retire.
-async fn step<M: Machine>(
+/// After a message: retire if an applied output asked for it, else snapshot when due and arm
+/// the next timer.
+async fn after<M: Machine>(
+    myself: &ActorRef<SessionMsg<M>>,
+    state: &mut SessionState<M>,
+) -> Result<(), ActorProcessingErr> {
+    if state.retired {
+        return Ok(());
+    }
+    if state.retire {
+        state.retired = true;
+        // First of all, before the store is touched: from now on the supervisor answers
+        // lookups of this id with "ended" (so nobody revives it from the store while it is
+        // being deleted, and a join whose message to this actor fails learns why).
+        let _ = state
+            .supervisor
+            .cast(crate::actor::supervisor::SupervisorMsg::Ended(
+                state.machine.key().to_string(),
+            ));
+        if let Some(sfu) = state.media.session.take() {
+            sfu.send(wagu_proto::media::SfuRequest::Close);
+        }
+        // The journal task may still be writing entries of this session: let it finish, so
+        // that nothing of the session is written after it is deleted.
+        state.journal = None;
+        if let Some(task) = state.journal_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let (Some(records), Some((key, body))) = (&state.records, state.machine.ended_record())
+            && let Err(e) = records.put(&key, body.into(), "application/json").await
+        {
+            tracing::warn!(key, error = %e, "could not keep the ended record");
+        }
+        if let Err(e) = state.store.delete(&state.machine).await {
+            tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
+        }
+        counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
+        // Drain rather than stop: messages already queued (joins racing the end) are still
+        // handled, by the `retired` branch of `handle`; later sends fail and the directory
+        // asks the supervisor, which knows the session ended.
+        if myself.drain().is_err() {
+            myself.stop(Some("retired".into()));
+        }
+        return Ok(());
+    }
+    maybe_snapshot(state).await?;
+    arm(myself, state);
+    Ok(())
+}
+
+/// Feeds one input (and any disconnects it causes) through the room. An input that changed
+/// the room goes to the journal; its outputs wait in `held` until that entry is durable, and
+/// so does everything after them, so outputs leave in the order their inputs were handled.
+fn step<M: Machine>(
     state: &mut SessionState<M>,
     input: Input,
     received: Option<Instant>,
-) -> Result<bool, ActorProcessingErr> {
+) -> Result<(), ActorProcessingErr> {
     let mut queue = vec![input];
-    let mut retire = false;
+    let mut received = received;
     while let Some(input) = queue.pop() {
         let now = unix_now();
         let before = state.machine.revision();
@@ -350,29 +474,78 @@ async fn step<M: Machine>(
         // of the traffic.
         let journal_copy = (!is_ephemeral(&input)).then(|| input.clone());
         let outputs = state.machine.handle(now, input);
+        let mut needs = 0;
         if state.machine.revision() != before {
             state.applied += 1;
             state.since_snapshot += 1;
-            // Before any output leaves: an acknowledged change is durable in the store. An
-            // ephemeral input can only have advanced the sequence through the timers that run
-            // with every input (an away participant timing out), and a tick at the same `now`
-            // replays exactly that.
+            // An ephemeral input can only have advanced the sequence through the timers that
+            // run with every input (an away participant timing out), and a tick at the same
+            // `now` replays exactly that.
             let entry = journal_copy.unwrap_or(Input::Tick);
+            let bytes = RoomStore::encode_entry(
+                state.machine.key(),
+                state.epoch,
+                state.applied,
+                now,
+                &entry,
+            )?;
             state
-                .store
-                .append::<M>(state.machine.key(), state.applied, now, &entry)
-                .await?;
+                .journal
+                .as_ref()
+                .ok_or("the journal is closed")?
+                .send((state.applied, bytes))
+                .map_err(|_| "the journal task has stopped")?;
+            needs = state.applied;
         }
-        let lagged = apply(state, outputs, &mut retire);
-        for (conn, participant) in lagged {
-            counter!("wagu_queue_drops_total", "kind" => "lagged").increment(1);
-            queue.push(Input::Disconnect { conn, participant });
+        let r = received.take();
+        if needs <= state.durable && state.held.is_empty() {
+            for d in apply_now(state, outputs, r) {
+                queue.push(d);
+            }
+        } else {
+            state.held.push_back(Held {
+                needs,
+                outputs,
+                received: r,
+            });
         }
     }
+    Ok(())
+}
+
+/// Applies held outputs whose entries are now durable, oldest first; the disconnects of
+/// connections that lagged go back through the room.
+fn release<M: Machine>(state: &mut SessionState<M>) -> Result<(), ActorProcessingErr> {
+    let mut lagged = Vec::new();
+    while state.held.front().is_some_and(|h| h.needs <= state.durable) {
+        let h = state.held.pop_front().expect("front exists");
+        lagged.extend(apply_now(state, h.outputs, h.received));
+    }
+    for d in lagged {
+        step(state, d, None)?;
+    }
+    Ok(())
+}
+
+/// Applies outputs now; returns the disconnects of connections dropped for lagging.
+fn apply_now<M: Machine>(
+    state: &mut SessionState<M>,
+    outputs: Vec<Output>,
+    received: Option<Instant>,
+) -> Vec<Input> {
+    let mut retire = false;
+    let lagged = apply(state, outputs, &mut retire);
+    state.retire |= retire;
     if let Some(r) = received {
         histogram!("wagu_fanout_seconds").record(r.elapsed().as_secs_f64());
     }
-    Ok(retire)
+    lagged
+        .into_iter()
+        .map(|(conn, participant)| {
+            counter!("wagu_queue_drops_total", "kind" => "lagged").increment(1);
+            Input::Disconnect { conn, participant }
+        })
+        .collect()
 }
 
 /// Forgets a connection that could not take a reliable frame; the room hears of it as a
@@ -450,6 +623,8 @@ fn apply<M: Machine>(
                                 participant,
                                 resumed,
                             }));
+                            // Right after its welcome, a newcomer learns who is in voice.
+                            send_media_state(state, conn);
                         }
                         None => {
                             let _ = reply.send(Err((
@@ -519,7 +694,10 @@ async fn maybe_snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), A
     let due = state.since_snapshot >= state.config.snapshot_every
         || (state.since_snapshot > 0 && state.last_snapshot.elapsed() >= Duration::from_secs(5));
     if due {
-        state.store.save(&state.machine, state.applied).await?;
+        state
+            .store
+            .save(&state.machine, state.applied, state.epoch)
+            .await?;
         state.since_snapshot = 0;
         state.last_snapshot = Instant::now();
     }

@@ -1,5 +1,6 @@
-//! A test server on an ephemeral port with in-memory backends, and a small WebSocket client
-//! that speaks the protocol through `wagu_proto`.
+//! A test server on an ephemeral port with the in-memory room store (chosen explicitly: the
+//! default is the embedded file, which `restart_ws.rs` tests), and a small WebSocket client that
+//! speaks the protocol through `wagu_proto`.
 
 #![allow(dead_code)]
 
@@ -43,11 +44,13 @@ impl Drop for TestServer {
 }
 
 pub fn test_config() -> Config {
-    Config {
+    let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: std::env::temp_dir().join(format!("wagu-test-{}", rand_u64())),
         ..Config::default()
-    }
+    };
+    c.ephemeral.backend = wagu_gateway::config::EphemeralBackend::Memory;
+    c
 }
 
 pub fn rand_u64() -> u64 {

@@ -1,12 +1,17 @@
 //! Short-lived keyed data with a time to live: room snapshots and their journals, share links.
 //!
 //! Two operations shapes: single values (`put`/`get`/`delete`) and append-only lists
-//! (`append`/`list`), both expiring. The in-process backend is the default; Redis lets any node
-//! of a cluster see the same rooms and survives a restart of ours. Values are opaque bytes.
+//! (`append`/`list`), both expiring. Three backends keep that one contract (the contract suite,
+//! `storage/tests/ephemeral_contract.rs`, runs against each): `embedded` (a redb file under the
+//! data directory, the default: survives restarts of a single node), `memory` (in-process, gone
+//! with the process: tests) and Redis (any node of a cluster sees the same rooms). Values are
+//! opaque bytes.
 
+pub mod embedded;
 mod memory;
 mod redis;
 
+pub use self::embedded::EmbeddedStore;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
@@ -17,12 +22,24 @@ use std::time::Duration;
 #[derive(Clone)]
 pub enum EphemeralStore {
     Memory(MemoryStore),
+    Embedded(EmbeddedStore),
     Redis(RedisStore),
 }
 
 impl EphemeralStore {
     pub fn memory() -> Self {
         EphemeralStore::Memory(MemoryStore::default())
+    }
+
+    /// Opens (creating if needed) the redb file under `dir`; expired keys are swept from it
+    /// every `sweep_every`.
+    pub async fn embedded(
+        dir: impl AsRef<std::path::Path>,
+        sweep_every: Duration,
+    ) -> Result<Self, StorageError> {
+        Ok(EphemeralStore::Embedded(
+            EmbeddedStore::open(dir, sweep_every).await?,
+        ))
     }
 
     /// Connects to Redis and checks it answers.
@@ -34,6 +51,7 @@ impl EphemeralStore {
     pub fn backend(&self) -> &'static str {
         match self {
             EphemeralStore::Memory(_) => "memory",
+            EphemeralStore::Embedded(_) => "embedded",
             EphemeralStore::Redis(_) => "redis",
         }
     }
@@ -44,6 +62,7 @@ impl EphemeralStore {
                 m.put(key, value, ttl);
                 Ok(())
             }
+            EphemeralStore::Embedded(e) => e.put(key, value, ttl).await,
             EphemeralStore::Redis(r) => r.put(key, value, ttl).await,
         }
     }
@@ -51,6 +70,7 @@ impl EphemeralStore {
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
         match self {
             EphemeralStore::Memory(m) => Ok(m.get(key)),
+            EphemeralStore::Embedded(e) => e.get(key).await,
             EphemeralStore::Redis(r) => r.get(key).await,
         }
     }
@@ -61,6 +81,7 @@ impl EphemeralStore {
                 m.delete(keys);
                 Ok(())
             }
+            EphemeralStore::Embedded(e) => e.delete(keys).await,
             EphemeralStore::Redis(r) => r.delete(keys).await,
         }
     }
@@ -72,7 +93,32 @@ impl EphemeralStore {
                 m.append(key, value, ttl);
                 Ok(())
             }
+            EphemeralStore::Embedded(e) => e.append(key, value, ttl).await,
             EphemeralStore::Redis(r) => r.append(key, value, ttl).await,
+        }
+    }
+
+    /// Appends several values at once, in order, and (re)sets the list's time to live: one
+    /// write for the lot (one commit for the embedded file, one MULTI for Redis). A journal
+    /// that fell behind catches up with one of these.
+    pub async fn append_many(
+        &self,
+        key: &str,
+        values: Vec<Bytes>,
+        ttl: Duration,
+    ) -> Result<(), StorageError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        match self {
+            EphemeralStore::Memory(m) => {
+                for v in values {
+                    m.append(key, v, ttl);
+                }
+                Ok(())
+            }
+            EphemeralStore::Embedded(e) => e.append_many(key, values, ttl).await,
+            EphemeralStore::Redis(r) => r.append_many(key, values, ttl).await,
         }
     }
 
@@ -80,6 +126,7 @@ impl EphemeralStore {
     pub async fn list(&self, key: &str) -> Result<Vec<Bytes>, StorageError> {
         match self {
             EphemeralStore::Memory(m) => Ok(m.list(key)),
+            EphemeralStore::Embedded(e) => e.list(key).await,
             EphemeralStore::Redis(r) => r.list(key).await,
         }
     }
@@ -88,6 +135,7 @@ impl EphemeralStore {
     pub async fn ping(&self) -> Result<(), StorageError> {
         match self {
             EphemeralStore::Memory(_) => Ok(()),
+            EphemeralStore::Embedded(e) => e.ping().await,
             EphemeralStore::Redis(r) => r.ping().await,
         }
     }

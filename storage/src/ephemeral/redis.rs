@@ -79,6 +79,25 @@ impl RedisStore {
         Ok(())
     }
 
+    pub async fn append_many(
+        &self,
+        key: &str,
+        values: Vec<Bytes>,
+        ttl: Duration,
+    ) -> Result<(), StorageError> {
+        let mut c = self.conn.clone();
+        let items: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+        let _: () = redis::pipe()
+            .atomic()
+            .rpush(key, items)
+            .ignore()
+            .pexpire(key, ttl_ms(ttl) as i64)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     pub async fn list(&self, key: &str) -> Result<Vec<Bytes>, StorageError> {
         let mut c = self.conn.clone();
         let v: Vec<Vec<u8>> = c.lrange(key, 0, -1).await?;
