@@ -500,7 +500,7 @@ async fn peer(
             let due = started + Duration::from_micros(33_333 * sent_video);
             if due <= now {
                 let s = stamp();
-                let key = sent_video % 60 == 0 || std::mem::take(&mut force_key);
+                let key = sent_video.is_multiple_of(60) || std::mem::take(&mut force_key);
                 let mut frame = vec![if key { 0x50 } else { 0x51 }, 0];
                 frame.extend_from_slice(&s.to_be_bytes());
                 if key {
