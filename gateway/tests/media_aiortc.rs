@@ -68,13 +68,11 @@ async fn three_aiortc_peers_hear_each_other_and_a_muted_one_goes_silent() {
     let report = run_peers(
         &py,
         &[
+            // `--opt=value`: a token may start with `-`, which argparse would take for an option.
             "room",
-            "--ws",
-            &ws,
-            "--share",
-            &room.share,
-            "--seconds",
-            "3",
+            &format!("--ws={ws}"),
+            &format!("--share={}", room.share),
+            "--seconds=3",
         ],
     )
     .await;
@@ -151,14 +149,10 @@ async fn aiortc_viewers_watch_a_stream_and_a_late_one_sees_a_picture_within_two_
         &py,
         &[
             "stream",
-            "--ws",
-            &ws,
-            "--stream",
-            v["stream_id"].as_str().unwrap(),
-            "--streamer-key",
-            v["streamer_key"].as_str().unwrap(),
-            "--seconds",
-            "3",
+            &format!("--ws={ws}"),
+            &format!("--stream={}", v["stream_id"].as_str().unwrap()),
+            &format!("--streamer-key={}", v["streamer_key"].as_str().unwrap()),
+            "--seconds=3",
         ],
     )
     .await;
