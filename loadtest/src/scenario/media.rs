@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
@@ -433,40 +434,15 @@ async fn peer(
     let window: Window;
     let started = Instant::now();
     let frame_bytes = (video_kbps as usize * 1000 / 8 / 30).max(16);
-    let mut timeout;
     loop {
-        // Drain str0m to its timeout after whatever changed it.
-        loop {
-            match rtc.poll_output()? {
-                Output::Timeout(t) => {
-                    timeout = t;
-                    break;
-                }
-                Output::Transmit(t) => {
-                    let _ = socket.try_send_to(&t.contents, t.destination);
-                }
-                Output::Event(e) => match e {
-                    Event::Connected => {
-                        is_connected = true;
-                        permit.take();
-                        connected.add_permits(1);
-                    }
-                    Event::MediaData(d) => {
-                        let off = if d.data.first().is_some_and(|b| *b == 0x50 || *b == 0x51) {
-                            2
-                        } else {
-                            0
-                        };
-                        if let Some(ts) = d.data.get(off..off + 8) {
-                            let sent = u64::from_be_bytes(ts.try_into().unwrap_or_default());
-                            got.push((sent, stamp().saturating_sub(sent)));
-                        }
-                    }
-                    Event::KeyframeRequest(_) => force_key = true,
-                    _ => {}
-                },
-            }
+        let drained = drain(&mut rtc, &socket, &mut got)?;
+        let timeout = drained.timeout;
+        if drained.connected {
+            is_connected = true;
+            permit.take();
+            connected.add_permits(1);
         }
+        force_key |= drained.keyframe_asked;
         let now = Instant::now();
         let mut next_send = timeout;
         if is_connected && let Some(mid) = audio_out {
@@ -530,13 +506,7 @@ async fn peer(
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 let (n, source) = r?;
-                let Ok(contents) = buf[..n].try_into() else { continue };
-                rtc.handle_input(Input::Receive(Instant::now(), Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: local,
-                    contents,
-                }))?;
+                receive(&mut rtc, &buf[..n], source, local)?;
             }
             _ = tokio::time::sleep_until(next_send.into()) => {
                 rtc.handle_input(Input::Timeout(Instant::now()))?;
@@ -557,39 +527,11 @@ async fn peer(
     // Frames sent in the window's last moments still arrive: keep reading for a second.
     let linger = Instant::now() + Duration::from_secs(1);
     while Instant::now() < linger {
-        loop {
-            match rtc.poll_output()? {
-                Output::Timeout(t) => {
-                    timeout = t;
-                    break;
-                }
-                Output::Transmit(t) => {
-                    let _ = socket.try_send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::MediaData(d)) => {
-                    let off = if d.data.first().is_some_and(|b| *b == 0x50 || *b == 0x51) {
-                        2
-                    } else {
-                        0
-                    };
-                    if let Some(ts) = d.data.get(off..off + 8) {
-                        let sent = u64::from_be_bytes(ts.try_into().unwrap_or_default());
-                        got.push((sent, stamp().saturating_sub(sent)));
-                    }
-                }
-                Output::Event(_) => {}
-            }
-        }
+        let timeout = drain(&mut rtc, &socket, &mut got)?.timeout;
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 let (n, source) = r?;
-                let Ok(contents) = buf[..n].try_into() else { continue };
-                rtc.handle_input(Input::Receive(Instant::now(), Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: local,
-                    contents,
-                }))?;
+                receive(&mut rtc, &buf[..n], source, local)?;
             }
             _ = tokio::time::sleep_until(timeout.min(linger).into()) => {
                 rtc.handle_input(Input::Timeout(Instant::now()))?;
@@ -618,6 +560,71 @@ async fn peer(
         }
     }
     let _ = ws.close(None).await;
+    Ok(())
+}
+
+/// What one drain of a peer's `Rtc` produced besides datagrams and received frames.
+struct Drained {
+    timeout: Instant,
+    connected: bool,
+    keyframe_asked: bool,
+}
+
+/// Drains str0m to its timeout (after whatever changed it): sends what it transmits, and
+/// records (send stamp, delay) of every frame received.
+fn drain(rtc: &mut Rtc, socket: &UdpSocket, got: &mut Vec<(u64, u64)>) -> anyhow::Result<Drained> {
+    let mut d = Drained {
+        timeout: Instant::now(),
+        connected: false,
+        keyframe_asked: false,
+    };
+    loop {
+        match rtc.poll_output()? {
+            Output::Timeout(t) => {
+                d.timeout = t;
+                return Ok(d);
+            }
+            Output::Transmit(t) => {
+                let _ = socket.try_send_to(&t.contents, t.destination);
+            }
+            Output::Event(Event::Connected) => d.connected = true,
+            Output::Event(Event::KeyframeRequest(_)) => d.keyframe_asked = true,
+            Output::Event(Event::MediaData(m)) => {
+                // A video frame starts with its VP8 header (0x50 key, 0x51 delta) and a pad.
+                let off = if m.data.first().is_some_and(|b| *b == 0x50 || *b == 0x51) {
+                    2
+                } else {
+                    0
+                };
+                if let Some(ts) = m.data.get(off..off + 8) {
+                    let sent = u64::from_be_bytes(ts.try_into().unwrap_or_default());
+                    got.push((sent, stamp().saturating_sub(sent)));
+                }
+            }
+            Output::Event(_) => {}
+        }
+    }
+}
+
+/// Feeds one datagram from the socket to the peer's `Rtc`.
+fn receive(
+    rtc: &mut Rtc,
+    data: &[u8],
+    source: SocketAddr,
+    local: SocketAddr,
+) -> anyhow::Result<()> {
+    let Ok(contents) = data.try_into() else {
+        return Ok(());
+    };
+    rtc.handle_input(Input::Receive(
+        Instant::now(),
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination: local,
+            contents,
+        },
+    ))?;
     Ok(())
 }
 
