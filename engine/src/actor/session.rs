@@ -896,20 +896,30 @@ fn end_gone_media<M: Machine>(state: &mut SessionState<M>) {
     let machine = &state.machine;
     let gone = state.media.gone(|p| machine.is_member(p));
     for (participant, seat) in gone {
-        state.media.seats.remove(&participant);
-        let reason = wagu_proto::media::MediaEndReason::NotMember;
-        if let Some(sfu) = &state.media.session {
-            sfu.send(wagu_proto::media::SfuRequest::End {
-                participant,
-                reason,
-            });
-        }
-        send_to(
-            state,
-            seat.conn,
-            &wagu_proto::ServerMessage::MediaEnded { reason },
-        );
+        end_not_member(state, participant, seat.conn);
     }
+}
+
+/// Ends the media of a participant no longer in the session: the SFU drops its peer and its
+/// connection hears why.
+fn end_not_member<M: Machine>(
+    state: &mut SessionState<M>,
+    participant: ParticipantId,
+    conn: ConnId,
+) {
+    state.media.seats.remove(&participant);
+    let reason = wagu_proto::media::MediaEndReason::NotMember;
+    if let Some(sfu) = &state.media.session {
+        sfu.send(wagu_proto::media::SfuRequest::End {
+            participant,
+            reason,
+        });
+    }
+    send_to(
+        state,
+        conn,
+        &wagu_proto::ServerMessage::MediaEnded { reason },
+    );
 }
 
 /// Tells a newcomer who publishes voice/video now.
@@ -942,20 +952,7 @@ fn end_media_of_leaving<M: Machine>(state: &mut SessionState<M>, conn: ConnId) {
     else {
         return;
     };
-    if state.machine.is_member(participant) {
-        return;
+    if !state.machine.is_member(participant) {
+        end_not_member(state, participant, conn);
     }
-    state.media.seats.remove(&participant);
-    let reason = wagu_proto::media::MediaEndReason::NotMember;
-    if let Some(sfu) = &state.media.session {
-        sfu.send(wagu_proto::media::SfuRequest::End {
-            participant,
-            reason,
-        });
-    }
-    send_to(
-        state,
-        conn,
-        &wagu_proto::ServerMessage::MediaEnded { reason },
-    );
 }
