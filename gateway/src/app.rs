@@ -43,6 +43,9 @@ pub struct AppState {
     pub oidc: Arc<crate::auth::oidc::Oidc>,
     pub metrics: PrometheusHandle,
     pub connections: Arc<AtomicUsize>,
+    /// WebSockets this node accepts: `limits.max_connections`, lowered to what the open-file
+    /// limit leaves (see [`crate::fdlimit`]).
+    pub max_connections: usize,
     /// Per-address limit on creating rooms and streams.
     pub creates: Arc<crate::http::limit::CreateLimiter>,
     /// Per-address limit on sign-ups and log-ins.
@@ -171,6 +174,20 @@ impl App {
         let writes = Arc::new(crate::http::limit::CreateLimiter::new(
             config.rate.writes_per_minute,
         ));
+        let soft = crate::fdlimit::soft_limit();
+        let max_connections =
+            crate::fdlimit::connection_budget(config.limits.max_connections, soft);
+        if max_connections < config.limits.max_connections {
+            tracing::warn!(
+                "the open-file limit ({}) holds {max_connections} WebSockets, fewer than \
+                 limits.max_connections ({}); raise the hard RLIMIT_NOFILE (ulimit -Hn, \
+                 LimitNOFILE= in systemd) for more",
+                soft.unwrap_or(0),
+                config.limits.max_connections
+            );
+        } else {
+            tracing::info!("this node accepts up to {max_connections} WebSockets");
+        }
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
@@ -183,6 +200,7 @@ impl App {
             oidc,
             metrics,
             connections: Arc::new(AtomicUsize::new(0)),
+            max_connections,
             creates,
             logins,
             writes,

@@ -6,6 +6,7 @@
 //! - [`http`]: the REST API, health and metrics.
 //! - [`ws`]: the WebSocket edge, one task per connection, no room state.
 //! - [`error`]: `AppError`, the JSON error of the HTTP edge.
+//! - [`fdlimit`]: the open-file budget that bounds the WebSockets a node holds.
 //! - [`telemetry`]: logs and the Prometheus recorder.
 //! - [`web`]: the embedded web client and its security headers.
 
@@ -13,6 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fdlimit;
 pub mod http;
 pub mod telemetry;
 pub mod web;

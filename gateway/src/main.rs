@@ -170,6 +170,16 @@ async fn import_places(
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
+    // Every connection is a file descriptor: take all the kernel allows this process.
+    match wagu_gateway::fdlimit::raise_soft_to_hard() {
+        Ok(r) if r.before != r.after => tracing::info!(
+            "raised the open-file limit from {} to {}",
+            r.before.map_or("unlimited".into(), |v| v.to_string()),
+            r.after.map_or("unlimited".into(), |v| v.to_string())
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let app = wagu_gateway::App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -149,6 +149,53 @@ async fn origin_allow_list() {
     assert!(tokio_tungstenite::connect_async(req).await.is_ok());
 }
 
+/// A node whose open-file limit is 256 (soft and hard, so it cannot raise it) keeps 64 back and
+/// holds 192 WebSockets: the next upgrade is a 503 `capacity` the client can act on, not an
+/// accept loop failing with EMFILE; plain HTTP still answers, and a freed slot is reused.
+#[tokio::test]
+async fn a_node_at_its_open_file_limit_refuses_websockets_with_capacity_and_keeps_serving() {
+    let root = tempfile::tempdir().unwrap();
+    let node = process::Wagu::spawn_with_nofile(root.path(), &[], Some(256)).await;
+    let mut held = Vec::new();
+    for _ in 0..192 {
+        held.push(connect(node.addr).await);
+    }
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", node.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("\"capacity\""), "{body}");
+        }
+        other => panic!("expected a 503 capacity refusal, got {other:?}"),
+    }
+    let (status, _) = http(node.addr, "GET", "/healthz", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        node.log().contains("holds 192 WebSockets"),
+        "the budget is logged: {}",
+        node.log()
+    );
+    assert!(
+        !node.log().contains("Too many open files"),
+        "{}",
+        node.log()
+    );
+    drop(held.pop());
+    // The server notices the close and frees the slot.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio_tungstenite::connect_async(format!("ws://{}/ws", node.addr)).await {
+            Ok((ws, _)) => {
+                held.push(ws);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no slot freed: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn room_full_and_node_room_limit() {
     let mut cfg = test_config();

@@ -7,13 +7,13 @@
 
 mod common;
 
+use common::process::Wagu;
 use common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wagu_gateway::config::EphemeralBackend;
 use wagu_proto::{ErrorCode, ServerMessage};
 
@@ -185,71 +185,6 @@ async fn a_room_outlives_a_graceful_restart_on_the_embedded_store() {
     friend_resumes_exactly(node.addr, &b).await;
     room_is_whole(node.addr, &mut b).await;
     node.stop().await;
-}
-
-/// The real `wagu` binary as a child process, killed with SIGKILL when dropped.
-struct Wagu {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Wagu {
-    /// Starts `wagu` on a free port over `data_dir`, with its defaults (the embedded room
-    /// store) and `env`; waits until `/readyz` answers 200.
-    async fn spawn(root: &Path, env: &[(&str, &str)]) -> Wagu {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(root.join("server.log"))
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wagu"));
-        cmd.env_clear()
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(root.join("data"))
-            .env("WAGU_LOG", "warn")
-            .env("WAGU_DATABASE__SEED_SAMPLE_PLACES", "false")
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("the wagu binary starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(root.join("server.log")).unwrap_or_default();
-                panic!("wagu exited at start ({status}): {log}");
-            }
-            if tokio::net::TcpStream::connect(addr).await.is_ok()
-                && http(addr, "GET", "/readyz", "").await.0 == 200
-            {
-                return Wagu { child, addr };
-            }
-            assert!(Instant::now() < deadline, "wagu not ready within 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// `kill -9`: no shutdown path runs, nothing is flushed on the way out.
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Wagu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

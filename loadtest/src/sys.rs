@@ -6,37 +6,31 @@ use std::time::Instant;
 /// Raises the soft `RLIMIT_NOFILE` to `wanted` (and the hard limit too when allowed, e.g. as
 /// root); returns the soft limit in force afterwards.
 pub fn raise_nofile(wanted: u64) -> std::io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let hard = lim.maximum.unwrap_or(u64::MAX);
+    if lim.current.is_none_or(|soft| soft >= wanted) {
+        return Ok(lim.current.unwrap_or(u64::MAX));
     }
-    if lim.rlim_cur >= wanted {
-        return Ok(lim.rlim_cur);
-    }
-    if lim.rlim_max < wanted {
-        let both = libc::rlimit {
-            rlim_cur: wanted,
-            rlim_max: wanted,
+    if hard < wanted {
+        let both = Rlimit {
+            current: Some(wanted),
+            maximum: Some(wanted),
         };
-        // SAFETY: setrlimit reads one `rlimit` through a valid pointer.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &both) } == 0 {
+        if setrlimit(Resource::Nofile, both).is_ok() {
             return Ok(wanted);
         }
         // Not privileged (or above fs.nr_open): settle for the hard limit.
     }
-    let soft = libc::rlimit {
-        rlim_cur: wanted.min(lim.rlim_max),
-        rlim_max: lim.rlim_max,
-    };
-    // SAFETY: as above.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(soft.rlim_cur)
+    let soft = wanted.min(hard);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(soft),
+            maximum: lim.maximum,
+        },
+    )?;
+    Ok(soft)
 }
 
 /// `net.ipv4.ip_local_port_range`.
@@ -69,8 +63,7 @@ pub struct ProcSampler {
 
 impl ProcSampler {
     pub fn new(pid: u32) -> std::io::Result<Self> {
-        // SAFETY: sysconf has no preconditions.
-        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let tck = rustix::param::clock_ticks_per_second();
         let mut s = ProcSampler {
             pid,
             ticks_per_sec: if tck > 0 { tck as f64 } else { 100.0 },

@@ -41,7 +41,7 @@ async fn upgrade(
             ));
         }
     }
-    let max = app.config.limits.max_connections;
+    let max = app.max_connections;
     if app.connections.load(Ordering::Relaxed) >= max {
         return Err(AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
