@@ -5,6 +5,7 @@ import { accessToken, current, logout, save, type SessionBody } from "./auth";
 import { h, replace, toast } from "./dom";
 import { t, lang } from "./i18n";
 import { SEOUL } from "./map";
+import { composer, photoRow } from "./compose";
 import { onLanguageChange, topbar } from "./shell";
 
 interface Post {
@@ -20,6 +21,7 @@ interface Post {
   rating: number;
   text: string;
   menu: { name: string; price?: number }[];
+  photos: string[];
 }
 interface EndedStream {
   stream_id: string;
@@ -45,7 +47,7 @@ function postCard(post: Post, onChange: () => void): HTMLLIElement {
   const li = h(
     "li",
     { class: "post", "data-post": post.id },
-    h("div", { class: "grow" }, h("a", { class: "cand-name", href: `/places/${encodeURIComponent(post.place_id)}` }, post.place_name), h("div", { class: "stars", "aria-label": `${post.rating}/5` }, stars(post.rating)), h("p", { class: "post-text" }, post.text), h("div", { class: "muted small" }, post.author_name, " · ", post.visit_date)),
+    h("div", { class: "grow" }, h("a", { class: "cand-name", href: `/places/${encodeURIComponent(post.place_id)}` }, post.place_name), h("div", { class: "stars", "aria-label": `${post.rating}/5` }, stars(post.rating)), h("p", { class: "post-text" }, post.text), photoRow(post.photos ?? []), h("div", { class: "muted small" }, post.author_name, " · ", post.visit_date)),
     mine ? h("button", { type: "button", class: "ghost small", onclick: () => replace(li, editForm(post, onChange)) }, p().edit) : null,
   );
   return li;
@@ -105,6 +107,7 @@ function writeForm(fixed: Place | null, done: () => void): HTMLElement {
   const date = h("input", { id: "post-date", type: "date", value: new Date().toISOString().slice(0, 10) });
   const rating = ratingInput(5);
   const text = h("textarea", { id: "post-text", class: "input", rows: 4, maxlength: 5000, placeholder: p().text });
+  const compose = composer(text, () => ({ place_id: place?.id ?? null, rating: rating.value() }));
   const key = crypto.randomUUID();
   return h(
     "form",
@@ -117,7 +120,7 @@ function writeForm(fixed: Place | null, done: () => void): HTMLElement {
         const token = await accessToken();
         if (!token) return location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
         try {
-          const r = await fetch("/api/posts", { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "idempotency-key": key }, body: JSON.stringify({ place_id: place.id, visit_date: date.value, rating: rating.value(), text: text.value.trim() }) });
+          const r = await fetch("/api/posts", { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "idempotency-key": key }, body: JSON.stringify({ place_id: place.id, visit_date: date.value, rating: rating.value(), text: text.value.trim(), ...compose.fields() }) });
           if (!r.ok) throw new ApiError(r.status, String(r.status), await r.text());
           done();
         } catch (err) {
@@ -133,6 +136,7 @@ function writeForm(fixed: Place | null, done: () => void): HTMLElement {
     date,
     h("label", null, p().rating),
     rating.el,
+    compose.el,
     h("label", { for: "post-text" }, p().text),
     text,
     h("button", { type: "submit", class: "primary big", id: "publish" }, p().publish),

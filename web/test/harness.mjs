@@ -118,3 +118,63 @@ export function guard(page, problems) {
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy|Refused/.test(m.text())) problems.push(`console: ${m.text()}`); });
 }
+
+/**
+ * `jpeg` with an EXIF APP1 segment inserted after SOI: an IFD0 with `orientation` (1–8) and,
+ * when `gps` is given, a GPS IFD with the latitude (what a phone camera writes). Big-endian TIFF.
+ */
+export function withExif(jpeg, { orientation = 1, gps = null } = {}) {
+  const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return b; };
+  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
+  const entry = (tag, type, count, value) => Buffer.concat([u16(tag), u16(type), u32(count), value]);
+  const ifd0Count = gps ? 2 : 1;
+  const ifd0Len = 2 + ifd0Count * 12 + 4;
+  const gpsOffset = 8 + ifd0Len;
+  const ifd0 = Buffer.concat([
+    u16(ifd0Count),
+    entry(0x0112, 3, 1, Buffer.concat([u16(orientation), u16(0)])),
+    ...(gps ? [entry(0x8825, 4, 1, u32(gpsOffset))] : []),
+    u32(0),
+  ]);
+  let gpsIfd = Buffer.alloc(0);
+  if (gps) {
+    const gpsLen = 2 + 2 * 12 + 4;
+    const ratOffset = gpsOffset + gpsLen;
+    const deg = Math.floor(gps.lat);
+    const min = Math.floor((gps.lat - deg) * 60);
+    const sec = Math.round(((gps.lat - deg) * 60 - min) * 60 * 100);
+    gpsIfd = Buffer.concat([
+      u16(2),
+      entry(0x0001, 2, 2, Buffer.from([78, 0, 0, 0])), // "N"
+      entry(0x0002, 5, 3, u32(ratOffset)),
+      u32(0),
+      u32(deg), u32(1), u32(min), u32(1), u32(sec), u32(100),
+    ]);
+  }
+  const tiff = Buffer.concat([Buffer.from("MM\0*"), u32(8), ifd0, gpsIfd]);
+  const body = Buffer.concat([Buffer.from("Exif\0\0"), tiff]);
+  const app1 = Buffer.concat([Buffer.from([0xff, 0xe1]), u16(body.length + 2), body]);
+  if (jpeg[0] !== 0xff || jpeg[1] !== 0xd8) throw new Error("not a JPEG");
+  return Buffer.concat([jpeg.subarray(0, 2), app1, jpeg.subarray(2)]);
+}
+
+/** The segments of a JPEG up to its first scan: [{ marker, data }]. */
+export function jpegSegments(jpeg) {
+  const out = [];
+  let i = 2;
+  while (i + 4 <= jpeg.length && jpeg[i] === 0xff) {
+    const marker = jpeg[i + 1];
+    const len = jpeg.readUInt16BE(i + 2);
+    out.push({ marker, data: jpeg.subarray(i + 4, i + 2 + len) });
+    if (marker === 0xda) break;
+    i += 2 + len;
+  }
+  return out;
+}
+
+/** A JPEG's width and height from its start-of-frame segment. */
+export function jpegSize(jpeg) {
+  const sof = jpegSegments(jpeg).find((s) => s.marker >= 0xc0 && s.marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(s.marker));
+  if (!sof) throw new Error("no SOF segment");
+  return { height: sof.data.readUInt16BE(1), width: sof.data.readUInt16BE(3) };
+}
