@@ -71,8 +71,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_soft_limit_leaves_960_websockets() {
-        assert_eq!(connection_budget(100_000, Some(1024)), 960);
+    fn the_default_soft_limit_leaves_922_websockets() {
+        // A tenth (102) is kept back.
+        assert_eq!(connection_budget(100_000, Some(1024)), 922);
+        // Below 640 the floor of 64 applies.
+        assert_eq!(connection_budget(100_000, Some(256)), 192);
     }
 
     #[test]

@@ -42,7 +42,8 @@ impl Wagu {
             .arg(root.join("data"))
             .env("WAGU_LOG", "warn")
             .env("WAGU_DATABASE__SEED_SAMPLE_PLACES", "false")
-            .stdout(Stdio::null())
+            // The server logs to stdout; both streams go to the log file.
+            .stdout(log.try_clone().unwrap())
             .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
@@ -82,7 +83,7 @@ impl Wagu {
         }
     }
 
-    /// What the server wrote to stderr so far.
+    /// What the server wrote (its log) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
