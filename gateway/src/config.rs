@@ -694,6 +694,60 @@ mod tests {
     }
 
     #[test]
+    fn social_providers_come_from_presets_in_the_file_and_bad_ones_name_the_setting() {
+        let dir = std::env::temp_dir().join(format!("wagu-cfg4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("social.toml");
+        std::fs::write(
+            &f,
+            "[[auth.oidc]]\nname = \"naver\"\npreset = \"naver\"\nclient_id = \"a\"\n\
+             client_secret = \"b\"\n\n[[auth.oidc]]\nname = \"kakao\"\npreset = \"kakao\"\n\
+             client_id = \"c\"\nclient_secret = \"d\"\n[auth.oidc.profile]\nname = \"/name\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), FlagOverrides::default()).unwrap();
+        assert_eq!(c.auth.oidc.len(), 2);
+        assert_eq!(c.auth.oidc[0].preset, Some(Preset::Naver));
+        assert_eq!(c.auth.oidc[1].profile.name.as_deref(), Some("/name"));
+        for (toml, setting) in [
+            ("name = \"x\"\npreset = \"line\"", "preset"),
+            (
+                "name = \"x\"\nkind = \"oauth2\"",
+                "auth.oidc.authorization_endpoint",
+            ),
+            (
+                "name = \"x\"\npreset = \"google\"\nprofile_endpoint = \"https://x.example/me\"",
+                "auth.oidc.kind",
+            ),
+            (
+                "name = \"x\"\npreset = \"google\"\n[auth.oidc.profile]\nsubject = \"sub\"",
+                "auth.oidc.profile.subject",
+            ),
+        ] {
+            std::fs::write(
+                &f,
+                format!("[[auth.oidc]]\nclient_id = \"a\"\nclient_secret = \"b\"\n{toml}\n"),
+            )
+            .unwrap();
+            let e = Config::load(Some(&f), FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(setting), "{toml}: {e}");
+        }
+        std::fs::write(
+            &f,
+            "[[auth.oidc]]\nname = \"g\"\npreset = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n\
+             [[auth.oidc]]\nname = \"g\"\npreset = \"kakao\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&f), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("used by two providers"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn only_setting_variables_are_read() {
         assert!(is_setting("LIMITS__MAX_ROOMS"));
         assert!(is_setting("listen"));
