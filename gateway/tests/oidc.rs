@@ -1262,6 +1262,13 @@ async fn a_browser_finishes_a_kakao_style_log_in_in_the_web_client() {
         .await;
     assert_eq!((r.status, r.code()), (400, "invalid".into()), "{}", r.body);
 
+    // A start that fails is shown on the log-in page too.
+    let r = b.get(&wagu.url("/api/auth/oidc/nope/start")).await;
+    assert_eq!(
+        login_fragment(&r),
+        ("social_error".into(), "unknown_provider".into())
+    );
+
     // A denial comes back as oidc_denied.
     let r = b
         .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
@@ -1292,19 +1299,35 @@ async fn failed_oidc_log_ins_create_no_account() {
     let (listener, addr, cb) = reserve(NAME).await;
     let provider = OidcProvider::start(&node_modules, &cb, &subject, &email);
     let issuer = provider.issuer.clone();
+    let provider_at = |name: &str, issuer: String| SocialProviderConfig {
+        name: name.into(),
+        issuer: Some(issuer),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        ..Default::default()
+    };
+    // The same server under another name: its discovery document names 127.0.0.1, not
+    // localhost, so it is not this issuer's (OIDC Discovery 4.3).
+    let wrong = issuer.replace("127.0.0.1", "localhost");
     let wagu = wagu_on(
         listener,
         addr,
-        vec![SocialProviderConfig {
-            name: NAME.into(),
-            issuer: Some(issuer.clone()),
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            ..Default::default()
-        }],
+        vec![
+            provider_at(NAME, issuer.clone()),
+            provider_at("wrongiss", wrong),
+        ],
     )
     .await;
     let mut b = Browser::default();
+
+    // A configured issuer that the discovery document does not confirm.
+    let r = b.get(&wagu.url("/api/auth/oidc/wrongiss/start")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
 
     // Denied consent.
     let authorize = start_flow(&mut b, &wagu, &issuer).await;

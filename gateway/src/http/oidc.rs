@@ -126,18 +126,34 @@ pub async fn provider_list(State(app): State<AppState>) -> Json<ProviderListBody
 #[utoipa::path(get, operation_id = "start_oidc_login", path = "/api/auth/oidc/{name}/start", tag = "accounts",
     params(("name" = String, Path, description = "a configured provider")),
     responses((status = 302, description = "to the provider's log-in page; sets the `wagu_oidc_state` cookie"),
+        (status = 303, description = "a browser (`Accept` names `text/html`) whose start failed: to `/login#social_error=<error code>`"),
+        (status = 401, description = "`oidc_failed`: the provider's discovery document could not be read or names another issuer", body = crate::http::openapi::ErrorBody),
         (status = 404, body = crate::http::openapi::ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
     Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match begin(&app, ip, &name).await {
+        Ok(r) => r,
+        // A person who clicked a button reads the error on the log-in page, not as JSON.
+        Err(e) if is_browser(&headers) => to_login(&format!("social_error={}", e.code)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn begin(
+    app: &AppState,
+    ip: Option<std::net::IpAddr>,
+    name: &str,
 ) -> Result<Response, AppError> {
     // Each start stores a pending log-in for ten minutes: limited like log-ins.
     check_rate(&app.logins, ip, "sign-ups and log-ins")?;
-    let (url, state) = app.social.start(&name, &app.ephemeral).await?;
+    let (url, state) = app.social.start(name, &app.ephemeral).await?;
     // The state is bound to this browser: the callback must come with this cookie, so a
     // callback link made by someone else (login CSRF) or leaked from elsewhere is refused.
-    let cookie = state_cookie_header(&app, &state, handoff::STATE_TTL.as_secs());
+    let cookie = state_cookie_header(app, &state, handoff::STATE_TTL.as_secs());
     Ok((
         StatusCode::FOUND,
         [(header::LOCATION, url), (header::SET_COOKIE, cookie)],
