@@ -5,6 +5,13 @@
 //! interaction: /interaction/:uid logs its one account in and consents at once, so the
 //! "browser" here is a loop that follows redirects with a cookie jar.
 //!
+//! The same server plays a plain OAuth 2.0 provider (no `openid` scope, so no ID token) with
+//! a Naver-shaped profile API for the `oauth2` kind, and the Kakao preset's scopes and claims;
+//! the failure tests (denied consent, replayed state, wrong issuer, forged, reused and expired
+//! codes) check in the records store that no account was created. The browser hand-off
+//! (`/login#social_code=…` and `POST /api/auth/oidc/exchange`) is tested here at the HTTP
+//! level, and in Chromium by `web/test/social.test.mjs`.
+//!
 //! Needs `WAGU_TEST_OIDC_NODE_MODULES` (the node_modules that deploy/install.sh made; the env
 //! file of deploy/services.sh names it): unset, the tests say SKIPPED; set, a provider that
 //! does not start fails them.

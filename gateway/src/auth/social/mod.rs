@@ -51,9 +51,6 @@ pub enum SocialError {
     Store(#[from] wagu_storage::StorageError),
 }
 
-/// The old name of [`SocialError`].
-pub type OidcError = SocialError;
-
 struct Provider {
     config: ResolvedProvider,
     /// OIDC: the discovery document and keys, learnt at first use.
