@@ -10,7 +10,7 @@
 //! in the form, PKCE verifier), and reads who logged in ([`profile`]) from the verified ID
 //! token (OIDC) or from the profile API called with the access token (OAuth 2.0).
 //!
-//! What it does not do: create accounts or sessions (`http::oidc` does), link a social
+//! What it does not do: create accounts or sessions (`http::social` does), link a social
 //! identity to an existing password account, or the implicit flow.
 
 pub mod oauth2;
