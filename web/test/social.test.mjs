@@ -144,6 +144,12 @@ test("the log-in page offers every configured provider", async () => {
   assert.equal(await page.locator('a[data-provider="testop"]').textContent(), "Continue with Test OP");
   assert.equal(await page.locator('a[data-provider="naver"]').textContent(), "Continue with Naver");
   await page.screenshot({ path: join(ARTIFACTS, "login-social-phone.png") });
+  // A hand-off code that is not (or no longer) valid: the page says so, nobody is signed in.
+  await page.goto("/live"); // (from /login itself, only the fragment would change: no load)
+  await page.goto("/login#social_code=not-a-real-code");
+  await page.waitForSelector('#social-error[data-code="invalid_code"]');
+  assert.match(await page.locator("#social-error").textContent(), /expired or was already used/);
+  assert.equal(await session(page), null);
   await ctx.close();
 });
 

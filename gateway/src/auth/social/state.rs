@@ -130,6 +130,9 @@ pub async fn take_handoff(
     if cookie_state != Some(h.state.as_str()) {
         return Err(SocialError::InvalidHandoff);
     }
+    // Get then delete, as for states: two exchanges racing with one code from the one
+    // browser holding the cookie could both get a session of the same account (no one
+    // else can), which costs nothing.
     store.delete(&[&key]).await?;
     Ok(AccountId(h.account))
 }
