@@ -109,7 +109,7 @@ install_s3s_fs() {
 }
 
 # npm ci of deploy/oidc (oidc-provider and its locked dependencies) into
-# $CACHE_DIR/oidc-provider-<version>; gateway/tests/oidc.rs runs
+# $CACHE_DIR/oidc-provider-<version>; gateway/tests/oidc.rs and web/test/social.test.mjs run
 # deploy/oidc/provider.mjs against its node_modules. The marker holds the
 # lock file's checksum, so a changed lock file reinstalls.
 install_oidc() {

@@ -40,7 +40,7 @@ pub struct AppState {
     /// Signs and verifies access tokens.
     pub tokens: Arc<Tokens>,
     /// Social log-in providers.
-    pub oidc: Arc<crate::auth::oidc::Oidc>,
+    pub social: Arc<crate::auth::social::Social>,
     pub metrics: PrometheusHandle,
     pub connections: Arc<AtomicUsize>,
     /// WebSockets this node accepts: `limits.max_connections`, lowered to what the open-file
@@ -164,8 +164,8 @@ impl App {
         let creates = Arc::new(crate::http::limit::CreateLimiter::new(
             config.rate.creates_per_minute,
         ));
-        let oidc = Arc::new(
-            crate::auth::oidc::Oidc::new(&config.auth.oidc, config.public_url())
+        let social = Arc::new(
+            crate::auth::social::Social::new(&config.auth.oidc, config.public_url())
                 .context("auth.oidc")?,
         );
         let logins = Arc::new(crate::http::limit::CreateLimiter::new(
@@ -197,7 +197,7 @@ impl App {
             blobs,
             records,
             tokens,
-            oidc,
+            social,
             metrics,
             connections: Arc::new(AtomicUsize::new(0)),
             max_connections,

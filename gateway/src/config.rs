@@ -129,28 +129,96 @@ pub struct AuthConfig {
     /// the client's own concurrent refresh (refused, family kept); later, for a stolen copy
     /// (refused, family revoked).
     pub refresh_reuse_grace_secs: u64,
-    /// Social log-in providers (OpenID Connect: Kakao, Google, or any other issuer).
-    pub oidc: Vec<OidcProviderConfig>,
+    /// Social log-in providers: OpenID Connect (Google, Kakao, any issuer) or plain OAuth 2.0
+    /// with a profile API (Naver). `[[auth.oidc]]` tables; see `docs/RECORDS.md`.
+    pub oidc: Vec<SocialProviderConfig>,
 }
 
-/// One OpenID Connect provider. The redirect URI to register with it is
-/// `{public_url}/api/auth/oidc/{name}/callback`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// One social log-in provider as written in the file. A `preset` fills every field but the
+/// client's id and secret; a field set here overrides the preset's. What the fields become
+/// (and every check of them) is `auth::social::presets::resolve`. The redirect URI to register
+/// with the provider is `{public_url}/api/auth/oidc/{name}/callback`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct OidcProviderConfig {
+pub struct SocialProviderConfig {
     /// Short name used in URLs: `[a-z0-9_-]{1,32}`.
     pub name: String,
-    /// The issuer URL; its `/.well-known/openid-configuration` is read at first use.
-    pub issuer: String,
+    /// `google`, `kakao` or `naver`: the provider's documented endpoints, scopes and claims.
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// `oidc` (ID token checked against the issuer's keys) or `oauth2` (access token, then the
+    /// profile API). Default: the preset's, else `oidc`.
+    #[serde(default)]
+    pub kind: Option<ProviderKind>,
+    /// The button's text in the web client. Default: the preset's, else the name.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `oidc`: the issuer URL; its `/.well-known/openid-configuration` is read at first use.
+    #[serde(default)]
+    pub issuer: Option<String>,
     pub client_id: String,
     pub client_secret: String,
-    /// Scopes asked for; `openid` is always included.
-    #[serde(default = "default_oidc_scopes")]
-    pub scopes: Vec<String>,
+    /// Scopes asked for. `oidc` always includes `openid`.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// `oauth2`: where the browser is sent to log in.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// `oauth2`: where the code is redeemed for an access token.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// `oauth2`: the profile API called with the access token (`GET`, `Authorization: Bearer`).
+    #[serde(default)]
+    pub profile_endpoint: Option<String>,
+    /// How the client authenticates at the token endpoint: `basic` (HTTP Basic, the default)
+    /// or `post` (`client_id` and `client_secret` in the form; Kakao and Naver).
+    #[serde(default)]
+    pub token_auth: Option<TokenAuth>,
+    /// Send a PKCE S256 challenge (default true; Naver's preset turns it off).
+    #[serde(default)]
+    pub pkce: Option<bool>,
+    /// Where the person's identity is in the ID token's claims (`oidc`) or the profile JSON
+    /// (`oauth2`): JSON pointers (RFC 6901) such as `/sub` or `/response/id`.
+    #[serde(default)]
+    pub profile: ProfileMappingConfig,
 }
 
-fn default_oidc_scopes() -> Vec<String> {
-    vec!["openid".into(), "email".into(), "profile".into()]
+/// The old name of [`SocialProviderConfig`] (it held only OpenID Connect providers).
+pub type OidcProviderConfig = SocialProviderConfig;
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Google,
+    Kakao,
+    Naver,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Oidc,
+    Oauth2,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAuth {
+    Basic,
+    Post,
+}
+
+/// JSON pointers into the claims or profile; unset ones come from the preset or the kind's
+/// defaults (`/sub`, `/name`, `/email`, `/email_verified`, `/picture` for `oidc`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileMappingConfig {
+    pub subject: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// A boolean (or `"true"`/`"false"`); when it is false the email is dropped.
+    pub email_verified: Option<String>,
+    pub picture: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -512,32 +580,13 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.auth.oidc {
-            let name_ok = (1..=32).contains(&p.name.len())
-                && p.name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            if !name_ok || !names.insert(p.name.clone()) {
+            if let Err(e) = crate::auth::social::presets::resolve(p) {
+                return bad(e.setting, e.message);
+            }
+            if !names.insert(p.name.clone()) {
                 return bad(
                     "auth.oidc.name",
-                    format!(
-                        "{:?} must be unique, 1 to 32 characters of [a-z0-9_-]",
-                        p.name
-                    ),
-                );
-            }
-            if !(p.issuer.starts_with("https://") || p.issuer.starts_with("http://")) {
-                return bad(
-                    "auth.oidc.issuer",
-                    format!("{:?} must be an http(s) URL", p.issuer),
-                );
-            }
-            if p.client_id.is_empty() || p.client_secret.is_empty() {
-                return bad(
-                    "auth.oidc.client_id",
-                    format!(
-                        "provider {}: client_id and client_secret are required",
-                        p.name
-                    ),
+                    format!("{:?} is used by two providers", p.name),
                 );
             }
         }
@@ -641,6 +690,60 @@ mod tests {
         let e =
             Config::load(Some(&dir.join("missing.toml")), FlagOverrides::default()).unwrap_err();
         assert!(e.to_string().contains("does not exist"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn social_providers_come_from_presets_in_the_file_and_bad_ones_name_the_setting() {
+        let dir = std::env::temp_dir().join(format!("wagu-cfg4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("social.toml");
+        std::fs::write(
+            &f,
+            "[[auth.oidc]]\nname = \"naver\"\npreset = \"naver\"\nclient_id = \"a\"\n\
+             client_secret = \"b\"\n\n[[auth.oidc]]\nname = \"kakao\"\npreset = \"kakao\"\n\
+             client_id = \"c\"\nclient_secret = \"d\"\n[auth.oidc.profile]\nname = \"/name\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), FlagOverrides::default()).unwrap();
+        assert_eq!(c.auth.oidc.len(), 2);
+        assert_eq!(c.auth.oidc[0].preset, Some(Preset::Naver));
+        assert_eq!(c.auth.oidc[1].profile.name.as_deref(), Some("/name"));
+        for (toml, setting) in [
+            ("name = \"x\"\npreset = \"line\"", "preset"),
+            (
+                "name = \"x\"\nkind = \"oauth2\"",
+                "auth.oidc.authorization_endpoint",
+            ),
+            (
+                "name = \"x\"\npreset = \"google\"\nprofile_endpoint = \"https://x.example/me\"",
+                "auth.oidc.kind",
+            ),
+            (
+                "name = \"x\"\npreset = \"google\"\n[auth.oidc.profile]\nsubject = \"sub\"",
+                "auth.oidc.profile.subject",
+            ),
+        ] {
+            std::fs::write(
+                &f,
+                format!("[[auth.oidc]]\nclient_id = \"a\"\nclient_secret = \"b\"\n{toml}\n"),
+            )
+            .unwrap();
+            let e = Config::load(Some(&f), FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(setting), "{toml}: {e}");
+        }
+        std::fs::write(
+            &f,
+            "[[auth.oidc]]\nname = \"g\"\npreset = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n\
+             [[auth.oidc]]\nname = \"g\"\npreset = \"kakao\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&f), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("used by two providers"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -5,6 +5,13 @@
 //! interaction: /interaction/:uid logs its one account in and consents at once, so the
 //! "browser" here is a loop that follows redirects with a cookie jar.
 //!
+//! The same server plays a plain OAuth 2.0 provider (no `openid` scope, so no ID token) with
+//! a Naver-shaped profile API for the `oauth2` kind, and the Kakao preset's scopes and claims;
+//! the failure tests (denied consent, replayed state, wrong issuer, forged, reused and expired
+//! codes) check in the records store that no account was created. The browser hand-off
+//! (`/login#social_code=…` and `POST /api/auth/oidc/exchange`) is tested here at the HTTP
+//! level, and in Chromium by `web/test/social.test.mjs`.
+//!
 //! Needs `WAGU_TEST_OIDC_NODE_MODULES` (the node_modules that deploy/install.sh made; the env
 //! file of deploy/services.sh names it): unset, the tests say SKIPPED; set, a provider that
 //! does not start fails them.
@@ -21,7 +28,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wagu_gateway::config::{DatabaseBackend, OidcProviderConfig};
+use wagu_gateway::config::{DatabaseBackend, Preset, SocialProviderConfig};
 use wagu_gateway::{App, Config};
 
 const NODE_MODULES: &str = "WAGU_TEST_OIDC_NODE_MODULES";
@@ -57,6 +64,17 @@ impl OidcProvider {
     /// Starts provider.mjs on a free port for one client whose redirect URI is
     /// `redirect_uri`, and waits for its `ready`. Panics if it does not come up.
     fn start(node_modules: &str, redirect_uri: &str, subject: &str, email: &str) -> OidcProvider {
+        Self::start_with(node_modules, redirect_uri, subject, email, &[])
+    }
+
+    /// [`OidcProvider::start`] with more of provider.mjs's flags (`--token-auth post`…).
+    fn start_with(
+        node_modules: &str,
+        redirect_uri: &str,
+        subject: &str,
+        email: &str,
+        extra: &[&str],
+    ) -> OidcProvider {
         let node_modules = PathBuf::from(node_modules);
         assert!(
             node_modules
@@ -82,6 +100,7 @@ impl OidcProvider {
             .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
             .args(["--redirect-uri", redirect_uri])
             .args(["--subject", subject, "--email", email])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -148,6 +167,8 @@ fn free_port() -> u16 {
 /// it the redirect URI registered with the provider) is known in advance.
 struct Wagu {
     addr: SocketAddr,
+    /// The server's state: the tests look into its records store.
+    state: wagu_gateway::AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -162,6 +183,7 @@ impl Wagu {
     async fn start(listener: tokio::net::TcpListener, config: Config) -> Wagu {
         let addr = listener.local_addr().unwrap();
         let app = App::build(config).await.expect("app builds");
+        let state = app.state.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = wagu_gateway::serve(listener, app, async move {
@@ -171,6 +193,7 @@ impl Wagu {
         });
         Wagu {
             addr,
+            state,
             stop: Some(tx),
             task: Some(task),
         }
@@ -190,7 +213,22 @@ impl Wagu {
     }
 
     fn callback_url(&self) -> String {
-        self.url(&format!("/api/auth/oidc/{NAME}/callback"))
+        self.callback_of(NAME)
+    }
+
+    fn callback_of(&self, name: &str) -> String {
+        self.url(&format!("/api/auth/oidc/{name}/callback"))
+    }
+
+    /// The account the records store holds for `subject` at provider `name`, if any.
+    async fn account_of(&self, name: &str, subject: &str) -> Option<String> {
+        use wagu_storage::records::AccountStore;
+        self.state
+            .records
+            .account_by_identity(name, subject)
+            .await
+            .expect("the records store answers")
+            .map(|a| a.id.0)
     }
 }
 
@@ -315,10 +353,45 @@ struct Browser {
     jar: Vec<Cookie>,
     /// Every URL requested, in order.
     visited: Vec<String>,
+    /// Whether it says `Accept: text/html` as a browser's navigation does (Wagu's callback
+    /// then answers a redirect to the web client) or `application/json` (an API client).
+    navigates: bool,
 }
 
 impl Browser {
+    /// One that accepts HTML, as a real browser's navigation does.
+    fn navigating() -> Browser {
+        Browser {
+            navigates: true,
+            ..Browser::default()
+        }
+    }
+
     async fn get(&mut self, url: &str) -> Response {
+        self.request("GET", url, None).await
+    }
+
+    /// A JSON `POST` with the jar's cookies (as the web client's `fetch` sends them).
+    async fn post_json(&mut self, url: &str, body: &Value) -> Response {
+        self.request("POST", url, Some(("application/json", &body.to_string())))
+            .await
+    }
+
+    /// A form `POST` (what a client sends a token endpoint).
+    async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
+        let body: Vec<String> = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        self.request(
+            "POST",
+            url,
+            Some(("application/x-www-form-urlencoded", &body.join("&"))),
+        )
+        .await
+    }
+
+    async fn request(&mut self, method: &str, url: &str, body: Option<(&str, &str)>) -> Response {
         self.visited.push(url.to_string());
         let u = parse_url(url);
         let path = path_of(&u.target);
@@ -328,14 +401,26 @@ impl Browser {
             .filter(|c| c.authority == u.authority && path_matches(path, &c.path))
             .map(|c| format!("{}={}", c.name, c.value))
             .collect();
+        let accept = if self.navigates {
+            "text/html,application/xhtml+xml,*/*;q=0.8"
+        } else {
+            "application/json"
+        };
         let mut req = format!(
-            "GET {} HTTP/1.0\r\nHost: {}\r\nAccept: text/html,application/json\r\nUser-Agent: wagu-oidc-test\r\n",
+            "{method} {} HTTP/1.0\r\nHost: {}\r\nAccept: {accept}\r\nUser-Agent: wagu-oidc-test\r\n",
             u.target, u.authority
         );
         if !cookies.is_empty() {
             req.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
         }
+        if let Some((ctype, b)) = body {
+            req.push_str(&format!(
+                "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
         req.push_str("\r\n");
+        req.push_str(body.map(|(_, b)| b).unwrap_or(""));
         let raw = tokio::time::timeout(HTTP_TIMEOUT, async {
             let mut s = TcpStream::connect(&u.authority)
                 .await
@@ -346,7 +431,7 @@ impl Browser {
             buf
         })
         .await
-        .unwrap_or_else(|_| panic!("no answer within {HTTP_TIMEOUT:?} from GET {url}"));
+        .unwrap_or_else(|_| panic!("no answer within {HTTP_TIMEOUT:?} from {method} {url}"));
         let text = String::from_utf8_lossy(&raw).to_string();
         let (head, body) = text
             .split_once("\r\n\r\n")
@@ -593,12 +678,13 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
     config.public_url = Some(public_url);
     // Every start and callback counts as a log-in attempt; this test makes a few dozen.
     config.rate.logins_per_minute = 1_000;
-    config.auth.oidc = vec![OidcProviderConfig {
+    config.auth.oidc = vec![SocialProviderConfig {
         name: NAME.into(),
-        issuer: issuer.clone(),
+        issuer: Some(issuer.clone()),
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
-        scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        scopes: Some(vec!["openid".into(), "email".into(), "profile".into()]),
+        ..Default::default()
     }];
     let wagu = Wagu::start(listener, config).await;
 
@@ -813,4 +899,514 @@ async fn oidc_social_login_cql() {
         .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
         .await
         .unwrap();
+}
+
+// ------------------------------------------------------- OAuth 2.0 and the browser finish --
+
+/// A subject and email no other run uses.
+fn fresh_person(tag: &str) -> (String, String) {
+    let n = common::rand_u64() % 1_000_000_000;
+    (format!("{tag}-sub-{n}"), format!("{tag}-{n}@example.test"))
+}
+
+/// A port for Wagu and the callback URL it will have for `name`, before Wagu starts.
+async fn reserve(name: &str) -> (tokio::net::TcpListener, SocketAddr, String) {
+    let (listener, addr) = Wagu::bind().await;
+    let cb = format!("http://{addr}/api/auth/oidc/{name}/callback");
+    (listener, addr, cb)
+}
+
+async fn wagu_on(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    providers: Vec<SocialProviderConfig>,
+) -> Wagu {
+    let mut config = common::test_config();
+    config.listen = addr;
+    config.public_url = Some(format!("http://{addr}"));
+    config.rate.logins_per_minute = 1_000;
+    config.auth.oidc = providers;
+    Wagu::start(listener, config).await
+}
+
+/// The Naver preset, its endpoints moved to `issuer` (provider.mjs's OAuth 2.0 face).
+fn naver_at(name: &str, issuer: &str) -> SocialProviderConfig {
+    SocialProviderConfig {
+        name: name.into(),
+        preset: Some(Preset::Naver),
+        authorization_endpoint: Some(format!("{issuer}/auth")),
+        token_endpoint: Some(format!("{issuer}/token")),
+        profile_endpoint: Some(format!("{issuer}/v1/nid/me")),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        ..Default::default()
+    }
+}
+
+/// Starts an OAuth 2.0 log-in of `name`: the provider's authorize URL, checked to carry a
+/// state and neither an OIDC nonce, nor a scope, nor PKCE (the Naver preset has none).
+async fn start_plain(browser: &mut Browser, wagu: &Wagu, name: &str, issuer: &str) -> String {
+    let r = browser
+        .get(&wagu.url(&format!("/api/auth/oidc/{name}/start")))
+        .await;
+    assert_eq!(r.status, 302, "start: {}", r.body);
+    let location = r.header("location").expect("Location").to_string();
+    assert!(
+        location.starts_with(&format!("{issuer}/auth?")),
+        "{location}"
+    );
+    let q = query(&location);
+    assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
+    assert_eq!(q.get("redirect_uri"), Some(&wagu.callback_of(name)));
+    assert!(q.get("state").is_some_and(|s| s.len() >= 16), "{location}");
+    for absent in ["nonce", "scope", "code_challenge"] {
+        assert!(!q.contains_key(absent), "{absent} in {location}");
+    }
+    location
+}
+
+/// Through the provider to Wagu's callback URL (not requested).
+async fn to_callback(browser: &mut Browser, authorize: &str, callback: &str) -> String {
+    let cb = browser.follow_until(authorize, callback).await;
+    let q = query(&cb);
+    assert!(
+        q.get("code").is_some_and(|c| !c.is_empty()),
+        "no code: {cb}"
+    );
+    cb
+}
+
+/// A whole trip of the OAuth 2.0 provider [`NAME`] up to Wagu's callback URL (not requested).
+async fn plain_callback(b: &mut Browser, wagu: &Wagu, issuer: &str, cb: &str) -> String {
+    let authorize = start_plain(b, wagu, NAME, issuer).await;
+    to_callback(b, &authorize, cb).await
+}
+
+#[tokio::test]
+async fn a_naver_style_oauth2_provider_logs_in_through_its_profile_api() {
+    let test = "a_naver_style_oauth2_provider_logs_in_through_its_profile_api";
+    let Some(node_modules) = wagu_storage::testbed::service(NODE_MODULES, test) else {
+        return;
+    };
+    const SLOW: &str = "testop-slow"; // sorts after NAME
+    let (subject, email) = fresh_person("naver");
+    let (listener, addr, cb) = reserve(NAME).await;
+    let slow_cb = format!("http://{addr}/api/auth/oidc/{SLOW}/callback");
+    let naver_args = ["--token-auth", "post", "--pkce", "optional"];
+    let provider = OidcProvider::start_with(
+        &node_modules,
+        &cb,
+        &subject,
+        &email,
+        &[&naver_args[..], &["--nickname", "네이버 테스터"]].concat(),
+    );
+    // A second provider whose codes expire after a second.
+    let slow = OidcProvider::start_with(
+        &node_modules,
+        &slow_cb,
+        &subject,
+        &email,
+        &[&naver_args[..], &["--code-ttl", "1"]].concat(),
+    );
+    let issuer = provider.issuer.clone();
+    let wagu = wagu_on(
+        listener,
+        addr,
+        vec![naver_at(NAME, &issuer), naver_at(SLOW, &slow.issuer)],
+    )
+    .await;
+
+    // The web client's list: label and kind from the preset.
+    let (s, v) = call(&wagu, "GET", "/api/auth/providers", None, "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["providers"][0],
+        json!({"name": NAME, "label": "Naver", "kind": "oauth2",
+            "start_url": format!("/api/auth/oidc/{NAME}/start")}),
+        "{v}"
+    );
+    assert_eq!(v["providers"][1]["name"], SLOW, "{v}");
+
+    let mut b = Browser::default();
+    // 1. The person refuses consent: the provider sends error=access_denied.
+    let authorize = start_plain(&mut b, &wagu, NAME, &issuer).await;
+    let state = query(&authorize)["state"].clone();
+    let r = b
+        .get(&format!(
+            "{cb}?error=access_denied&error_description=Canceled+By+User&state={}",
+            encode(&state)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_denied".into()),
+        "{}",
+        r.body
+    );
+    //    ... and that state is spent: a real code with it is refused.
+    let real = plain_callback(&mut b, &wagu, &issuer, &cb).await;
+    let r = b
+        .get(&format!(
+            "{cb}?code={}&state={}",
+            encode(&query(&real)["code"]),
+            encode(&state)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+
+    // 2. A code already redeemed (here by someone holding the client secret, at the
+    //    provider's token endpoint directly): the provider refuses it the second time.
+    let real = plain_callback(&mut b, &wagu, &issuer, &cb).await;
+    let q = query(&real);
+    let first = b
+        .post_form(
+            &format!("{issuer}/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &q["code"]),
+                ("redirect_uri", &cb),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+            ],
+        )
+        .await;
+    assert_eq!(
+        first.status, 200,
+        "the first redemption works: {}",
+        first.body
+    );
+    let r = b.get(&real).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+
+    // 3. An expired code.
+    let mut c = Browser::default();
+    let authorize = start_plain(&mut c, &wagu, SLOW, &slow.issuer).await;
+    let late = to_callback(&mut c, &authorize, &slow_cb).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c.get(&late).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+
+    // 4. A state Wagu never issued.
+    let r = b
+        .get(&format!("{cb}?code=x&state=never-issued-state-0123"))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+
+    // None of that created an account.
+    assert_eq!(wagu.account_of(NAME, &subject).await, None);
+    assert_eq!(wagu.account_of(SLOW, &subject).await, None);
+
+    // The real thing: token (client secret in the form), then the profile API.
+    let callback = plain_callback(&mut b, &wagu, &issuer, &cb).await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["account"]["display_name"], "네이버 테스터",
+        "the profile's nickname: {v}"
+    );
+    let id = v["account"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        wagu.account_of(NAME, &subject).await.as_deref(),
+        Some(id.as_str())
+    );
+    let (s, me) = call(&wagu, "GET", "/api/me", v["access_token"].as_str(), "").await;
+    assert_eq!((s, me["id"].as_str()), (200, Some(id.as_str())), "{me}");
+
+    // Replaying the callback that worked: the state is single-use.
+    let r = b.get(&callback).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+
+    // Logging in again finds the same account.
+    let again = plain_callback(&mut b, &wagu, &issuer, &cb).await;
+    let r = b.get(&again).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["account"]["id"], id.as_str());
+
+    wagu.stop().await;
+    drop((provider, slow));
+}
+
+/// The fragment Wagu's callback sends a browser to: `/login#<key>=<value>`.
+fn login_fragment(r: &Response) -> (String, String) {
+    assert_eq!(
+        r.status, 303,
+        "a browser is sent to the web client: {}",
+        r.body
+    );
+    let location = r.header("location").expect("Location");
+    let fragment = location
+        .strip_prefix("/login#")
+        .unwrap_or_else(|| panic!("not the log-in page: {location}"));
+    assert!(
+        !fragment.contains("access_token") && !fragment.contains("wr_"),
+        "no token in a URL: {location}"
+    );
+    let (k, v) = fragment.split_once('=').expect("key=value");
+    (k.to_string(), v.to_string())
+}
+
+#[tokio::test]
+async fn a_browser_finishes_a_kakao_style_log_in_in_the_web_client() {
+    let test = "a_browser_finishes_a_kakao_style_log_in_in_the_web_client";
+    let Some(node_modules) = wagu_storage::testbed::service(NODE_MODULES, test) else {
+        return;
+    };
+    let (subject, email) = fresh_person("kakao");
+    let (listener, addr, cb) = reserve(NAME).await;
+    let provider = OidcProvider::start_with(
+        &node_modules,
+        &cb,
+        &subject,
+        &email,
+        &["--token-auth", "post", "--nickname", "카카오 친구"],
+    );
+    let issuer = provider.issuer.clone();
+    // The Kakao preset (scopes profile_nickname and profile_image, the secret in the form,
+    // the nickname claim) with the issuer moved to the local provider.
+    let kakao = SocialProviderConfig {
+        name: NAME.into(),
+        preset: Some(Preset::Kakao),
+        issuer: Some(issuer.clone()),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        ..Default::default()
+    };
+    let wagu = wagu_on(listener, addr, vec![kakao]).await;
+
+    let mut b = Browser::navigating();
+    let r = b
+        .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let authorize = r.header("location").unwrap().to_string();
+    let scopes = query(&authorize)["scope"].clone();
+    assert_eq!(
+        scopes, "openid profile_nickname profile_image",
+        "{authorize}"
+    );
+    let callback = b.follow_until(&authorize, &cb).await;
+
+    // Errors come back to the web client as a code it can show.
+    let mut other = Browser::navigating();
+    let r = other.get(&callback).await;
+    assert_eq!(
+        login_fragment(&r),
+        ("social_error".into(), "invalid_state".into()),
+        "another browser's callback"
+    );
+    assert_eq!(
+        wagu.account_of(NAME, &subject).await,
+        None,
+        "no account yet"
+    );
+
+    // The callback: a one-time code in the fragment, nothing else.
+    let r = b.get(&callback).await;
+    let (k, code) = login_fragment(&r);
+    assert_eq!(k, "social_code");
+    let exchange = wagu.url("/api/auth/oidc/exchange");
+    // Another browser (without the state cookie) cannot use it, nor burn it.
+    let r = other.post_json(&exchange, &json!({ "code": code })).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_code".into()),
+        "{}",
+        r.body
+    );
+    let r = b.post_json(&exchange, &json!({ "code": code })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["account"]["display_name"], "카카오 친구",
+        "Kakao's nickname: {v}"
+    );
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0")),
+        "the state cookie is cleared"
+    );
+    let id = v["account"]["id"].as_str().unwrap();
+    assert_eq!(wagu.account_of(NAME, &subject).await.as_deref(), Some(id));
+    let (s, me) = call(&wagu, "GET", "/api/me", v["access_token"].as_str(), "").await;
+    assert_eq!((s, me["id"].as_str()), (200, Some(id)), "{me}");
+    // Single use.
+    let r = b.post_json(&exchange, &json!({ "code": code })).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_code".into()),
+        "{}",
+        r.body
+    );
+    // Bad bodies are typed errors.
+    let r = b
+        .post_json(&exchange, &json!({ "code": code, "extra": 1 }))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid".into()), "{}", r.body);
+
+    // A start that fails is shown on the log-in page too.
+    let r = b.get(&wagu.url("/api/auth/oidc/nope/start")).await;
+    assert_eq!(
+        login_fragment(&r),
+        ("social_error".into(), "unknown_provider".into())
+    );
+
+    // A denial comes back as oidc_denied.
+    let r = b
+        .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
+        .await;
+    let state = query(r.header("location").unwrap())["state"].clone();
+    let r = b
+        .get(&format!(
+            "{cb}?error=access_denied&state={}",
+            encode(&state)
+        ))
+        .await;
+    assert_eq!(
+        login_fragment(&r),
+        ("social_error".into(), "oidc_denied".into())
+    );
+
+    wagu.stop().await;
+    drop(provider);
+}
+
+#[tokio::test]
+async fn failed_oidc_log_ins_create_no_account() {
+    let test = "failed_oidc_log_ins_create_no_account";
+    let Some(node_modules) = wagu_storage::testbed::service(NODE_MODULES, test) else {
+        return;
+    };
+    let (subject, email) = fresh_person("fail");
+    let (listener, addr, cb) = reserve(NAME).await;
+    let provider = OidcProvider::start(&node_modules, &cb, &subject, &email);
+    let issuer = provider.issuer.clone();
+    let provider_at = |name: &str, issuer: String| SocialProviderConfig {
+        name: name.into(),
+        issuer: Some(issuer),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        ..Default::default()
+    };
+    // The same server under another name: its discovery document names 127.0.0.1, not
+    // localhost, so it is not this issuer's (OIDC Discovery 4.3).
+    let wrong = issuer.replace("127.0.0.1", "localhost");
+    let wagu = wagu_on(
+        listener,
+        addr,
+        vec![
+            provider_at(NAME, issuer.clone()),
+            provider_at("wrongiss", wrong),
+        ],
+    )
+    .await;
+    let mut b = Browser::default();
+
+    // A configured issuer that the discovery document does not confirm.
+    let r = b.get(&wagu.url("/api/auth/oidc/wrongiss/start")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+
+    // Denied consent.
+    let authorize = start_flow(&mut b, &wagu, &issuer).await;
+    let state = query(&authorize)["state"].clone();
+    let r = b
+        .get(&format!(
+            "{cb}?error=access_denied&state={}",
+            encode(&state)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_denied".into()),
+        "{}",
+        r.body
+    );
+    // A real code under the spent state (a replayed state).
+    let real = through_provider(&mut b, &wagu, &issuer).await;
+    let r = b
+        .get(&format!(
+            "{cb}?code={}&state={}",
+            encode(&query(&real)["code"]),
+            encode(&state)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_state".into()),
+        "{}",
+        r.body
+    );
+    // A real code whose callback names another issuer.
+    let real = through_provider(&mut b, &wagu, &issuer).await;
+    let q = query(&real);
+    let r = b
+        .get(&format!(
+            "{cb}?code={}&state={}&iss={}",
+            encode(&q["code"]),
+            encode(&q["state"]),
+            encode("http://evil.example")
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+    // A code the provider never issued.
+    let authorize = start_flow(&mut b, &wagu, &issuer).await;
+    let state = query(&authorize)["state"].clone();
+    let r = b
+        .get(&format!("{cb}?code=forged-code&state={}", encode(&state)))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "oidc_failed".into()),
+        "{}",
+        r.body
+    );
+
+    assert_eq!(wagu.account_of(NAME, &subject).await, None);
+    use wagu_storage::records::AccountStore;
+    assert!(
+        wagu.state
+            .records
+            .account_by_email(&email)
+            .await
+            .unwrap()
+            .is_none(),
+        "no account under the provider's email either"
+    );
+    wagu.stop().await;
+    drop(provider);
 }

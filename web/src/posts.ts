@@ -7,6 +7,7 @@ import { t, lang } from "./i18n";
 import { SEOUL } from "./map";
 import { composer, photoRow } from "./compose";
 import { onLanguageChange, topbar } from "./shell";
+import { errorCode, finishSocial, finishingText, socialButtons, socialErrorText, takeSocialFragment } from "./social";
 
 interface Post {
   id: string;
@@ -212,6 +213,19 @@ export function loginPage(app: HTMLElement): void {
   let mode: "login" | "signup" = "login";
   const next = new URLSearchParams(location.search).get("next");
   const target = next && next.startsWith("/") && !next.startsWith("//") ? next : "/posts";
+  // Back from a social provider: a one-time code to trade, or an error to show.
+  const social = takeSocialFragment();
+  let socialError = social.error ?? null;
+  if (social.code) {
+    replace(app, topbar(), h("main", { class: "center-card" }, h("div", { class: "card", id: "social-finishing", role: "status" }, finishingText())));
+    finishSocial(social.code).then(
+      (to) => location.assign(to),
+      (err) => {
+        socialError = errorCode(err);
+        render();
+      },
+    );
+  }
   const render = () => {
     const email = h("input", { id: "email", type: "email", required: true, autocomplete: "email" });
     const password = h("input", { id: "password", type: "password", required: true, minlength: 8, autocomplete: mode === "login" ? "current-password" : "new-password" });
@@ -237,6 +251,8 @@ export function loginPage(app: HTMLElement): void {
               }
             },
           },
+          socialError ? h("p", { class: "social-error", id: "social-error", role: "alert", "data-code": socialError }, socialErrorText(socialError)) : null,
+          socialButtons(target),
           h("div", { class: "tabs" }, (["login", "signup"] as const).map((m) => h("button", { type: "button", class: mode === m ? "tab on" : "tab", onclick: () => { mode = m; render(); } }, m === "login" ? p().login : p().signup))),
           h("label", { for: "email" }, p().email),
           email,
@@ -249,5 +265,5 @@ export function loginPage(app: HTMLElement): void {
     );
   };
   onLanguageChange(render);
-  render();
+  if (!social.code) render();
 }

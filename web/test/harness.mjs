@@ -3,7 +3,7 @@
 // playwright-core through executablePath. Nothing here skips: a missing binary or browser
 // throws, and the test fails.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,7 +64,7 @@ export async function startTiles() {
   return { url: `http://127.0.0.1:${port}/{z}/{x}/{y}.png`, stats, close: () => new Promise((ok) => server.close(ok)) };
 }
 
-async function freePort() {
+export async function freePort() {
   const s = createServer();
   await new Promise((ok) => s.listen(0, "127.0.0.1", ok));
   const port = s.address().port;
@@ -72,12 +72,19 @@ async function freePort() {
   return port;
 }
 
-export async function startWagu(tileUrl) {
+/** A real wagu on `opts.port` (default: a free one), with `opts.configToml` as its --config. */
+export async function startWagu(tileUrl, opts = {}) {
   const bin = findWagu();
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const dataDir = mkdtempSync(join(tmpdir(), "wagu-web-"));
   const env = { ...process.env, WAGU_WEB__TILE_URL: tileUrl, WAGU_LOG: "warn" };
-  const child = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], { env, stdio: ["ignore", "inherit", "inherit"] });
+  const args = ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir];
+  if (opts.configToml !== undefined) {
+    const file = join(dataDir, "wagu.toml");
+    writeFileSync(file, opts.configToml);
+    args.push("--config", file);
+  }
+  const child = spawn(bin, args, { env, stdio: ["ignore", "inherit", "inherit"] });
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {

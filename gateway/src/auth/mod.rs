@@ -1,12 +1,12 @@
 //! Accounts' credentials at the edge: password hashing ([`password`]), access and refresh
-//! tokens ([`token`]), social log-in through OpenID Connect ([`oidc`]), and the [`Authed`] extractor that turns an `Authorization: Bearer`
+//! tokens ([`token`]), social log-in through OpenID Connect or OAuth 2.0 ([`social`]), and the [`Authed`] extractor that turns an `Authorization: Bearer`
 //! header into verified [`Claims`] without touching any store.
 //!
 //! What it does not do: store accounts (the records store does), or decide what an account
 //! may do (each handler does: "author only" lives with the posts).
 
-pub mod oidc;
 pub mod password;
+pub mod social;
 pub mod token;
 
 pub use token::{Claims, TokenError, Tokens};

@@ -7,12 +7,12 @@ pub(crate) mod accounts;
 pub mod body;
 mod health;
 pub mod limit;
-mod oidc;
 pub mod openapi;
 mod places;
 mod posts;
 pub mod query;
 mod rooms;
+mod social;
 mod streams;
 
 use crate::app::AppState;
@@ -28,9 +28,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/login", post(accounts::login))
         .route("/api/auth/refresh", post(accounts::refresh))
         .route("/api/auth/logout", post(accounts::logout))
-        .route("/api/auth/oidc", get(oidc::providers))
-        .route("/api/auth/oidc/{name}/start", get(oidc::start))
-        .route("/api/auth/oidc/{name}/callback", get(oidc::callback))
+        .route("/api/auth/providers", get(social::provider_list))
+        .route("/api/auth/oidc", get(social::providers))
+        .route("/api/auth/oidc/exchange", post(social::exchange))
+        .route("/api/auth/oidc/{name}/start", get(social::start))
+        .route("/api/auth/oidc/{name}/callback", get(social::callback))
         .route("/api/me", get(accounts::me))
         .route("/api/accounts/{id}", get(accounts::get))
         .route("/api/accounts/{id}/posts", get(posts::by_author))

@@ -5,7 +5,7 @@
 //! What it does not cover: the WebSocket protocol (JSON Schemas in `docs/schema/`, prose in
 //! `docs/PROTOCOL.md`).
 
-use crate::http::{accounts, oidc, places, posts, rooms, streams};
+use crate::http::{accounts, places, posts, rooms, social, streams};
 use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,7 +21,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid`, `unauthenticated`, `token_expired`,
     /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`, `conflict`,
-    /// `unknown_provider`, `invalid_state`, `oidc_denied`, `oidc_failed`,
+    /// `unknown_provider`, `invalid_state`, `invalid_code`, `oidc_denied`, `oidc_failed`,
     /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
     /// `rate_limited`, `too_large`, `unsupported_media_type`, `unknown_room`, `room_closed`,
     /// `capacity`, `unavailable`, `internal`.
@@ -121,7 +121,8 @@ impl Modify for PageItemsByReference {
     info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
-        accounts::get, oidc::providers, oidc::start, oidc::callback,
+        accounts::get, social::provider_list, social::providers, social::start, social::callback,
+        social::exchange,
         places::search, places::get, places::create,
         posts::create, posts::get, posts::edit, posts::delete, posts::near, posts::by_author,
         posts::by_place,
@@ -151,7 +152,9 @@ mod tests {
             ("/api/auth/login", "post"),
             ("/api/auth/refresh", "post"),
             ("/api/auth/logout", "post"),
+            ("/api/auth/providers", "get"),
             ("/api/auth/oidc", "get"),
+            ("/api/auth/oidc/exchange", "post"),
             ("/api/auth/oidc/{name}/start", "get"),
             ("/api/auth/oidc/{name}/callback", "get"),
             ("/api/me", "get"),
