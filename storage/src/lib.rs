@@ -14,6 +14,7 @@
 //! domain types (callers hand it bytes), retries beyond what the drivers do.
 
 pub mod blob;
+pub mod cluster;
 pub mod cql;
 pub mod ephemeral;
 mod error;
