@@ -37,6 +37,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Accounts, places and posts: embedded (redb) or CQL.
     pub records: Records,
+    /// Photo uploads, variants and the orphan sweep (records + blobs).
+    pub photos: crate::photos::Photos,
     /// Signs and verifies access tokens.
     pub tokens: Arc<Tokens>,
     /// Social log-in providers.
@@ -188,6 +190,9 @@ impl App {
         } else {
             tracing::info!("this node accepts up to {max_connections} WebSockets");
         }
+        let photos =
+            crate::photos::Photos::new(records.clone(), blobs.clone(), config.photos.clone());
+        photos.spawn_sweeper();
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
@@ -196,6 +201,7 @@ impl App {
             ephemeral,
             blobs,
             records,
+            photos,
             tokens,
             oidc,
             metrics,
@@ -208,6 +214,7 @@ impl App {
         };
         let router = Router::new()
             .merge(http::router())
+            .merge(http::photos::router(&state.config.photos))
             .merge(ws::router())
             .merge(crate::web::router())
             .with_state(state.clone());

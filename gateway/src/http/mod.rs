@@ -1,6 +1,6 @@
 //! The HTTP API: rooms and streams (`/api/rooms`, `/api/streams`), the records API —
 //! accounts, places and posts (`/api/auth`, `/api/me`, `/api/accounts`, `/api/places`,
-//! `/api/posts`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
+//! `/api/posts`, `/api/photos`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
 //! `/readyz`) and `/metrics`.
 
 pub(crate) mod accounts;
@@ -9,6 +9,7 @@ mod health;
 pub mod limit;
 mod oidc;
 pub mod openapi;
+pub mod photos;
 mod places;
 mod posts;
 pub mod query;
