@@ -282,6 +282,8 @@ async fn photo_story(config: Config) {
     // Two files in one request: a phone photo (EXIF orientation 6 + GPS) and a PNG with
     // transparency, declared with the wrong type (the bytes decide).
     let phone = phone_jpeg(seed);
+    assert!(jpeg_markers(&phone).contains(&0xE1), "the upload carries EXIF");
+    assert!(phone.windows(8).any(|w| w == [37, 0, 0, 0, 1, 0, 0, 0]), "and its GPS");
     let logo = png_rgba(&RgbaImage::from_fn(2000, 500, |x, _| {
         Rgba([seed, 100, (x % 256) as u8, if x < 1000 { 0 } else { 255 }])
     }));
@@ -366,7 +368,9 @@ async fn photo_story(config: Config) {
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["files"][0]["photo"]["id"], id1.as_str());
     if let Some(n) = blobs_before {
-        assert_eq!(n, 4, "two photos, two variants each");
+        // The phone photo is smaller than a thumb: its two variants are the same bytes, one
+        // blob; the logo's two variants differ.
+        assert_eq!(n, 3, "two photos, three distinct variants");
         assert_eq!(blob_files(&config), n, "nothing stored twice");
     }
     // Someone else uploading the same bytes gets a photo of their own, sharing the blobs.
