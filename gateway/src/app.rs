@@ -192,8 +192,8 @@ impl App {
         }
         let photos =
             crate::photos::Photos::new(records.clone(), blobs.clone(), config.photos.clone());
-        photos.spawn_sweeper();
         let (shutdown_tx, shutdown) = watch::channel(false);
+        photos.spawn_sweeper(shutdown.clone());
         let state = AppState {
             config: Arc::new(config),
             rooms,

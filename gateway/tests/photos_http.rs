@@ -304,18 +304,20 @@ async fn photo_story(config: Config) {
     let p1 = &files[0]["photo"];
     // Rotated upright (64×32 sensor → 32×64), and not upscaled to 1280.
     assert_eq!((p1["width"].as_u64(), p1["height"].as_u64()), (Some(32), Some(64)), "{v}");
-    assert_eq!(p1["variants"]["thumb"]["width"], 32);
     let p2 = &files[1]["photo"];
     assert_eq!((p2["width"].as_u64(), p2["height"].as_u64()), (Some(1280), Some(320)), "{v}");
-    assert_eq!(
-        (p2["variants"]["thumb"]["width"].as_u64(), p2["variants"]["thumb"]["height"].as_u64()),
-        (Some(320), Some(80))
-    );
+    assert_eq!(v["photos"], json!([p1, p2]), "`photos`: the stored ones, in order");
     let id1 = p1["id"].as_str().unwrap().to_string();
     let id2 = p2["id"].as_str().unwrap().to_string();
+    // The thumb of the wide logo: 320 on the long side.
+    let thumb_url = p2["urls"]["thumb"].as_str().unwrap();
+    assert_eq!(thumb_url, format!("/api/photos/{id2}/thumb"));
+    let thumb = raw(addr, "GET", thumb_url, &[], b"").await;
+    let thumb = image::load_from_memory(&thumb.body).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (320, 80));
 
     // The stored display variant: a JPEG with no APP1 (EXIF) segment, no GPS, upright pixels.
-    let url = p1["variants"]["display"]["url"].as_str().unwrap().to_string();
+    let url = p1["urls"]["display"].as_str().unwrap().to_string();
     assert_eq!(url, format!("/api/photos/{id1}/display"));
     let got = raw(addr, "GET", &url, &[], b"").await;
     assert_eq!(got.status, 200);
@@ -364,7 +366,8 @@ async fn photo_story(config: Config) {
 
     // The same photo again: the same id, nothing stored twice.
     let blobs_before = (config.blobs.backend == BlobBackend::Filesystem).then(|| blob_files(&config));
-    let r = upload(addr, Some(&token), &[("photos", "again.jpg", "image/jpeg", phone.clone())]).await;
+    // (sent in a part named `photo`, which is accepted too)
+    let r = upload(addr, Some(&token), &[("photo", "again.jpg", "image/jpeg", phone.clone())]).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["files"][0]["photo"]["id"], id1.as_str());
     if let Some(n) = blobs_before {
@@ -530,6 +533,7 @@ async fn bad_uploads_get_distinct_codes_and_store_nothing() {
         assert_eq!((r.status, code(&v)), (status, want), "{name}: {v}");
         assert_eq!(v["files"][0]["error"]["code"], want, "{name}: {v}");
         assert_eq!(v["files"][0]["name"], name);
+        assert_eq!(v["photos"], json!([]));
     }
     assert_eq!(blob_files(&config), 0, "nothing stored");
 

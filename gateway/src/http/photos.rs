@@ -28,8 +28,9 @@ use utoipa::ToSchema;
 use wagu_proto::records::PhotoId;
 use wagu_storage::records::photos::{PhotoRecord, VariantKind};
 
-/// The multipart field every file goes in.
+/// The multipart field every file goes in (`photo` is accepted too).
 pub const FIELD: &str = "photos";
+const FIELD_ALIAS: &str = "photo";
 /// What every stored variant may be cached as: its URL names its content.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
@@ -72,23 +73,13 @@ impl From<PhotoError> for AppError {
     }
 }
 
-/// One stored size of a photo.
+/// Where a photo's variants are served.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VariantView {
-    /// Path of the JPEG on this server, e.g. `/api/photos/{id}/thumb`.
-    pub url: String,
-    pub width: u32,
-    pub height: u32,
-    /// Size of the JPEG.
-    pub bytes: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PhotoVariants {
-    /// At most 320 px on the long side.
-    pub thumb: VariantView,
-    /// At most 1280 px on the long side.
-    pub display: VariantView,
+pub struct PhotoUrls {
+    /// Path of the thumb JPEG (at most 320 px on the long side), e.g. `/api/photos/{id}/thumb`.
+    pub thumb: String,
+    /// Path of the display JPEG (at most 1280 px on the long side).
+    pub display: String,
 }
 
 /// A stored photo: what a post's `photos` may name.
@@ -96,29 +87,26 @@ pub struct PhotoVariants {
 pub struct PhotoView {
     #[schema(value_type = String)]
     pub id: PhotoId,
-    /// Width of the display variant.
+    /// Width of the display variant, pixels (the photo upright).
     pub width: u32,
     /// Height of the display variant.
     pub height: u32,
-    pub variants: PhotoVariants,
+    pub urls: PhotoUrls,
 }
 
 impl PhotoView {
     fn of(p: &PhotoRecord) -> Option<Self> {
-        let view = |kind: VariantKind| {
-            p.variant(kind).map(|v| VariantView {
-                url: format!("/api/photos/{}/{}", p.id, kind.as_str()),
-                width: v.width,
-                height: v.height,
-                bytes: v.bytes,
-            })
-        };
-        let (thumb, display) = (view(VariantKind::Thumb)?, view(VariantKind::Display)?);
+        let display = p.variant(VariantKind::Display)?;
+        p.variant(VariantKind::Thumb)?;
+        let url = |kind: VariantKind| format!("/api/photos/{}/{}", p.id, kind.as_str());
         Some(PhotoView {
             id: p.id.clone(),
             width: display.width,
             height: display.height,
-            variants: PhotoVariants { thumb, display },
+            urls: PhotoUrls {
+                thumb: url(VariantKind::Thumb),
+                display: url(VariantKind::Display),
+            },
         })
     }
 }
@@ -135,9 +123,12 @@ pub struct UploadedFile {
 }
 
 /// Per file, in the order sent. When no file could be stored the response is an error
-/// (the first file's status and `error`) that still carries `files`.
+/// (the first file's status and `error`) that still carries `files` (and an empty `photos`).
 #[derive(Serialize, ToSchema)]
 pub struct UploadResult {
+    /// The photos stored, in the order sent (the files that failed left out).
+    pub photos: Vec<PhotoView>,
+    /// Every file, in the order sent: its `photo` or its `error`.
     pub files: Vec<UploadedFile>,
 }
 
@@ -145,8 +136,8 @@ pub struct UploadResult {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the request; the handler reads the parts one by one
 pub struct UploadForm {
-    /// One part per file (repeat the field), JPEG, PNG, WebP or GIF; the type is read from the
-    /// bytes, not from the part's `Content-Type`.
+    /// One part per file (repeat the field; `photo` is accepted as its name too), JPEG, PNG,
+    /// WebP or GIF; the type is read from the bytes, not from the part's `Content-Type`.
     #[schema(value_type = Vec<String>, format = Binary)]
     photos: Vec<Vec<u8>>,
 }
@@ -162,8 +153,8 @@ fn too_large(limit: usize) -> AppError {
 #[utoipa::path(post, operation_id = "upload_photos", path = "/api/photos", tag = "photos", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, body = UploadResult, description = "at least one file stored; each file has `photo` or `error` (codes as below)"),
-        (status = 400, description = "`invalid`: not multipart/form-data, a part other than `photos`, or no file; `too_many_files`: more than `photos.max_files` (10)", body = ErrorBody),
+        (status = 201, body = UploadResult, description = "at least one file stored: `photos` lists the stored ones; `files` has each file's `photo` or `error` (codes as below)"),
+        (status = 400, description = "`invalid`: not multipart/form-data, a part not named `photos` (or `photo`), or no file; `too_many_files`: more than `photos.max_files` (10)", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over `photos.max_request_bytes` (50 MiB), or the only file over `photos.max_photo_bytes` (20 MiB)", body = ErrorBody),
         (status = 415, description = "no file stored, the first was `not_an_image` (its bytes are no image) or `unsupported_format` (HEIC, AVIF, BMP, TIFF…); the body also has `files`", body = ErrorBody),
@@ -198,7 +189,7 @@ pub async fn upload(
             }
         })?;
         let Some(mut field) = field else { break };
-        if field.name() != Some(FIELD) {
+        if !matches!(field.name(), Some(FIELD | FIELD_ALIAS)) {
             return Err(AppError::bad_request(format!(
                 "unknown form field {:?}: send each file in a part named `{FIELD}`",
                 field.name().unwrap_or("")
@@ -245,6 +236,7 @@ pub async fn upload(
         )));
     }
     let mut files = Vec::with_capacity(parts.len());
+    let mut photos = Vec::with_capacity(parts.len());
     let mut first_error: Option<AppError> = None;
     let mut stored = 0;
     for (name, file) in parts {
@@ -252,12 +244,13 @@ pub async fn upload(
             Ok(bytes) => app.photos.upload(&owner, bytes).await,
             Err(e) => Err(e),
         };
-        let (photo, error) = match outcome.map(|p| PhotoView::of(&p)) {
-            Ok(Some(view)) => {
+        let (photo, error) = match outcome.map(|p| (PhotoView::of(&p), PhotoView::of(&p))) {
+            Ok((Some(view), Some(copy))) => {
                 stored += 1;
+                photos.push(copy);
                 (Some(view), None)
             }
-            Ok(None) => (None, Some(AppError::internal("stored photo lacks a variant"))),
+            Ok(_) => (None, Some(AppError::internal("stored photo lacks a variant"))),
             Err(e) => (None, Some(AppError::from(e))),
         };
         let detail = error.as_ref().map(|e| ErrorDetail {
@@ -273,12 +266,13 @@ pub async fn upload(
             error: detail,
         });
     }
-    let result = UploadResult { files };
+    let result = UploadResult { photos, files };
     match first_error {
         Some(e) if stored == 0 => {
             let body = serde_json::json!({
                 "error": {"code": e.code, "message": e.message},
                 "files": result.files,
+                "photos": [],
             });
             Ok((e.status, Json(body)).into_response())
         }

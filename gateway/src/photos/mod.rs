@@ -62,10 +62,10 @@ pub struct DisplayPhoto {
 /// The photo service. Cheap to clone.
 #[derive(Clone)]
 pub struct Photos {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     records: Records,
     blobs: BlobStore,
     config: PhotoConfig,

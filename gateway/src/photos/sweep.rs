@@ -91,18 +91,33 @@ impl Photos {
         Ok(true)
     }
 
-    /// Runs [`Photos::sweep`] every `photos.sweep_every_secs` until the process ends.
-    pub fn spawn_sweeper(&self) {
+    /// Runs [`Photos::sweep`] every `photos.sweep_every_secs` until `shutdown` turns `true`
+    /// (the task then lets go of the stores, so a restart in the same process can open them).
+    pub fn spawn_sweeper(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let every = self.config().sweep_every_secs;
         if every == 0 {
             return;
         }
-        let photos = self.clone();
+        // Between runs the task holds no strong reference: dropping the app closes the stores.
+        let weak = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(every));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is immediate: start one period from now
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    changed = shutdown.changed() => {
+                        if changed.is_err() || *shutdown.borrow() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let photos = Photos { inner };
                 match photos.sweep(now_millis()).await {
                     Ok(r) if r.deleted > 0 => tracing::info!(?r, "photo sweep"),
                     Ok(_) => {}
