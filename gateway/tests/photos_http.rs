@@ -54,7 +54,13 @@ impl Resp {
     }
 }
 
-async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (k, v) in headers {
@@ -110,7 +116,13 @@ async fn upload(addr: SocketAddr, token: Option<&str>, parts: &[Part<'_>]) -> Re
     raw(addr, "POST", "/api/photos", &headers, &body).await
 }
 
-async fn call(addr: SocketAddr, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
     common::api(addr, method, path, Some(token), &body.to_string()).await
 }
 
@@ -217,7 +229,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -282,8 +298,14 @@ async fn photo_story(config: Config) {
     // Two files in one request: a phone photo (EXIF orientation 6 + GPS) and a PNG with
     // transparency, declared with the wrong type (the bytes decide).
     let phone = phone_jpeg(seed);
-    assert!(jpeg_markers(&phone).contains(&0xE1), "the upload carries EXIF");
-    assert!(phone.windows(8).any(|w| w == [37, 0, 0, 0, 1, 0, 0, 0]), "and its GPS");
+    assert!(
+        jpeg_markers(&phone).contains(&0xE1),
+        "the upload carries EXIF"
+    );
+    assert!(
+        phone.windows(8).any(|w| w == [37, 0, 0, 0, 1, 0, 0, 0]),
+        "and its GPS"
+    );
     let logo = png_rgba(&RgbaImage::from_fn(2000, 500, |x, _| {
         Rgba([seed, 100, (x % 256) as u8, if x < 1000 { 0 } else { 255 }])
     }));
@@ -303,10 +325,22 @@ async fn photo_story(config: Config) {
     assert_eq!(files[0]["name"], "IMG_0001.JPG");
     let p1 = &files[0]["photo"];
     // Rotated upright (64×32 sensor → 32×64), and not upscaled to 1280.
-    assert_eq!((p1["width"].as_u64(), p1["height"].as_u64()), (Some(32), Some(64)), "{v}");
+    assert_eq!(
+        (p1["width"].as_u64(), p1["height"].as_u64()),
+        (Some(32), Some(64)),
+        "{v}"
+    );
     let p2 = &files[1]["photo"];
-    assert_eq!((p2["width"].as_u64(), p2["height"].as_u64()), (Some(1280), Some(320)), "{v}");
-    assert_eq!(v["photos"], json!([p1, p2]), "`photos`: the stored ones, in order");
+    assert_eq!(
+        (p2["width"].as_u64(), p2["height"].as_u64()),
+        (Some(1280), Some(320)),
+        "{v}"
+    );
+    assert_eq!(
+        v["photos"],
+        json!([p1, p2]),
+        "`photos`: the stored ones, in order"
+    );
     let id1 = p1["id"].as_str().unwrap().to_string();
     let id2 = p2["id"].as_str().unwrap().to_string();
     // The thumb of the wide logo: 320 on the long side.
@@ -327,8 +361,14 @@ async fn photo_story(config: Config) {
         Some("public, max-age=31536000, immutable")
     );
     let markers = jpeg_markers(&got.body);
-    assert!(!markers.contains(&0xE1), "an APP1 (EXIF) segment was stored: {markers:x?}");
-    assert!(!got.body.windows(4).any(|w| w == b"Exif"), "EXIF bytes were stored");
+    assert!(
+        !markers.contains(&0xE1),
+        "an APP1 (EXIF) segment was stored: {markers:x?}"
+    );
+    assert!(
+        !got.body.windows(4).any(|w| w == b"Exif"),
+        "EXIF bytes were stored"
+    );
     assert!(
         !got.body.windows(8).any(|w| w == [37, 0, 0, 0, 1, 0, 0, 0]),
         "the GPS latitude was stored"
@@ -337,13 +377,22 @@ async fn photo_story(config: Config) {
     assert_eq!(img.dimensions(), (32, 64));
     let top = img.get_pixel(16, 8);
     let bottom = img.get_pixel(16, 56);
-    assert!(top[0] > 180 && top[2] < 80, "the red half is on top after rotating: {top:?}");
-    assert!(bottom[2] > 180 && bottom[0] < 80, "the blue half below: {bottom:?}");
+    assert!(
+        top[0] > 180 && top[2] < 80,
+        "the red half is on top after rotating: {top:?}"
+    );
+    assert!(
+        bottom[2] > 180 && bottom[0] < 80,
+        "the blue half below: {bottom:?}"
+    );
     // The transparent half of the PNG is white.
     let logo_back = raw(addr, "GET", &format!("/api/photos/{id2}/display"), &[], b"").await;
     let logo_img = image::load_from_memory(&logo_back.body).unwrap().to_rgb8();
     let px = logo_img.get_pixel(100, 160);
-    assert!(px.0.iter().all(|&c| c > 240), "transparent became white: {px:?}");
+    assert!(
+        px.0.iter().all(|&c| c > 240),
+        "transparent became white: {px:?}"
+    );
 
     // ETag is the content hash; If-None-Match answers 304 without a body.
     let etag = got.header("etag").unwrap();
@@ -361,13 +410,23 @@ async fn photo_story(config: Config) {
         "/api/photos/..%2F..%2Fetc/thumb".to_string(),
     ] {
         let r = raw(addr, "GET", &path, &[], b"").await;
-        assert_eq!((r.status, code(&r.json())), (404, "unknown_photo"), "{path}");
+        assert_eq!(
+            (r.status, code(&r.json())),
+            (404, "unknown_photo"),
+            "{path}"
+        );
     }
 
     // The same photo again: the same id, nothing stored twice.
-    let blobs_before = (config.blobs.backend == BlobBackend::Filesystem).then(|| blob_files(&config));
+    let blobs_before =
+        (config.blobs.backend == BlobBackend::Filesystem).then(|| blob_files(&config));
     // (sent in a part named `photo`, which is accepted too)
-    let r = upload(addr, Some(&token), &[("photo", "again.jpg", "image/jpeg", phone.clone())]).await;
+    let r = upload(
+        addr,
+        Some(&token),
+        &[("photo", "again.jpg", "image/jpeg", phone.clone())],
+    )
+    .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["files"][0]["photo"]["id"], id1.as_str());
     if let Some(n) = blobs_before {
@@ -377,9 +436,17 @@ async fn photo_story(config: Config) {
         assert_eq!(blob_files(&config), n, "nothing stored twice");
     }
     // Someone else uploading the same bytes gets a photo of their own, sharing the blobs.
-    let r = upload(addr, Some(&other_token), &[("photos", "x.jpg", "image/jpeg", phone.clone())]).await;
+    let r = upload(
+        addr,
+        Some(&other_token),
+        &[("photos", "x.jpg", "image/jpeg", phone.clone())],
+    )
+    .await;
     assert_eq!(r.status, 201);
-    let theirs = r.json()["files"][0]["photo"]["id"].as_str().unwrap().to_string();
+    let theirs = r.json()["files"][0]["photo"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(theirs, id1);
     if let Some(n) = blobs_before {
         assert_eq!(blob_files(&config), n, "shared content is stored once");
@@ -394,7 +461,13 @@ async fn photo_story(config: Config) {
         .expect("my photo");
     assert_eq!((d.width, d.height), (32, 64));
     assert_eq!(d.jpeg.as_ref(), got.body.as_slice());
-    assert!(photos.display_jpeg(&my_id, &PhotoId(theirs.clone())).await.unwrap().is_none());
+    assert!(
+        photos
+            .display_jpeg(&my_id, &PhotoId(theirs.clone()))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Posts may use their author's photos only.
     let (s, places) = common::api(addr, "GET", "/api/places?q=a&limit=1", None, "").await;
@@ -417,9 +490,23 @@ async fn photo_story(config: Config) {
         json!({"place_id": place, "visit_date": "2026-11-20", "menu": [], "rating": 5,
                "text": "사진 보세요", "photos": photos})
     };
-    let (s, v) = call(addr, "POST", "/api/posts", &token, draft(vec![&id1, &theirs])).await;
+    let (s, v) = call(
+        addr,
+        "POST",
+        "/api/posts",
+        &token,
+        draft(vec![&id1, &theirs]),
+    )
+    .await;
     assert_eq!((s, code(&v)), (422, "foreign_photo"), "{v}");
-    let (s, v) = call(addr, "POST", "/api/posts", &token, draft(vec!["no_such_photo"])).await;
+    let (s, v) = call(
+        addr,
+        "POST",
+        "/api/posts",
+        &token,
+        draft(vec!["no_such_photo"]),
+    )
+    .await;
     assert_eq!((s, code(&v)), (422, "unknown_photo"), "{v}");
     let (s, post) = call(addr, "POST", "/api/posts", &token, draft(vec![&id1])).await;
     assert_eq!(s, 201, "{post}");
@@ -433,34 +520,71 @@ async fn photo_story(config: Config) {
     )
     .await;
     assert_eq!((s, code(&v)), (422, "foreign_photo"), "{v}");
-    let (s, v) = call(addr, "PATCH", &format!("/api/posts/{post_id}"), &token, json!({"photos": [id1, id2]})).await;
+    let (s, v) = call(
+        addr,
+        "PATCH",
+        &format!("/api/posts/{post_id}"),
+        &token,
+        json!({"photos": [id1, id2]}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let (s, kept) = call(addr, "POST", "/api/posts", &token, draft(vec![&id2])).await;
     assert_eq!(s, 201, "{kept}");
 
     // The sweep (grace: 1 s). Whenever it runs, a photo a post uses stays.
-    photos.sweep(wagu_storage::records::now_millis()).await.unwrap();
+    photos
+        .sweep(wagu_storage::records::now_millis())
+        .await
+        .unwrap();
     for id in [&id1, &id2] {
         let r = raw(addr, "GET", &format!("/api/photos/{id}/thumb"), &[], b"").await;
         assert_eq!(r.status, 200, "{id} is in a post");
     }
     // Delete the first post: photo 1 is unused now; photo 2 is still in the second post.
-    let (s, _) = call(addr, "DELETE", &format!("/api/posts/{post_id}"), &token, Value::Null).await;
+    let (s, _) = call(
+        addr,
+        "DELETE",
+        &format!("/api/posts/{post_id}"),
+        &token,
+        Value::Null,
+    )
+    .await;
     assert_eq!(s, 204);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    photos.sweep(wagu_storage::records::now_millis()).await.unwrap();
+    photos
+        .sweep(wagu_storage::records::now_millis())
+        .await
+        .unwrap();
     let status = |id: String, v: &'static str| async move {
-        raw(addr, "GET", &format!("/api/photos/{id}/{v}"), &[], b"").await.status
+        raw(addr, "GET", &format!("/api/photos/{id}/{v}"), &[], b"")
+            .await
+            .status
     };
-    assert_eq!(status(id1.clone(), "display").await, 404, "unused for the grace period: swept");
-    assert_eq!(status(theirs.clone(), "display").await, 404, "never used: swept");
-    assert_eq!(status(id2.clone(), "display").await, 200, "still used by a post");
+    assert_eq!(
+        status(id1.clone(), "display").await,
+        404,
+        "unused for the grace period: swept"
+    );
+    assert_eq!(
+        status(theirs.clone(), "display").await,
+        404,
+        "never used: swept"
+    );
+    assert_eq!(
+        status(id2.clone(), "display").await,
+        200,
+        "still used by a post"
+    );
     assert!(photos.photo(&PhotoId(id1.clone())).await.unwrap().is_none());
     if blobs_before.is_some() {
         assert_eq!(blob_files(&config), 2, "only photo 2's variants are left");
     }
     // Nothing is left to look at.
-    let report = photos.sweep(wagu_storage::records::now_millis()).await.unwrap();
+    let report = photos
+        .sweep(wagu_storage::records::now_millis())
+        .await
+        .unwrap();
     assert_eq!(report.deleted, 0, "{report:?}");
     server.stop().await;
 }
@@ -509,7 +633,9 @@ async fn bad_uploads_get_distinct_codes_and_store_nothing() {
     assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
 
     // Each bad file alone: its status and code.
-    let mut truncated_png = png_rgba(&RgbaImage::from_fn(64, 64, |x, y| Rgba([x as u8, y as u8, 7, 255])));
+    let mut truncated_png = png_rgba(&RgbaImage::from_fn(64, 64, |x, y| {
+        Rgba([x as u8, y as u8, 7, 255])
+    }));
     truncated_png.truncate(truncated_png.len() / 2);
     let mut gif_bomb = Vec::new();
     image::DynamicImage::ImageRgb8(RgbImage::new(1, 1))
@@ -518,14 +644,50 @@ async fn bad_uploads_get_distinct_codes_and_store_nothing() {
     gif_bomb[6..8].copy_from_slice(&60_000u16.to_le_bytes());
     gif_bomb[8..10].copy_from_slice(&60_000u16.to_le_bytes());
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        ("notes.jpg", "image/jpeg", b"<html><script>alert(1)</script></html>".to_vec(), 415, "not_an_image"),
-        ("IMG_0002.HEIC", "image/heic", heic(), 415, "unsupported_format"),
-        ("bomb.png", "image/png", png_claiming(100_000, 100_000), 422, "image_too_large"),
-        ("wide.png", "image/png", png_claiming(11_000, 11_000), 422, "image_too_large"),
+        (
+            "notes.jpg",
+            "image/jpeg",
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            415,
+            "not_an_image",
+        ),
+        (
+            "IMG_0002.HEIC",
+            "image/heic",
+            heic(),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "bomb.png",
+            "image/png",
+            png_claiming(100_000, 100_000),
+            422,
+            "image_too_large",
+        ),
+        (
+            "wide.png",
+            "image/png",
+            png_claiming(11_000, 11_000),
+            422,
+            "image_too_large",
+        ),
         ("bomb.gif", "image/gif", gif_bomb, 422, "image_too_large"),
         ("cut.png", "image/png", truncated_png, 422, "corrupt_image"),
-        ("cut.jpg", "image/jpeg", ok[..200].to_vec(), 422, "corrupt_image"),
-        ("big.jpg", "image/jpeg", vec![0xFF; 300 * 1024], 413, "too_large"),
+        (
+            "cut.jpg",
+            "image/jpeg",
+            ok[..200].to_vec(),
+            422,
+            "corrupt_image",
+        ),
+        (
+            "big.jpg",
+            "image/jpeg",
+            vec![0xFF; 300 * 1024],
+            413,
+            "too_large",
+        ),
     ];
     for (name, ty, bytes, status, want) in cases {
         let r = upload(addr, Some(&token), &[("photos", name, ty, bytes)]).await;
@@ -541,7 +703,10 @@ async fn bad_uploads_get_distinct_codes_and_store_nothing() {
     let r = upload(
         addr,
         Some(&token),
-        &[("photos", "ok.jpg", "image/jpeg", ok.clone()), ("photos", "x.heic", "image/heic", heic())],
+        &[
+            ("photos", "ok.jpg", "image/jpeg", ok.clone()),
+            ("photos", "x.heic", "image/heic", heic()),
+        ],
     )
     .await;
     assert_eq!(r.status, 201);
@@ -550,10 +715,17 @@ async fn bad_uploads_get_distinct_codes_and_store_nothing() {
     assert_eq!(v["files"][1]["error"]["code"], "unsupported_format");
 
     // Whole-request errors.
-    let eleven: Vec<Part<'_>> = (0..11).map(|_| ("photos", "a.jpg", "image/jpeg", ok.clone())).collect();
+    let eleven: Vec<Part<'_>> = (0..11)
+        .map(|_| ("photos", "a.jpg", "image/jpeg", ok.clone()))
+        .collect();
     let r = upload(addr, Some(&token), &eleven).await;
     assert_eq!((r.status, code(&r.json())), (400, "too_many_files"));
-    let r = upload(addr, Some(&token), &[("picture", "a.jpg", "image/jpeg", ok.clone())]).await;
+    let r = upload(
+        addr,
+        Some(&token),
+        &[("picture", "a.jpg", "image/jpeg", ok.clone())],
+    )
+    .await;
     assert_eq!((r.status, code(&r.json())), (400, "invalid"));
     let r = upload(addr, Some(&token), &[]).await;
     assert_eq!((r.status, code(&r.json())), (400, "invalid"));
@@ -561,13 +733,26 @@ async fn bad_uploads_get_distinct_codes_and_store_nothing() {
         addr,
         "POST",
         "/api/photos",
-        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "image/jpeg")],
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "image/jpeg"),
+        ],
         &ok,
     )
     .await;
-    assert_eq!((r.status, code(&r.json())), (400, "invalid"), "not multipart");
-    let five: Vec<Part<'_>> = (0..6).map(|_| ("photos", "a.jpg", "image/jpeg", vec![0xFF; 190 * 1024])).collect();
+    assert_eq!(
+        (r.status, code(&r.json())),
+        (400, "invalid"),
+        "not multipart"
+    );
+    let five: Vec<Part<'_>> = (0..6)
+        .map(|_| ("photos", "a.jpg", "image/jpeg", vec![0xFF; 190 * 1024]))
+        .collect();
     let r = upload(addr, Some(&token), &five).await;
-    assert_eq!((r.status, code(&r.json())), (413, "too_large"), "over the request limit");
+    assert_eq!(
+        (r.status, code(&r.json())),
+        (413, "too_large"),
+        "over the request limit"
+    );
     server.stop().await;
 }

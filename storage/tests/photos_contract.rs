@@ -102,7 +102,10 @@ async fn contract<S: PhotoStore>(s: &S) {
     // Detaching: the attachment goes, the time is kept, the photo is queued at that time.
     s.detach_photo(&a.id, &post1, T0 + DAY).await.unwrap();
     let got = s.photo(&a.id).await.unwrap().unwrap();
-    assert_eq!(got.posts.keys().cloned().collect::<Vec<_>>(), vec![post2.clone()]);
+    assert_eq!(
+        got.posts.keys().cloned().collect::<Vec<_>>(),
+        vec![post2.clone()]
+    );
     assert_eq!(got.detached_at, Some(T0 + DAY));
     s.detach_photo(&a.id, &post2, T0 + 2 * DAY).await.unwrap();
     let got = s.photo(&a.id).await.unwrap().unwrap();
@@ -132,16 +135,28 @@ async fn contract<S: PhotoStore>(s: &S) {
         s.sweep_due(T0 + DAY, 100).await.unwrap(),
         vec![entry(T0, &a.id.0)]
     );
-    assert_eq!(s.sweep_due(T0 + 10 * DAY, 2).await.unwrap(), all[..2].to_vec());
+    assert_eq!(
+        s.sweep_due(T0 + 10 * DAY, 2).await.unwrap(),
+        all[..2].to_vec()
+    );
     // Looked at: gone from the queue.
     s.unqueue(&all[0]).await.unwrap();
     s.unqueue(&all[1]).await.unwrap();
-    assert_eq!(s.sweep_due(T0 + 10 * DAY, 100).await.unwrap(), all[2..].to_vec());
+    assert_eq!(
+        s.sweep_due(T0 + 10 * DAY, 100).await.unwrap(),
+        all[2..].to_vec()
+    );
 
     // Deleting: the first of two photos sharing content reports the other; the last does not.
-    assert!(s.delete_photo(&b).await.unwrap(), "c still shares the blobs");
+    assert!(
+        s.delete_photo(&b).await.unwrap(),
+        "c still shares the blobs"
+    );
     assert_eq!(s.photo(&b.id).await.unwrap(), None);
-    assert!(!s.delete_photo(&c).await.unwrap(), "nothing shares them now");
+    assert!(
+        !s.delete_photo(&c).await.unwrap(),
+        "nothing shares them now"
+    );
     assert!(!s.delete_photo(&a).await.unwrap());
     assert_eq!(s.photo(&a.id).await.unwrap(), None);
     // The queue is the sweep's to empty (an entry of a deleted photo reads as nothing).

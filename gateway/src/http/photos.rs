@@ -47,16 +47,26 @@ impl From<PhotoError> for AppError {
         let msg = e.to_string();
         match e {
             PhotoError::Rejected(r) => match r {
-                ImageRejected::NotAnImage => AppError::new(S::UNSUPPORTED_MEDIA_TYPE, "not_an_image", msg),
+                ImageRejected::NotAnImage => {
+                    AppError::new(S::UNSUPPORTED_MEDIA_TYPE, "not_an_image", msg)
+                }
                 ImageRejected::Unsupported(_) => {
                     AppError::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_format", msg)
                 }
-                ImageRejected::TooLarge(_) => AppError::new(S::UNPROCESSABLE_ENTITY, "image_too_large", msg),
-                ImageRejected::Corrupt(_) => AppError::new(S::UNPROCESSABLE_ENTITY, "corrupt_image", msg),
-                ImageRejected::DecoderPanicked => AppError::new(S::UNPROCESSABLE_ENTITY, "undecodable", msg),
+                ImageRejected::TooLarge(_) => {
+                    AppError::new(S::UNPROCESSABLE_ENTITY, "image_too_large", msg)
+                }
+                ImageRejected::Corrupt(_) => {
+                    AppError::new(S::UNPROCESSABLE_ENTITY, "corrupt_image", msg)
+                }
+                ImageRejected::DecoderPanicked => {
+                    AppError::new(S::UNPROCESSABLE_ENTITY, "undecodable", msg)
+                }
                 ImageRejected::Encode(_) => AppError::internal(msg),
             },
-            PhotoError::FileTooLarge { .. } => AppError::new(S::PAYLOAD_TOO_LARGE, "too_large", msg),
+            PhotoError::FileTooLarge { .. } => {
+                AppError::new(S::PAYLOAD_TOO_LARGE, "too_large", msg)
+            }
             PhotoError::Unknown(_) => AppError::new(S::UNPROCESSABLE_ENTITY, "unknown_photo", msg),
             PhotoError::Foreign(_) => AppError::new(S::UNPROCESSABLE_ENTITY, "foreign_photo", msg),
             PhotoError::Records(r) => r.into(),
@@ -250,7 +260,10 @@ pub async fn upload(
                 photos.push(copy);
                 (Some(view), None)
             }
-            Ok(_) => (None, Some(AppError::internal("stored photo lacks a variant"))),
+            Ok(_) => (
+                None,
+                Some(AppError::internal("stored photo lacks a variant")),
+            ),
             Err(e) => (None, Some(AppError::from(e))),
         };
         let detail = error.as_ref().map(|e| ErrorDetail {
@@ -317,7 +330,10 @@ pub async fn variant(
     let v = photo.variant(kind).ok_or_else(unknown_photo)?;
     let etag = format!("\"{}\"", v.hash);
     let mut h = HeaderMap::new();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
     h.insert(
         header::ETAG,
         HeaderValue::from_str(&etag).map_err(AppError::internal)?,

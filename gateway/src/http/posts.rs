@@ -101,7 +101,9 @@ pub async fn create(
     };
     let place = place_of(&app, &draft.place_id).await?;
     check_rate(&app.writes, ip, "writes")?;
-    app.photos.check_owned(&who.account(), &draft.photos).await?;
+    app.photos
+        .check_owned(&who.account(), &draft.photos)
+        .await?;
     let now = now_ms();
     let post = Post {
         id: PostId(token::random_id()),

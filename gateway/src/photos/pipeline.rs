@@ -110,7 +110,9 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImageRejected> {
         Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif)) => {
             Ok(f)
         }
-        Ok(other) => Err(ImageRejected::Unsupported(format!("{other:?}").to_uppercase())),
+        Ok(other) => Err(ImageRejected::Unsupported(
+            format!("{other:?}").to_uppercase(),
+        )),
         Err(_) => match iso_media_brand(bytes) {
             Some(brand) => Err(ImageRejected::Unsupported(brand.into())),
             None => Err(ImageRejected::NotAnImage),
@@ -142,7 +144,10 @@ fn classify(e: ImageError) -> ImageRejected {
 }
 
 /// Decodes and orients: the pixels as the photographer saw them.
-pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<(ImageFormat, DynamicImage), ImageRejected> {
+pub fn decode(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(ImageFormat, DynamicImage), ImageRejected> {
     let format = sniff(bytes)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = image::Limits::default();
@@ -152,7 +157,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<(ImageFormat, Dynam
     reader.limits(l);
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let (w, h) = decoder.dimensions();
-    if w > limits.max_width || h > limits.max_height || u64::from(w) * u64::from(h) > limits.max_pixels
+    if w > limits.max_width
+        || h > limits.max_height
+        || u64::from(w) * u64::from(h) > limits.max_pixels
     {
         return Err(ImageRejected::TooLarge(format!(
             "{w} × {h} pixels (at most {} × {} and {} pixels)",
@@ -194,7 +201,9 @@ pub fn fit(w: u32, h: u32, long: u32) -> (u32, u32) {
     if max <= long {
         return (w, h);
     }
-    let scale = |x: u32| ((u64::from(x) * u64::from(long) + u64::from(max) / 2) / u64::from(max)).max(1) as u32;
+    let scale = |x: u32| {
+        ((u64::from(x) * u64::from(long) + u64::from(max) / 2) / u64::from(max)).max(1) as u32
+    };
     (scale(w), scale(h))
 }
 
@@ -237,7 +246,11 @@ fn encode(kind: VariantKind, img: &RgbImage) -> Result<Encoded, ImageRejected> {
 }
 
 /// The whole pipeline, synchronously.
-pub fn process(bytes: &[u8], limits: &DecodeLimits, with: Resampler) -> Result<Processed, ImageRejected> {
+pub fn process(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    with: Resampler,
+) -> Result<Processed, ImageRejected> {
     let (format, img) = decode(bytes, limits)?;
     let rgb = flatten(img);
     let display = resize(&rgb, long_side(VariantKind::Display), with)?;
@@ -295,7 +308,10 @@ mod tests {
         heic.extend_from_slice(&[0; 16]);
         assert_eq!(sniff(&heic), Err(ImageRejected::Unsupported("HEIC".into())));
         assert_eq!(sniff(b"<html>hello</html>"), Err(ImageRejected::NotAnImage));
-        assert_eq!(sniff(b"BM\0\0\0\0\0\0\0\0"), Err(ImageRejected::Unsupported("BMP".into())));
+        assert_eq!(
+            sniff(b"BM\0\0\0\0\0\0\0\0"),
+            Err(ImageRejected::Unsupported("BMP".into()))
+        );
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), Ok(ImageFormat::Png));
     }
 

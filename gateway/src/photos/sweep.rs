@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use wagu_storage::records::PostStore;
-use wagu_storage::records::photos::{PhotoStore, SweepEntry};
 use wagu_storage::records::now_millis;
+use wagu_storage::records::photos::{PhotoStore, SweepEntry};
 
 use super::{PhotoError, Photos};
 
@@ -43,7 +43,9 @@ impl Photos {
         let records = self.records();
         let mut report = SweepReport::default();
         loop {
-            let entries = records.sweep_due(due_before.saturating_add(1), BATCH).await?;
+            let entries = records
+                .sweep_due(due_before.saturating_add(1), BATCH)
+                .await?;
             if entries.is_empty() {
                 return Ok(report);
             }
@@ -57,7 +59,12 @@ impl Photos {
         }
     }
 
-    async fn sweep_one(&self, e: &SweepEntry, now: u64, due_before: u64) -> Result<bool, PhotoError> {
+    async fn sweep_one(
+        &self,
+        e: &SweepEntry,
+        now: u64,
+        due_before: u64,
+    ) -> Result<bool, PhotoError> {
         let records = self.records();
         let Some(mut photo) = records.photo(&e.id).await? else {
             return Ok(false);

@@ -95,7 +95,10 @@ impl PhotoStmts {
             .await?,
             attach: p(format!("UPDATE {ks}.photos SET posts[?] = ? WHERE id = ?")).await?,
             detach: p(format!("DELETE posts[?] FROM {ks}.photos WHERE id = ?")).await?,
-            detached_at: p(format!("UPDATE {ks}.photos SET detached_at = ? WHERE id = ?")).await?,
+            detached_at: p(format!(
+                "UPDATE {ks}.photos SET detached_at = ? WHERE id = ?"
+            ))
+            .await?,
             delete: p(format!("DELETE FROM {ks}.photos WHERE id = ?")).await?,
             insert_content: p(format!(
                 "INSERT INTO {ks}.photos_by_content (content_hash, id) VALUES (?, ?)"
@@ -184,7 +187,11 @@ impl CqlRecords {
             .map_err(RecordError::cql)
     }
 
-    async fn photo_exec(&self, st: &PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> Result<()> {
+    async fn photo_exec(
+        &self,
+        st: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<()> {
         self.session
             .execute_unpaged(st, values)
             .await
@@ -317,9 +324,8 @@ impl PhotoStore for CqlRecords {
                 break;
             }
             let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-            let rows: Vec<(i64, String)> = self
-                .photo_rows(&st.due, (day, big(before), want))
-                .await?;
+            let rows: Vec<(i64, String)> =
+                self.photo_rows(&st.due, (day, big(before), want)).await?;
             if rows.is_empty() && day < last_day {
                 // Every entry of a past day was looked at; new entries land on today or later.
                 self.photo_exec(&st.forget_day, (SHARD, day)).await?;

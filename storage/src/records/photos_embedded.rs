@@ -75,11 +75,7 @@ fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 /// Reads, changes and writes back one record, if it exists.
-fn update(
-    w: &redb::WriteTransaction,
-    id: &str,
-    f: impl FnOnce(&mut PhotoRecord),
-) -> Result<bool> {
+fn update(w: &redb::WriteTransaction, id: &str, f: impl FnOnce(&mut PhotoRecord)) -> Result<bool> {
     let mut photos = w.open_table(PHOTOS).map_err(db_err)?;
     let found = photos
         .get(id)
@@ -104,7 +100,9 @@ impl PhotoStore for EmbeddedRecords {
                 return decode(old.value());
             }
             let json = serde_json::to_vec(&p).map_err(db_err)?;
-            photos.insert(p.id.as_str(), json.as_slice()).map_err(db_err)?;
+            photos
+                .insert(p.id.as_str(), json.as_slice())
+                .map_err(db_err)?;
             w.open_table(PHOTOS_BY_CONTENT)
                 .map_err(db_err)?
                 .insert((p.content_hash.as_str(), p.id.as_str()), ())
