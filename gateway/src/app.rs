@@ -37,6 +37,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Accounts, places and posts: embedded (redb) or CQL.
     pub records: Records,
+    /// Photo uploads, variants and the orphan sweep (records + blobs).
+    pub photos: crate::photos::Photos,
     /// Signs and verifies access tokens.
     pub tokens: Arc<Tokens>,
     /// Social log-in providers.
@@ -188,7 +190,10 @@ impl App {
         } else {
             tracing::info!("this node accepts up to {max_connections} WebSockets");
         }
+        let photos =
+            crate::photos::Photos::new(records.clone(), blobs.clone(), config.photos.clone());
         let (shutdown_tx, shutdown) = watch::channel(false);
+        photos.spawn_sweeper(shutdown.clone());
         let state = AppState {
             config: Arc::new(config),
             rooms,
@@ -196,6 +201,7 @@ impl App {
             ephemeral,
             blobs,
             records,
+            photos,
             tokens,
             social,
             metrics,
@@ -208,6 +214,7 @@ impl App {
         };
         let router = Router::new()
             .merge(http::router())
+            .merge(http::photos::router(&state.config.photos))
             .merge(ws::router())
             .merge(crate::web::router())
             .with_state(state.clone());

@@ -31,6 +31,8 @@ pub struct Config {
     /// Voice and video: the SFU's UDP port and the addresses it advertises.
     pub media: wagu_media::MediaConfig,
     pub web: WebConfig,
+    /// Photo uploads: limits and the orphan sweep.
+    pub photos: crate::photos::PhotoConfig,
 }
 
 /// The web client's settings (public: `/config.json` hands them to every browser).
@@ -308,6 +310,7 @@ impl Default for Config {
             rate: RateLimits::default(),
             media: wagu_media::MediaConfig::default(),
             web: WebConfig::default(),
+            photos: crate::photos::PhotoConfig::default(),
         }
     }
 }
@@ -406,7 +409,8 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 12] = [
+const SETTINGS: [&str; 13] = [
+    "photos",
     "listen",
     "data_dir",
     "public_url",
@@ -473,6 +477,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |setting, message: String| Err(ConfigError::Invalid { setting, message });
+        if let Some((setting, message)) = self.photos.problem() {
+            return bad(setting, message);
+        }
         let w = &self.web;
         if crate::web::tile_origin(&w.tile_url).is_none()
             || !["{z}", "{x}", "{y}"].iter().all(|p| w.tile_url.contains(p))

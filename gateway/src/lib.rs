@@ -4,6 +4,7 @@
 //! - [`app`]: opens the backends, starts the room engine, builds the router.
 //! - [`auth`]: password hashing, access/refresh tokens, the `Authed` extractor.
 //! - [`http`]: the REST API, health and metrics.
+//! - [`photos`]: photo uploads (decode, orient, strip metadata, resize), serving, the orphan sweep.
 //! - [`ws`]: the WebSocket edge, one task per connection, no room state.
 //! - [`error`]: `AppError`, the JSON error of the HTTP edge.
 //! - [`fdlimit`]: the open-file budget that bounds the WebSockets a node holds.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod fdlimit;
 pub mod http;
+pub mod photos;
 pub mod telemetry;
 pub mod web;
 pub mod ws;

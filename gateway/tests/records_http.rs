@@ -209,7 +209,7 @@ async fn walkthrough(config: Config) {
         "/api/posts",
         Some(&access),
         json!({"place_id": place_ids[1], "visit_date": "2026-11-21", "rating": 4,
-               "text": "Onion soup", "photos": ["ph_123"]}),
+               "text": "Onion soup"}),
     )
     .await;
     assert_eq!(s, 201, "{v}");

@@ -1,6 +1,6 @@
 //! The HTTP API: rooms and streams (`/api/rooms`, `/api/streams`), the records API —
 //! accounts, places and posts (`/api/auth`, `/api/me`, `/api/accounts`, `/api/places`,
-//! `/api/posts`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
+//! `/api/posts`, `/api/photos`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
 //! `/readyz`) and `/metrics`.
 
 pub(crate) mod accounts;
@@ -8,6 +8,7 @@ pub mod body;
 mod health;
 pub mod limit;
 pub mod openapi;
+pub mod photos;
 mod places;
 mod posts;
 pub mod query;

@@ -5,7 +5,7 @@
 //! What it does not cover: the WebSocket protocol (JSON Schemas in `docs/schema/`, prose in
 //! `docs/PROTOCOL.md`).
 
-use crate::http::{accounts, places, posts, rooms, social, streams};
+use crate::http::{accounts, photos, places, posts, rooms, social, streams};
 use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -23,6 +23,8 @@ pub struct ErrorDetail {
     /// `invalid_token`, `invalid_credentials`, `invalid_refresh`, `taken`, `forbidden`, `conflict`,
     /// `unknown_provider`, `invalid_state`, `invalid_code`, `oidc_denied`, `oidc_failed`,
     /// `unknown_post`, `unknown_place`, `unknown_account`, `idempotency_mismatch`,
+    /// `unknown_photo`, `foreign_photo`, `not_an_image`, `unsupported_format`,
+    /// `image_too_large`, `corrupt_image`, `undecodable`, `too_many_files`,
     /// `rate_limited`, `too_large`, `unsupported_media_type`, `unknown_room`, `room_closed`,
     /// `capacity`, `unavailable`, `internal`.
     pub code: String,
@@ -125,13 +127,14 @@ impl Modify for PageItemsByReference {
         social::exchange,
         places::search, places::get, places::create,
         posts::create, posts::get, posts::edit, posts::delete, posts::near, posts::by_author,
-        posts::by_place,
+        posts::by_place, photos::upload, photos::variant,
         rooms::create, rooms::summary,
         streams::create, streams::list, streams::summary, streams::ended_at_place,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Bearer, &DescribeResponses, &PageItemsByReference),
     tags((name = "accounts"), (name = "places"), (name = "posts"),
+        (name = "photos", description = "photo uploads (JPEG, PNG, WebP, GIF; stored as JPEG without metadata, in two sizes) and their variants"),
         (name = "rooms", description = "map rooms: create and preview; the room itself is the WebSocket protocol (docs/PROTOCOL.md)"),
         (name = "streams", description = "live streams: create, discover, ended records")),
 )]
@@ -175,6 +178,8 @@ mod tests {
             ("/api/streams", "get"),
             ("/api/streams/{id}", "get"),
             ("/api/places/{id}/streams", "get"),
+            ("/api/photos", "post"),
+            ("/api/photos/{id}/{variant}", "get"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),

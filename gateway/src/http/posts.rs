@@ -1,6 +1,7 @@
 //! Posts (visit reviews) over HTTP: create (idempotent with `Idempotency-Key`), read, edit and
 //! delete (author only), and the feeds — by author, by place, and near a point — newest first
-//! with cursor paging.
+//! with cursor paging. A post's `photos` must be its author's uploads (422 `unknown_photo` /
+//! `foreign_photo`); the photo service records which posts use which photo.
 //!
 //! The post copies its place's name and location when written, so feeds need no second read
 //! and "near me" finds it by where the place is.
@@ -72,7 +73,7 @@ async fn place_of(app: &AppState, id: &PlaceId) -> Result<wagu_proto::records::P
         (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 401, body = crate::http::openapi::ErrorBody),
         (status = 413, description = "`too_large`: body over 64 KiB", body = crate::http::openapi::ErrorBody),
-        (status = 422, description = "key reused with another body", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`idempotency_mismatch`: key reused with another body; `unknown_photo` / `foreign_photo`: `photos` names a photo that does not exist or that someone else uploaded", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: too many writes from this address", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "`unavailable`: the records store failed; retry", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
@@ -100,6 +101,9 @@ pub async fn create(
     };
     let place = place_of(&app, &draft.place_id).await?;
     check_rate(&app.writes, ip, "writes")?;
+    app.photos
+        .check_owned(&who.account(), &draft.photos)
+        .await?;
     let now = now_ms();
     let post = Post {
         id: PostId(token::random_id()),
@@ -111,12 +115,22 @@ pub async fn create(
         updated_at: now,
         draft,
     };
-    let (post, replayed) = match app.records.create_post(&post, idem.as_ref()).await? {
+    // Attached before the post exists, so the sweep never sees a used photo unattached.
+    let photos = post.draft.photos.clone();
+    app.photos.attach(&post.id, &photos).await?;
+    // On an error the post may or may not exist (a timed-out write): the attachments stay,
+    // and the sweep detaches them if the post never appears.
+    let created = app.records.create_post(&post, idem.as_ref()).await?;
+    let (post, replayed) = match created {
         Created::Created(p) => {
             metrics::counter!("wagu_posts_created_total").increment(1);
             (p, false)
         }
-        Created::Replayed(p) => (p, true),
+        Created::Replayed(p) => {
+            // The earlier post holds the photos; the id made for this request is unused.
+            app.photos.detach(&post.id, &photos).await;
+            (p, true)
+        }
     };
     let mut resp = (StatusCode::CREATED, Json(post)).into_response();
     if replayed {
@@ -173,6 +187,7 @@ async fn own_post(app: &AppState, id: &str, who: &AccountId) -> Result<Post, App
     responses((status = 415, description = "a body not declared `Content-Type: application/json`", body = crate::http::openapi::ErrorBody), (status = 200, body = Post), (status = 400, body = crate::http::openapi::ErrorBody),
         (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody),
         (status = 409, description = "edited concurrently: read it again", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`unknown_photo` / `foreign_photo`: `photos` adds a photo that does not exist or that someone else uploaded", body = crate::http::openapi::ErrorBody),
         (status = 413, description = "`too_large`: body over 64 KiB", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: too many writes from this address", body = crate::http::openapi::ErrorBody)))]
 pub async fn edit(
@@ -214,11 +229,36 @@ pub async fn edit(
         new.location = place.location;
     }
     check_rate(&app.writes, ip, "writes")?;
+    let added: Vec<PhotoId> = new
+        .draft
+        .photos
+        .iter()
+        .filter(|p| !old.draft.photos.contains(p))
+        .cloned()
+        .collect();
+    let removed: Vec<PhotoId> = old
+        .draft
+        .photos
+        .iter()
+        .filter(|p| !new.draft.photos.contains(p))
+        .cloned()
+        .collect();
+    app.photos.check_owned(&who.account(), &added).await?;
+    app.photos.attach(&new.id, &added).await?;
     new.author_name = who.name.clone();
     // Strictly later than the version it replaces, whatever this node's clock says: the
     // store's compare-and-set tells versions apart by this value.
     new.updated_at = now_ms().max(old.updated_at + 1);
-    match app.records.replace_post(&old, &new).await {
+    let replaced = app.records.replace_post(&old, &new).await;
+    // The photos the post no longer uses become sweep candidates: the removed ones if the
+    // edit applied, the added ones if it surely did not (a conflict). After another error
+    // the edit may have applied: the sweep sorts those attachments out.
+    match &replaced {
+        Ok(()) => app.photos.detach(&new.id, &removed).await,
+        Err(RecordError::Conflict(_)) => app.photos.detach(&new.id, &added).await,
+        Err(_) => {}
+    }
+    match replaced {
         Ok(()) => Ok(Json(new)),
         // Edited or deleted since we read it: a deleted post is gone (404), an edited one is
         // the client's to re-read and merge (409), never silently overwritten.
@@ -242,6 +282,7 @@ pub async fn delete(
     let post = own_post(&app, &id, &who.account()).await?;
     check_rate(&app.writes, ip, "writes")?;
     app.records.delete_post(&post).await?;
+    app.photos.detach(&post.id, &post.draft.photos).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -245,6 +245,7 @@ fn schema(ks: &str, replication_factor: u32) -> Vec<String> {
             f.table, f.key
         ));
     }
+    s.extend(super::photos_cql::schema(ks));
     s
 }
 
@@ -613,8 +614,9 @@ impl Stmts {
 /// The CQL backend. Cloning shares the session and the prepared statements.
 #[derive(Clone)]
 pub struct CqlRecords {
-    session: Arc<Session>,
+    pub(super) session: Arc<Session>,
     st: Arc<Stmts>,
+    pub(super) photos: Arc<super::photos_cql::PhotoStmts>,
 }
 
 impl CqlRecords {
@@ -622,9 +624,11 @@ impl CqlRecords {
     pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<Self, RecordError> {
         check_keyspace(keyspace)?;
         let st = Stmts::prepare(&session, keyspace).await?;
+        let photos = super::photos_cql::PhotoStmts::prepare(&session, keyspace).await?;
         Ok(CqlRecords {
             session,
             st: Arc::new(st),
+            photos,
         })
     }
 

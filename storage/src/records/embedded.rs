@@ -111,7 +111,7 @@ const PRUNE_GRACE_MS: u64 = 3600 * 1000;
 /// The redb backend. Cloning shares the database.
 #[derive(Clone)]
 pub struct EmbeddedRecords {
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
 }
 
 impl EmbeddedRecords {

@@ -23,6 +23,9 @@ pub mod cql;
 pub mod embedded;
 pub mod geo;
 pub mod import;
+pub mod photos;
+mod photos_cql;
+mod photos_embedded;
 pub mod text;
 
 use base64::Engine;
