@@ -50,8 +50,10 @@ pub struct AppState {
     pub creates: Arc<crate::http::limit::CreateLimiter>,
     /// Per-address limit on sign-ups and log-ins.
     pub logins: Arc<crate::http::limit::CreateLimiter>,
-    /// Per-address limit on writing posts and places.
+    /// Per-address limit on writing posts and places (and asking for review drafts).
     pub writes: Arc<crate::http::limit::CreateLimiter>,
+    /// Review drafts (`POST /api/drafts`).
+    pub drafts: Arc<crate::drafts::Drafts>,
     /// Flips to `true` on shutdown: connections close with "resume" so clients move on.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -64,6 +66,16 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        // Provisional: no photo exists until the photos service is merged; the lead replaces
+        // `NoPhotos` with it (drafts then read the author's display-size photos through it).
+        Self::build_with_photos(config, Arc::new(crate::drafts::photos::NoPhotos)).await
+    }
+
+    /// [`App::build`] with the photo source review drafts read from (tests pass a fake).
+    pub async fn build_with_photos(
+        config: Config,
+        photos: Arc<dyn crate::drafts::photos::DraftPhotos>,
+    ) -> anyhow::Result<App> {
         let metrics = crate::telemetry::metrics();
         tokio::fs::create_dir_all(&config.data_dir)
             .await
@@ -188,6 +200,15 @@ impl App {
         } else {
             tracing::info!("this node accepts up to {max_connections} WebSockets");
         }
+        let drafts = Arc::new(
+            crate::drafts::Drafts::new(&config.drafts, photos).context("drafts (HTTP client)")?,
+        );
+        match (&config.drafts.base_url, &config.drafts.model) {
+            (Some(url), Some(model)) => {
+                tracing::info!(url = %redact_url(url), %model, "review drafts from a model")
+            }
+            _ => tracing::info!("review drafts from the built-in template (no drafts.base_url)"),
+        }
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
@@ -204,6 +225,7 @@ impl App {
             creates,
             logins,
             writes,
+            drafts,
             shutdown,
         };
         let router = Router::new()
