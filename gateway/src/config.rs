@@ -612,10 +612,9 @@ impl Config {
                 "must exceed auth.access_ttl_secs".into(),
             );
         }
-        self.drafts.validate().map_err(|(setting, message)| ConfigError::Invalid {
-            setting,
-            message,
-        })?;
+        self.drafts
+            .validate()
+            .map_err(|(setting, message)| ConfigError::Invalid { setting, message })?;
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -643,7 +642,10 @@ impl DraftsConfig {
             let ok = (u.starts_with("https://") || u.starts_with("http://"))
                 && reqwest::Url::parse(u).is_ok_and(|p| p.host_str().is_some());
             if !ok {
-                return Err(("drafts.base_url", format!("must be an http(s) URL (got {u:?})")));
+                return Err((
+                    "drafts.base_url",
+                    format!("must be an http(s) URL (got {u:?})"),
+                ));
             }
             if self.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
                 return Err((
@@ -677,10 +679,20 @@ mod tests {
         c.validate().unwrap();
         assert!(!format!("{c:?}").contains("sk-very-secret"));
         c.drafts.base_url = Some("ftp://x/v1".into());
-        assert!(c.validate().unwrap_err().to_string().contains("drafts.base_url"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("drafts.base_url")
+        );
         c.drafts.base_url = None;
         c.drafts.timeout_secs = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("drafts.timeout_secs"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("drafts.timeout_secs")
+        );
         c.drafts.timeout_secs = 30;
         c.drafts.max_completion_tokens = 1;
         let e = c.validate().unwrap_err().to_string();

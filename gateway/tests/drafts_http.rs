@@ -49,9 +49,8 @@ fn poison_openai_env() {
 /// A JPEG of `w`×`h`, warm and bright; with `exif_orientation`, an EXIF block (orientation and
 /// a GPS-looking text) right after the start marker, as a phone camera writes one.
 fn jpeg(w: u32, h: u32, exif_orientation: Option<u16>) -> Vec<u8> {
-    let img = image::ImageBuffer::from_fn(w, h, |x, _| {
-        image::Rgb([230u8, 190, (x % 64) as u8 + 60])
-    });
+    let img =
+        image::ImageBuffer::from_fn(w, h, |x, _| image::Rgb([230u8, 190, (x % 64) as u8 + 60]));
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
         .encode_image(&img)
@@ -260,7 +259,9 @@ fn with_model(fake: SocketAddr, model: &str) -> Config {
 async fn setup(config: Config) -> Setup {
     poison_openai_env();
     let photos = Arc::new(FakePhotos::default());
-    let app = App::build_with_photos(config, photos.clone()).await.unwrap();
+    let app = App::build_with_photos(config, photos.clone())
+        .await
+        .unwrap();
     let server = start_app(app).await;
     let tag = common::rand_u64();
     let session = signup(server.addr, &format!("d{tag}@example.com"), "민지").await;
@@ -288,7 +289,14 @@ fn ask(photos: &[&str], language: &str) -> Value {
 }
 
 async fn draft(s: &Setup, body: &Value) -> (u16, Value) {
-    api(s.server.addr, "POST", "/api/drafts", Some(&s.token), &body.to_string()).await
+    api(
+        s.server.addr,
+        "POST",
+        "/api/drafts",
+        Some(&s.token),
+        &body.to_string(),
+    )
+    .await
 }
 
 /// `(event, data)` of a `text/event-stream` body.
@@ -349,7 +357,10 @@ async fn the_model_gets_the_configured_model_key_prompts_and_metadata_free_jpegs
     let b = &req.body;
     assert_eq!(b["model"], "canned");
     assert_eq!(b["max_completion_tokens"], 321);
-    assert!(b.get("max_tokens").is_none(), "the deprecated limit is not sent");
+    assert!(
+        b.get("max_tokens").is_none(),
+        "the deprecated limit is not sent"
+    );
     assert!(b.get("stream").is_none() || b["stream"] == false);
     let messages = b["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
@@ -359,7 +370,14 @@ async fn the_model_gets_the_configured_model_key_prompts_and_metadata_free_jpegs
     let parts = messages[1]["content"].as_array().unwrap();
     assert_eq!(parts[0]["type"], "text");
     let prompt = parts[0]["text"].as_str().unwrap();
-    for needle in ["보름달비빔국수", "noodles", "평양냉면, 수육", "5점", "담백, 줄 서는 집", "2장"] {
+    for needle in [
+        "보름달비빔국수",
+        "noodles",
+        "평양냉면, 수육",
+        "5점",
+        "담백, 줄 서는 집",
+        "2장",
+    ] {
         assert!(prompt.contains(needle), "prompt lacks {needle}: {prompt}");
     }
     assert!(!prompt.contains("민지"), "nothing about the author");
@@ -370,16 +388,20 @@ async fn the_model_gets_the_configured_model_key_prompts_and_metadata_free_jpegs
         assert_eq!(img["image_url"]["detail"], "low");
         let url = img["image_url"]["url"].as_str().unwrap();
         let b64 = url.strip_prefix("data:image/jpeg;base64,").expect(url);
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         let markers = jpeg_markers(&bytes);
         assert!(
-            markers.iter().all(|m| !(0xE1..=0xEF).contains(m) && *m != 0xFE),
+            markers
+                .iter()
+                .all(|m| !(0xE1..=0xEF).contains(m) && *m != 0xFE),
             "no EXIF/XMP/ICC/comment segments: {markers:x?}"
         );
         assert!(!bytes.windows(4).any(|w| w == b"Exif"));
         assert!(!bytes.windows(GPS_TEXT.len()).any(|w| w == GPS_TEXT));
-        let decoded = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
-            .unwrap();
+        let decoded =
+            image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
         sizes.push((decoded.width(), decoded.height()));
     }
     // Shrunk to 512 on the long side; the phone photo turned upright by its EXIF orientation.
@@ -421,9 +443,23 @@ async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back() {
         "place_id": "sample:0001", "visit_date": "2026-01-02", "rating": 5,
         "text": d["text"], "text_origin": d["text_origin"],
     });
-    let (status, p) = api(s.server.addr, "POST", "/api/posts", Some(&s.token), &post.to_string()).await;
+    let (status, p) = api(
+        s.server.addr,
+        "POST",
+        "/api/posts",
+        Some(&s.token),
+        &post.to_string(),
+    )
+    .await;
     assert_eq!(status, 201, "{p}");
-    let (_, back) = api(s.server.addr, "GET", &format!("/api/posts/{}", p["id"].as_str().unwrap()), None, "").await;
+    let (_, back) = api(
+        s.server.addr,
+        "GET",
+        &format!("/api/posts/{}", p["id"].as_str().unwrap()),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(back["text_origin"], "template_draft");
     // Edited: the author's text.
     let (status, edited) = api(
@@ -444,7 +480,11 @@ async fn a_streamed_draft_arrives_as_deltas_then_the_whole_draft() {
     let s = setup(with_model(fake_addr, "canned")).await;
     let (status, head, body) = stream(&s, &ask(&["landscape"], "ko")).await;
     assert_eq!(status, 200, "{body}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
     let ev = events(&body);
     let deltas: String = ev
         .iter()
@@ -478,7 +518,11 @@ async fn a_slow_model_is_a_504_timeout_and_a_stalled_stream_ends_in_a_timeout_ev
     let s = setup(c).await;
     let t0 = Instant::now();
     let (status, e) = draft(&s, &ask(&[], "en")).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (504, Some("model_timeout")), "{e}");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (504, Some("model_timeout")),
+        "{e}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
 
     let mut c = with_model(fake_addr, "stalls");
@@ -488,7 +532,11 @@ async fn a_slow_model_is_a_504_timeout_and_a_stalled_stream_ends_in_a_timeout_ev
     let (status, _, body) = stream(&s, &ask(&[], "en")).await;
     assert_eq!(status, 200);
     let ev = events(&body);
-    assert_eq!(ev[0], ("delta".to_string(), json!({"text": "처음 "})), "{body}");
+    assert_eq!(
+        ev[0],
+        ("delta".to_string(), json!({"text": "처음 "})),
+        "{body}"
+    );
     let (last, err) = ev.last().unwrap();
     assert_eq!(last, "error", "{body}");
     assert_eq!(err["error"]["code"], "model_timeout");
@@ -513,7 +561,11 @@ async fn model_failures_get_their_own_status_and_code() {
         let model = config.drafts.model.clone().unwrap();
         let s = setup(config).await;
         let (st, e) = draft(&s, &ask(&[], "en")).await;
-        assert_eq!((st, e["error"]["code"].as_str()), (status, Some(code)), "{model}: {e}");
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{model}: {e}"
+        );
         assert!(!e.to_string().contains(KEY), "the key never leaves");
         // Streamed, the same error comes before any event, with the same status.
         let (st, _, body) = stream(&s, &ask(&[], "en")).await;
@@ -532,7 +584,11 @@ async fn a_model_that_takes_no_images_is_a_distinct_error_and_the_template_still
     let (fake_addr, _fake) = start_fake().await;
     let s = setup(with_model(fake_addr, "blind")).await;
     let (status, e) = draft(&s, &ask(&["landscape"], "en")).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (502, Some("model_rejects_images")), "{e}");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (502, Some("model_rejects_images")),
+        "{e}"
+    );
     let mut again = ask(&["landscape"], "en");
     again["drafter"] = json!("template");
     let (status, d) = draft(&s, &again).await;
@@ -556,7 +612,11 @@ async fn photos_that_are_not_the_authors_are_422_unknown_photo_and_bad_input_is_
     s.photos.add("someone-else", "theirs", jpeg(100, 100, None));
     for id in ["theirs", "missing"] {
         let (status, e) = draft(&s, &ask(&[id], "ko")).await;
-        assert_eq!((status, e["error"]["code"].as_str()), (422, Some("unknown_photo")), "{e}");
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (422, Some("unknown_photo")),
+            "{e}"
+        );
         assert!(e["error"]["message"].as_str().unwrap().contains(id));
     }
     assert!(!s.me.is_empty());
@@ -579,11 +639,24 @@ async fn photos_that_are_not_the_authors_are_422_unknown_photo_and_bad_input_is_
             body[k] = v.clone();
         }
         let (status, e) = draft(&s, &body).await;
-        assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid")), "{change}: {e}");
-        assert!(e["error"]["message"].as_str().unwrap().contains(needle), "{change}: {e}");
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (400, Some("invalid")),
+            "{change}: {e}"
+        );
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(needle),
+            "{change}: {e}"
+        );
     }
-    let (status, e) =
-        api(s.server.addr, "POST", "/api/drafts", None, &ask(&[], "ko").to_string()).await;
+    let (status, e) = api(
+        s.server.addr,
+        "POST",
+        "/api/drafts",
+        None,
+        &ask(&[], "ko").to_string(),
+    )
+    .await;
     assert_eq!(status, 401, "{e}");
 }
 
@@ -595,12 +668,20 @@ async fn drafts_count_against_the_write_rate_and_streaming_can_be_turned_off() {
     let s = setup(c).await;
     let (status, _, body) = stream(&s, &ask(&[], "en")).await;
     let e: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("streaming_off")), "{e}");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("streaming_off")),
+        "{e}"
+    );
     for _ in 0..2 {
         assert_eq!(draft(&s, &ask(&[], "en")).await.0, 200);
     }
     let (status, e) = draft(&s, &ask(&[], "en")).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (429, Some("rate_limited")), "{e}");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -608,8 +689,16 @@ async fn the_documented_template_example_is_what_the_server_answers() {
     let docs = include_str!("../../docs/RECORDS.md");
     let asked = docs
         .lines()
-        .find_map(|l| l.trim().strip_prefix("-d '{\"place_id\":\"sample:0001\",\"menu\""))
-        .map(|rest| format!("{{\"place_id\":\"sample:0001\",\"menu\"{}", rest.trim_end_matches('\'')))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("-d '{\"place_id\":\"sample:0001\",\"menu\"")
+        })
+        .map(|rest| {
+            format!(
+                "{{\"place_id\":\"sample:0001\",\"menu\"{}",
+                rest.trim_end_matches('\'')
+            )
+        })
         .expect("the curl example in docs/RECORDS.md");
     let answered: Value = docs
         .lines()

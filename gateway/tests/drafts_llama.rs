@@ -30,8 +30,16 @@ fn llama(test: &str) -> Option<(PathBuf, PathBuf)> {
     ) {
         (Some(server), Some(model)) => {
             let (server, model) = (PathBuf::from(server), PathBuf::from(model));
-            assert!(server.is_file(), "WAGU_TEST_LLAMA_SERVER={} is not a file", server.display());
-            assert!(model.is_file(), "WAGU_TEST_LLAMA_MODEL={} is not a file", model.display());
+            assert!(
+                server.is_file(),
+                "WAGU_TEST_LLAMA_SERVER={} is not a file",
+                server.display()
+            );
+            assert!(
+                model.is_file(),
+                "WAGU_TEST_LLAMA_MODEL={} is not a file",
+                model.display()
+            );
             Some((server, model))
         }
         _ => {
@@ -64,16 +72,24 @@ impl LlamaServer {
             .args(["-m"])
             .arg(model)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["-c", "2048", "-t", "1", "-np", "1", "--seed", "7", "--temp", "0"])
+            .args([
+                "-c", "2048", "-t", "1", "-np", "1", "--seed", "7", "--temp", "0",
+            ])
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let server = LlamaServer { child, port, log };
+        let mut server = LlamaServer { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = reqwest::Client::new();
         loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!(
+                    "llama-server exited ({status}); its log:\n{}",
+                    std::fs::read_to_string(&server.log).unwrap_or_default()
+                );
+            }
             let url = format!("http://127.0.0.1:{port}/health");
             if let Ok(r) = client.get(&url).send().await
                 && r.status().is_success()
@@ -146,8 +162,16 @@ async fn gateway(config: Config) -> (common::TestServer, String) {
         .await
         .unwrap();
     let server = start_app(app).await;
-    let session = signup(server.addr, &format!("l{}@example.com", common::rand_u64()), "L").await;
-    (server, session["access_token"].as_str().unwrap().to_string())
+    let session = signup(
+        server.addr,
+        &format!("l{}@example.com", common::rand_u64()),
+        "L",
+    )
+    .await;
+    (
+        server,
+        session["access_token"].as_str().unwrap().to_string(),
+    )
 }
 
 fn ask(photos: &[&str], stream: bool) -> String {
@@ -183,7 +207,14 @@ async fn a_real_llama_server_drafts_a_review_as_json_and_as_a_stream() {
     };
     let llama = LlamaServer::start(&bin, &model).await;
     let (gw, token) = gateway(llama.config(24)).await;
-    let (status, d) = api(gw.addr, "POST", "/api/drafts", Some(&token), &ask(&[], false)).await;
+    let (status, d) = api(
+        gw.addr,
+        "POST",
+        "/api/drafts",
+        Some(&token),
+        &ask(&[], false),
+    )
+    .await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["source"], "ai");
     assert_eq!(d["text_origin"], "ai_draft");
@@ -200,7 +231,10 @@ async fn a_real_llama_server_drafts_a_review_as_json_and_as_a_stream() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(head.to_ascii_lowercase().contains("text/event-stream"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("text/event-stream"),
+        "{head}"
+    );
     let ev = events(&body);
     let deltas: Vec<&str> = ev
         .iter()
@@ -218,15 +252,21 @@ async fn a_real_llama_server_drafts_a_review_as_json_and_as_a_stream() {
 
 #[tokio::test]
 async fn a_real_llama_server_without_a_vision_projector_refuses_photos_with_its_own_code() {
-    let Some((bin, model)) = llama(
-        "a_real_llama_server_without_a_vision_projector_refuses_photos_with_its_own_code",
-    ) else {
+    let Some((bin, model)) =
+        llama("a_real_llama_server_without_a_vision_projector_refuses_photos_with_its_own_code")
+    else {
         return;
     };
     let llama = LlamaServer::start(&bin, &model).await;
     let (gw, token) = gateway(llama.config(16)).await;
-    let (status, e) =
-        api(gw.addr, "POST", "/api/drafts", Some(&token), &ask(&["bibimbap"], false)).await;
+    let (status, e) = api(
+        gw.addr,
+        "POST",
+        "/api/drafts",
+        Some(&token),
+        &ask(&["bibimbap"], false),
+    )
+    .await;
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (502, Some("model_rejects_images")),
@@ -246,8 +286,19 @@ async fn a_real_llama_server_without_a_vision_projector_refuses_photos_with_its_
     // With photos the model cannot see, the template still drafts.
     let mut body: Value = serde_json::from_str(&ask(&["bibimbap"], false)).unwrap();
     body["drafter"] = json!("template");
-    let (status, d) = api(gw.addr, "POST", "/api/drafts", Some(&token), &body.to_string()).await;
-    assert_eq!((status, d["source"].as_str()), (200, Some("template")), "{d}");
+    let (status, d) = api(
+        gw.addr,
+        "POST",
+        "/api/drafts",
+        Some(&token),
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, d["source"].as_str()),
+        (200, Some("template")),
+        "{d}"
+    );
 }
 
 #[tokio::test]
@@ -262,11 +313,29 @@ async fn a_hung_llama_server_is_a_504_timeout() {
     // Stopped, it still accepts connections (the kernel's backlog) but never answers.
     llama.signal(libc::SIGSTOP);
     let t0 = Instant::now();
-    let (status, e) = api(gw.addr, "POST", "/api/drafts", Some(&token), &ask(&[], false)).await;
+    let (status, e) = api(
+        gw.addr,
+        "POST",
+        "/api/drafts",
+        Some(&token),
+        &ask(&[], false),
+    )
+    .await;
     llama.signal(libc::SIGCONT);
-    assert_eq!((status, e["error"]["code"].as_str()), (504, Some("model_timeout")), "{e}");
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (504, Some("model_timeout")),
+        "{e}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     // And once it runs again, drafts flow again.
-    let (status, d) = api(gw.addr, "POST", "/api/drafts", Some(&token), &ask(&[], false)).await;
+    let (status, d) = api(
+        gw.addr,
+        "POST",
+        "/api/drafts",
+        Some(&token),
+        &ask(&[], false),
+    )
+    .await;
     assert_eq!(status, 200, "{d}");
 }

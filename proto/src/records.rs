@@ -224,7 +224,9 @@ impl PostDraft {
         check_menu(&self.menu)?;
         check_photo_ids(&self.photos)?;
         if self.text_origin != TextOrigin::Author && self.text.trim().is_empty() {
-            return Err(invalid("a drafted post (text_origin other than author) needs its text"));
+            return Err(invalid(
+                "a drafted post (text_origin other than author) needs its text",
+            ));
         }
         Ok(())
     }
@@ -251,7 +253,9 @@ pub fn check_menu(menu: &[MenuItem]) -> Result<(), InvalidRecord> {
 /// [`MAX_PHOTO_ID_BYTES`] characters of `[A-Za-z0-9_-]`.
 pub fn check_photo_ids(photos: &[PhotoId]) -> Result<(), InvalidRecord> {
     if photos.len() > MAX_PHOTOS {
-        return Err(invalid(format!("photos[] may hold at most {MAX_PHOTOS} ids")));
+        return Err(invalid(format!(
+            "photos[] may hold at most {MAX_PHOTOS} ids"
+        )));
     }
     for p in photos {
         let ok = !p.0.is_empty()

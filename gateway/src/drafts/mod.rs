@@ -102,8 +102,7 @@ impl DraftRequest {
 
     /// Checks every field (menu and photo ids by the post's own rules).
     pub fn validate(&self) -> Result<(), InvalidRecord> {
-        wagu_proto::client::check_place_id(&self.place_id)
-            .map_err(|e| InvalidRecord(e.message))?;
+        wagu_proto::client::check_place_id(&self.place_id).map_err(|e| InvalidRecord(e.message))?;
         check_photo_ids(&self.photos)?;
         let mut seen = std::collections::HashSet::new();
         if !self.photos.iter().all(|p| seen.insert(p)) {
@@ -114,9 +113,7 @@ impl DraftRequest {
             return Err(InvalidRecord("rating must be 1 to 5".into()));
         }
         if self.keywords.len() > MAX_KEYWORDS {
-            return Err(InvalidRecord(format!(
-                "at most {MAX_KEYWORDS} keywords"
-            )));
+            return Err(InvalidRecord(format!("at most {MAX_KEYWORDS} keywords")));
         }
         for k in &self.keywords {
             let n = k.chars().count();
@@ -324,7 +321,11 @@ impl Drafts {
     }
 
     /// The whole draft at once.
-    pub async fn write(&self, input: &DraftInput, source: DraftSource) -> Result<Draft, DraftError> {
+    pub async fn write(
+        &self,
+        input: &DraftInput,
+        source: DraftSource,
+    ) -> Result<Draft, DraftError> {
         let result = match (&self.model, source) {
             (Some(model), DraftSource::Ai) => model
                 .complete(input)

@@ -75,7 +75,10 @@ pub struct Completion {
 pub enum Piece {
     Delta(String),
     /// The last piece: the (configured) model and whether it hit the token limit.
-    End { model: String, truncated: bool },
+    End {
+        model: String,
+        truncated: bool,
+    },
 }
 
 /// Base URL and key, and nothing from the environment.
@@ -450,7 +453,10 @@ mod tests {
 
     #[test]
     fn model_text_is_trimmed_and_stripped_of_control_characters() {
-        assert_eq!(clean("  좋아요\u{0}!\n\n맛있어요\t \u{7} "), "좋아요!\n\n맛있어요");
+        assert_eq!(
+            clean("  좋아요\u{0}!\n\n맛있어요\t \u{7} "),
+            "좋아요!\n\n맛있어요"
+        );
         let long = "가".repeat(wagu_proto::records::MAX_POST_TEXT_CHARS + 10);
         assert_eq!(
             clean(&long).chars().count(),

@@ -187,7 +187,11 @@ mod tests {
         let p = prepare(&jpeg(300, 400, [20, 30, 90]), false).unwrap();
         assert!(p.model_jpeg.is_none());
         assert_eq!(p.facts.orientation(), Orientation::Portrait);
-        assert!(p.facts.warmth < -40 && p.facts.brightness < 60, "{:?}", p.facts);
+        assert!(
+            p.facts.warmth < -40 && p.facts.brightness < 60,
+            "{:?}",
+            p.facts
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub fn write(input: &DraftInput) -> String {
     });
     let dishes: Vec<&str> = input.menu.iter().map(|m| m.name.as_str()).collect();
     if !dishes.is_empty() {
-        sentences.push(if ko { menu_ko(&dishes) } else { menu_en(&dishes) });
+        sentences.push(if ko {
+            menu_ko(&dishes)
+        } else {
+            menu_en(&dishes)
+        });
     }
     if let Some(r) = input.rating {
         sentences.push(rating(ko, r).to_string());
@@ -193,7 +197,7 @@ fn mood(ko: bool, facts: &[PhotoFacts]) -> Option<String> {
 fn object_particle(word: &str) -> &'static str {
     match word.trim_end().chars().last() {
         Some(c @ '가'..='힣') => {
-            if (c as u32 - '가' as u32) % 28 == 0 {
+            if (c as u32 - '가' as u32).is_multiple_of(28) {
                 "를"
             } else {
                 "을"
