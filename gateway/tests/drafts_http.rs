@@ -435,12 +435,32 @@ async fn without_a_model_the_template_drafts_in_korean_and_english_and_says_so()
     );
 }
 
-#[tokio::test]
-async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back() {
-    let s = setup(test_config()).await;
-    let (_, d) = draft(&s, &ask(&[], "en")).await;
+/// A template draft kept as drafted is posted as `template_draft`, reads back so, and becomes
+/// `author` once edited: on the store `config` names.
+async fn kept_template_draft_round_trip(config: Config) {
+    let s = setup(config).await;
+    let (status, place) = api(
+        s.server.addr,
+        "POST",
+        "/api/places",
+        Some(&s.token),
+        &json!({"name": "국수집", "category": "noodles", "location": {"lat": 37.57, "lng": 126.99}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{place}");
+    let mut ask = ask(&[], "en");
+    ask["place_id"] = place["id"].clone();
+    let (status, d) = draft(&s, &ask).await;
+    assert_eq!(status, 200, "{d}");
+    assert!(
+        d["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Had a meal at 국수집 (noodles).")
+    );
     let post = json!({
-        "place_id": "sample:0001", "visit_date": "2026-01-02", "rating": 5,
+        "place_id": place["id"], "visit_date": "2026-01-02", "rating": 5,
         "text": d["text"], "text_origin": d["text_origin"],
     });
     let (status, p) = api(
@@ -452,26 +472,50 @@ async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back() {
     )
     .await;
     assert_eq!(status, 201, "{p}");
-    let (_, back) = api(
-        s.server.addr,
-        "GET",
-        &format!("/api/posts/{}", p["id"].as_str().unwrap()),
-        None,
-        "",
-    )
-    .await;
+    let path = format!("/api/posts/{}", p["id"].as_str().unwrap());
+    let (_, back) = api(s.server.addr, "GET", &path, None, "").await;
     assert_eq!(back["text_origin"], "template_draft");
-    // Edited: the author's text.
+    assert_eq!(back["text"], d["text"]);
+    let edit = json!({"text": "My own words.", "text_origin": d["text_origin_if_edited"]});
     let (status, edited) = api(
         s.server.addr,
         "PATCH",
-        &format!("/api/posts/{}", p["id"].as_str().unwrap()),
+        &path,
         Some(&s.token),
-        &json!({"text": "My own words.", "text_origin": d["text_origin_if_edited"]}).to_string(),
+        &edit.to_string(),
     )
     .await;
     assert_eq!(status, 200, "{edited}");
-    assert_eq!(edited["text_origin"], "author");
+    let (_, back) = api(s.server.addr, "GET", &path, None, "").await;
+    assert_eq!(back["text_origin"], "author");
+}
+
+#[tokio::test]
+async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back_embedded() {
+    kept_template_draft_round_trip(test_config()).await;
+}
+
+#[tokio::test]
+async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back_cql() {
+    let Some(nodes) = wagu_storage::testbed::service(
+        wagu_storage::testbed::CQL_NODES,
+        "a_kept_template_draft_is_posted_as_template_draft_and_reads_back_cql",
+    ) else {
+        return;
+    };
+    let mut config = test_config();
+    config.database.backend = wagu_gateway::config::DatabaseBackend::Cql;
+    config.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
+    config.database.keyspace = format!("wagu_drafts_{}", common::rand_u64() % 1_000_000_000);
+    config.database.seed_sample_places = false;
+    kept_template_draft_round_trip(config.clone()).await;
+    let session = wagu_storage::cql::connect(&config.database.cql_nodes)
+        .await
+        .unwrap();
+    session
+        .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

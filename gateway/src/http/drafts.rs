@@ -44,8 +44,8 @@ impl From<DraftError> for AppError {
 #[utoipa::path(post, operation_id = "create_draft", path = "/api/drafts", tag = "drafts", security(("bearer" = [])),
     request_body = DraftRequest,
     responses(
-        (status = 200, body = Draft, description = "the draft (`stream` false); with `stream: true` a `text/event-stream` instead: `event: delta` with `{\"text\": \"…\"}` as the text is written, then `event: done` with the whole draft (the same `Draft` object) or `event: error` with the error body (`model_timeout`, `model_bad_answer`)",
-            content_type = "application/json"),
+        (status = 200, description = "the draft as JSON (`stream` false); with `stream: true` a `text/event-stream` instead: `event: delta` with `{\"text\": \"…\"}` as the text is written, then `event: done` with the whole draft (the same `Draft` object) or `event: error` with the error body (`model_timeout`, `model_bad_answer`)",
+            content((Draft = "application/json"), (String = "text/event-stream"))),
         (status = 400, description = "`invalid` (a field breaks its rule), `streaming_off` (`stream: true` while the server does not offer it)", body = crate::http::openapi::ErrorBody),
         (status = 401, body = crate::http::openapi::ErrorBody),
         (status = 413, description = "`too_large`: body over 64 KiB", body = crate::http::openapi::ErrorBody),
