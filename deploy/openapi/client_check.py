@@ -15,13 +15,20 @@ from http import HTTPStatus
 
 from wagu_client import AuthenticatedClient, Client
 from wagu_client.api.accounts import get_me, signup
+from wagu_client.api.drafts import create_draft
 from wagu_client.api.places import get_place, list_places
 from wagu_client.api.posts import create_post, get_post, list_account_posts
 from wagu_client.api.rooms import create_room, get_room_preview
 from wagu_client.api.streams import list_streams
 from wagu_client.models import (
     CreateRoomBody,
+    Draft,
+    DraftRequest,
+    DraftSource,
     ErrorBody,
+    Language,
+    MenuItem,
+    TextOrigin,
     PagePlace,
     PagePost,
     Place,
@@ -155,6 +162,21 @@ def main(base):
     check(sizes[0] == 2, f"first page holds `limit` posts: {sizes}")
     r = list_account_posts.sync_detailed(account, client=anon, cursor="not a cursor!")
     check(r.status_code == HTTPStatus.BAD_REQUEST and error_code(r) == "invalid", "a bad cursor")
+
+    # A review draft: no model configured here, so the built-in template writes it.
+    ask = DraftRequest(
+        place_id=place_id, language=Language.EN, rating=5, keywords=["spicy"],
+        menu=[MenuItem(name="bibim guksu")],
+    )
+    r = create_draft.sync_detailed(client=me_client, body=ask)
+    check(r.status_code == HTTPStatus.OK and isinstance(r.parsed, Draft), f"create_draft: {r.content!r}")
+    check(r.parsed.source == DraftSource.TEMPLATE, f"a template draft: {r.parsed.source}")
+    check(r.parsed.text_origin == TextOrigin.TEMPLATE_DRAFT, f"text_origin: {r.parsed.text_origin}")
+    check("bibim guksu" in r.parsed.text and "#spicy" in r.parsed.text, f"draft text: {r.parsed.text!r}")
+    ask.photos = ["not-mine"]
+    r = create_draft.sync_detailed(client=me_client, body=ask)
+    check(r.status_code == HTTPStatus.UNPROCESSABLE_ENTITY and error_code(r) == "unknown_photo",
+          f"a photo that is not the author's: {r.status_code} {r.content!r}")
 
     print(f"generated client: {checks} checks passed against {base}")
 

@@ -52,8 +52,10 @@ pub struct AppState {
     pub creates: Arc<crate::http::limit::CreateLimiter>,
     /// Per-address limit on sign-ups and log-ins.
     pub logins: Arc<crate::http::limit::CreateLimiter>,
-    /// Per-address limit on writing posts and places.
+    /// Per-address limit on writing posts and places (and asking for review drafts).
     pub writes: Arc<crate::http::limit::CreateLimiter>,
+    /// Review drafts (`POST /api/drafts`).
+    pub drafts: Arc<crate::drafts::Drafts>,
     /// Flips to `true` on shutdown: connections close with "resume" so clients move on.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -65,7 +67,23 @@ pub struct App {
 }
 
 impl App {
+    /// The node: drafts read the author's photos from the photo service.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_inner(config, None).await
+    }
+
+    /// [`App::build`] with another photo source for review drafts (tests pass a fake).
+    pub async fn build_with_photos(
+        config: Config,
+        draft_photos: Arc<dyn crate::drafts::photos::DraftPhotos>,
+    ) -> anyhow::Result<App> {
+        Self::build_inner(config, Some(draft_photos)).await
+    }
+
+    async fn build_inner(
+        config: Config,
+        draft_photos: Option<Arc<dyn crate::drafts::photos::DraftPhotos>>,
+    ) -> anyhow::Result<App> {
         let metrics = crate::telemetry::metrics();
         tokio::fs::create_dir_all(&config.data_dir)
             .await
@@ -192,6 +210,17 @@ impl App {
         }
         let photos =
             crate::photos::Photos::new(records.clone(), blobs.clone(), config.photos.clone());
+        let draft_photos = draft_photos.unwrap_or_else(|| Arc::new(photos.clone()));
+        let drafts = Arc::new(
+            crate::drafts::Drafts::new(&config.drafts, draft_photos)
+                .context("drafts (HTTP client)")?,
+        );
+        match (&config.drafts.base_url, &config.drafts.model) {
+            (Some(url), Some(model)) => {
+                tracing::info!(url = %redact_url(url), %model, "review drafts from a model")
+            }
+            _ => tracing::info!("review drafts from the built-in template (no drafts.base_url)"),
+        }
         let (shutdown_tx, shutdown) = watch::channel(false);
         photos.spawn_sweeper(shutdown.clone());
         let state = AppState {
@@ -210,6 +239,7 @@ impl App {
             creates,
             logins,
             writes,
+            drafts,
             shutdown,
         };
         let router = Router::new()

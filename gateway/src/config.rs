@@ -33,6 +33,63 @@ pub struct Config {
     pub web: WebConfig,
     /// Photo uploads: limits and the orphan sweep.
     pub photos: crate::photos::PhotoConfig,
+    /// Review drafts (`POST /api/drafts`): an OpenAI-compatible model, or the built-in template.
+    pub drafts: DraftsConfig,
+}
+
+/// Review drafts. With `base_url` unset, every draft comes from the built-in template drafter
+/// (`source: "template"`); with it set, from the model (`source: "ai"`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DraftsConfig {
+    /// Base URL of an OpenAI-compatible API, up to its `/v1` (`https://api.openai.com/v1`,
+    /// `http://127.0.0.1:8081/v1` for a llama-server). `OPENAI_*` variables are never read.
+    pub base_url: Option<String>,
+    /// The model named in every request; required with `base_url`.
+    pub model: Option<String>,
+    /// Sent as `Authorization: Bearer …`. Secret: never logged or printed.
+    pub api_key: Option<Secret>,
+    /// The whole model call (connection, the client's own retries, every streamed token),
+    /// seconds.
+    pub timeout_secs: u64,
+    /// `max_completion_tokens` of every request: bounds the length (and cost) of a draft.
+    pub max_completion_tokens: u32,
+    /// Offer `stream: true` (Server-Sent Events of text deltas) to clients.
+    pub stream: bool,
+    /// Send the photos to the model as images; turn off for a text-only model (the prompt then
+    /// carries only the photos' count and shape).
+    pub send_photos: bool,
+}
+
+impl Default for DraftsConfig {
+    fn default() -> Self {
+        DraftsConfig {
+            base_url: None,
+            model: None,
+            api_key: None,
+            timeout_secs: 30,
+            max_completion_tokens: 600,
+            stream: true,
+            send_photos: true,
+        }
+    }
+}
+
+/// A secret setting: its `Debug` never shows the value, so it cannot leak into a log line.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The web client's settings (public: `/config.json` hands them to every browser).
@@ -311,6 +368,7 @@ impl Default for Config {
             media: wagu_media::MediaConfig::default(),
             web: WebConfig::default(),
             photos: crate::photos::PhotoConfig::default(),
+            drafts: DraftsConfig::default(),
         }
     }
 }
@@ -409,7 +467,7 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 13] = [
+const SETTINGS: [&str; 14] = [
     "photos",
     "listen",
     "data_dir",
@@ -423,6 +481,7 @@ const SETTINGS: [&str; 13] = [
     "rate",
     "media",
     "web",
+    "drafts",
 ];
 
 fn is_setting(env_key: &str) -> bool {
@@ -609,6 +668,9 @@ impl Config {
                 "must exceed auth.access_ttl_secs".into(),
             );
         }
+        self.drafts
+            .validate()
+            .map_err(|(setting, message)| ConfigError::Invalid { setting, message })?;
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -629,9 +691,69 @@ impl Config {
     }
 }
 
+impl DraftsConfig {
+    /// The bounds of every drafts setting.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(u) = &self.base_url {
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && reqwest::Url::parse(u).is_ok_and(|p| p.host_str().is_some());
+            if !ok {
+                return Err((
+                    "drafts.base_url",
+                    format!("must be an http(s) URL (got {u:?})"),
+                ));
+            }
+            if self.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                return Err((
+                    "drafts.model",
+                    "required when drafts.base_url is set".into(),
+                ));
+            }
+        }
+        if !(1..=600).contains(&self.timeout_secs) {
+            return Err(("drafts.timeout_secs", "must be 1 to 600".into()));
+        }
+        if !(16..=8192).contains(&self.max_completion_tokens) {
+            return Err(("drafts.max_completion_tokens", "must be 16 to 8192".into()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drafts_need_a_model_with_a_base_url_and_keep_the_key_out_of_debug() {
+        let mut c = Config::default();
+        c.drafts.base_url = Some("http://127.0.0.1:8081/v1".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("drafts.model"), "{e}");
+        c.drafts.model = Some("gpt-4o-mini".into());
+        c.drafts.api_key = Some(Secret("sk-very-secret".into()));
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("sk-very-secret"));
+        c.drafts.base_url = Some("ftp://x/v1".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("drafts.base_url")
+        );
+        c.drafts.base_url = None;
+        c.drafts.timeout_secs = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("drafts.timeout_secs")
+        );
+        c.drafts.timeout_secs = 30;
+        c.drafts.max_completion_tokens = 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("drafts.max_completion_tokens"), "{e}");
+    }
 
     #[test]
     fn defaults_are_valid() {

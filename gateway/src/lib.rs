@@ -3,6 +3,7 @@
 //! - [`config`]: settings from defaults, a TOML file, `WAGU_*` variables and flags.
 //! - [`app`]: opens the backends, starts the room engine, builds the router.
 //! - [`auth`]: password hashing, access/refresh tokens, the `Authed` extractor.
+//! - [`drafts`]: review drafts from a language model or the built-in template.
 //! - [`http`]: the REST API, health and metrics.
 //! - [`photos`]: photo uploads (decode, orient, strip metadata, resize), serving, the orphan sweep.
 //! - [`ws`]: the WebSocket edge, one task per connection, no room state.
@@ -14,6 +15,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod drafts;
 pub mod error;
 pub mod fdlimit;
 pub mod http;

@@ -149,6 +149,10 @@ pub enum TextOrigin {
     AiDraft,
     /// Drafted by the AI, then edited by the author.
     AiEdited,
+    /// Drafted by the built-in template drafter (no language model: it only restates the
+    /// place, menu, rating, keywords and photo facts the author gave) and kept as drafted. A
+    /// template draft the author edited is `author`: no model wrote any of it.
+    TemplateDraft,
 }
 
 impl TextOrigin {
@@ -157,6 +161,7 @@ impl TextOrigin {
             TextOrigin::Author => "author",
             TextOrigin::AiDraft => "ai_draft",
             TextOrigin::AiEdited => "ai_edited",
+            TextOrigin::TemplateDraft => "template_draft",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -164,6 +169,7 @@ impl TextOrigin {
             "author" => TextOrigin::Author,
             "ai_draft" => TextOrigin::AiDraft,
             "ai_edited" => TextOrigin::AiEdited,
+            "template_draft" => TextOrigin::TemplateDraft,
             _ => return None,
         })
     }
@@ -215,37 +221,55 @@ impl PostDraft {
             return Err(invalid("rating must be 1 to 5"));
         }
         chars_between("text", &self.text, 0, MAX_POST_TEXT_CHARS)?;
-        if self.menu.len() > MAX_MENU_ITEMS {
-            return Err(invalid(format!(
-                "menu may list at most {MAX_MENU_ITEMS} items"
-            )));
-        }
-        for m in &self.menu {
-            chars_between("menu[].name", &m.name, 1, MAX_MENU_NAME_CHARS)?;
-            if m.price.is_some_and(|p| p > MAX_PRICE) {
-                return Err(invalid(format!("menu[].price must be at most {MAX_PRICE}")));
-            }
-        }
-        if self.photos.len() > MAX_PHOTOS {
-            return Err(invalid(format!("at most {MAX_PHOTOS} photos per post")));
-        }
-        for p in &self.photos {
-            let ok = !p.0.is_empty()
-                && p.0.len() <= MAX_PHOTO_ID_BYTES
-                && p.0
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !ok {
-                return Err(invalid(format!(
-                    "photos[] must be 1 to {MAX_PHOTO_ID_BYTES} characters of [A-Za-z0-9_-]"
-                )));
-            }
-        }
+        check_menu(&self.menu)?;
+        check_photo_ids(&self.photos)?;
         if self.text_origin != TextOrigin::Author && self.text.trim().is_empty() {
-            return Err(invalid("an AI-drafted post needs its text"));
+            return Err(invalid(
+                "a drafted post (text_origin other than author) needs its text",
+            ));
         }
         Ok(())
     }
+}
+
+/// The menu rules of a post (and of a draft request): at most [`MAX_MENU_ITEMS`] items, each
+/// named in 1 to [`MAX_MENU_NAME_CHARS`] characters, prices at most [`MAX_PRICE`].
+pub fn check_menu(menu: &[MenuItem]) -> Result<(), InvalidRecord> {
+    if menu.len() > MAX_MENU_ITEMS {
+        return Err(invalid(format!(
+            "menu may list at most {MAX_MENU_ITEMS} items"
+        )));
+    }
+    for m in menu {
+        chars_between("menu[].name", &m.name, 1, MAX_MENU_NAME_CHARS)?;
+        if m.price.is_some_and(|p| p > MAX_PRICE) {
+            return Err(invalid(format!("menu[].price must be at most {MAX_PRICE}")));
+        }
+    }
+    Ok(())
+}
+
+/// The photo rules of a post (and of a draft request): at most [`MAX_PHOTOS`] ids, each 1 to
+/// [`MAX_PHOTO_ID_BYTES`] characters of `[A-Za-z0-9_-]`.
+pub fn check_photo_ids(photos: &[PhotoId]) -> Result<(), InvalidRecord> {
+    if photos.len() > MAX_PHOTOS {
+        return Err(invalid(format!(
+            "photos[] may hold at most {MAX_PHOTOS} ids"
+        )));
+    }
+    for p in photos {
+        let ok = !p.0.is_empty()
+            && p.0.len() <= MAX_PHOTO_ID_BYTES
+            && p.0
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(invalid(format!(
+                "photos[] must be 1 to {MAX_PHOTO_ID_BYTES} characters of [A-Za-z0-9_-]"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A published post.
@@ -405,8 +429,31 @@ mod tests {
                 d.text_origin = TextOrigin::AiDraft;
                 d.text = " ".into()
             },
-            "AI",
+            "drafted post",
+        );
+        bad(
+            |d| {
+                d.text_origin = TextOrigin::TemplateDraft;
+                d.text = String::new()
+            },
+            "drafted post",
         );
         bad(|d| d.text = "a\u{0}b".into(), "control");
+    }
+
+    #[test]
+    fn every_text_origin_round_trips_as_the_string_both_stores_keep() {
+        for (o, s) in [
+            (TextOrigin::Author, "author"),
+            (TextOrigin::AiDraft, "ai_draft"),
+            (TextOrigin::AiEdited, "ai_edited"),
+            (TextOrigin::TemplateDraft, "template_draft"),
+        ] {
+            assert_eq!(o.as_str(), s);
+            assert_eq!(TextOrigin::parse(s), Some(o));
+            // The embedded store keeps the post as JSON: serde must agree with as_str.
+            assert_eq!(serde_json::to_value(o).unwrap(), serde_json::json!(s));
+        }
+        assert_eq!(TextOrigin::parse("template"), None);
     }
 }

@@ -1,10 +1,11 @@
 //! The HTTP API: rooms and streams (`/api/rooms`, `/api/streams`), the records API —
 //! accounts, places and posts (`/api/auth`, `/api/me`, `/api/accounts`, `/api/places`,
-//! `/api/posts`, `/api/photos`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
+//! `/api/posts`, `/api/photos`, review drafts at `/api/drafts`) with its OpenAPI document (`/api/openapi.json`) — health (`/healthz`,
 //! `/readyz`) and `/metrics`.
 
 pub(crate) mod accounts;
 pub mod body;
+mod drafts;
 mod health;
 pub mod limit;
 pub mod openapi;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
             "/api/posts/{id}",
             get(posts::get).patch(posts::edit).delete(posts::delete),
         )
+        .route("/api/drafts", post(drafts::create))
         .route("/api/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_JSON_BYTES));
     Router::new()

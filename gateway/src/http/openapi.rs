@@ -5,7 +5,7 @@
 //! What it does not cover: the WebSocket protocol (JSON Schemas in `docs/schema/`, prose in
 //! `docs/PROTOCOL.md`).
 
-use crate::http::{accounts, photos, places, posts, rooms, social, streams};
+use crate::http::{accounts, drafts, photos, places, posts, rooms, social, streams};
 use axum::Json;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,7 +26,9 @@ pub struct ErrorDetail {
     /// `unknown_photo`, `foreign_photo`, `not_an_image`, `unsupported_format`,
     /// `image_too_large`, `corrupt_image`, `undecodable`, `too_many_files`,
     /// `rate_limited`, `too_large`, `unsupported_media_type`, `unknown_room`, `room_closed`,
-    /// `capacity`, `unavailable`, `internal`.
+    /// `capacity`, `unavailable`, `internal`; review drafts: `unknown_photo`, `streaming_off`,
+    /// `model_unreachable`, `model_unavailable`, `model_timeout`, `model_rejects_images`,
+    /// `model_error`, `model_bad_answer`.
     pub code: String,
     /// For humans.
     pub message: String,
@@ -120,7 +122,7 @@ impl Modify for PageItemsByReference {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews), map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
+    info(title = "Wagu API", description = "Accounts, places (restaurants), posts (visit reviews) and their drafts, map rooms and live streams. Rooms and streams are then joined over the WebSocket at /ws (docs/PROTOCOL.md). Every error is JSON `{\"error\": {\"code\", \"message\"}}`. Every time is Unix milliseconds. A request body must be sent as `Content-Type: application/json` (415 `unsupported_media_type` otherwise)."),
     paths(
         accounts::signup, accounts::login, accounts::refresh, accounts::logout, accounts::me,
         accounts::get, social::provider_list, social::providers, social::start, social::callback,
@@ -128,6 +130,7 @@ impl Modify for PageItemsByReference {
         places::search, places::get, places::create,
         posts::create, posts::get, posts::edit, posts::delete, posts::near, posts::by_author,
         posts::by_place, photos::upload, photos::variant,
+        drafts::create,
         rooms::create, rooms::summary,
         streams::create, streams::list, streams::summary, streams::ended_at_place,
     ),
@@ -135,6 +138,7 @@ impl Modify for PageItemsByReference {
     modifiers(&Bearer, &DescribeResponses, &PageItemsByReference),
     tags((name = "accounts"), (name = "places"), (name = "posts"),
         (name = "photos", description = "photo uploads (JPEG, PNG, WebP, GIF; stored as JPEG without metadata, in two sizes) and their variants"),
+        (name = "drafts", description = "review drafts: a language model (or the built-in template) drafts the text of a post for the author to keep, edit or skip"),
         (name = "rooms", description = "map rooms: create and preview; the room itself is the WebSocket protocol (docs/PROTOCOL.md)"),
         (name = "streams", description = "live streams: create, discover, ended records")),
 )]
@@ -180,6 +184,7 @@ mod tests {
             ("/api/places/{id}/streams", "get"),
             ("/api/photos", "post"),
             ("/api/photos/{id}/{variant}", "get"),
+            ("/api/drafts", "post"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -194,6 +199,8 @@ mod tests {
             "Account",
             "ErrorBody",
             "SessionBody",
+            "DraftRequest",
+            "Draft",
         ] {
             assert!(schemas.contains_key(s), "schema {s} missing");
         }

@@ -56,7 +56,10 @@ fn tidy(mut d: PostDraft) -> PostDraft {
     d
 }
 
-async fn place_of(app: &AppState, id: &PlaceId) -> Result<wagu_proto::records::Place, AppError> {
+pub(crate) async fn place_of(
+    app: &AppState,
+    id: &PlaceId,
+) -> Result<wagu_proto::records::Place, AppError> {
     app.records.place(id).await?.ok_or_else(|| {
         AppError::bad_request(format!(
             "place_id {} names no known place (search /api/places or add it with POST /api/places)",

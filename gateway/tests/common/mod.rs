@@ -68,7 +68,11 @@ pub fn rand_u64() -> u64 {
 }
 
 pub async fn start(config: Config) -> TestServer {
-    let app = App::build(config).await.expect("app builds");
+    start_app(App::build(config).await.expect("app builds")).await
+}
+
+/// Serves an app built by the caller (say, with a fake photo source) as [`start`] does.
+pub async fn start_app(app: App) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

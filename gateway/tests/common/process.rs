@@ -4,7 +4,7 @@
 use super::http;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// The real `wagu` binary as a child process, killed with SIGKILL when dropped.
