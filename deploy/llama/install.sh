@@ -30,20 +30,24 @@ mkdir -p "$HOME_DIR"
 SERVER="$HOME_DIR/bin/llama-server"
 MODEL="$HOME_DIR/tiny-llama-random.gguf"
 
+SRC="$HOME_DIR/src"
+# The llama.cpp source vendored in the sdist (the build and the model's vocabulary need it).
+fetch_source() {
+  [[ -f "$SRC/.complete" ]] && return 0
+  log "downloading the llama-cpp-python $LLAMA_CPP_PYTHON_VERSION sdist (PyPI)"
+  rm -rf "$SRC" "$HOME_DIR/sdist"
+  mkdir -p "$HOME_DIR/sdist" "$SRC"
+  python3 -m pip download --quiet --no-binary :all: --no-deps \
+    "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$HOME_DIR/sdist"
+  tar xzf "$HOME_DIR/sdist/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz" -C "$SRC" \
+    --strip-components=3 "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
+  rm -rf "$HOME_DIR/sdist"
+  touch "$SRC/.complete"
+}
+
 if [[ ! -x "$SERVER" ]]; then
-  src="$HOME_DIR/src"
-  if [[ ! -f "$src/.complete" ]]; then
-    log "downloading the llama-cpp-python $LLAMA_CPP_PYTHON_VERSION sdist (PyPI)"
-    rm -rf "$src" "$HOME_DIR/sdist"
-    mkdir -p "$HOME_DIR/sdist"
-    python3 -m pip download --quiet --no-binary :all: --no-deps \
-      "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$HOME_DIR/sdist"
-    mkdir -p "$src"
-    tar xzf "$HOME_DIR/sdist/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz" -C "$src" \
-      --strip-components=3 "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
-    rm -rf "$HOME_DIR/sdist"
-    touch "$src/.complete"
-  fi
+  fetch_source
+  src="$SRC"
   log "building llama-server (cmake, -j$JOBS, no native CPU flags, no network features)"
   # GGML_NATIVE=OFF: the binary runs on any x86-64 the cache is copied to. No CURL/OpenSSL
   # (models come from a path) and no web UI (neither built nor downloaded).
@@ -70,8 +74,9 @@ if [[ ! -f "$MODEL" ]]; then
     python3 -m venv "$venv"
   fi
   "$venv/bin/python" -m pip install --quiet -r "$SCRIPT_DIR/requirements.txt"
-  vocab="$HOME_DIR/src/models/ggml-vocab-llama-spm.gguf"
-  [[ -f "$vocab" ]] || { log "missing $vocab (remove $HOME_DIR/src to fetch the source again)"; exit 1; }
+  fetch_source
+  vocab="$SRC/models/ggml-vocab-llama-spm.gguf"
+  [[ -f "$vocab" ]] || { log "missing $vocab in the sdist"; exit 1; }
   "$venv/bin/python" "$SCRIPT_DIR/tiny_model.py" --vocab "$vocab" --out "$MODEL.tmp"
   mv "$MODEL.tmp" "$MODEL"
   log "wrote $MODEL"

@@ -710,6 +710,15 @@ impl DraftsConfig {
                 ));
             }
         }
+        if let Some(k) = &self.api_key
+            && (k.expose().is_empty() || !k.expose().bytes().all(|b| b.is_ascii_graphic()))
+        {
+            // Said without the value: it is a secret.
+            return Err((
+                "drafts.api_key",
+                "must be printable ASCII without spaces (it goes into a header)".into(),
+            ));
+        }
         if !(1..=600).contains(&self.timeout_secs) {
             return Err(("drafts.timeout_secs", "must be 1 to 600".into()));
         }
@@ -734,6 +743,10 @@ mod tests {
         c.drafts.api_key = Some(Secret("sk-very-secret".into()));
         c.validate().unwrap();
         assert!(!format!("{c:?}").contains("sk-very-secret"));
+        c.drafts.api_key = Some(Secret("sk bad\nkey".into()));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("drafts.api_key") && !e.contains("bad"), "{e}");
+        c.drafts.api_key = Some(Secret("sk-very-secret".into()));
         c.drafts.base_url = Some("ftp://x/v1".into());
         assert!(
             c.validate()

@@ -221,6 +221,11 @@ async fn chat(
             axum::Json(json!({"error": {"message": "The model `unknown-model` does not exist", "type": "invalid_request_error", "param": null, "code": "model_not_found"}})),
         )
             .into_response(),
+        "echo-key" => (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"message": format!("Incorrect API key provided: {}", KEY), "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})),
+        )
+            .into_response(),
         "empty" => axum::Json(completion(&model, json!("   "), "stop")).into_response(),
         "garbage" => ([("content-type", "application/json")], "<html>oops</html>").into_response(),
         _ => (StatusCode::NOT_FOUND, "no such fake").into_response(),
@@ -599,6 +604,7 @@ async fn model_failures_get_their_own_status_and_code() {
         (with_model(closed, "canned"), 502, "model_unreachable"),
         (with_model(fake_addr, "down"), 503, "model_unavailable"),
         (with_model(fake_addr, "unknown-model"), 502, "model_error"),
+        (with_model(fake_addr, "echo-key"), 502, "model_error"),
         (with_model(fake_addr, "empty"), 502, "model_bad_answer"),
         (with_model(fake_addr, "garbage"), 502, "model_bad_answer"),
     ] {

@@ -258,15 +258,14 @@ impl Drafts {
     ) -> Result<DraftInput, DraftError> {
         let for_model =
             source == DraftSource::Ai && self.model.as_ref().is_some_and(|m| m.send_photos());
-        let mut jpegs = Vec::with_capacity(req.photos.len());
-        for id in &req.photos {
-            let photo = self
-                .photos
-                .display_jpeg(owner, id)
-                .await?
-                .ok_or_else(|| DraftError::UnknownPhoto(id.clone()))?;
-            jpegs.push((id.clone(), photo.jpeg));
-        }
+        // All photos at once (each may be a blob-store read); the first unknown one fails.
+        let jpegs = futures_util::future::try_join_all(req.photos.iter().map(|id| async move {
+            match self.photos.display_jpeg(owner, id).await? {
+                Some(photo) => Ok((id.clone(), photo.jpeg)),
+                None => Err(DraftError::UnknownPhoto(id.clone())),
+            }
+        }))
+        .await?;
         // Decoding and re-encoding is CPU work: off the async threads, all photos in one go.
         let photos = tokio::task::spawn_blocking(move || {
             jpegs

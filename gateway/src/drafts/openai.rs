@@ -223,7 +223,7 @@ impl ModelClient {
         let response = tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| ModelError::Timeout(self.timeout))?
-            .map_err(|e| classify(e, self.timeout))?;
+            .map_err(|e| self.scrub(classify(e, self.timeout)))?;
         let Some(choice) = response.choices.into_iter().next() else {
             return Err(ModelError::BadAnswer("the answer has no choices".into()));
         };
@@ -257,7 +257,7 @@ impl ModelClient {
         let upstream = tokio::time::timeout_at(deadline, self.client.chat().create_stream(request))
             .await
             .map_err(|_| ModelError::Timeout(timeout))?
-            .map_err(|e| classify(e, timeout))?;
+            .map_err(|e| self.scrub(classify(e, timeout)))?;
         struct State {
             upstream: async_openai::types::chat::ChatCompletionResponseStream,
             model: String,
@@ -326,6 +326,30 @@ pub fn clean(text: &str) -> String {
         .take(wagu_proto::records::MAX_POST_TEXT_CHARS)
         .collect();
     kept.trim_end().to_string()
+}
+
+impl ModelClient {
+    /// An upstream message that quotes our key (a server echoing what it refused) loses it.
+    fn scrub(&self, e: ModelError) -> ModelError {
+        let key = self.client.config().api_key.expose_secret();
+        if key.is_empty() {
+            return e;
+        }
+        let hide = |m: String| m.replace(key, "***");
+        match e {
+            ModelError::Unavailable { status, message } => ModelError::Unavailable {
+                status,
+                message: hide(message),
+            },
+            ModelError::ImagesUnsupported(m) => ModelError::ImagesUnsupported(hide(m)),
+            ModelError::Rejected { status, message } => ModelError::Rejected {
+                status,
+                message: hide(message),
+            },
+            ModelError::BadAnswer(m) => ModelError::BadAnswer(hide(m)),
+            other => other,
+        }
+    }
 }
 
 fn clip(s: &str) -> String {
