@@ -48,6 +48,12 @@ if [[ "${WAGU_TEST_SKIP_SERVICES:-0}" != 1 ]]; then
     bash "$ROOT/deploy/services.sh" start
     # shellcheck disable=SC1091
     source "$WAGU_TESTBED_DIR/env"
+    # llama-server for the review-draft test against a real OpenAI-compatible server: built
+    # once per machine from the llama-cpp-python sdist (cached under $WAGU_CACHE_DIR).
+    step "llama-server (review drafts)"
+    bash "$ROOT/deploy/llama/install.sh" --env "$WAGU_TESTBED_DIR.llama.env"
+    # shellcheck disable=SC1091
+    source "$WAGU_TESTBED_DIR.llama.env"
     env | grep '^WAGU_TEST_' | grep -v SECRET | sort
 fi
 
