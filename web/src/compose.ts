@@ -100,7 +100,7 @@ export function composer(text: HTMLTextAreaElement, context: () => { place_id: s
     { class: "composer" },
     h("label", { for: "post-menu" }, c().menuLabel),
     menu,
-    h("div", { class: "row" }, h("label", { for: "post-photo-input", class: "button ghost" }, "📷 ", c().add), draftButton),
+    h("div", { class: "row" }, h("button", { type: "button", class: "ghost", id: "add-photos", onclick: () => input.click() }, "📷 ", c().add), draftButton),
     input,
     strip,
     status,
