@@ -185,3 +185,67 @@ export function jpegSize(jpeg) {
   if (!sof) throw new Error("no SOF segment");
   return { height: sof.data.readUInt16BE(1), width: sof.data.readUInt16BE(3) };
 }
+
+/** A JPEG made by the page's own encoder (a canvas): `color` with a white block top-left. */
+export async function canvasJpeg(page, w, h, color) {
+  return Buffer.from(
+    await page.evaluate(async ([w, h, color]) => {
+      const c = document.createElement("canvas");
+      c.width = w;
+      c.height = h;
+      const g = c.getContext("2d");
+      g.fillStyle = color;
+      g.fillRect(0, 0, w, h);
+      g.fillStyle = "#fff";
+      g.fillRect(0, 0, w / 4, h / 8);
+      const b = await new Promise((r) => c.toBlob(r, "image/jpeg", 0.9));
+      return [...new Uint8Array(await b.arrayBuffer())];
+    }, [w, h, color]),
+  );
+}
+
+/**
+ * Two phone photos into the post form on `page` (one taken sideways, EXIF orientation 6: the
+ * pixels are landscape, the photo is portrait; one with GPS), a menu, and a draft asked for.
+ * Returns the draft text once it is in the text area.
+ */
+export async function composeFromPhonePhotos(page, menu) {
+  const sideways = withExif(await canvasJpeg(page, 800, 600, "#c0392b"), { orientation: 6 });
+  const located = withExif(await canvasJpeg(page, 640, 480, "#27ae60"), { gps: { lat: 37.5728 } });
+  if (!located.includes(Buffer.from("MM\0*"))) throw new Error("the fixture lacks EXIF");
+  await page.setInputFiles("#post-photo-input", [
+    { name: "sideways.jpg", mimeType: "image/jpeg", buffer: sideways },
+    { name: "located.jpg", mimeType: "image/jpeg", buffer: located },
+  ]);
+  await page.waitForFunction(() => document.querySelectorAll("#post-photos li img").length === 2);
+  await page.fill("#post-menu", menu);
+  await page.click("#draft-button");
+  await page.waitForFunction(() => document.querySelector("#post-text").value.length > 0);
+  return page.inputValue("#post-text");
+}
+
+/**
+ * The post with text `text` in `placeId`'s feed, read over the API, and its stored display
+ * photos checked: the sideways one upright (600×800), both without any EXIF.
+ */
+export async function checkPublishedWithPhotos(base, placeId, text) {
+  const feed = await (await fetch(`${base}/api/places/${placeId}/posts?limit=30`)).json();
+  const post = feed.items.find((x) => x.text === text);
+  if (!post) throw new Error(`no post with that text in ${placeId}'s feed`);
+  if (post.photos.length !== 2) throw new Error(`expected 2 photos, got ${post.photos.length}`);
+  const stored = await Promise.all(
+    post.photos.map(async (id) => {
+      const r = await fetch(`${base}/api/photos/${encodeURIComponent(id)}/display`);
+      if (r.status !== 200 || !/^image\/jpeg/.test(r.headers.get("content-type"))) throw new Error(`photo ${id}: ${r.status}`);
+      return Buffer.from(await r.arrayBuffer());
+    }),
+  );
+  const sizes = stored.map(jpegSize);
+  if (sizes[0].width !== 600 || sizes[0].height !== 800) throw new Error(`the sideways photo is not upright: ${JSON.stringify(sizes[0])}`);
+  if (sizes[1].width !== 640 || sizes[1].height !== 480) throw new Error(`photo 2: ${JSON.stringify(sizes[1])}`);
+  for (const img of stored) {
+    if (jpegSegments(img).some((s) => s.marker === 0xe1)) throw new Error("an EXIF (APP1) segment in a stored photo");
+    if (img.includes(Buffer.from("Exif\0\0")) || img.includes(Buffer.from("MM\0*"))) throw new Error("EXIF/TIFF bytes in a stored photo");
+  }
+  return post;
+}

@@ -13,7 +13,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ARTIFACTS, DESKTOP, PHONE, freePort, guard, launchBrowser, startTiles, startWagu } from "./harness.mjs";
+import { ARTIFACTS, DESKTOP, PHONE, checkPublishedWithPhotos, composeFromPhonePhotos, freePort, guard, launchBrowser, startTiles, startWagu } from "./harness.mjs";
 
 const CLIENT_ID = "wagu-web-client";
 const CLIENT_SECRET = "wagu-web-client-secret-0123456789";
@@ -192,6 +192,29 @@ test("a person who cancels at the provider is told so, and can then sign in with
   await page.waitForURL(`${wagu.base}/posts`);
   const s = await session(page);
   assert.equal(s?.account?.display_name, "네이버친구", JSON.stringify(s));
+  noTokenInAnyUrl(urls);
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
+test("a person signs in with a provider, drafts a review from two phone photos, edits it and publishes", async () => {
+  const { ctx, page, urls } = await newPage(PHONE);
+  await page.goto("/login?next=/places/sample:0003");
+  await page.click('a[data-provider="testop"]');
+  await page.waitForURL((u) => u.href.startsWith(oidc.issuer));
+  await signInAtProvider(page, OIDC_SUBJECT);
+  await page.waitForURL(`${wagu.base}/places/sample:0003`);
+  await page.waitForSelector("#write-post");
+  const draft = await composeFromPhonePhotos(page, "냉면, 만두");
+  assert.equal(await page.getAttribute("#draft-status", "data-source"), "template");
+  // The author makes it their own.
+  const text = `${draft}\n육수가 정말 시원했어요.`;
+  await page.fill("#post-text", text);
+  await page.click("#publish");
+  await page.waitForFunction((t) => [...document.querySelectorAll("#place-posts .post")].some((e) => e.querySelector(".post-text")?.textContent === t && e.querySelectorAll(".photo-strip img").length === 2), text);
+  const post = await checkPublishedWithPhotos(wagu.base, "sample:0003", text);
+  assert.equal(post.text_origin, "author", "an edited template draft is the author's text");
+  assert.equal(post.author_name, "Jimin Park");
   noTokenInAnyUrl(urls);
   assert.deepEqual(problems, []);
   await ctx.close();
