@@ -46,7 +46,7 @@ echo "generating a Python client with openapi-python-client"
 # Warnings mean the generator skipped or degraded part of the document: fail on any. Its
 # post-generation formatter (ruff, pinned with it) comes from the same venv.
 PATH="$VENV/bin:$PATH" "$VENV/bin/openapi-python-client" generate --path "$WORK/openapi.json" --meta none \
-    --output-path "$WORK/gen/wagu_client" >"$WORK/generate.log" 2>&1 || {
+    --config "$ROOT/deploy/openapi/generator.yaml" --output-path "$WORK/gen/wagu_client" >"$WORK/generate.log" 2>&1 || {
     cat "$WORK/generate.log" >&2
     exit 1
 }

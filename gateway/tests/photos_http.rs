@@ -130,15 +130,20 @@ async fn call(
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
-/// A `w`×`h` photo: left half red, right half blue, a little per-run noise (so its content,
-/// and so its blobs, are this run's own).
-fn two_halves(w: u32, h: u32, seed: u8) -> RgbImage {
+/// A `w`×`h` photo: left half red, right half blue, with the 64 bits of `seed` written into
+/// the green of the top row (so its content, and so its blobs, are this run's own: tests
+/// running at once share the test bed's bucket).
+fn two_halves(w: u32, h: u32, seed: u64) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
-        let n = ((x * 7 + y * 13) as u8).wrapping_add(seed) % 8;
-        if x < w / 2 {
-            Rgb([230 + n, 20, 20])
+        let bit = if y < 2 && x < 64 {
+            ((seed >> x) & 1) as u8 * 40
         } else {
-            Rgb([20, 20, 230 + n])
+            0
+        };
+        if x < w / 2 {
+            Rgb([240, 20 + bit, 20])
+        } else {
+            Rgb([20, 20 + bit, 240])
         }
     })
 }
@@ -197,7 +202,7 @@ fn exif_with_gps_and_orientation_6() -> Vec<u8> {
 
 /// A JPEG straight from the camera of a phone held upright: the sensor's landscape pixels
 /// plus "rotate 90° clockwise to show" (orientation 6) and where it was taken.
-fn phone_jpeg(seed: u8) -> Vec<u8> {
+fn phone_jpeg(seed: u64) -> Vec<u8> {
     let plain = jpeg(&two_halves(64, 32, seed));
     assert_eq!(&plain[..2], &[0xFF, 0xD8]);
     let mut out = plain[..2].to_vec();
@@ -285,7 +290,7 @@ fn blob_files(config: &Config) -> usize {
 
 /// Upload, look, reuse, post, and sweep, on one configuration.
 async fn photo_story(config: Config) {
-    let seed = (common::rand_u64() % 200) as u8;
+    let seed = common::rand_u64();
     let server = start(config.clone()).await;
     let addr = server.addr;
     let tag = common::rand_u64() % 1_000_000;
@@ -307,7 +312,12 @@ async fn photo_story(config: Config) {
         "and its GPS"
     );
     let logo = png_rgba(&RgbaImage::from_fn(2000, 500, |x, _| {
-        Rgba([seed, 100, (x % 256) as u8, if x < 1000 { 0 } else { 255 }])
+        Rgba([
+            (seed >> (x % 64)) as u8,
+            100,
+            (x % 256) as u8,
+            if x < 1000 { 0 } else { 255 },
+        ])
     }));
     let r = upload(
         addr,
@@ -610,6 +620,62 @@ async fn photos_on_the_test_beds_s3() {
     c.blobs.backend = BlobBackend::S3;
     c.blobs.s3 = Some(s3);
     photo_story(c).await;
+}
+
+#[tokio::test]
+async fn photos_on_the_test_beds_cql_and_s3() {
+    let Some(nodes) = wagu_storage::testbed::service(
+        wagu_storage::testbed::CQL_NODES,
+        "photos_on_the_test_beds_cql_and_s3",
+    ) else {
+        return;
+    };
+    let Some(s3) = wagu_storage::testbed::s3("photos_on_the_test_beds_cql_and_s3") else {
+        return;
+    };
+    let mut c = fast_sweep(test_config());
+    c.blobs.backend = BlobBackend::S3;
+    c.blobs.s3 = Some(s3);
+    c.database.backend = wagu_gateway::config::DatabaseBackend::Cql;
+    c.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
+    c.database.keyspace = format!("wagu_photos_http_{}", common::rand_u64() % 1_000_000_000);
+    c.database.seed_sample_places = false;
+    photo_story(c.clone()).await;
+    let session = wagu_storage::cql::connect(&c.database.cql_nodes)
+        .await
+        .unwrap();
+    session
+        .query_unpaged(format!("DROP KEYSPACE {}", c.database.keyspace), ())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn uploads_count_against_the_write_rate() {
+    let mut config = test_config();
+    config.rate.writes_per_minute = 2;
+    let server = start(config).await;
+    let me = signup(
+        server.addr,
+        &format!("rate{}@example.com", common::rand_u64() % 1_000_000),
+        "R",
+    )
+    .await;
+    let token = me["access_token"].as_str().unwrap().to_string();
+    let file = || {
+        vec![(
+            "photos",
+            "a.jpg",
+            "image/jpeg",
+            jpeg(&two_halves(16, 16, 9)),
+        )]
+    };
+    for _ in 0..2 {
+        assert_eq!(upload(server.addr, Some(&token), &file()).await.status, 201);
+    }
+    let r = upload(server.addr, Some(&token), &file()).await;
+    assert_eq!((r.status, code(&r.json())), (429, "rate_limited"));
+    server.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`ephemeral`]: room snapshots, share links, votes (short-lived, with TTL) | `redb` file under the data directory (or in-process memory, for tests) | Redis |
 //! | [`blob`]: photos | files under the data directory | S3 (any S3-compatible server) |
-//! | [`records`]: accounts, places, posts (durable) | `redb` file under the data directory | ScyllaDB / Cassandra ([`cql`] sessions) |
+//! | [`records`]: accounts, places, posts, photo records (durable) | `redb` file under the data directory | ScyllaDB / Cassandra ([`cql`] sessions) |
 //!
 //! Backends are enums, not trait objects: there are two or three of each, the match is free, and async
 //! methods stay plain `async fn`. What this crate does not do: room rules, serialisation of

@@ -312,7 +312,7 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
     params(("id" = String, Path), ("variant" = String, Path, description = "`thumb` (≤ 320 px) or `display` (≤ 1280 px)"),
         ("If-None-Match" = Option<String>, Header, description = "an `ETag` from before: 304 when it still matches")),
     responses(
-        (status = 200, description = "the JPEG (`Content-Type: image/jpeg`), with `ETag` (its SHA-256, quoted) and `Cache-Control: public, max-age=31536000, immutable`", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 200, description = "the JPEG (`Content-Type: image/jpeg`), with `ETag` (its SHA-256, quoted) and `Cache-Control: public, max-age=31536000, immutable`", content_type = "image/jpeg", body = String),
         (status = 304, description = "`If-None-Match` matched: no body"),
         (status = 404, description = "`unknown_photo`: no such photo or variant", body = ErrorBody),
         (status = 503, description = "`unavailable`: the records or blob store failed; retry", body = ErrorBody)))]

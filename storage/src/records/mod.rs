@@ -1,4 +1,5 @@
-//! Durable records: accounts, places and posts, behind three traits with two backends each.
+//! Durable records: accounts, places and posts, behind three traits with two backends each
+//! (and photo records, [`photos::PhotoStore`], in files of their own).
 //!
 //! | backend | where | chosen by |
 //! |---|---|---|
