@@ -152,7 +152,8 @@ start_redis() {
   command -v redis-server >/dev/null 2>&1 || die "redis-server not found: run deploy/install.sh"
   require_free_port redis "$REDIS_PORT" WAGU_TESTBED_REDIS_PORT
   rm -rf "$RUN_DIR/redis" && mkdir -p "$RUN_DIR/redis"
-  spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  # The same file ops run (AOF on, appendfsync everysec: see its head).
+  spawn redis redis-server "$SCRIPT_DIR/redis/wagu.conf" --port "$REDIS_PORT" --bind 127.0.0.1 \
     --daemonize no --dir "$RUN_DIR/redis" --logfile ""
 }
 

@@ -411,3 +411,101 @@ async fn a_node_cut_off_from_redis_stops_counting_on_its_lease_before_the_lease_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A `redis-server` of the test's own, configured from `deploy/redis/wagu.conf` (what ops run),
+/// over `dir`, so the test may `kill -9` it; killed when dropped, even by a failing test.
+struct OwnRedis(std::process::Child);
+
+impl OwnRedis {
+    /// SIGKILL: Redis gets no chance to flush anything.
+    fn kill_9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn own_redis(dir: &std::path::Path, port: u16) -> OwnRedis {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/redis/wagu.conf");
+    let child = std::process::Command::new("redis-server")
+        .arg(conf)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--daemonize", "no", "--logfile", ""])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (deploy/install.sh installs it)");
+    OwnRedis(child)
+}
+
+async fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut c) = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            && redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "redis-server not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redis_killed_with_sigkill_keeps_every_acknowledged_fenced_write() {
+    if testbed::service(testbed::REDIS_URL, "cluster_redis").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut redis = own_redis(dir.path(), port);
+    wait_ready(&url).await;
+    let key = session();
+    let a = Ownership::new(conn(&url).await, node("a"), TTL);
+    let t = owned(a.claim(&key, alive).await.unwrap());
+    let mut acked = Vec::new();
+    for i in 0..300 {
+        let e = entry(&format!("e{i}"));
+        a.append(&key, t, std::slice::from_ref(&e)).await.unwrap();
+        acked.push(e);
+        if i == 99 {
+            a.snapshot(&key, t, b"after 100", 100).await.unwrap();
+            acked.clear();
+        }
+    }
+    // The moment the last append was acknowledged, Redis dies without a chance to flush.
+    redis.kill_9();
+    let redis = own_redis(dir.path(), port);
+    wait_ready(&url).await;
+    let b = Ownership::new(conn(&url).await, node("b"), TTL);
+    assert_eq!(b.owner(&key).await.unwrap(), (Some(a.node().clone()), t));
+    let (snap, log) = b.load(&key).await.unwrap();
+    assert_eq!(snap.as_deref(), Some(&b"after 100"[..]));
+    assert_eq!(
+        log, acked,
+        "every acknowledged entry after the snapshot, in order"
+    );
+    // The old owner's lease is gone with it: the next owner gets a higher token.
+    let t2 = owned(b.claim(&key, async |_| Ok(false)).await.unwrap());
+    assert!(t2 > t);
+    drop(redis);
+}
