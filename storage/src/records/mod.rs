@@ -9,7 +9,7 @@
 //! onto a query-first table (a place cell, a name-token range, one feed scope). The listings
 //! users see — name search, viewport search, "near me" — are provided methods written once
 //! here on top of those primitives, so both backends page, order and filter identically and
-//! one contract suite (`storage/tests/records_contract.rs`) holds them to it.
+//! one contract suite (`storage/tests/records/`) holds them to it.
 //!
 //! What this module does not do: authorisation (the gateway checks "author only"), password
 //! hashing or tokens (the gateway's `auth`), input validation (`wagu_proto::records`).
