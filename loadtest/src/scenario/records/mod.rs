@@ -1030,10 +1030,13 @@ mod tests {
         let c = a.common();
         assert_eq!(c.url, vec!["http://127.0.0.1:18500".to_string()]);
         assert_eq!(
-            (c.ramp_secs, c.warmup_secs, c.duration_secs),
+            (c.ramp_secs, c.window.warmup_secs, c.window.duration_secs),
             (0.0, 5.0, 30.0)
         );
-        assert_eq!((c.slo_p99_ms, c.slo_max_errors), (Some(50.0), Some(0)));
+        assert_eq!(
+            (c.slo.slo_p99_ms, c.slo.slo_max_errors),
+            (Some(50.0), Some(0))
+        );
         let d = parse(&[]);
         assert_eq!((d.users, d.concurrency, d.write_ratio), (100, 16, 0.2));
 
