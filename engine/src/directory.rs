@@ -22,7 +22,7 @@ use std::time::Instant;
 use wagu_proto::ids::*;
 use wagu_proto::ids::{PlaceId, StreamId};
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
-use wagu_proto::{ClientMessage, ResumeRequest};
+use wagu_proto::{ClientMessage, Identity, ResumeRequest};
 use wagu_storage::BlobStore;
 
 /// How long the gateway waits on a room before answering `unavailable`.
@@ -310,7 +310,7 @@ impl<M: Machine> Sessions<M> {
         name: String,
         host_key: Option<HostKey>,
         resume: Option<ResumeRequest>,
-        client_key: Option<String>,
+        client_key: Option<Identity>,
         outbound: Outbound,
     ) -> JoinArgs {
         JoinArgs {
@@ -423,9 +423,7 @@ impl Sessions<Room> {
         outbound: Outbound,
     ) -> Result<RoomSession, EngineError> {
         let id = self.room_id(&req.share).await?;
-        let key = req
-            .account
-            .map(|a| format!("{}{a}", wagu_proto::client::ACCOUNT_KEY_PREFIX));
+        let key = Identity::of(req.account, None);
         let args = self.join_args(req.id, req.name, req.host_key, req.resume, key, outbound);
         self.join_id(id, args).await
     }
@@ -494,7 +492,7 @@ impl Sessions<Stream> {
         name: String,
         streamer_key: Option<HostKey>,
         resume: Option<ResumeRequest>,
-        client_key: Option<String>,
+        client_key: Option<Identity>,
         outbound: Outbound,
     ) -> Result<RoomSession, EngineError> {
         let args = self.join_args(id, name, streamer_key, resume, client_key, outbound);

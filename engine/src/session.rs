@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken, Seq};
 use wagu_proto::model::UnixMillis;
-use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
+use wagu_proto::{ClientMessage, ErrorCode, Identity, ResumeRequest, ServerMessage};
 
 /// A connection to a session, numbered by the caller. A participant has at most one at a time;
 /// a resume on a new connection replaces (and closes) the old one.
@@ -18,10 +18,10 @@ pub struct ConnId(pub u64);
 pub enum Input {
     /// A connection asks to enter (or resume). `resume_token` is a fresh token the caller
     /// generated, used if this becomes a new participant. `host_key` is the privileged key
-    /// (a room's host key, a stream's streamer key). `client_key` is the joiner's identity
-    /// key: space-separated keys, `acct:<account id>` when the gateway verified an account token
-    /// and the client's own device key if it sent one. Streams ban every key of it; rooms
-    /// show the account.
+    /// (a room's host key, a stream's streamer key). `client_key` is the joiner's identity:
+    /// the account whose token the gateway verified and the client's own device key, if it
+    /// sent one (stored as the string it used to be, see [`Identity`]). Streams ban every key
+    /// of it; rooms show the account.
     Join {
         conn: ConnId,
         id: RequestId,
@@ -30,7 +30,7 @@ pub enum Input {
         resume: Option<ResumeRequest>,
         resume_token: ResumeToken,
         #[serde(default)]
-        client_key: Option<String>,
+        client_key: Option<Identity>,
     },
     /// A validated command from a joined connection.
     Command {

@@ -14,7 +14,7 @@ use wagu_proto::ids::*;
 use wagu_proto::model::VoteState;
 #[allow(unused_imports)]
 use wagu_proto::model::*;
-use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
+use wagu_proto::{ClientMessage, ErrorCode, Identity, ResumeRequest, ServerMessage};
 use wagu_storage::{EphemeralStore, testbed};
 
 async fn stores(test: &str) -> Vec<EphemeralStore> {
@@ -372,7 +372,7 @@ mod streams {
                 name.into(),
                 key,
                 resume,
-                client_key.map(String::from),
+                client_key.map(Identity::from),
                 out,
             )
             .await?;

@@ -174,9 +174,7 @@ pub enum ClientMessage {
     },
 }
 
-/// Identity keys of signed-in participants are `acct:<account id>` (set by the gateway after it
-/// verified the account token); clients' own device keys may not use the prefix.
-pub const ACCOUNT_KEY_PREFIX: &str = "acct:";
+pub use crate::identity::ACCOUNT_KEY_PREFIX;
 
 /// Largest access token accepted in a join.
 pub const MAX_TOKEN_BYTES: usize = 2048;

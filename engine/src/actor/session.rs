@@ -42,7 +42,7 @@ pub struct Joined {
 #[derive(Debug)]
 pub struct JoinArgs {
     pub conn: ConnId,
-    pub client_key: Option<String>,
+    pub client_key: Option<wagu_proto::Identity>,
     pub id: RequestId,
     pub name: String,
     pub host_key: Option<HostKey>,

@@ -194,14 +194,9 @@ impl Room {
             } => match resume {
                 Some(r) => self.resume(now, conn, id, r, &mut out),
                 None => {
-                    // Rooms use the identity key only to show who signed in; the gateway sets
-                    // `acct:<id>` after verifying the account's token.
-                    let account = client_key.as_deref().and_then(|k| {
-                        k.split(' ').find_map(|k| {
-                            k.strip_prefix(wagu_proto::client::ACCOUNT_KEY_PREFIX)
-                                .map(|a| wagu_proto::records::AccountId(a.to_string()))
-                        })
-                    });
+                    // Rooms use the identity only to show who signed in (the account the
+                    // gateway verified).
+                    let account = client_key.and_then(|k| k.account);
                     let joining = Joining {
                         name,
                         host_key,

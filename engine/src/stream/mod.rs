@@ -21,7 +21,7 @@ use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
 use wagu_proto::model::*;
-use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
+use wagu_proto::{ClientMessage, Identity, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StreamConfig {
@@ -64,7 +64,7 @@ struct Member {
     conn: Option<ConnId>,
     away_since: Option<UnixMillis>,
     muted_until: Option<UnixMillis>,
-    client_key: Option<String>,
+    client_key: Option<Identity>,
 }
 
 /// A public summary for discovery lists.
@@ -340,7 +340,7 @@ impl Stream {
         name: String,
         key: Option<HostKey>,
         resume_token: ResumeToken,
-        client_key: Option<String>,
+        client_key: Option<Identity>,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         let is_streamer = match &key {
@@ -357,8 +357,8 @@ impl Stream {
         // The identity key may hold several keys (a signed-in viewer's account and device):
         // any one of them banned refuses the join.
         if client_key
-            .as_deref()
-            .is_some_and(|k| identity_keys(k).any(|k| self.banned_keys.contains(k)))
+            .as_ref()
+            .is_some_and(|k| k.keys().any(|k| self.banned_keys.contains(&k)))
             && !is_streamer
         {
             return Err((
@@ -621,8 +621,7 @@ impl Stream {
                 };
                 self.banned.insert(participant);
                 if let Some(k) = m.client_key {
-                    self.banned_keys
-                        .extend(identity_keys(&k).map(str::to_string));
+                    self.banned_keys.extend(k.keys());
                 }
                 self.emit(out, |seq| ServerMessage::Banned { seq, participant });
                 if let Some(conn) = m.conn {
@@ -874,9 +873,3 @@ pub fn ended_prefix(place: &PlaceId) -> String {
 
 #[cfg(test)]
 mod tests;
-
-/// The keys of a joiner's identity key: space-separated (the gateway joins a signed-in
-/// viewer's `acct:<id>` and its device key; a client's own key holds no spaces).
-fn identity_keys(k: &str) -> impl Iterator<Item = &str> {
-    k.split(' ').filter(|k| !k.is_empty())
-}

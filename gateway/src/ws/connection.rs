@@ -21,10 +21,11 @@ use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
 use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
-use wagu_proto::client::ACCOUNT_KEY_PREFIX;
 use wagu_proto::codec::{decode_client, encode_server};
 use wagu_proto::records::AccountId;
-use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage, close};
+use wagu_proto::{
+    ClientMessage, ErrorCode, Identity, PROTOCOL_VERSION, RequestId, ServerMessage, close,
+};
 
 /// Longest a single write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -384,15 +385,11 @@ impl Conn {
                 client_key,
                 token,
             } => {
-                // A signed-in viewer is known by its account as well as its device key.
+                // A signed-in viewer is known by its account as well as its device key: a ban
+                // then covers the account on every device and this device whether or not it
+                // signs in next time.
                 let client_key = match self.account(id, token.as_deref()) {
-                    // Both keys: a ban then covers the account on every device and this device
-                    // whether or not it signs in next time.
-                    Ok(Some(a)) => Some(match client_key {
-                        Some(device) => format!("{ACCOUNT_KEY_PREFIX}{a} {device}"),
-                        None => format!("{ACCOUNT_KEY_PREFIX}{a}"),
-                    }),
-                    Ok(None) => client_key,
+                    Ok(account) => Identity::of(account, client_key),
                     Err(e) => return self.refuse(sink, e).await,
                 };
                 let resuming = resume.is_some();
