@@ -21,7 +21,7 @@ use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
 use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
-use wagu_proto::codec::{decode_client, encode_server};
+use wagu_proto::codec::{decode_client_within, encode_server};
 use wagu_proto::records::AccountId;
 use wagu_proto::{
     ClientMessage, ErrorCode, Identity, PROTOCOL_VERSION, RequestId, ServerMessage, close,
@@ -135,8 +135,7 @@ where
                     Some(Err(e)) => {
                         // The transport refused the frame (over the hard size limit) or the
                         // socket broke. Say why if the socket still takes a frame.
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                        if is_over_capacity(e) {
                             counter!("wagu_frames_refused_total", "code" => "frame_too_large").increment(1);
                             let _ = write_msg(&mut sink, &ServerMessage::error(None, ErrorCode::FrameTooLarge, "frame exceeds the size limit")).await;
                             break End::Close(close::TOO_BIG, "frame too large");
@@ -303,19 +302,7 @@ impl Conn {
         frame: &[u8],
     ) -> Option<End> {
         let received = Instant::now();
-        if frame.len() > self.app.config.limits.max_frame_bytes {
-            let e = ServerMessage::error(
-                None,
-                ErrorCode::FrameTooLarge,
-                format!(
-                    "frame of {} bytes exceeds the limit of {}",
-                    frame.len(),
-                    self.app.config.limits.max_frame_bytes
-                ),
-            );
-            return self.refuse(sink, e).await;
-        }
-        let msg = match decode_client(frame) {
+        let msg = match decode_client_within(frame, self.app.config.limits.max_frame_bytes) {
             Ok(m) => m,
             Err(e) => return self.refuse(sink, e.to_message()).await,
         };
@@ -425,4 +412,13 @@ impl Conn {
             }
         }
     }
+}
+
+/// Whether the transport's error is its refusal of a frame or message over the size limit
+/// (tungstenite's capacity error), as opposed to a broken socket.
+fn is_over_capacity(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
