@@ -56,8 +56,17 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    pub(crate) fn cql(e: impl std::fmt::Display) -> Self {
-        RecordError::Storage(StorageError::Cql(e.to_string()))
+    /// A CQL driver error, kept as the source.
+    pub(crate) fn cql(e: impl Into<crate::error::BoxError>) -> Self {
+        RecordError::Storage(StorageError::cql(e))
+    }
+    /// A CQL driver error met while doing `context`.
+    pub(crate) fn cql_in(context: impl Into<String>, e: impl Into<crate::error::BoxError>) -> Self {
+        RecordError::Storage(StorageError::cql_in(context, e))
+    }
+    /// A CQL row or answer that cannot be read as a record.
+    pub(crate) fn cql_row(message: impl Into<String>) -> Self {
+        RecordError::Storage(StorageError::CqlRow(message.into()))
     }
     pub(crate) fn embedded(e: impl std::fmt::Display) -> Self {
         RecordError::Storage(StorageError::Embedded(e.to_string()))

@@ -33,7 +33,7 @@ impl AccountStore for CqlRecords {
                 Ok((c.get::<bool>("[applied]")?, c.opt::<String>("id")?))
             })
             .await?
-            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+            .ok_or_else(|| RecordError::cql_row("an LWT returned no row"))?;
         match owner {
             (true, _) => {}
             // Our own earlier attempt (a retry after a timeout) claimed it: carry on.
@@ -109,7 +109,7 @@ impl AccountStore for CqlRecords {
                 |c| Ok((c.get::<bool>("[applied]")?, c.opt::<String>("account")?)),
             )
             .await?
-            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+            .ok_or_else(|| RecordError::cql_row("an LWT returned no row"))?;
         let account = match (applied, linked) {
             (true, _) => a.clone(),
             // Our own earlier attempt (a retry after a timeout) claimed it: carry on.
@@ -130,7 +130,7 @@ impl AccountStore for CqlRecords {
                 AccountRecord { id, ..a.clone() }
             }
             (false, None) => {
-                return Err(RecordError::cql(
+                return Err(RecordError::cql_row(
                     "a claim of an identity that did not apply returned no account",
                 ));
             }
@@ -206,7 +206,7 @@ impl AccountStore for CqlRecords {
                 |c| Ok((c.get::<bool>("[applied]")?, c.opt::<bool>("used")?)),
             )
             .await?
-            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+            .ok_or_else(|| RecordError::cql_row("an LWT returned no row"))?;
         match outcome {
             (true, _) => Ok(RefreshUse::Fresh(rec)),
             // An LWT that did not apply returns only the column of its condition: read when

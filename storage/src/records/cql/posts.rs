@@ -80,7 +80,7 @@ impl PostStore for CqlRecords {
                 },
             )
             .await?
-            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+            .ok_or_else(|| RecordError::cql_row("an LWT returned no row"))?;
         if applied {
             self.write_post(post).await?;
             return Ok(Created::Created(post.clone()));
@@ -88,8 +88,9 @@ impl PostStore for CqlRecords {
         if stored_fp.as_deref() != Some(idem.fingerprint.as_str()) {
             return Err(RecordError::IdempotencyMismatch);
         }
-        let stored =
-            PostId(stored_id.ok_or_else(|| RecordError::cql("idempotency row without a post id"))?);
+        let stored = PostId(
+            stored_id.ok_or_else(|| RecordError::cql_row("idempotency row without a post id"))?,
+        );
         for attempt in 0..=IDEM_POLLS {
             if let Some(p) = self.post(&stored).await? {
                 return Ok(Created::Replayed(p));
@@ -131,7 +132,7 @@ impl PostStore for CqlRecords {
                 |c| c.get::<bool>("[applied]"),
             )
             .await?
-            .ok_or_else(|| RecordError::cql("an LWT returned no row"))?;
+            .ok_or_else(|| RecordError::cql_row("an LWT returned no row"))?;
         if !applied {
             return Err(RecordError::Conflict("post"));
         }

@@ -184,15 +184,15 @@ impl<'f, 'm> Cols<'f, 'm> {
             return Ok(None);
         }
         let spec: &'m ColumnSpec<'m> = c.spec;
-        T::type_check(spec.typ()).map_err(|e| RecordError::cql(format!("column {name}: {e}")))?;
+        T::type_check(spec.typ()).map_err(|e| RecordError::cql_in(format!("column {name}"), e))?;
         T::deserialize(spec.typ(), c.slice)
             .map(Some)
-            .map_err(|e| RecordError::cql(format!("column {name}: {e}")))
+            .map_err(|e| RecordError::cql_in(format!("column {name}"), e))
     }
 
     pub(super) fn get<T: DeserializeValue<'f, 'm>>(&self, name: &str) -> Result<T> {
         self.opt(name)?
-            .ok_or_else(|| RecordError::cql(format!("column {name} is null")))
+            .ok_or_else(|| RecordError::cql_row(format!("column {name} is null")))
     }
 
     /// Text that may be empty: a row written without the column (by hand, say) reads as `""`.
@@ -202,7 +202,8 @@ impl<'f, 'm> Cols<'f, 'm> {
 
     pub(super) fn millis(&self, name: &str) -> Result<UnixMillis> {
         let v: i64 = self.get(name)?;
-        u64::try_from(v).map_err(|_| RecordError::cql(format!("column {name} is negative: {v}")))
+        u64::try_from(v)
+            .map_err(|_| RecordError::cql_row(format!("column {name} is negative: {v}")))
     }
 }
 
@@ -250,7 +251,7 @@ pub(super) fn post_of(c: &Cols<'_, '_>) -> Result<Post> {
                 })
                 .collect(),
             rating: u8::try_from(rating)
-                .map_err(|_| RecordError::cql(format!("rating {rating} out of range")))?,
+                .map_err(|_| RecordError::cql_row(format!("rating {rating} out of range")))?,
             text: c.text("body")?,
             photos: c
                 .opt::<Vec<String>>("photos")?
@@ -259,7 +260,7 @@ pub(super) fn post_of(c: &Cols<'_, '_>) -> Result<Post> {
                 .map(PhotoId)
                 .collect(),
             text_origin: TextOrigin::parse(&origin)
-                .ok_or_else(|| RecordError::cql(format!("unknown text_origin {origin:?}")))?,
+                .ok_or_else(|| RecordError::cql_row(format!("unknown text_origin {origin:?}")))?,
         },
     })
 }

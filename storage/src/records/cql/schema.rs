@@ -63,20 +63,9 @@ pub(super) const FEEDS: [FeedDef; 3] = [
 /// Index into [`FEEDS`].
 pub(super) type Feed = usize;
 
-/// Checks a keyspace name: it is interpolated into CQL, so only `[a-z][a-z0-9_]{0,47}`.
+/// Checks a keyspace name against the one rule, [`crate::cql::check_keyspace`].
 pub(super) fn check_keyspace(ks: &str) -> Result<()> {
-    let b = ks.as_bytes();
-    let ok = (1..=48).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(RecordError::Invalid(format!(
-            "keyspace {ks:?} must be 1 to 48 characters of [a-z0-9_], starting with a letter"
-        )))
-    }
+    crate::cql::check_keyspace(ks).map_err(|e| RecordError::Invalid(format!("keyspace {ks:?} {e}")))
 }
 
 /// Every statement [`migrate`] runs, in order.
@@ -157,7 +146,7 @@ pub async fn migrate(session: &Session, keyspace: &str, replication_factor: u32)
         session
             .query_unpaged(q.as_str(), ())
             .await
-            .map_err(|e| RecordError::cql(format!("{q}: {e}")))?;
+            .map_err(|e| RecordError::cql_in(q.as_str(), e))?;
     }
     // Prepared statements on another node must find the tables too.
     session

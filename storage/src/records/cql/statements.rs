@@ -68,14 +68,14 @@ fn marks(cols: &str) -> String {
 async fn prep(s: &Session, q: String) -> Result<PreparedStatement> {
     s.prepare(q.as_str())
         .await
-        .map_err(|e| RecordError::cql(format!("preparing {q}: {e}")))
+        .map_err(|e| RecordError::cql_in(format!("preparing {q}"), e))
 }
 
 async fn prep_paged(s: &Session, q: String, page: i32) -> Result<PreparedStatement> {
     let st = Statement::new(q.as_str()).with_page_size(page);
     s.prepare(st)
         .await
-        .map_err(|e| RecordError::cql(format!("preparing {q}: {e}")))
+        .map_err(|e| RecordError::cql_in(format!("preparing {q}"), e))
 }
 
 impl Stmts {
