@@ -279,6 +279,16 @@ pub fn reply_then_close(
 /// A refusal: the error code and a message for humans.
 pub type Refusal = (ErrorCode, String);
 
+/// The refusal of a message that reached a session's command handler although its
+/// [`scope`](ClientMessage::scope) says it belongs elsewhere (the handler checks the scope
+/// first, so this is a bug, answered rather than panicked on).
+pub fn out_of_scope(msg: &ClientMessage) -> Refusal {
+    (
+        ErrorCode::Internal,
+        format!("a {} message reached the wrong handler", msg.kind()),
+    )
+}
+
 /// What a session that has ended answers: joins are refused and commands get `room_closed`;
 /// disconnects and ticks change nothing. `what` names the kind ("room", "stream").
 pub fn refuse_ended(input: Input, what: &str) -> Vec<Output> {

@@ -17,6 +17,7 @@ pub mod votes;
 use crate::session::{Machine, ReplayLog, dispatch, keep_chat, refuse_ended};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use wagu_proto::client::Scope;
 use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
@@ -614,26 +615,25 @@ impl Room {
     ) -> Result<(), (ErrorCode, String)> {
         use ClientMessage as C;
         let err = |code, m: &str| Err((code, m.to_string()));
-        match msg {
-            C::Hello { .. } | C::Join { .. } | C::JoinStream { .. } => err(
-                ErrorCode::AlreadyJoined,
-                "this connection is already in a room",
-            ),
-            C::Pin { .. }
-            | C::Unpin { .. }
-            | C::DeleteMessage { .. }
-            | C::Mute { .. }
-            | C::Ban { .. }
-            | C::EndStream { .. } => err(
-                ErrorCode::WrongSession,
-                "that is a live-stream command; this is a map room",
-            ),
-            C::Ping { .. } => Ok(()),
+        match msg.scope() {
+            Scope::Entry => {
+                return err(
+                    ErrorCode::AlreadyJoined,
+                    "this connection is already in a room",
+                );
+            }
+            Scope::Stream => {
+                return err(
+                    ErrorCode::WrongSession,
+                    "that is a live-stream command; this is a map room",
+                );
+            }
             // The actor routes these to the SFU (`crate::media::route`) before the room.
-            C::MediaOffer { .. }
-            | C::MediaCandidate { .. }
-            | C::MediaMute { .. }
-            | C::MediaLeave { .. } => err(ErrorCode::Internal, "media commands go to the SFU"),
+            Scope::Media => return err(ErrorCode::Internal, "media commands go to the SFU"),
+            Scope::AnySession | Scope::Room => {}
+        }
+        match msg {
+            C::Ping { .. } => Ok(()),
             C::Presence {
                 viewport, pointer, ..
             } => {
@@ -842,6 +842,8 @@ impl Room {
                 self.remove(pid, LeaveReason::Left, out);
                 Ok(())
             }
+            // Refused above by its scope.
+            other => Err(crate::session::out_of_scope(&other)),
         }
     }
 

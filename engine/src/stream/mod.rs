@@ -17,6 +17,7 @@ use crate::session::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use wagu_proto::client::Scope;
 use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
@@ -511,17 +512,25 @@ impl Stream {
     ) -> Result<(), Refusal> {
         use ClientMessage as C;
         let err = |code, m: &str| Err((code, m.to_string()));
-        match msg {
-            C::Hello { .. } | C::Join { .. } | C::JoinStream { .. } => err(
-                ErrorCode::AlreadyJoined,
-                "this connection is already in a stream",
-            ),
-            C::Ping { .. } => Ok(()),
+        match msg.scope() {
+            Scope::Entry => {
+                return err(
+                    ErrorCode::AlreadyJoined,
+                    "this connection is already in a stream",
+                );
+            }
+            Scope::Room => {
+                return err(
+                    ErrorCode::WrongSession,
+                    "that is a map-room command; this is a live stream",
+                );
+            }
             // The actor routes these to the SFU (`crate::media::route`) before the stream.
-            C::MediaOffer { .. }
-            | C::MediaCandidate { .. }
-            | C::MediaMute { .. }
-            | C::MediaLeave { .. } => err(ErrorCode::Internal, "media commands go to the SFU"),
+            Scope::Media => return err(ErrorCode::Internal, "media commands go to the SFU"),
+            Scope::AnySession | Scope::Stream => {}
+        }
+        match msg {
+            C::Ping { .. } => Ok(()),
             C::Chat { text, .. } => {
                 if let Some(until) = self.members.get(&pid).and_then(|m| m.muted_until)
                     && until > now
@@ -658,18 +667,8 @@ impl Stream {
                 self.recount();
                 Ok(())
             }
-            C::Presence { .. }
-            | C::AddCandidate { .. }
-            | C::RemoveCandidate { .. }
-            | C::Vote { .. }
-            | C::CloseVote { .. }
-            | C::ReopenVote { .. }
-            | C::Kick { .. }
-            | C::Rename { .. }
-            | C::CloseRoom { .. } => err(
-                ErrorCode::WrongSession,
-                "that is a map-room command; this is a live stream",
-            ),
+            // Refused above by its scope.
+            other => Err(crate::session::out_of_scope(&other)),
         }
     }
 

@@ -307,7 +307,7 @@ impl Conn {
             Err(e) => return self.refuse(sink, e.to_message()).await,
         };
         counter!("wagu_messages_in_total", "type" => msg.kind()).increment(1);
-        if !self.limiter.allow(msg.kind(), received) {
+        if !self.limiter.allow(msg.rate_class(), received) {
             let e = ServerMessage::error(
                 msg.id(),
                 ErrorCode::RateLimited,
