@@ -282,7 +282,7 @@ impl<M: Machine> Sessions<M> {
             session_id,
             participant,
             resumed,
-        } = result.map_err(|(code, message)| EngineError::Refused { code, message })?;
+        } = result.map_err(EngineError::from)?;
         Ok(RoomSession {
             room_id: session_id,
             participant,

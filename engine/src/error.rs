@@ -31,6 +31,15 @@ impl EngineError {
     }
 }
 
+impl From<crate::session::Refusal> for EngineError {
+    fn from(r: crate::session::Refusal) -> Self {
+        EngineError::Refused {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
 impl From<crate::actor::supervisor::CreateError> for EngineError {
     fn from(e: crate::actor::supervisor::CreateError) -> Self {
         use crate::actor::supervisor::CreateError;

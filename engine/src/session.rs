@@ -112,7 +112,7 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
         _participant: ParticipantId,
         _conn: ConnId,
     ) -> Result<wagu_proto::media::MediaGrant, Refusal> {
-        Err((
+        Err(Refusal::new(
             ErrorCode::MediaUnavailable,
             format!("a {} has no voice or video", Self::KIND),
         ))
@@ -277,13 +277,29 @@ pub fn reply_then_close(
 }
 
 /// A refusal: the error code and a message for humans.
-pub type Refusal = (ErrorCode, String);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    /// For humans; clients switch on `code`.
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: String) -> Self {
+        Refusal { code, message }
+    }
+
+    /// What any command or join of a session that has ended is told.
+    pub fn ended(kind: &str) -> Self {
+        Refusal::new(ErrorCode::RoomClosed, format!("this {kind} has ended"))
+    }
+}
 
 /// The refusal of a message that reached a session's command handler although its
 /// [`scope`](ClientMessage::scope) says it belongs elsewhere (the handler checks the scope
 /// first, so this is a bug, answered rather than panicked on).
 pub fn out_of_scope(msg: &ClientMessage) -> Refusal {
-    (
+    Refusal::new(
         ErrorCode::Internal,
         format!("a {} message reached the wrong handler", msg.kind()),
     )
@@ -292,19 +308,19 @@ pub fn out_of_scope(msg: &ClientMessage) -> Refusal {
 /// What a session that has ended answers: joins are refused and commands get `room_closed`;
 /// disconnects and ticks change nothing. `what` names the kind ("room", "stream").
 pub fn refuse_ended(input: Input, what: &str) -> Vec<Output> {
-    let message = format!("this {what} has ended");
+    let Refusal { code, message } = Refusal::ended(what);
     match input {
         Input::Join { conn, id, .. } => vec![Output::JoinRefused {
             conn,
             id,
-            code: ErrorCode::RoomClosed,
+            code,
             message,
         }],
         Input::Command { conn, msg, .. } => msg
             .id()
             .map(|id| Output::Send {
                 conn,
-                msg: ServerMessage::error(Some(id), ErrorCode::RoomClosed, message),
+                msg: ServerMessage::error(Some(id), code, message),
             })
             .into_iter()
             .collect(),
@@ -352,7 +368,7 @@ pub fn dispatch(
             id,
             seq: (after != seq_before).then_some(after),
         }),
-        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
+        Err(Refusal { code, message }) => Some(ServerMessage::Error { id, code, message }),
     };
     reply_then_close(out, effects, conn, reply);
 }

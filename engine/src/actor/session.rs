@@ -20,7 +20,7 @@ use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
 use crate::persist::RoomStore;
-use crate::session::{ConnId, Input, Machine, Output};
+use crate::session::{ConnId, Input, Machine, Output, Refusal};
 use bytes::Bytes;
 use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -52,10 +52,7 @@ pub struct JoinArgs {
 }
 
 pub enum SessionMsg<M: Machine> {
-    Join(
-        Box<JoinArgs>,
-        RpcReplyPort<Result<Joined, (ErrorCode, String)>>,
-    ),
+    Join(Box<JoinArgs>, RpcReplyPort<Result<Joined, Refusal>>),
     Command {
         conn: ConnId,
         participant: ParticipantId,
@@ -89,7 +86,7 @@ impl<M> Default for SessionActor<M> {
     }
 }
 
-type JoinReply = RpcReplyPort<Result<Joined, (ErrorCode, String)>>;
+type JoinReply = RpcReplyPort<Result<Joined, Refusal>>;
 
 pub struct SessionArgs<M: Machine> {
     pub machine: M,
@@ -376,7 +373,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             let refusal = if state.retired {
                 ended::<M>()
             } else {
-                (ErrorCode::Unavailable, "the room is stopping".into())
+                Refusal::new(ErrorCode::Unavailable, "the room is stopping".into())
             };
             let _ = reply.send(Err(refusal));
         }
@@ -402,8 +399,8 @@ impl<M: Machine> Actor for SessionActor<M> {
 }
 
 /// What a join of a session that has ended is told: the same as the machine's own refusal.
-fn ended<M: Machine>() -> (ErrorCode, String) {
-    (ErrorCode::RoomClosed, format!("this {} has ended", M::KIND))
+fn ended<M: Machine>() -> Refusal {
+    Refusal::ended(M::KIND)
 }
 
 /// After a message: retire if an applied output asked for it, else snapshot when due and arm
@@ -601,7 +598,7 @@ fn apply<M: Machine>(
             } => {
                 state.conns.remove(&conn);
                 if let Some((reply, _)) = state.pending_joins.remove(&conn) {
-                    let _ = reply.send(Err((code, message)));
+                    let _ = reply.send(Err(Refusal { code, message }));
                 }
             }
             Output::Send { conn, msg } => {
@@ -627,7 +624,7 @@ fn apply<M: Machine>(
                             send_media_state(state, conn);
                         }
                         None => {
-                            let _ = reply.send(Err((
+                            let _ = reply.send(Err(Refusal::new(
                                 ErrorCode::Unavailable,
                                 "could not queue the welcome; retry".into(),
                             )));

@@ -14,7 +14,7 @@
 
 pub mod votes;
 
-use crate::session::{Machine, ReplayLog, dispatch, keep_chat, refuse_ended};
+use crate::session::{Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::client::Scope;
@@ -592,11 +592,11 @@ impl Room {
         }
     }
 
-    fn require_host(&self, pid: ParticipantId) -> Result<(), (ErrorCode, String)> {
+    fn require_host(&self, pid: ParticipantId) -> Result<(), Refusal> {
         if self.host == Some(pid) {
             Ok(())
         } else {
-            Err((
+            Err(Refusal::new(
                 ErrorCode::Forbidden,
                 "only the host may do this".to_string(),
             ))
@@ -612,9 +612,9 @@ impl Room {
         pid: ParticipantId,
         msg: ClientMessage,
         out: &mut Vec<Output>,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), Refusal> {
         use ClientMessage as C;
-        let err = |code, m: &str| Err((code, m.to_string()));
+        let err = |code, m: &str| Err(Refusal::new(code, m.to_string()));
         match msg.scope() {
             Scope::Entry => {
                 return err(
@@ -958,7 +958,7 @@ impl Machine for Room {
         &self,
         participant: ParticipantId,
         conn: ConnId,
-    ) -> Result<wagu_proto::media::MediaGrant, crate::session::Refusal> {
+    ) -> Result<wagu_proto::media::MediaGrant, Refusal> {
         match self.participants.get(&participant) {
             Some(p) if p.conn == Some(conn) => Ok(wagu_proto::media::MediaGrant {
                 publish_audio: true,
@@ -966,7 +966,7 @@ impl Machine for Room {
                 audio_slots: wagu_proto::limits::VOICE_RECEIVE_SLOTS,
                 video_slots: 0,
             }),
-            _ => Err((
+            _ => Err(Refusal::new(
                 ErrorCode::NotJoined,
                 "this connection is no longer in the room; resume".into(),
             )),

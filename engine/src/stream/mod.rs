@@ -283,7 +283,7 @@ impl Stream {
                     Some(r) => self.resume(conn, id, r, &mut out),
                     None => self.join(conn, id, name, host_key, resume_token, client_key, &mut out),
                 };
-                if let Err((code, message)) = r {
+                if let Err(Refusal { code, message }) = r {
                     out.push(Output::JoinRefused {
                         conn,
                         id,
@@ -349,7 +349,7 @@ impl Stream {
             Some(k) if k.ct_eq(&self.spec.streamer_key) => true,
             // A wrong key is a mistake worth saying, not a silent demotion to viewer.
             Some(_) => {
-                return Err((
+                return Err(Refusal::new(
                     ErrorCode::Forbidden,
                     "the streamer key does not match".into(),
                 ));
@@ -362,7 +362,7 @@ impl Stream {
             .is_some_and(|k| k.keys().any(|k| self.banned_keys.contains(&k)))
             && !is_streamer
         {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Banned,
                 "the streamer banned you from this stream".into(),
             ));
@@ -380,7 +380,7 @@ impl Stream {
             }
         }
         if !is_streamer && self.members.len() >= self.config.max_viewers {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::RoomFull,
                 format!(
                     "the stream has {} viewers, its maximum",
@@ -439,19 +439,19 @@ impl Stream {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         if self.banned.contains(&r.participant) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Banned,
                 "the streamer banned you from this stream".into(),
             ));
         }
         let Some(m) = self.members.get(&r.participant) else {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::ResumeFailed,
                 "no such viewer in this stream any more; join afresh".into(),
             ));
         };
         if !m.resume_token.ct_eq(&r.token) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::ResumeFailed,
                 "resume token does not match".into(),
             ));
@@ -499,7 +499,10 @@ impl Stream {
         if self.is_streamer(p) {
             Ok(())
         } else {
-            Err((ErrorCode::Forbidden, "only the streamer may do this".into()))
+            Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "only the streamer may do this".into(),
+            ))
         }
     }
 
@@ -511,7 +514,7 @@ impl Stream {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         use ClientMessage as C;
-        let err = |code, m: &str| Err((code, m.to_string()));
+        let err = |code, m: &str| Err(Refusal::new(code, m.to_string()));
         match msg.scope() {
             Scope::Entry => {
                 return err(
@@ -823,7 +826,7 @@ impl Machine for Stream {
                     video_slots: u8::from(!streamer),
                 })
             }
-            _ => Err((
+            _ => Err(Refusal::new(
                 ErrorCode::NotJoined,
                 "this connection is no longer in the stream; resume".into(),
             )),
