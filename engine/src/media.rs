@@ -7,7 +7,7 @@
 //! applies them the same way for every kind. It does not touch SDP or packets (the `media`
 //! crate does), and media never changes a session's durable state: nothing here is journaled.
 
-use crate::session::{ConnId, Machine, Refusal};
+use crate::machine::{ConnId, Machine, Refusal};
 use wagu_proto::ids::ParticipantId;
 use wagu_proto::media::{MediaEndReason, SfuRequest};
 use wagu_proto::{ClientMessage, ErrorCode, ServerMessage};

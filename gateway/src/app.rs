@@ -13,8 +13,8 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use tokio::sync::watch;
 use wagu_engine::actor::EngineConfig;
-use wagu_engine::directory::{Rooms, Streams};
-use wagu_engine::persist::RoomStore;
+use wagu_engine::persist::SessionStore;
+use wagu_engine::sessions::{Rooms, Streams};
 use wagu_storage::blob::{FsBlobs, S3Blobs};
 use wagu_storage::records::cql::CqlRecords;
 use wagu_storage::records::embedded::EmbeddedRecords;
@@ -124,7 +124,7 @@ impl App {
             media: media.map(|m| Arc::new(m) as Arc<dyn wagu_engine::actor::media::MediaPlane>),
             ..engine
         };
-        let store = RoomStore::new(ephemeral.clone(), engine.store_ttl);
+        let store = SessionStore::new(ephemeral.clone(), engine.store_ttl);
         let rooms = Rooms::start(store.clone(), engine.clone()).await?;
         let streams = Streams::start(store, engine, Some(blobs.clone())).await?;
 

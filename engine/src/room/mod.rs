@@ -14,7 +14,7 @@
 
 pub mod votes;
 
-use crate::session::{Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended};
+use crate::machine::{Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::client::Scope;
@@ -25,7 +25,7 @@ use wagu_proto::limits::MAX_CANDIDATES;
 use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
-pub use crate::session::{ConnId, Input, Output};
+pub use crate::machine::{ConnId, Input, Output};
 
 /// Tunables of one room. Part of the room's state so that a restored room keeps its settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -843,7 +843,7 @@ impl Room {
                 Ok(())
             }
             // Refused above by its scope.
-            other => Err(crate::session::out_of_scope(&other)),
+            other => Err(crate::machine::out_of_scope(&other)),
         }
     }
 

@@ -12,7 +12,7 @@
 //! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
 //! stream from its snapshot plus journal.
 
-use crate::session::{
+use crate::machine::{
     ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended,
 };
 use serde::{Deserialize, Serialize};
@@ -671,7 +671,7 @@ impl Stream {
                 Ok(())
             }
             // Refused above by its scope.
-            other => Err(crate::session::out_of_scope(&other)),
+            other => Err(crate::machine::out_of_scope(&other)),
         }
     }
 

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{OnceCell, RwLock};
-use wagu_engine::directory::random_token;
+use wagu_engine::sessions::random_token;
 use wagu_storage::EphemeralStore;
 
 /// How long a started log-in may take before its `state` is forgotten.

@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use wagu_engine::directory::CreateStream;
+use wagu_engine::sessions::CreateStream;
 use wagu_engine::stream::{EndedStream, StreamSummary, ended_prefix};
 use wagu_proto::ids::{HostKey, PlaceId, StreamId};
 use wagu_proto::limits::{MAX_PLACE_NAME_CHARS, MAX_TITLE_CHARS};

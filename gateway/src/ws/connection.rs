@@ -1,7 +1,7 @@
 //! One client connection, from first frame to close.
 //!
 //! The task reads client frames, decodes and validates them (the protocol crate), applies rate
-//! limits, and hands room commands to the room through a [`RoomSession`]; it writes whatever the
+//! limits, and hands room commands to the room through a [`SessionHandle`]; it writes whatever the
 //! room queued for it and its own replies (hello, errors for frames that never reached a room).
 //! It keeps no room state: a reconnect to any node resumes from the room.
 //!
@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
-use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
+use wagu_engine::sessions::{JoinRequest, SessionHandle};
 use wagu_proto::codec::{decode_client_within, encode_server};
 use wagu_proto::records::AccountId;
 use wagu_proto::{
@@ -39,7 +39,7 @@ enum End {
 
 struct Conn {
     app: AppState,
-    session: Option<RoomSession>,
+    session: Option<SessionHandle>,
     room_rx: Option<Receiver<Frame>>,
     /// Where the room leaves a close code it could not queue (see `CloseSlot`).
     room_close: CloseSlot,
@@ -265,7 +265,7 @@ impl Conn {
     where
         S: Sink<Message> + Unpin,
         F: FnOnce(AppState, Outbound) -> J,
-        J: std::future::Future<Output = Result<RoomSession, EngineError>>,
+        J: std::future::Future<Output = Result<SessionHandle, EngineError>>,
     {
         if self.session.is_some() {
             let e = ServerMessage::error(

@@ -19,8 +19,8 @@
 use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
-use crate::persist::RoomStore;
-use crate::session::{ConnId, Input, Machine, Output, Refusal};
+use crate::machine::{ConnId, Input, Machine, Output, Refusal};
+use crate::persist::SessionStore;
 use bytes::Bytes;
 use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -92,7 +92,7 @@ pub struct SessionArgs<M: Machine> {
     pub machine: M,
     /// Journal entries already applied to `room` (0 for a new room).
     pub applied: u64,
-    pub store: RoomStore,
+    pub store: SessionStore,
     pub config: EngineConfig,
     /// Where a retiring session leaves its durable record, if it has one.
     pub records: Option<wagu_storage::BlobStore>,
@@ -124,7 +124,7 @@ pub struct SessionState<M: Machine> {
     applied: u64,
     since_snapshot: u64,
     last_snapshot: Instant,
-    store: RoomStore,
+    store: SessionStore,
     config: EngineConfig,
     conns: HashMap<ConnId, Conn>,
     /// Joins waiting for their outcome, and whether each asked to resume.
@@ -155,7 +155,7 @@ pub struct SessionState<M: Machine> {
 /// batch, and tells the actor how far the journal is durable.
 fn spawn_journal<M: Machine>(
     myself: ActorRef<SessionMsg<M>>,
-    store: RoomStore,
+    store: SessionStore,
     id: String,
 ) -> (
     mpsc::UnboundedSender<(u64, Bytes)>,
@@ -479,7 +479,7 @@ fn step<M: Machine>(
             // run with every input (an away participant timing out), and a tick at the same
             // `now` replays exactly that.
             let entry = journal_copy.unwrap_or(Input::Tick);
-            let bytes = RoomStore::encode_entry(
+            let bytes = SessionStore::encode_entry(
                 state.machine.key(),
                 state.epoch,
                 state.applied,
