@@ -15,6 +15,10 @@
 //! Outputs are then applied in order: broadcasts are encoded once and the same bytes are pushed
 //! to every connection queue without waiting; a connection whose queue is full for a reliable
 //! frame is dropped (it resumes). Finally the actor arms one timer for the next deadline.
+//!
+//! Why one file of ~950 lines: the actor's message loop, its journal pipeline and its fan-out
+//! share one `SessionState` and one ordering rule (journal before outputs); split, that rule
+//! would span files.
 
 use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};

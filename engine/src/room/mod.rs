@@ -11,6 +11,11 @@
 //! [`Room::next_deadline`] when to call back with [`Input::Tick`]. Because of that the room is
 //! replayable: the actor journals the inputs that changed it and rebuilds the room after a
 //! crash from the last snapshot plus the journal (see `actor::room`).
+//!
+//! Why one file of ~980 lines: it is every rule of a map room (join, resume, votes, candidates,
+//! chat, presence, kicks, expiry) over one state; split by command, each part would need the
+//! whole state and the invariants would have no single place to be read. Its tests are in
+//! `tests.rs`.
 
 pub mod votes;
 

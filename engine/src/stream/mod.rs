@@ -11,6 +11,10 @@
 //! What it does not do: video and audio (the SFU, `media`), sockets, clocks, randomness. Like
 //! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
 //! stream from its snapshot plus journal.
+//!
+//! Why one file of ~880 lines: every rule of a live stream (seats, moderation, chat tail, grace
+//! periods, the ended record) over one state, kept together for the same reason as the room's.
+//! Its tests are in `tests.rs`.
 
 use crate::machine::{
     ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended,
