@@ -5,6 +5,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use wagu_proto::client::Scope;
 use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken, Seq};
 use wagu_proto::model::UnixMillis;
 use wagu_proto::{ClientMessage, ErrorCode, Identity, ResumeRequest, ServerMessage};
@@ -295,6 +296,30 @@ impl Refusal {
     }
 }
 
+/// Refuses, by its [`scope`](ClientMessage::scope) alone, a command that a session of scope
+/// `own` (a room or a stream) does not handle: entering again, the other kind's commands, and
+/// media (the actor routes those to the SFU, `crate::media::route`, before the session).
+/// `None`: the session handles it.
+pub fn refuse_by_scope(msg: &ClientMessage, own: Scope) -> Option<Refusal> {
+    let (kind, this, other) = match own {
+        Scope::Stream => ("stream", "a live stream", "a map-room"),
+        _ => ("room", "a map room", "a live-stream"),
+    };
+    let refused = match msg.scope() {
+        Scope::Entry => Refusal::new(
+            ErrorCode::AlreadyJoined,
+            format!("this connection is already in a {kind}"),
+        ),
+        Scope::Media => Refusal::new(ErrorCode::Internal, "media commands go to the SFU".into()),
+        s if s == Scope::AnySession || s == own => return None,
+        _ => Refusal::new(
+            ErrorCode::WrongSession,
+            format!("that is {other} command; this is {this}"),
+        ),
+    };
+    Some(refused)
+}
+
 /// The refusal of a message that reached a session's command handler although its
 /// [`scope`](ClientMessage::scope) says it belongs elsewhere (the handler checks the scope
 /// first, so this is a bug, answered rather than panicked on).
@@ -408,6 +433,53 @@ pub fn keep_chat(
 mod tests {
     use super::*;
     use wagu_proto::model::ChatMessage;
+
+    #[test]
+    fn commands_outside_a_sessions_scope_are_refused_by_scope_alone() {
+        let id = RequestId(1);
+        let pin = ClientMessage::Pin {
+            id,
+            message: Seq(1),
+        };
+        let kick = ClientMessage::Kick {
+            id,
+            participant: ParticipantId(2),
+        };
+        let hello = ClientMessage::Hello {
+            id,
+            protocol: wagu_proto::PROTOCOL_VERSION,
+        };
+        let refused = |m: &ClientMessage, own| refuse_by_scope(m, own).map(|r| (r.code, r.message));
+        assert_eq!(
+            refused(&pin, Scope::Room),
+            Some((
+                ErrorCode::WrongSession,
+                "that is a live-stream command; this is a map room".into()
+            ))
+        );
+        assert_eq!(
+            refused(&kick, Scope::Stream),
+            Some((
+                ErrorCode::WrongSession,
+                "that is a map-room command; this is a live stream".into()
+            ))
+        );
+        assert_eq!(
+            refused(&hello, Scope::Stream),
+            Some((
+                ErrorCode::AlreadyJoined,
+                "this connection is already in a stream".into()
+            ))
+        );
+        assert_eq!(refused(&pin, Scope::Stream), None);
+        assert_eq!(refused(&kick, Scope::Room), None);
+        let chat = ClientMessage::Chat {
+            id,
+            text: "hi".into(),
+        };
+        assert_eq!(refused(&chat, Scope::Room), None);
+        assert_eq!(refused(&chat, Scope::Stream), None);
+    }
 
     fn chat(seq: u64, text: &str) -> ServerMessage {
         ServerMessage::Chat {

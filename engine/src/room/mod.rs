@@ -19,7 +19,9 @@
 
 pub mod votes;
 
-use crate::machine::{Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended};
+use crate::machine::{
+    Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_by_scope, refuse_ended,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wagu_proto::client::Scope;
@@ -620,22 +622,8 @@ impl Room {
     ) -> Result<(), Refusal> {
         use ClientMessage as C;
         let err = |code, m: &str| Err(Refusal::new(code, m.to_string()));
-        match msg.scope() {
-            Scope::Entry => {
-                return err(
-                    ErrorCode::AlreadyJoined,
-                    "this connection is already in a room",
-                );
-            }
-            Scope::Stream => {
-                return err(
-                    ErrorCode::WrongSession,
-                    "that is a live-stream command; this is a map room",
-                );
-            }
-            // The actor routes these to the SFU (`crate::media::route`) before the room.
-            Scope::Media => return err(ErrorCode::Internal, "media commands go to the SFU"),
-            Scope::AnySession | Scope::Room => {}
+        if let Some(refused) = refuse_by_scope(&msg, Scope::Room) {
+            return Err(refused);
         }
         match msg {
             C::Ping { .. } => Ok(()),

@@ -17,7 +17,8 @@
 //! Its tests are in `tests.rs`.
 
 use crate::machine::{
-    ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended,
+    ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_by_scope,
+    refuse_ended,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -519,22 +520,8 @@ impl Stream {
     ) -> Result<(), Refusal> {
         use ClientMessage as C;
         let err = |code, m: &str| Err(Refusal::new(code, m.to_string()));
-        match msg.scope() {
-            Scope::Entry => {
-                return err(
-                    ErrorCode::AlreadyJoined,
-                    "this connection is already in a stream",
-                );
-            }
-            Scope::Room => {
-                return err(
-                    ErrorCode::WrongSession,
-                    "that is a map-room command; this is a live stream",
-                );
-            }
-            // The actor routes these to the SFU (`crate::media::route`) before the stream.
-            Scope::Media => return err(ErrorCode::Internal, "media commands go to the SFU"),
-            Scope::AnySession | Scope::Stream => {}
+        if let Some(refused) = refuse_by_scope(&msg, Scope::Stream) {
+            return Err(refused);
         }
         match msg {
             C::Ping { .. } => Ok(()),
