@@ -23,25 +23,35 @@ use wagu_storage::records::{AccountRecord, AccountStore};
 impl From<OidcError> for AppError {
     fn from(e: OidcError) -> Self {
         match &e {
-            OidcError::UnknownProvider(_) => {
-                AppError::new(StatusCode::NOT_FOUND, "unknown_provider", e.to_string())
-            }
-            OidcError::InvalidState => {
-                AppError::new(StatusCode::BAD_REQUEST, "invalid_state", e.to_string())
-            }
-            OidcError::Denied(_) => {
-                AppError::new(StatusCode::UNAUTHORIZED, "oidc_denied", e.to_string())
-            }
+            OidcError::UnknownProvider(_) => AppError::new(
+                StatusCode::NOT_FOUND,
+                crate::error::HttpCode::UnknownProvider,
+                e.to_string(),
+            ),
+            OidcError::InvalidState => AppError::new(
+                StatusCode::BAD_REQUEST,
+                crate::error::HttpCode::InvalidState,
+                e.to_string(),
+            ),
+            OidcError::Denied(_) => AppError::new(
+                StatusCode::UNAUTHORIZED,
+                crate::error::HttpCode::OidcDenied,
+                e.to_string(),
+            ),
             OidcError::Failed(detail) => {
                 // The detail may name the provider's endpoints and answers: logs only.
                 tracing::warn!(%detail, "OIDC log-in failed");
-                AppError::new(StatusCode::UNAUTHORIZED, "oidc_failed", e.to_string())
+                AppError::new(
+                    StatusCode::UNAUTHORIZED,
+                    crate::error::HttpCode::OidcFailed,
+                    e.to_string(),
+                )
             }
             _ => {
                 tracing::error!(error = %e, "OIDC store failed");
                 AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    wagu_proto::ErrorCode::Unavailable,
                     "log-in is unavailable; retry shortly",
                 )
             }

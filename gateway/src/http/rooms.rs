@@ -106,7 +106,7 @@ pub async fn summary(
     if share.is_empty() || share.len() > 128 {
         return Err(AppError::new(
             StatusCode::NOT_FOUND,
-            "unknown_room",
+            wagu_proto::ErrorCode::UnknownRoom,
             "no room behind this share link",
         ));
     }
