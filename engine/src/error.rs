@@ -7,8 +7,9 @@ use wagu_proto::ErrorCode;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    /// No session behind this share link or id (the wire code stays `unknown_room`).
     #[error("no room behind this share link")]
-    UnknownRoom,
+    UnknownSession,
     #[error("this node holds its maximum of {0} rooms")]
     Capacity(usize),
     #[error("the room is not reachable right now: {0}")]
@@ -22,11 +23,20 @@ pub enum EngineError {
 impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            EngineError::UnknownRoom => ErrorCode::UnknownRoom,
+            EngineError::UnknownSession => ErrorCode::UnknownRoom,
             EngineError::Capacity(_) => ErrorCode::Capacity,
             EngineError::Unavailable(_) => ErrorCode::Unavailable,
             EngineError::Refused { code, .. } => *code,
             EngineError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<crate::machine::Refusal> for EngineError {
+    fn from(r: crate::machine::Refusal) -> Self {
+        EngineError::Refused {
+            code: r.code,
+            message: r.message,
         }
     }
 }

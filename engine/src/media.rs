@@ -7,7 +7,7 @@
 //! applies them the same way for every kind. It does not touch SDP or packets (the `media`
 //! crate does), and media never changes a session's durable state: nothing here is journaled.
 
-use crate::session::{ConnId, Machine, Refusal};
+use crate::machine::{ConnId, Machine, Refusal};
 use wagu_proto::ids::ParticipantId;
 use wagu_proto::media::{MediaEndReason, SfuRequest};
 use wagu_proto::{ClientMessage, ErrorCode, ServerMessage};
@@ -45,12 +45,12 @@ pub fn route<M: Machine>(
     candidates: usize,
 ) -> Routed {
     let id = msg.id();
-    let refuse = |(code, message): Refusal| Routed {
+    let refuse = |Refusal { code, message }: Refusal| Routed {
         request: None,
         reply: Some(ServerMessage::Error { id, code, message }),
     };
     if machine.is_closed() {
-        return refuse((ErrorCode::RoomClosed, format!("this {} has ended", M::KIND)));
+        return refuse(Refusal::ended(M::KIND));
     }
     let grant = match machine.media_grant(participant, conn) {
         Ok(g) => g,
@@ -69,10 +69,13 @@ pub fn route<M: Machine>(
         },
         ClientMessage::MediaCandidate { candidate, .. } => {
             if !has_peer {
-                return refuse((ErrorCode::Invalid, "send media_offer first".into()));
+                return refuse(Refusal::new(
+                    ErrorCode::Invalid,
+                    "send media_offer first".into(),
+                ));
             }
             if candidates >= wagu_proto::limits::MAX_ICE_CANDIDATES {
-                return refuse((
+                return refuse(Refusal::new(
                     ErrorCode::Invalid,
                     format!(
                         "at most {} candidates per offer",
@@ -90,7 +93,7 @@ pub fn route<M: Machine>(
         }
         ClientMessage::MediaMute { muted, .. } => {
             if !grant.publish_audio {
-                return refuse((
+                return refuse(Refusal::new(
                     ErrorCode::Forbidden,
                     format!(
                         "only a publisher has a microphone to mute in this {}",
@@ -110,7 +113,7 @@ pub fn route<M: Machine>(
             }),
             reply: ack,
         },
-        other => refuse((
+        other => refuse(Refusal::new(
             ErrorCode::Internal,
             format!("{} is not a media command", other.kind()),
         )),

@@ -12,7 +12,7 @@
 //! Entries also carry the *epoch* of the actor that wrote them, a random number each actor
 //! picks when it starts and writes into its first snapshot. Only entries of the snapshot's epoch
 //! are replayed: an actor that died with journal writes still on their way (its journal is
-//! pipelined, see `actor/session.rs`) cannot slip an entry into the history of the actor that
+//! pipelined, see `actor/session_actor.rs`) cannot slip an entry into the history of the actor that
 //! revived it — such an entry was never acknowledged (its outputs wait for it), so dropping it
 //! loses nothing a client saw. Stored data without epochs (written before they existed) reads
 //! as epoch 0 throughout.
@@ -20,7 +20,7 @@
 //! Keys: `wagu:{kind}:{id}:snap`, `wagu:{kind}:{id}:log`, and for each alias of a session (a
 //! room's share token) `wagu:{alias}` → id.
 
-use crate::session::{Input, Machine};
+use crate::machine::{Input, Machine};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -34,7 +34,9 @@ struct Stored<M> {
     /// The writing actor's epoch: only journal entries of the same epoch follow it.
     #[serde(default)]
     epoch: u64,
-    room: M,
+    /// The session (a room or a stream); stored under its old name, `room`.
+    #[serde(rename = "room")]
+    session: M,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,7 +58,7 @@ pub enum PersistError {
 }
 
 #[derive(Clone)]
-pub struct RoomStore {
+pub struct SessionStore {
     store: EphemeralStore,
     ttl: Duration,
 }
@@ -71,11 +73,11 @@ fn alias_key(alias: &str) -> String {
     format!("wagu:{alias}")
 }
 
-impl RoomStore {
+impl SessionStore {
     /// `ttl` bounds how long a session nobody touches stays in the store; every snapshot
     /// renews it.
     pub fn new(store: EphemeralStore, ttl: Duration) -> Self {
-        RoomStore { store, ttl }
+        SessionStore { store, ttl }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -98,13 +100,14 @@ impl RoomStore {
         struct StoredRef<'a, M> {
             applied: u64,
             epoch: u64,
-            room: &'a M,
+            #[serde(rename = "room")]
+            session: &'a M,
         }
         let id = m.key();
         let bytes = serde_json::to_vec(&StoredRef {
             applied,
             epoch,
-            room: m,
+            session: m,
         })
         .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
         self.store
@@ -120,7 +123,7 @@ impl RoomStore {
     }
 
     /// Encodes the `n`-th journaled input of the actor of `epoch`, for
-    /// [`RoomStore::append_entries`].
+    /// [`SessionStore::append_entries`].
     pub fn encode_entry(
         id: &str,
         epoch: u64,
@@ -179,7 +182,7 @@ impl RoomStore {
         };
         let stored: Stored<M> =
             serde_json::from_slice(&bytes).map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
-        let mut m = stored.room;
+        let mut m = stored.session;
         let mut applied = stored.applied;
         for raw in self.store.list(&log_key::<M>(id)).await? {
             let e: Entry = serde_json::from_slice(&raw)

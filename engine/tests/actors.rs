@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::EngineConfig;
 use wagu_engine::actor::outbound::{Frame, Outbound};
-use wagu_engine::directory::{CreateRoom, JoinRequest, RoomSession, Rooms};
 use wagu_engine::error::EngineError;
-use wagu_engine::persist::RoomStore;
+use wagu_engine::persist::SessionStore;
+use wagu_engine::sessions::{CreateRoom, JoinRequest, Rooms, SessionHandle};
 use wagu_proto::codec::decode_server;
 use wagu_proto::ids::*;
 use wagu_proto::model::VoteState;
 #[allow(unused_imports)]
 use wagu_proto::model::*;
-use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
+use wagu_proto::{ClientMessage, ErrorCode, Identity, ResumeRequest, ServerMessage};
 use wagu_storage::{EphemeralStore, testbed};
 
 async fn stores(test: &str) -> Vec<EphemeralStore> {
@@ -42,7 +42,7 @@ async fn stores(test: &str) -> Vec<EphemeralStore> {
 /// Rooms on the in-process store (tests that need no Redis variant).
 async fn memory_rooms(config: EngineConfig) -> Rooms {
     Rooms::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
+        SessionStore::new(EphemeralStore::memory(), Duration::from_secs(60)),
         config,
     )
     .await
@@ -70,7 +70,7 @@ async fn until_reply(rx: &mut Receiver<Frame>, id: u64) -> Vec<ServerMessage> {
 }
 
 struct Client {
-    session: RoomSession,
+    session: SessionHandle,
     rx: Receiver<Frame>,
     token: ResumeToken,
     last_seq: Seq,
@@ -124,7 +124,7 @@ async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
     for store in stores("panicking_room_restarts_from_snapshot").await {
         let backend = store.backend();
         let rooms = Rooms::start(
-            RoomStore::new(store, Duration::from_secs(600)),
+            SessionStore::new(store, Duration::from_secs(600)),
             EngineConfig::default(),
         )
         .await
@@ -252,7 +252,7 @@ async fn empty_room_retires_and_its_link_dies() {
         let mut config = EngineConfig::default();
         config.room.empty_ttl_ms = 200;
         config.room.away_grace_ms = 100;
-        let rooms = Rooms::start(RoomStore::new(store, Duration::from_secs(600)), config)
+        let rooms = Rooms::start(SessionStore::new(store, Duration::from_secs(600)), config)
             .await
             .unwrap();
         let created = rooms.create(CreateRoom::default()).await.unwrap();
@@ -279,7 +279,7 @@ async fn empty_room_retires_and_its_link_dies() {
             )
             .await
             .unwrap_err();
-        assert!(matches!(err, EngineError::UnknownRoom), "{err:?}");
+        assert!(matches!(err, EngineError::UnknownSession), "{err:?}");
         rooms.shutdown().await;
     }
 }
@@ -352,7 +352,7 @@ async fn slow_connection_is_dropped_without_slowing_the_room() {
 
 mod streams {
     use super::*;
-    use wagu_engine::directory::{CreateStream, Streams};
+    use wagu_engine::sessions::{CreateStream, Streams};
     use wagu_proto::ids::StreamId;
     use wagu_proto::model::LatLng;
 
@@ -363,7 +363,7 @@ mod streams {
         key: Option<HostKey>,
         client_key: Option<&str>,
         resume: Option<ResumeRequest>,
-    ) -> Result<(RoomSession, Receiver<Frame>, Vec<ServerMessage>), EngineError> {
+    ) -> Result<(SessionHandle, Receiver<Frame>, Vec<ServerMessage>), EngineError> {
         let (out, mut rx) = Outbound::channel(256);
         let s = streams
             .join(
@@ -372,7 +372,7 @@ mod streams {
                 name.into(),
                 key,
                 resume,
-                client_key.map(String::from),
+                client_key.map(Identity::from),
                 out,
             )
             .await?;
@@ -385,7 +385,7 @@ mod streams {
         for store in stores("crashed_stream_restarts_with_chat_and_bans_kept").await {
             let backend = store.backend();
             let streams = Streams::start(
-                RoomStore::new(store, Duration::from_secs(600)),
+                SessionStore::new(store, Duration::from_secs(600)),
                 EngineConfig::default(),
                 None,
             )
@@ -621,7 +621,7 @@ async fn a_busy_room_shares_journal_writes_and_keeps_its_order() {
     for store in stores("a_busy_room_shares_journal_writes_and_keeps_its_order").await {
         let backend = store.backend();
         let rooms = Rooms::start(
-            RoomStore::new(store.clone(), Duration::from_secs(600)),
+            SessionStore::new(store.clone(), Duration::from_secs(600)),
             EngineConfig::default(),
         )
         .await

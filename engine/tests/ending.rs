@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::EngineConfig;
 use wagu_engine::actor::outbound::{Frame, Outbound};
-use wagu_engine::directory::{CreateRoom, CreateStream, JoinRequest, Rooms, Streams};
 use wagu_engine::error::EngineError;
-use wagu_engine::persist::RoomStore;
+use wagu_engine::persist::SessionStore;
+use wagu_engine::sessions::{CreateRoom, CreateStream, JoinRequest, Rooms, Streams};
 use wagu_proto::codec::decode_server;
 use wagu_proto::ids::*;
 use wagu_proto::{ClientMessage, ErrorCode, ServerMessage};
@@ -79,7 +79,7 @@ async fn a_join_racing_end_stream_is_told_the_stream_ended_never_to_retry() {
     let dir = temp_dir("streams");
     let records = BlobStore::Fs(FsBlobs::open(dir.clone()).await.unwrap());
     let streams = Streams::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(600)),
+        SessionStore::new(EphemeralStore::memory(), Duration::from_secs(600)),
         EngineConfig::default(),
         Some(records),
     )
@@ -161,7 +161,7 @@ async fn a_join_racing_close_room_is_told_the_room_closed_never_to_retry() {
     let mut config = EngineConfig::default();
     config.room.max_participants = 1_000_000;
     let rooms = Rooms::start(
-        RoomStore::new(EphemeralStore::memory(), Duration::from_secs(600)),
+        SessionStore::new(EphemeralStore::memory(), Duration::from_secs(600)),
         config,
     )
     .await

@@ -13,10 +13,8 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use tokio::sync::watch;
 use wagu_engine::actor::EngineConfig;
-use wagu_engine::directory::{Rooms, Streams};
-use wagu_engine::persist::RoomStore;
-use wagu_engine::room::RoomConfig;
-use wagu_engine::stream::StreamConfig;
+use wagu_engine::persist::SessionStore;
+use wagu_engine::sessions::{Rooms, Streams};
 use wagu_storage::blob::{FsBlobs, S3Blobs};
 use wagu_storage::records::cql::CqlRecords;
 use wagu_storage::records::embedded::EmbeddedRecords;
@@ -134,29 +132,7 @@ impl App {
             config.auth.refresh_ttl_secs,
         ));
 
-        let l = &config.limits;
-        let engine = EngineConfig {
-            room: RoomConfig {
-                max_participants: l.max_participants,
-                away_grace_ms: l.away_grace_secs * 1000,
-                empty_ttl_ms: l.room_empty_ttl_secs * 1000,
-                replay_capacity: l.replay_events,
-                presence_interval_ms: 50,
-            },
-            stream: StreamConfig {
-                max_viewers: l.max_viewers,
-                away_grace_ms: l.away_grace_secs * 1000,
-                streamer_grace_ms: l.streamer_grace_secs * 1000,
-                replay_capacity: l.replay_events,
-                ..StreamConfig::default()
-            },
-            max_rooms: l.max_rooms,
-            max_streams: l.max_streams,
-            share_ttl: Duration::from_secs(l.share_ttl_secs),
-            store_ttl: Duration::from_secs(config.ephemeral.room_ttl_secs),
-            outbound_queue: l.outbound_queue,
-            ..EngineConfig::default()
-        };
+        let engine = crate::engine_config::engine_config(&config);
         let media = wagu_media::MediaNode::start(&config.media)
             .await
             .context("media")?;
@@ -168,7 +144,7 @@ impl App {
             media: media.map(|m| Arc::new(m) as Arc<dyn wagu_engine::actor::media::MediaPlane>),
             ..engine
         };
-        let store = RoomStore::new(ephemeral.clone(), engine.store_ttl);
+        let store = SessionStore::new(ephemeral.clone(), engine.store_ttl);
         let rooms = Rooms::start(store.clone(), engine.clone()).await?;
         let streams = Streams::start(store, engine, Some(blobs.clone())).await?;
 

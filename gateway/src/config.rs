@@ -618,17 +618,8 @@ impl Config {
                 "required when database.backend = \"cql\"".into(),
             );
         }
-        let ks = &self.database.keyspace;
-        let ks_ok = ks.len() <= 48
-            && ks.starts_with(|c: char| c.is_ascii_lowercase())
-            && ks
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !ks_ok {
-            return bad(
-                "database.keyspace",
-                "must be 1 to 48 characters of [a-z0-9_], starting with a letter".into(),
-            );
+        if let Err(e) = wagu_storage::cql::check_keyspace(&self.database.keyspace) {
+            return bad("database.keyspace", e.to_string());
         }
         if self.database.replication_factor == 0 {
             return bad("database.replication_factor", "must be at least 1".into());

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: settings from defaults, a TOML file, `WAGU_*` variables and flags.
 //! - [`app`]: opens the backends, starts the room engine, builds the router.
+//! - [`engine_config`]: the room engine's configuration from the settings.
 //! - [`auth`]: password hashing, access/refresh tokens, the `Authed` extractor.
 //! - [`drafts`]: review drafts from a language model or the built-in template.
 //! - [`http`]: the REST API, health and metrics.
@@ -16,6 +17,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod drafts;
+pub mod engine_config;
 pub mod error;
 pub mod fdlimit;
 pub mod http;

@@ -7,7 +7,7 @@ use axum::extract::ws::Message;
 use futures_util::StreamExt;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use wagu_engine::directory::CreateRoom;
+use wagu_engine::sessions::CreateRoom;
 use wagu_gateway::App;
 use wagu_proto::ServerMessage;
 use wagu_proto::codec::decode_server;

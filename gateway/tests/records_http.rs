@@ -6,9 +6,9 @@
 
 mod common;
 
+use common::api::Api;
 use common::{Client, http, request, signup, start, test_config};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use wagu_gateway::Config;
 use wagu_gateway::config::DatabaseBackend;
 
@@ -19,21 +19,6 @@ fn j(body: &str) -> Value {
 /// The `error.code` of an error body.
 fn code(body: &str) -> String {
     j(body)["error"]["code"].as_str().unwrap_or("").to_string()
-}
-
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    common::api(addr, method, path, token, &body).await
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -56,20 +41,14 @@ async fn walkthrough(config: Config) {
     let session = signup(addr, &email, "민지").await;
     let access = session["access_token"].as_str().unwrap().to_string();
     let me = session["account"]["id"].as_str().unwrap().to_string();
-    let (s, v) = call(
-        addr,
-        "POST",
-        "/api/auth/signup",
-        None,
-        json!({"email": email.to_uppercase(), "password": "another password", "display_name": "x"}),
-    )
+    let (s, v) = Api::new(addr).post("/api/auth/signup", json!({"email": email.to_uppercase(), "password": "another password", "display_name": "x"}))
     .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (409, Some("taken")),
         "{v}"
     );
-    let (s, v) = call(addr, "GET", "/api/me", Some(&access), Value::Null).await;
+    let (s, v) = Api::new(addr).bearer(&access).get("/api/me").await;
     assert_eq!((s, v["id"].as_str()), (200, Some(me.as_str())), "{v}");
 
     // Add two places (Korean and Latin names) and find them by name and by area.
@@ -78,36 +57,27 @@ async fn walkthrough(config: Config) {
         (format!("을지로 골뱅이 {tag}"), 37.5660, 126.9910),
         (format!("Bistro Paul {tag}"), 37.5662, 126.9915),
     ] {
-        let (s, v) = call(
-            addr,
-            "POST",
-            "/api/places",
-            Some(&access),
-            json!({"name": name, "category": "Korean", "address": "Euljiro 3-ga",
+        let (s, v) = Api::new(addr)
+            .bearer(&access)
+            .post(
+                "/api/places",
+                json!({"name": name, "category": "Korean", "address": "Euljiro 3-ga",
                    "location": {"lat": lat, "lng": lng}, "hours": "Mo-Sa 11:00-22:00"}),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         assert_eq!(v["category"], "korean");
         place_ids.push(v["id"].as_str().unwrap().to_string());
     }
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/places?q=%EC%9D%84%EC%A7%80%EB%A1%9C%20%EA%B3%A8%EB%B1%85%EC%9D%B4%20{tag}"),
-        None,
-        Value::Null,
-    )
-    .await; // "을지로 골뱅이 {tag}"
+    let (s, v) = Api::new(addr)
+        .get(&format!(
+            "/api/places?q=%EC%9D%84%EC%A7%80%EB%A1%9C%20%EA%B3%A8%EB%B1%85%EC%9D%B4%20{tag}"
+        ))
+        .await; // "을지로 골뱅이 {tag}"
     assert_eq!((s, ids(&v)), (200, vec![place_ids[0].clone()]), "{v}");
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/places?q=PAUL%20{tag}"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .get(&format!("/api/places?q=PAUL%20{tag}"))
+        .await;
     assert_eq!((s, ids(&v)), (200, vec![place_ids[1].clone()]), "{v}");
     let bbox = "37.5655,126.9905,37.5665,126.9920";
     let mut in_box = Vec::new();
@@ -117,7 +87,7 @@ async fn walkthrough(config: Config) {
             Some(c) => format!("/api/places?bbox={bbox}&limit=1&cursor={c}"),
             None => format!("/api/places?bbox={bbox}&limit=1"),
         };
-        let (s, v) = call(addr, "GET", &path, None, Value::Null).await;
+        let (s, v) = Api::new(addr).get(&path).await;
         assert_eq!(s, 200, "{v}");
         in_box.extend(ids(&v));
         match v["next"].as_str() {
@@ -170,14 +140,13 @@ async fn walkthrough(config: Config) {
         "{body}"
     );
 
-    let (s, v) = call(
-        addr,
-        "PATCH",
-        &format!("/api/posts/{post_id}"),
-        Some(&access),
-        json!({"text": "비 오는 날엔 역시", "text_origin": "ai_edited"}),
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .bearer(&access)
+        .patch(
+            &format!("/api/posts/{post_id}"),
+            json!({"text": "비 오는 날엔 역시", "text_origin": "ai_edited"}),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["text"], "비 오는 날엔 역시");
     assert_eq!(v["text_origin"], "ai_edited");
@@ -187,14 +156,10 @@ async fn walkthrough(config: Config) {
     let other_session = signup(addr, &format!("jun{tag}@example.com"), "준").await;
     let other_access = other_session["access_token"].as_str().unwrap();
     for (method, body) in [("PATCH", json!({"rating": 1})), ("DELETE", Value::Null)] {
-        let (s, v) = call(
-            addr,
-            method,
-            &format!("/api/posts/{post_id}"),
-            Some(other_access),
-            body,
-        )
-        .await;
+        let (s, v) = Api::new(addr)
+            .bearer(other_access)
+            .send(method, &format!("/api/posts/{post_id}"), body)
+            .await;
         assert_eq!(
             (s, v["error"]["code"].as_str()),
             (403, Some("forbidden")),
@@ -203,15 +168,14 @@ async fn walkthrough(config: Config) {
     }
 
     // A second post, so the feeds have an order to keep.
-    let (s, v) = call(
-        addr,
-        "POST",
-        "/api/posts",
-        Some(&access),
-        json!({"place_id": place_ids[1], "visit_date": "2026-11-21", "rating": 4,
+    let (s, v) = Api::new(addr)
+        .bearer(&access)
+        .post(
+            "/api/posts",
+            json!({"place_id": place_ids[1], "visit_date": "2026-11-21", "rating": 4,
                "text": "Onion soup"}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
     let second = v["id"].as_str().unwrap().to_string();
     let feeds = [
@@ -219,96 +183,65 @@ async fn walkthrough(config: Config) {
         "/api/posts?near=37.5661,126.9912&radius_km=1".to_string(),
     ];
     for f in &feeds {
-        let (s, v) = call(addr, "GET", f, None, Value::Null).await;
+        let (s, v) = Api::new(addr).get(f).await;
         assert_eq!(
             (s, ids(&v)),
             (200, vec![second.clone(), post_id.clone()]),
             "{f}: {v}"
         );
-        let (_, p1) = call(
-            addr,
-            "GET",
-            &format!("{f}{}limit=1", if f.contains('?') { "&" } else { "?" }),
-            None,
-            Value::Null,
-        )
-        .await;
+        let (_, p1) = Api::new(addr)
+            .get(&format!(
+                "{f}{}limit=1",
+                if f.contains('?') { "&" } else { "?" }
+            ))
+            .await;
         assert_eq!(ids(&p1), vec![second.clone()], "{f}");
         let next = p1["next"].as_str().expect("a next page").to_string();
         let sep = if f.contains('?') { "&" } else { "?" };
-        let (_, p2) = call(
-            addr,
-            "GET",
-            &format!("{f}{sep}limit=1&cursor={next}"),
-            None,
-            Value::Null,
-        )
-        .await;
+        let (_, p2) = Api::new(addr)
+            .get(&format!("{f}{sep}limit=1&cursor={next}"))
+            .await;
         assert_eq!(ids(&p2), vec![post_id.clone()], "{f}");
     }
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/places/{}/posts", place_ids[0]),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .get(&format!("/api/places/{}/posts", place_ids[0]))
+        .await;
     assert_eq!((s, ids(&v)), (200, vec![post_id.clone()]), "{v}");
 
     // Restart: everything is still there, and the old access token still works.
     server.stop().await;
     let server = start(config.clone()).await;
     let addr = server.addr;
-    let (s, v) = call(
-        addr,
-        "POST",
-        "/api/auth/login",
-        None,
-        json!({"email": email, "password": "correct horse battery"}),
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .post(
+            "/api/auth/login",
+            json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(
         (s, v["account"]["id"].as_str()),
         (200, Some(me.as_str())),
         "{v}"
     );
-    let (s, v) = call(addr, "GET", "/api/me", Some(&access), Value::Null).await;
+    let (s, v) = Api::new(addr).bearer(&access).get("/api/me").await;
     assert_eq!(s, 200, "the key outlives the restart: {v}");
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/posts/{post_id}"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(addr).get(&format!("/api/posts/{post_id}")).await;
     assert_eq!(
         (s, v["text"].as_str()),
         (200, Some("비 오는 날엔 역시")),
         "{v}"
     );
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/accounts/{me}/posts"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .get(&format!("/api/accounts/{me}/posts"))
+        .await;
     assert_eq!(
         (s, ids(&v)),
         (200, vec![second.clone(), post_id.clone()]),
         "{v}"
     );
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/places/{}", place_ids[1]),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .get(&format!("/api/places/{}", place_ids[1]))
+        .await;
     assert_eq!(
         (s, v["hours"].as_str()),
         (200, Some("Mo-Sa 11:00-22:00")),
@@ -316,29 +249,18 @@ async fn walkthrough(config: Config) {
     );
 
     // Delete: gone from the post and every feed.
-    let (s, _) = call(
-        addr,
-        "DELETE",
-        &format!("/api/posts/{post_id}"),
-        Some(&access),
-        Value::Null,
-    )
-    .await;
+    let (s, _) = Api::new(addr)
+        .bearer(&access)
+        .delete(&format!("/api/posts/{post_id}"))
+        .await;
     assert_eq!(s, 204);
-    let (s, v) = call(
-        addr,
-        "GET",
-        &format!("/api/posts/{post_id}"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(addr).get(&format!("/api/posts/{post_id}")).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (404, Some("unknown_post"))
     );
     for f in &feeds {
-        let (_, v) = call(addr, "GET", f, None, Value::Null).await;
+        let (_, v) = Api::new(addr).get(f).await;
         assert_eq!(ids(&v), vec![second.clone()], "{f}");
     }
     server.stop().await;
@@ -376,14 +298,9 @@ async fn new_user_walkthrough_cql() {
 async fn a_fresh_server_has_sample_places() {
     let server = start(test_config()).await;
     // Euljiro, where the sample data set puts restaurants.
-    let (s, v) = call(
-        server.addr,
-        "GET",
-        "/api/places?bbox=37.55,126.97,37.58,127.00&limit=100",
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, v) = Api::new(server.addr)
+        .get("/api/places?bbox=37.55,126.97,37.58,127.00&limit=100")
+        .await;
     assert_eq!(s, 200, "{v}");
     let items = v["items"].as_array().unwrap();
     assert!(!items.is_empty(), "no sample places: {v}");
@@ -422,31 +339,18 @@ async fn a_client_reads_its_own_email_and_times_in_milliseconds_and_must_declare
     assert_eq!(session["token_type"], "Bearer");
     // The account's own email, stored lower-cased, is in /api/me (and only there).
     let access = session["access_token"].as_str().unwrap();
-    let (s, me) = call(addr, "GET", "/api/me", Some(access), Value::Null).await;
+    let (s, me) = Api::new(addr).bearer(access).get("/api/me").await;
     assert_eq!(s, 200, "{me}");
     assert_eq!(me["email"], email.to_lowercase(), "{me}");
     let id = me["id"].as_str().unwrap();
-    let (s, public) = call(
-        addr,
-        "GET",
-        &format!("/api/accounts/{id}"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (s, public) = Api::new(addr).get(&format!("/api/accounts/{id}")).await;
     assert_eq!(s, 200, "{public}");
     assert!(
         public.get("email").is_none(),
         "a profile is public: {public}"
     );
     // Log-in ignores the email's case (and surrounding spaces).
-    let (s, v) = call(
-        addr,
-        "POST",
-        "/api/auth/login",
-        None,
-        json!({"email": format!("  {}  ", email.to_uppercase()), "password": "correct horse battery"}),
-    )
+    let (s, v) = Api::new(addr).post("/api/auth/login", json!({"email": format!("  {}  ", email.to_uppercase()), "password": "correct horse battery"}))
     .await;
     assert_eq!(s, 200, "{v}");
     // A body must be declared JSON: curl's default form type, text/plain and no type at all
@@ -494,12 +398,12 @@ async fn tokens_refresh_rotate_and_die() {
     let r0 = s0["refresh_token"].as_str().unwrap().to_string();
 
     // No token, a garbage token, a malformed header, an expired token.
-    let (s, v) = call(addr, "GET", "/api/me", None, Value::Null).await;
+    let (s, v) = Api::new(addr).get("/api/me").await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (401, Some("unauthenticated"))
     );
-    let (s, v) = call(addr, "GET", "/api/me", Some("garbage"), Value::Null).await;
+    let (s, v) = Api::new(addr).bearer("garbage").get("/api/me").await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (401, Some("invalid_token"))
@@ -520,50 +424,35 @@ async fn tokens_refresh_rotate_and_die() {
         .unwrap()
         .as_secs();
     let (expired, _) = tokens.issue(&id, "Rot", now - 3600);
-    let (s, v) = call(addr, "GET", "/api/me", Some(&expired), Value::Null).await;
+    let (s, v) = Api::new(addr).bearer(&expired).get("/api/me").await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (401, Some("token_expired")),
         "{v}"
     );
     let (fresh, _) = tokens.issue(&id, "Rot", now);
-    let (s, _) = call(addr, "GET", "/api/me", Some(&fresh), Value::Null).await;
+    let (s, _) = Api::new(addr).bearer(&fresh).get("/api/me").await;
     assert_eq!(s, 200, "a token of the shared key is accepted (any node)");
 
     // Refresh rotates; a spent token presented at once (the client's own concurrent refresh)
     // is refused but the newest token lives on.
-    let (s, s1) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r0}),
-    )
-    .await;
+    let (s, s1) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r0}))
+        .await;
     assert_eq!(s, 200, "{s1}");
     let r1 = s1["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(r0, r1);
-    let (s, v) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r0}),
-    )
-    .await;
+    let (s, v) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r0}))
+        .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (401, Some("invalid_refresh")),
         "reuse"
     );
-    let (s, s2) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r1}),
-    )
-    .await;
+    let (s, s2) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r1}))
+        .await;
     assert_eq!(s, 200, "within the grace the family survives: {s2}");
     server.stop().await;
 
@@ -574,63 +463,36 @@ async fn tokens_refresh_rotate_and_die() {
     let addr = server.addr;
     let s0 = signup(addr, "rotate@example.com", "Rot").await;
     let r0 = s0["refresh_token"].as_str().unwrap().to_string();
-    let (s, s1) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r0}),
-    )
-    .await;
+    let (s, s1) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r0}))
+        .await;
     assert_eq!(s, 200, "{s1}");
     let r1 = s1["refresh_token"].as_str().unwrap().to_string();
-    let (s, _) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r0}),
-    )
-    .await;
+    let (s, _) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r0}))
+        .await;
     assert_eq!(s, 401, "reuse");
-    let (s, _) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r1}),
-    )
-    .await;
+    let (s, _) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r1}))
+        .await;
     assert_eq!(s, 401, "the family died with the reuse");
 
     // Logout ends a fresh family.
-    let (s, s2) = call(
-        addr,
-        "POST",
-        "/api/auth/login",
-        None,
-        json!({"email": "ROTATE@example.com", "password": "correct horse battery"}),
-    )
-    .await;
+    let (s, s2) = Api::new(addr)
+        .post(
+            "/api/auth/login",
+            json!({"email": "ROTATE@example.com", "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(s, 200, "{s2}");
     let r2 = s2["refresh_token"].as_str().unwrap().to_string();
-    let (s, _) = call(
-        addr,
-        "POST",
-        "/api/auth/logout",
-        None,
-        json!({"refresh_token": r2}),
-    )
-    .await;
+    let (s, _) = Api::new(addr)
+        .post("/api/auth/logout", json!({"refresh_token": r2}))
+        .await;
     assert_eq!(s, 204);
-    let (s, _) = call(
-        addr,
-        "POST",
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": r2}),
-    )
-    .await;
+    let (s, _) = Api::new(addr)
+        .post("/api/auth/refresh", json!({"refresh_token": r2}))
+        .await;
     assert_eq!(s, 401);
 
     // Wrong password and unknown email read the same.
@@ -638,14 +500,9 @@ async fn tokens_refresh_rotate_and_die() {
         ("rotate@example.com", "wrong password"),
         ("nobody@example.com", "whatever!"),
     ] {
-        let (s, v) = call(
-            addr,
-            "POST",
-            "/api/auth/login",
-            None,
-            json!({"email": email, "password": pw}),
-        )
-        .await;
+        let (s, v) = Api::new(addr)
+            .post("/api/auth/login", json!({"email": email, "password": pw}))
+            .await;
         assert_eq!(
             (s, v["error"]["code"].as_str()),
             (401, Some("invalid_credentials"))
@@ -703,14 +560,13 @@ async fn hostile_and_malformed_requests_get_clear_errors() {
     }
 
     // A place to post about, then drafts that break one rule each.
-    let (_, place) = call(
-        addr,
-        "POST",
-        "/api/places",
-        Some(&access),
-        json!({"name": "Rule Diner", "location": {"lat": 37.5, "lng": 127.0}}),
-    )
-    .await;
+    let (_, place) = Api::new(addr)
+        .bearer(&access)
+        .post(
+            "/api/places",
+            json!({"name": "Rule Diner", "location": {"lat": 37.5, "lng": 127.0}}),
+        )
+        .await;
     let pid = place["id"].as_str().unwrap();
     for bad in [
         json!({"place_id": pid, "visit_date": "2026-11-20", "rating": 9}),
@@ -721,7 +577,10 @@ async fn hostile_and_malformed_requests_get_clear_errors() {
         json!({"place_id": pid, "visit_date": "2026-11-20", "rating": 3, "text_origin": "ai_draft"}),
         json!({"place_id": pid, "visit_date": "2026-11-20", "rating": 3, "text_origin": "robot"}),
     ] {
-        let (s, v) = call(addr, "POST", "/api/posts", Some(&access), bad.clone()).await;
+        let (s, v) = Api::new(addr)
+            .bearer(&access)
+            .post("/api/posts", bad.clone())
+            .await;
         assert_eq!(
             (s, v["error"]["code"].as_str()),
             (400, Some("invalid")),
@@ -739,17 +598,12 @@ async fn hostile_and_malformed_requests_get_clear_errors() {
     assert_eq!((s, code(&body)), (400, "invalid".into()), "{body}");
     // Nothing of the refused posts was stored.
     let me = session["account"]["id"].as_str().unwrap();
-    let (_, v) = call(
-        addr,
-        "GET",
-        &format!("/api/accounts/{me}/posts"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let (_, v) = Api::new(addr)
+        .get(&format!("/api/accounts/{me}/posts"))
+        .await;
     assert_eq!(ids(&v), Vec::<String>::new());
     // Without a token, writes are refused.
-    let (s, v) = call(addr, "POST", "/api/posts", None, json!({})).await;
+    let (s, v) = Api::new(addr).post("/api/posts", json!({})).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (401, Some("unauthenticated"))

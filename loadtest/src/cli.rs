@@ -219,12 +219,8 @@ pub struct RecordsArgs {
     /// rate.writes_per_minute raised on the server (WAGU_RATE__WRITES_PER_MINUTE).
     #[arg(long, default_value_t = 0.2)]
     pub write_ratio: f64,
-    /// Seconds of the mix before measuring starts.
-    #[arg(long, default_value_t = 5.0)]
-    pub warmup_secs: f64,
-    /// Seconds of the mix that the results describe.
-    #[arg(long, default_value_t = 30.0)]
-    pub duration_secs: f64,
+    #[command(flatten)]
+    pub window: Window,
     /// Sign-ups (and the setup's first posts) in flight at once. The server hashes at most two
     /// passwords per core at a time, so more only queues there.
     #[arg(long, default_value_t = 8)]
@@ -233,30 +229,15 @@ pub struct RecordsArgs {
     /// are unique to each run whatever the seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write the result as JSON here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Write a self-contained HTML report (latency-over-time, requests, server charts) here.
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Sample this server process's CPU and RSS from /proc every second.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
-    /// Fail (exit 2) when the p99 of any operation over the window exceeds this many ms.
-    #[arg(long)]
-    pub slo_p99_ms: Option<f64>,
-    /// Fail (exit 2) when the run counts more failed requests than this (setup included).
-    #[arg(long)]
-    pub slo_max_errors: Option<u64>,
+    #[command(flatten)]
+    pub outputs: Outputs,
+    #[command(flatten)]
+    pub slo: SloGate,
     /// Tokio worker threads for the harness (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Seconds between progress lines on stderr when it is not a terminal.
-    #[arg(long, default_value_t = 5)]
-    pub progress_secs: u64,
-    /// No progress bar, even on a terminal: progress lines only.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub progress: Progress,
 }
 
 impl RecordsArgs {
@@ -268,19 +249,14 @@ impl RecordsArgs {
             target: Target::Wagu,
             centrifugo_secret: String::new(),
             ramp_secs: 0.0,
-            warmup_secs: self.warmup_secs,
-            duration_secs: self.duration_secs,
-            out: self.out.clone(),
-            report: self.report.clone(),
-            server_pid: self.server_pid,
-            slo_p99_ms: self.slo_p99_ms,
+            window: self.window.clone(),
+            outputs: self.outputs.clone(),
+            slo: self.slo.clone(),
             slo_fanout_p99_ms: None,
-            slo_max_errors: self.slo_max_errors,
             source_ips: Vec::new(),
             threads: self.threads,
             create_concurrency: self.signup_concurrency,
-            progress_secs: self.progress_secs,
-            no_progress: self.no_progress,
+            progress: self.progress.clone(),
         }
     }
 }
@@ -315,33 +291,16 @@ pub struct Common {
     /// join), evenly spread.
     #[arg(long, default_value_t = 10.0)]
     pub ramp_secs: f64,
-    /// Seconds of full load after the ramp before measuring starts.
-    #[arg(long, default_value_t = 5.0)]
-    pub warmup_secs: f64,
-    /// Seconds of steady state that the results describe.
-    #[arg(long, default_value_t = 30.0)]
-    pub duration_secs: f64,
-    /// Write the result as JSON here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Write a self-contained HTML report (latency-over-time and throughput charts) here.
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Sample this server process's CPU and RSS from /proc every second.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
-    /// Fail (exit 2) when the steady-state end-to-end p99 exceeds this many ms. Rooms:
-    /// presence (send → friend reads it, including the server's coalescing window) and chat;
-    /// streams: chat (send → every other client of the stream reads it).
-    #[arg(long)]
-    pub slo_p99_ms: Option<f64>,
+    #[command(flatten)]
+    pub window: Window,
+    #[command(flatten)]
+    pub outputs: Outputs,
+    #[command(flatten)]
+    pub slo: SloGate,
     /// Fail (exit 2) when the steady-state p99 of the fan-out alone exceeds this many ms.
     /// Rooms: server presence batch → friend; streams: server chat stamp → receiver.
     #[arg(long)]
     pub slo_fanout_p99_ms: Option<f64>,
-    /// Fail (exit 2) when the run counts more errors than this.
-    #[arg(long)]
-    pub slo_max_errors: Option<u64>,
     /// Local addresses to connect from, round-robin (default: as many 127.0.0.x as the
     /// connection count needs when the server is on loopback).
     #[arg(long, value_delimiter = ',')]
@@ -353,6 +312,54 @@ pub struct Common {
     /// Concurrent HTTP connections creating rooms (streams) during the ramp.
     #[arg(long, default_value_t = 4)]
     pub create_concurrency: usize,
+    #[command(flatten)]
+    pub progress: Progress,
+}
+
+/// The measured window, after the ramp (records: after the setup).
+#[derive(Args, Debug, Clone)]
+pub struct Window {
+    /// Seconds of full load after the ramp (records: of the mix) before measuring starts.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_secs: f64,
+    /// Seconds of steady state that the results describe.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_secs: f64,
+}
+
+/// Where the results go, and the server process to sample alongside.
+#[derive(Args, Debug, Clone)]
+pub struct Outputs {
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency over time, throughput or requests, server
+    /// charts) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Sample this server process's CPU and RSS from /proc every second.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// The SLO gate every scenario takes (rooms and streams add a fan-out limit).
+#[derive(Args, Debug, Clone)]
+pub struct SloGate {
+    /// Fail (exit 2) when a steady-state p99 exceeds this many ms. Rooms: presence (send →
+    /// friend reads it, including the server's coalescing window) and chat end to end;
+    /// streams: chat (send → every other client of the stream reads it); records: any
+    /// operation.
+    #[arg(long)]
+    pub slo_p99_ms: Option<f64>,
+    /// Fail (exit 2) when the run counts more errors (records: failed requests, setup
+    /// included) than this.
+    #[arg(long)]
+    pub slo_max_errors: Option<u64>,
+}
+
+/// How the run reports its progress on stderr.
+#[derive(Args, Debug, Clone)]
+pub struct Progress {
     /// Seconds between progress lines on stderr when it is not a terminal (on a terminal a
     /// progress bar shows every second instead).
     #[arg(long, default_value_t = 5)]

@@ -91,12 +91,12 @@ fn main() -> anyhow::Result<ExitCode> {
     };
 
     report::print_summary(&result);
-    if let Some(path) = &common.out {
+    if let Some(path) = &common.outputs.out {
         let json = serde_json::to_vec_pretty(&result).context("encode result")?;
         std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
         eprintln!("result written to {}", path.display());
     }
-    if let Some(path) = &common.report {
+    if let Some(path) = &common.outputs.report {
         std::fs::write(path, html::render(&result)?)
             .with_context(|| format!("write {}", path.display()))?;
         eprintln!("report written to {}", path.display());

@@ -15,6 +15,10 @@
 //!
 //! str0m's rule is kept everywhere: after any call that changes an `Rtc` (input, SDP, a write,
 //! a keyframe request) its `poll_output` is drained until `Output::Timeout`.
+//!
+//! Why one file of ~950 lines: one session's SFU is one state machine over every peer's `Rtc`
+//! (admission, slot assignment, RTP rewriting, keyframes); its forwarding rules read the same
+//! peer table.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

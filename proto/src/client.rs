@@ -174,9 +174,34 @@ pub enum ClientMessage {
     },
 }
 
-/// Identity keys of signed-in participants are `acct:<account id>` (set by the gateway after it
-/// verified the account token); clients' own device keys may not use the prefix.
-pub const ACCOUNT_KEY_PREFIX: &str = "acct:";
+pub use crate::identity::ACCOUNT_KEY_PREFIX;
+
+/// Where a client message belongs ([`ClientMessage::scope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Entering a session (`hello`, `join`, `join_stream`): before joining only.
+    Entry,
+    /// A command of any joined session (`chat`, `leave`, `ping`).
+    AnySession,
+    /// Voice and video, routed to the SFU before the session sees it.
+    Media,
+    /// A map room's command.
+    Room,
+    /// A live stream's command.
+    Stream,
+}
+
+/// The per-connection rate limit a client message counts against
+/// ([`ClientMessage::rate_class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateClass {
+    Presence,
+    Chat,
+    /// `media_offer`, `media_mute`: each renegotiates with the SFU.
+    Media,
+    /// Everything else.
+    Command,
+}
 
 /// Largest access token accepted in a join.
 pub const MAX_TOKEN_BYTES: usize = 2048;
@@ -298,6 +323,45 @@ impl ClientMessage {
             MediaCandidate { .. } => "media_candidate",
             MediaMute { .. } => "media_mute",
             MediaLeave { .. } => "media_leave",
+        }
+    }
+
+    /// Where this message belongs: adding a message kind means saying it here, not in every
+    /// session's list of the other kind's commands.
+    pub fn scope(&self) -> Scope {
+        use ClientMessage::*;
+        match self {
+            Hello { .. } | Join { .. } | JoinStream { .. } => Scope::Entry,
+            Chat { .. } | Leave { .. } | Ping { .. } => Scope::AnySession,
+            MediaOffer { .. } | MediaCandidate { .. } | MediaMute { .. } | MediaLeave { .. } => {
+                Scope::Media
+            }
+            Presence { .. }
+            | AddCandidate { .. }
+            | RemoveCandidate { .. }
+            | Vote { .. }
+            | CloseVote { .. }
+            | ReopenVote { .. }
+            | Kick { .. }
+            | Rename { .. }
+            | CloseRoom { .. } => Scope::Room,
+            Pin { .. }
+            | Unpin { .. }
+            | DeleteMessage { .. }
+            | Mute { .. }
+            | Ban { .. }
+            | EndStream { .. } => Scope::Stream,
+        }
+    }
+
+    /// Which per-connection rate limit this message counts against.
+    pub fn rate_class(&self) -> RateClass {
+        use ClientMessage::*;
+        match self {
+            Presence { .. } => RateClass::Presence,
+            Chat { .. } => RateClass::Chat,
+            MediaOffer { .. } | MediaMute { .. } => RateClass::Media,
+            _ => RateClass::Command,
         }
     }
 

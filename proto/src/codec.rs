@@ -28,14 +28,21 @@ impl DecodeError {
     }
 }
 
-/// Parses and validates one client frame.
+/// Parses and validates one client frame, of at most [`MAX_CLIENT_FRAME_BYTES`].
 pub fn decode_client(frame: &[u8]) -> Result<ClientMessage, DecodeError> {
-    if frame.len() > MAX_CLIENT_FRAME_BYTES {
+    decode_client_within(frame, MAX_CLIENT_FRAME_BYTES)
+}
+
+/// Parses and validates one client frame of at most `max_bytes` (a server's configured limit,
+/// itself at most [`MAX_CLIENT_FRAME_BYTES`]). The one place the frame size is checked.
+pub fn decode_client_within(frame: &[u8], max_bytes: usize) -> Result<ClientMessage, DecodeError> {
+    let max_bytes = max_bytes.min(MAX_CLIENT_FRAME_BYTES);
+    if frame.len() > max_bytes {
         return Err(DecodeError {
             id: None,
             code: ErrorCode::FrameTooLarge,
             message: format!(
-                "frame of {} bytes exceeds the limit of {MAX_CLIENT_FRAME_BYTES}",
+                "frame of {} bytes exceeds the limit of {max_bytes}",
                 frame.len()
             ),
         });

@@ -14,6 +14,7 @@ pub mod client;
 pub mod close;
 pub mod codec;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod media;
@@ -25,6 +26,7 @@ pub mod server;
 pub use client::{ClientMessage, ResumeRequest};
 pub use codec::{DecodeError, decode_client, encode_server};
 pub use error::ErrorCode;
+pub use identity::Identity;
 pub use ids::{
     HostKey, ParticipantId, PlaceId, RequestId, ResumeToken, RoomId, Seq, ShareToken, StreamId,
 };

@@ -15,7 +15,7 @@ pub async fn connect(nodes: &[String]) -> Result<Session, StorageError> {
         .connection_timeout(Duration::from_secs(5))
         .build()
         .await
-        .map_err(|e| StorageError::Cql(e.to_string()))
+        .map_err(StorageError::cql)
 }
 
 /// Splits `a:1,b:2` into contact points.
@@ -27,11 +27,27 @@ pub fn parse_nodes(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The keyspace name rule (it is interpolated into CQL): 1 to 48 characters of `[a-z0-9_]`,
+/// starting with a letter. The configuration and the records store both ask here.
+pub fn check_keyspace(ks: &str) -> Result<(), InvalidKeyspace> {
+    let b = ks.as_bytes();
+    let ok = (1..=48).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+    if ok { Ok(()) } else { Err(InvalidKeyspace) }
+}
+
+/// A keyspace name outside the rule of [`check_keyspace`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1 to 48 characters of [a-z0-9_], starting with a letter")]
+pub struct InvalidKeyspace;
+
 /// Readiness check: one round trip.
 pub async fn ping(session: &Session) -> Result<(), StorageError> {
     session
         .query_unpaged("SELECT release_version FROM system.local", ())
         .await
-        .map_err(|e| StorageError::Cql(e.to_string()))?;
+        .map_err(StorageError::cql)?;
     Ok(())
 }

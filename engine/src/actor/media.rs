@@ -9,7 +9,7 @@
 //! What it does not do: decide who may publish (`Machine::media_grant`, applied by
 //! `crate::media::route`), or touch SDP and packets (the SFU).
 
-use crate::session::ConnId;
+use crate::machine::ConnId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wagu_proto::ids::ParticipantId;

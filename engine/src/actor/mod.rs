@@ -1,6 +1,6 @@
 //! The actors that run sessions (map rooms and live streams).
 //!
-//! - [`session::SessionActor`]: one per room or stream; owns its state machine, feeds it
+//! - [`session_actor::SessionActor`]: one per room or stream; owns its state machine, feeds it
 //!   inputs, journals what changed it, and fans its outputs out to connection queues.
 //! - [`supervisor::Supervisor`]: one per kind; spawns sessions on demand, restarts one that
 //!   panicked from its last snapshot plus journal, and forgets those that retired.
@@ -9,7 +9,7 @@
 
 pub mod media;
 pub mod outbound;
-pub mod session;
+pub mod session_actor;
 pub mod supervisor;
 
 use crate::room::RoomConfig;

@@ -12,10 +12,10 @@
 //! one overrides it, which is the point of having it.
 
 use super::EngineConfig;
-use super::session::{SessionActor, SessionArgs, SessionMsg};
+use super::session_actor::{SessionActor, SessionArgs, SessionMsg};
 use super::unix_now;
-use crate::persist::RoomStore;
-use crate::session::Machine;
+use crate::machine::Machine;
+use crate::persist::SessionStore;
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
@@ -71,7 +71,7 @@ impl<M> Default for Supervisor<M> {
 }
 
 pub struct SupervisorArgs<M: Machine> {
-    pub store: RoomStore,
+    pub store: SessionStore,
     pub config: EngineConfig,
     pub machine: M::Config,
     /// Where retiring sessions leave their durable record (streams).

@@ -11,12 +11,20 @@
 //! [`Room::next_deadline`] when to call back with [`Input::Tick`]. Because of that the room is
 //! replayable: the actor journals the inputs that changed it and rebuilds the room after a
 //! crash from the last snapshot plus the journal (see `actor::room`).
+//!
+//! Why one file of ~980 lines: it is every rule of a map room (join, resume, votes, candidates,
+//! chat, presence, kicks, expiry) over one state; split by command, each part would need the
+//! whole state and the invariants would have no single place to be read. Its tests are in
+//! `tests.rs`.
 
 pub mod votes;
 
-use crate::session::{Machine, ReplayLog, dispatch, keep_chat, refuse_ended};
+use crate::machine::{
+    Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_by_scope, refuse_ended,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use wagu_proto::client::Scope;
 use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
@@ -24,7 +32,7 @@ use wagu_proto::limits::MAX_CANDIDATES;
 use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
-pub use crate::session::{ConnId, Input, Output};
+pub use crate::machine::{ConnId, Input, Output};
 
 /// Tunables of one room. Part of the room's state so that a restored room keeps its settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -194,14 +202,9 @@ impl Room {
             } => match resume {
                 Some(r) => self.resume(now, conn, id, r, &mut out),
                 None => {
-                    // Rooms use the identity key only to show who signed in; the gateway sets
-                    // `acct:<id>` after verifying the account's token.
-                    let account = client_key.as_deref().and_then(|k| {
-                        k.split(' ').find_map(|k| {
-                            k.strip_prefix(wagu_proto::client::ACCOUNT_KEY_PREFIX)
-                                .map(|a| wagu_proto::records::AccountId(a.to_string()))
-                        })
-                    });
+                    // Rooms use the identity only to show who signed in (the account the
+                    // gateway verified).
+                    let account = client_key.and_then(|k| k.account);
                     let joining = Joining {
                         name,
                         host_key,
@@ -596,11 +599,11 @@ impl Room {
         }
     }
 
-    fn require_host(&self, pid: ParticipantId) -> Result<(), (ErrorCode, String)> {
+    fn require_host(&self, pid: ParticipantId) -> Result<(), Refusal> {
         if self.host == Some(pid) {
             Ok(())
         } else {
-            Err((
+            Err(Refusal::new(
                 ErrorCode::Forbidden,
                 "only the host may do this".to_string(),
             ))
@@ -616,29 +619,14 @@ impl Room {
         pid: ParticipantId,
         msg: ClientMessage,
         out: &mut Vec<Output>,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), Refusal> {
         use ClientMessage as C;
-        let err = |code, m: &str| Err((code, m.to_string()));
+        let err = |code, m: &str| Err(Refusal::new(code, m.to_string()));
+        if let Some(refused) = refuse_by_scope(&msg, Scope::Room) {
+            return Err(refused);
+        }
         match msg {
-            C::Hello { .. } | C::Join { .. } | C::JoinStream { .. } => err(
-                ErrorCode::AlreadyJoined,
-                "this connection is already in a room",
-            ),
-            C::Pin { .. }
-            | C::Unpin { .. }
-            | C::DeleteMessage { .. }
-            | C::Mute { .. }
-            | C::Ban { .. }
-            | C::EndStream { .. } => err(
-                ErrorCode::WrongSession,
-                "that is a live-stream command; this is a map room",
-            ),
             C::Ping { .. } => Ok(()),
-            // The actor routes these to the SFU (`crate::media::route`) before the room.
-            C::MediaOffer { .. }
-            | C::MediaCandidate { .. }
-            | C::MediaMute { .. }
-            | C::MediaLeave { .. } => err(ErrorCode::Internal, "media commands go to the SFU"),
             C::Presence {
                 viewport, pointer, ..
             } => {
@@ -847,6 +835,8 @@ impl Room {
                 self.remove(pid, LeaveReason::Left, out);
                 Ok(())
             }
+            // Refused above by its scope.
+            other => Err(crate::machine::out_of_scope(&other)),
         }
     }
 
@@ -961,7 +951,7 @@ impl Machine for Room {
         &self,
         participant: ParticipantId,
         conn: ConnId,
-    ) -> Result<wagu_proto::media::MediaGrant, crate::session::Refusal> {
+    ) -> Result<wagu_proto::media::MediaGrant, Refusal> {
         match self.participants.get(&participant) {
             Some(p) if p.conn == Some(conn) => Ok(wagu_proto::media::MediaGrant {
                 publish_audio: true,
@@ -969,7 +959,7 @@ impl Machine for Room {
                 audio_slots: wagu_proto::limits::VOICE_RECEIVE_SLOTS,
                 video_slots: 0,
             }),
-            _ => Err((
+            _ => Err(Refusal::new(
                 ErrorCode::NotJoined,
                 "this connection is no longer in the room; resume".into(),
             )),

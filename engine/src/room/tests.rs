@@ -1,4 +1,7 @@
 //! Unit tests of the room rules, driven with a fake clock.
+//!
+//! Why ~920 lines: one scenario test per room rule, each spelling out its inputs; they share
+//! the small harness at the top.
 
 use super::*;
 use wagu_proto::limits::CHAT_TAIL;

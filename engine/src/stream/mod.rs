@@ -11,17 +11,23 @@
 //! What it does not do: video and audio (the SFU, `media`), sockets, clocks, randomness. Like
 //! [`crate::room::Room`], time and tokens come in with the inputs so the actor can rebuild a
 //! stream from its snapshot plus journal.
+//!
+//! Why one file of ~880 lines: every rule of a live stream (seats, moderation, chat tail, grace
+//! periods, the ended record) over one state, kept together for the same reason as the room's.
+//! Its tests are in `tests.rs`.
 
-use crate::session::{
-    ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_ended,
+use crate::machine::{
+    ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_by_scope,
+    refuse_ended,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use wagu_proto::client::Scope;
 use wagu_proto::close;
 use wagu_proto::error::ErrorCode;
 use wagu_proto::ids::*;
 use wagu_proto::model::*;
-use wagu_proto::{ClientMessage, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
+use wagu_proto::{ClientMessage, Identity, PROTOCOL_VERSION, ResumeRequest, ServerMessage};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StreamConfig {
@@ -64,7 +70,7 @@ struct Member {
     conn: Option<ConnId>,
     away_since: Option<UnixMillis>,
     muted_until: Option<UnixMillis>,
-    client_key: Option<String>,
+    client_key: Option<Identity>,
 }
 
 /// A public summary for discovery lists.
@@ -282,7 +288,7 @@ impl Stream {
                     Some(r) => self.resume(conn, id, r, &mut out),
                     None => self.join(conn, id, name, host_key, resume_token, client_key, &mut out),
                 };
-                if let Err((code, message)) = r {
+                if let Err(Refusal { code, message }) = r {
                     out.push(Output::JoinRefused {
                         conn,
                         id,
@@ -340,7 +346,7 @@ impl Stream {
         name: String,
         key: Option<HostKey>,
         resume_token: ResumeToken,
-        client_key: Option<String>,
+        client_key: Option<Identity>,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         let is_streamer = match &key {
@@ -348,7 +354,7 @@ impl Stream {
             Some(k) if k.ct_eq(&self.spec.streamer_key) => true,
             // A wrong key is a mistake worth saying, not a silent demotion to viewer.
             Some(_) => {
-                return Err((
+                return Err(Refusal::new(
                     ErrorCode::Forbidden,
                     "the streamer key does not match".into(),
                 ));
@@ -357,11 +363,11 @@ impl Stream {
         // The identity key may hold several keys (a signed-in viewer's account and device):
         // any one of them banned refuses the join.
         if client_key
-            .as_deref()
-            .is_some_and(|k| identity_keys(k).any(|k| self.banned_keys.contains(k)))
+            .as_ref()
+            .is_some_and(|k| k.keys().any(|k| self.banned_keys.contains(&k)))
             && !is_streamer
         {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Banned,
                 "the streamer banned you from this stream".into(),
             ));
@@ -379,7 +385,7 @@ impl Stream {
             }
         }
         if !is_streamer && self.members.len() >= self.config.max_viewers {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::RoomFull,
                 format!(
                     "the stream has {} viewers, its maximum",
@@ -438,19 +444,19 @@ impl Stream {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         if self.banned.contains(&r.participant) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Banned,
                 "the streamer banned you from this stream".into(),
             ));
         }
         let Some(m) = self.members.get(&r.participant) else {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::ResumeFailed,
                 "no such viewer in this stream any more; join afresh".into(),
             ));
         };
         if !m.resume_token.ct_eq(&r.token) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::ResumeFailed,
                 "resume token does not match".into(),
             ));
@@ -498,7 +504,10 @@ impl Stream {
         if self.is_streamer(p) {
             Ok(())
         } else {
-            Err((ErrorCode::Forbidden, "only the streamer may do this".into()))
+            Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "only the streamer may do this".into(),
+            ))
         }
     }
 
@@ -510,18 +519,12 @@ impl Stream {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         use ClientMessage as C;
-        let err = |code, m: &str| Err((code, m.to_string()));
+        let err = |code, m: &str| Err(Refusal::new(code, m.to_string()));
+        if let Some(refused) = refuse_by_scope(&msg, Scope::Stream) {
+            return Err(refused);
+        }
         match msg {
-            C::Hello { .. } | C::Join { .. } | C::JoinStream { .. } => err(
-                ErrorCode::AlreadyJoined,
-                "this connection is already in a stream",
-            ),
             C::Ping { .. } => Ok(()),
-            // The actor routes these to the SFU (`crate::media::route`) before the stream.
-            C::MediaOffer { .. }
-            | C::MediaCandidate { .. }
-            | C::MediaMute { .. }
-            | C::MediaLeave { .. } => err(ErrorCode::Internal, "media commands go to the SFU"),
             C::Chat { text, .. } => {
                 if let Some(until) = self.members.get(&pid).and_then(|m| m.muted_until)
                     && until > now
@@ -621,8 +624,7 @@ impl Stream {
                 };
                 self.banned.insert(participant);
                 if let Some(k) = m.client_key {
-                    self.banned_keys
-                        .extend(identity_keys(&k).map(str::to_string));
+                    self.banned_keys.extend(k.keys());
                 }
                 self.emit(out, |seq| ServerMessage::Banned { seq, participant });
                 if let Some(conn) = m.conn {
@@ -659,18 +661,8 @@ impl Stream {
                 self.recount();
                 Ok(())
             }
-            C::Presence { .. }
-            | C::AddCandidate { .. }
-            | C::RemoveCandidate { .. }
-            | C::Vote { .. }
-            | C::CloseVote { .. }
-            | C::ReopenVote { .. }
-            | C::Kick { .. }
-            | C::Rename { .. }
-            | C::CloseRoom { .. } => err(
-                ErrorCode::WrongSession,
-                "that is a map-room command; this is a live stream",
-            ),
+            // Refused above by its scope.
+            other => Err(crate::machine::out_of_scope(&other)),
         }
     }
 
@@ -825,7 +817,7 @@ impl Machine for Stream {
                     video_slots: u8::from(!streamer),
                 })
             }
-            _ => Err((
+            _ => Err(Refusal::new(
                 ErrorCode::NotJoined,
                 "this connection is no longer in the stream; resume".into(),
             )),
@@ -874,9 +866,3 @@ pub fn ended_prefix(place: &PlaceId) -> String {
 
 #[cfg(test)]
 mod tests;
-
-/// The keys of a joiner's identity key: space-separated (the gateway joins a signed-in
-/// viewer's `acct:<id>` and its device key; a client's own key holds no spaces).
-fn identity_keys(k: &str) -> impl Iterator<Item = &str> {
-    k.split(' ').filter(|k| !k.is_empty())
-}

@@ -54,7 +54,7 @@ impl H {
                 host_key: streamer.then(|| HostKey("skey".into())),
                 resume: None,
                 resume_token: ResumeToken(format!("t{}", conn.0)),
-                client_key: client_key.map(String::from),
+                client_key: client_key.map(Identity::from),
             },
         );
         (out, conn)
@@ -322,6 +322,46 @@ fn pin_delete_mute_and_ban() {
     assert_eq!(code(&out), Some(ErrorCode::Banned));
     let (out, _) = h.join_with("Someone", false, Some("device-2"));
     assert!(code(&out).is_none());
+}
+
+/// Journals written before identities were typed hold the join's `client_key` as the string
+/// `acct:<account> <device>`: replayed, it still bans the account and the device.
+#[test]
+fn an_old_journal_join_with_an_identity_string_still_bans_every_key() {
+    let mut h = H::new();
+    let (st, sc) = h.join("Chef", true);
+    let join = Input::Join {
+        conn: ConnId(90),
+        id: RequestId(90),
+        name: "Troll".into(),
+        host_key: None,
+        resume: None,
+        resume_token: ResumeToken("t90".into()),
+        client_key: None,
+    };
+    let mut old = serde_json::to_value(&join).unwrap();
+    old["Join"]["client_key"] = "acct:a1 device-1".into();
+    let old: Input = serde_json::from_value(old).expect("an old journal entry reads");
+    let troll = attached(&h.s.handle(h.now, old));
+    let id = h.id();
+    let out = h.cmd(
+        st,
+        sc,
+        ClientMessage::Ban {
+            id,
+            participant: troll,
+        },
+    );
+    assert!(acked(&out));
+    let (out, _) = h.join_with("Same account", false, Some("acct:a1"));
+    assert_eq!(code(&out), Some(ErrorCode::Banned));
+    let (out, _) = h.join_with("Same device", false, Some("device-1"));
+    assert_eq!(code(&out), Some(ErrorCode::Banned));
+    let (out, _) = h.join_with("Someone", false, Some("acct:a2 device-2"));
+    assert!(code(&out).is_none());
+    // The snapshot keeps the old form too.
+    let snap = serde_json::to_string(&h.s).unwrap();
+    assert!(snap.contains("\"acct:a1\""), "{snap}");
 }
 
 #[test]

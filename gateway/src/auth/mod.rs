@@ -33,7 +33,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
         _ => Err(AppError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            wagu_proto::ErrorCode::InvalidToken,
             "Authorization must be `Bearer <access token>`",
         )),
     }
@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for Authed {
             Some(t) => Ok(Authed(app.tokens.verify(t)?)),
             None => Err(AppError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthenticated",
+                crate::error::HttpCode::Unauthenticated,
                 "sign in: this needs `Authorization: Bearer <access token>`",
             )),
         }

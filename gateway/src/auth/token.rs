@@ -16,7 +16,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wagu_engine::directory::random_token;
+use wagu_engine::sessions::random_token;
 use wagu_proto::records::AccountId;
 
 const ISSUER: &str = "wagu";

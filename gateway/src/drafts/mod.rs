@@ -16,6 +16,7 @@ pub mod prompt;
 pub mod template;
 
 use crate::config::DraftsConfig;
+use crate::error::{ApiCode, HttpCode};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use openai::{ModelClient, ModelError, Piece};
@@ -23,6 +24,7 @@ use photos::{DraftPhotos, DraftPhotosError, PreparedPhoto};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
+use wagu_proto::ErrorCode;
 use wagu_proto::PlaceId;
 use wagu_proto::records::{
     AccountId, InvalidRecord, MenuItem, PhotoId, Place, TextOrigin, check_menu, check_photo_ids,
@@ -189,20 +191,20 @@ pub enum DraftError {
 
 impl DraftError {
     /// The stable code clients see.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ApiCode {
         match self {
-            DraftError::Invalid(_) => "invalid",
-            DraftError::UnknownPhoto(_) => "unknown_photo",
-            DraftError::Photos(_) => "unavailable",
-            DraftError::PhotoUnreadable { .. } | DraftError::Task(_) => "internal",
-            DraftError::StreamingOff => "streaming_off",
+            DraftError::Invalid(_) => ErrorCode::Invalid.into(),
+            DraftError::UnknownPhoto(_) => HttpCode::UnknownPhoto.into(),
+            DraftError::Photos(_) => ErrorCode::Unavailable.into(),
+            DraftError::PhotoUnreadable { .. } | DraftError::Task(_) => ErrorCode::Internal.into(),
+            DraftError::StreamingOff => HttpCode::StreamingOff.into(),
             DraftError::Model(m) => match m {
-                ModelError::Unreachable(_) => "model_unreachable",
-                ModelError::Unavailable { .. } => "model_unavailable",
-                ModelError::Timeout(_) => "model_timeout",
-                ModelError::ImagesUnsupported(_) => "model_rejects_images",
-                ModelError::Rejected { .. } => "model_error",
-                ModelError::BadAnswer(_) => "model_bad_answer",
+                ModelError::Unreachable(_) => HttpCode::ModelUnreachable.into(),
+                ModelError::Unavailable { .. } => HttpCode::ModelUnavailable.into(),
+                ModelError::Timeout(_) => HttpCode::ModelTimeout.into(),
+                ModelError::ImagesUnsupported(_) => HttpCode::ModelRejectsImages.into(),
+                ModelError::Rejected { .. } => HttpCode::ModelError.into(),
+                ModelError::BadAnswer(_) => HttpCode::ModelBadAnswer.into(),
             },
         }
     }
@@ -426,7 +428,7 @@ fn count<T, E: std::borrow::Borrow<DraftError>>(source: DraftSource, result: &Re
     };
     let outcome = match result {
         Ok(_) => "ok",
-        Err(e) => e.borrow().code(),
+        Err(e) => e.borrow().code().as_str(),
     };
     metrics::counter!("wagu_drafts_total", "source" => source, "outcome" => outcome).increment(1);
 }

@@ -102,7 +102,7 @@ pub fn check_display_name(name: &str) -> Result<String, AppError> {
 }
 
 fn unknown_account() -> AppError {
-    AppError::not_found("unknown_account", "no such account")
+    AppError::not_found(crate::error::HttpCode::UnknownAccount, "no such account")
 }
 
 /// An account id from a path: ids are 22 characters, anything far longer cannot exist.
@@ -182,7 +182,7 @@ pub async fn signup(
 fn bad_credentials() -> AppError {
     AppError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
+        crate::error::HttpCode::InvalidCredentials,
         "wrong email or password",
     )
 }
@@ -226,7 +226,7 @@ pub async fn login(
 fn bad_refresh() -> AppError {
     AppError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid_refresh",
+        crate::error::HttpCode::InvalidRefresh,
         "the refresh token is unknown, expired or revoked; log in again",
     )
 }
@@ -326,7 +326,7 @@ pub async fn me(State(app): State<AppState>, Authed(c): Authed) -> Result<Json<M
         })),
         None => Err(AppError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            wagu_proto::ErrorCode::InvalidToken,
             "the account of this token no longer exists",
         )),
     }

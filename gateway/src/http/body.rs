@@ -29,7 +29,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
+                    crate::error::HttpCode::TooLarge,
                     format!("the request body must be at most {MAX_JSON_BYTES} bytes"),
                 )
             } else {
@@ -69,7 +69,7 @@ pub fn require_json(headers: &HeaderMap, body: &[u8]) -> Result<(), AppError> {
         }
         other => Err(AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            crate::error::HttpCode::UnsupportedMediaType,
             format!(
                 "send the body as JSON with `Content-Type: application/json` (got {})",
                 other.map_or_else(|| "no Content-Type".to_string(), |t| format!("`{t}`"))

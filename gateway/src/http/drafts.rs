@@ -35,7 +35,7 @@ impl From<DraftError> for AppError {
             },
         };
         if status.is_server_error() {
-            tracing::warn!(error = %e, code = e.code(), "no draft");
+            tracing::warn!(error = %e, code = e.code().as_str(), "no draft");
         }
         AppError::new(status, e.code(), e.to_string())
     }
@@ -85,9 +85,9 @@ pub async fn create(
                 .event("done")
                 .data(serde_json::to_string(&draft).unwrap_or_default()),
             DraftEvent::Failed(e) => {
-                tracing::warn!(error = %e, code = e.code(), "draft stream failed");
+                tracing::warn!(error = %e, code = e.code().as_str(), "draft stream failed");
                 Event::default().event("error").data(
-                    serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } })
+                    serde_json::json!({ "error": { "code": e.code().as_str(), "message": e.to_string() } })
                         .to_string(),
                 )
             }

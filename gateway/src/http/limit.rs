@@ -75,7 +75,7 @@ pub fn check_rate(
     match ip {
         Some(ip) if !limiter.allow(ip, Instant::now()) => Err(crate::error::AppError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            wagu_proto::ErrorCode::RateLimited,
             format!(
                 "this address made {} {what} in the last minute; try again shortly",
                 limiter.per_minute

@@ -10,7 +10,7 @@
 
 use crate::app::AppState;
 use crate::auth::Authed;
-use crate::error::AppError;
+use crate::error::{AppError, HttpCode};
 use crate::http::limit::{ClientIp, check_rate};
 use crate::http::openapi::{ErrorBody, ErrorDetail};
 use crate::photos::pipeline::ImageRejected;
@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use utoipa::ToSchema;
+use wagu_proto::ErrorCode;
 use wagu_proto::records::PhotoId;
 use wagu_storage::records::photos::{PhotoRecord, VariantKind};
 
@@ -48,33 +49,37 @@ impl From<PhotoError> for AppError {
         match e {
             PhotoError::Rejected(r) => match r {
                 ImageRejected::NotAnImage => {
-                    AppError::new(S::UNSUPPORTED_MEDIA_TYPE, "not_an_image", msg)
+                    AppError::new(S::UNSUPPORTED_MEDIA_TYPE, HttpCode::NotAnImage, msg)
                 }
                 ImageRejected::Unsupported(_) => {
-                    AppError::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_format", msg)
+                    AppError::new(S::UNSUPPORTED_MEDIA_TYPE, HttpCode::UnsupportedFormat, msg)
                 }
                 ImageRejected::TooLarge(_) => {
-                    AppError::new(S::UNPROCESSABLE_ENTITY, "image_too_large", msg)
+                    AppError::new(S::UNPROCESSABLE_ENTITY, HttpCode::ImageTooLarge, msg)
                 }
                 ImageRejected::Corrupt(_) => {
-                    AppError::new(S::UNPROCESSABLE_ENTITY, "corrupt_image", msg)
+                    AppError::new(S::UNPROCESSABLE_ENTITY, HttpCode::CorruptImage, msg)
                 }
                 ImageRejected::DecoderPanicked => {
-                    AppError::new(S::UNPROCESSABLE_ENTITY, "undecodable", msg)
+                    AppError::new(S::UNPROCESSABLE_ENTITY, HttpCode::Undecodable, msg)
                 }
                 ImageRejected::Encode(_) => AppError::internal(msg),
             },
             PhotoError::FileTooLarge { .. } => {
-                AppError::new(S::PAYLOAD_TOO_LARGE, "too_large", msg)
+                AppError::new(S::PAYLOAD_TOO_LARGE, HttpCode::TooLarge, msg)
             }
-            PhotoError::Unknown(_) => AppError::new(S::UNPROCESSABLE_ENTITY, "unknown_photo", msg),
-            PhotoError::Foreign(_) => AppError::new(S::UNPROCESSABLE_ENTITY, "foreign_photo", msg),
+            PhotoError::Unknown(_) => {
+                AppError::new(S::UNPROCESSABLE_ENTITY, HttpCode::UnknownPhoto, msg)
+            }
+            PhotoError::Foreign(_) => {
+                AppError::new(S::UNPROCESSABLE_ENTITY, HttpCode::ForeignPhoto, msg)
+            }
             PhotoError::Records(r) => r.into(),
             PhotoError::Blobs(b) => {
                 tracing::error!(error = %b, "blob store failed");
                 AppError::new(
                     S::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "the photo store is unavailable; retry shortly",
                 )
             }
@@ -155,7 +160,7 @@ pub struct UploadForm {
 fn too_large(limit: usize) -> AppError {
     AppError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
+        HttpCode::TooLarge,
         format!("the request body must be at most {limit} bytes"),
     )
 }
@@ -181,7 +186,7 @@ pub async fn upload(
     let mut form = form.map_err(|e| {
         AppError::new(
             StatusCode::BAD_REQUEST,
-            "invalid",
+            ErrorCode::Invalid,
             format!("send the photos as multipart/form-data in the field `{FIELD}`: {e}"),
         )
     })?;
@@ -208,7 +213,7 @@ pub async fn upload(
         if parts.len() == cfg.max_files {
             return Err(AppError::new(
                 StatusCode::BAD_REQUEST,
-                "too_many_files",
+                HttpCode::TooManyFiles,
                 format!("at most {} files per request", cfg.max_files),
             ));
         }
@@ -283,7 +288,7 @@ pub async fn upload(
     match first_error {
         Some(e) if stored == 0 => {
             let body = serde_json::json!({
-                "error": {"code": e.code, "message": e.message},
+                "error": {"code": e.code.as_str(), "message": e.message},
                 "files": result.files,
                 "photos": [],
             });
@@ -294,7 +299,7 @@ pub async fn upload(
 }
 
 fn unknown_photo() -> AppError {
-    AppError::not_found("unknown_photo", "no such photo")
+    AppError::not_found(HttpCode::UnknownPhoto, "no such photo")
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`); weak and strong forms compare equal.

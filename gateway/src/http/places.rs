@@ -67,7 +67,7 @@ pub async fn search(
 pub(crate) fn check_place_path(id: &str) -> Result<PlaceId, AppError> {
     let id = PlaceId(id.to_string());
     wagu_proto::client::check_place_id(&id)
-        .map_err(|_| AppError::not_found("unknown_place", "no such place"))?;
+        .map_err(|_| AppError::not_found(crate::error::HttpCode::UnknownPlace, "no such place"))?;
     Ok(id)
 }
 
@@ -83,7 +83,7 @@ pub async fn get(
         .place(&id)
         .await?
         .map(Json)
-        .ok_or_else(|| AppError::not_found("unknown_place", "no such place"))
+        .ok_or_else(|| AppError::not_found(crate::error::HttpCode::UnknownPlace, "no such place"))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -33,7 +33,7 @@ fn today() -> i64 {
 }
 
 fn unknown_post() -> AppError {
-    AppError::not_found("unknown_post", "no such post")
+    AppError::not_found(crate::error::HttpCode::UnknownPost, "no such post")
 }
 
 /// Post ids are 22 URL-safe characters; anything else cannot exist.
@@ -178,7 +178,7 @@ async fn own_post(app: &AppState, id: &str, who: &AccountId) -> Result<Post, App
     if &post.author != who {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            wagu_proto::ErrorCode::Forbidden,
             "only the author may change this post",
         ));
     }

@@ -9,8 +9,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use wagu_engine::directory::CreateRoom;
 use wagu_engine::room::RoomSummary;
+use wagu_engine::sessions::CreateRoom;
 use wagu_proto::ids::{HostKey, RoomId, ShareToken};
 use wagu_proto::limits::{MAX_CHOICES, MAX_TITLE_CHARS};
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
@@ -106,7 +106,7 @@ pub async fn summary(
     if share.is_empty() || share.len() > 128 {
         return Err(AppError::new(
             StatusCode::NOT_FOUND,
-            "unknown_room",
+            wagu_proto::ErrorCode::UnknownRoom,
             "no room behind this share link",
         ));
     }

@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::auth::social::{Identity, SocialError, state as handoff};
 use crate::auth::token;
 use crate::config::ProviderKind;
-use crate::error::AppError;
+use crate::error::{AppError, HttpCode};
 use crate::http::accounts::{SessionBody, session};
 use crate::http::body::ApiJson;
 use crate::http::limit::{ClientIp, check_rate};
@@ -27,34 +27,47 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use wagu_proto::ErrorCode;
 use wagu_proto::records::{AccountId, MAX_DISPLAY_NAME_CHARS};
 use wagu_storage::records::{AccountRecord, AccountStore};
 
 impl From<SocialError> for AppError {
     fn from(e: SocialError) -> Self {
         match &e {
-            SocialError::UnknownProvider(_) => {
-                AppError::new(StatusCode::NOT_FOUND, "unknown_provider", e.to_string())
-            }
-            SocialError::InvalidState => {
-                AppError::new(StatusCode::BAD_REQUEST, "invalid_state", e.to_string())
-            }
-            SocialError::InvalidHandoff => {
-                AppError::new(StatusCode::BAD_REQUEST, "invalid_code", e.to_string())
-            }
-            SocialError::Denied(_) => {
-                AppError::new(StatusCode::UNAUTHORIZED, "oidc_denied", e.to_string())
-            }
+            SocialError::UnknownProvider(_) => AppError::new(
+                StatusCode::NOT_FOUND,
+                HttpCode::UnknownProvider,
+                e.to_string(),
+            ),
+            SocialError::InvalidState => AppError::new(
+                StatusCode::BAD_REQUEST,
+                HttpCode::InvalidState,
+                e.to_string(),
+            ),
+            SocialError::InvalidHandoff => AppError::new(
+                StatusCode::BAD_REQUEST,
+                HttpCode::InvalidCode,
+                e.to_string(),
+            ),
+            SocialError::Denied(_) => AppError::new(
+                StatusCode::UNAUTHORIZED,
+                HttpCode::OidcDenied,
+                e.to_string(),
+            ),
             SocialError::Failed(detail) => {
                 // The detail may name the provider's endpoints and answers: logs only.
                 tracing::warn!(%detail, "social log-in failed");
-                AppError::new(StatusCode::UNAUTHORIZED, "oidc_failed", e.to_string())
+                AppError::new(
+                    StatusCode::UNAUTHORIZED,
+                    HttpCode::OidcFailed,
+                    e.to_string(),
+                )
             }
             _ => {
                 tracing::error!(error = %e, "social log-in store failed");
                 AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "log-in is unavailable; retry shortly",
                 )
             }

@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use wagu_engine::directory::CreateStream;
+use wagu_engine::sessions::CreateStream;
 use wagu_engine::stream::{EndedStream, StreamSummary, ended_prefix};
 use wagu_proto::ids::{HostKey, PlaceId, StreamId};
 use wagu_proto::limits::{MAX_PLACE_NAME_CHARS, MAX_TITLE_CHARS};
@@ -176,7 +176,7 @@ pub async fn summary(
     if id.is_empty() || id.len() > 64 {
         return Err(AppError::new(
             StatusCode::NOT_FOUND,
-            "unknown_room",
+            wagu_proto::ErrorCode::UnknownRoom,
             "no live stream with this id",
         ));
     }
@@ -195,7 +195,7 @@ pub async fn ended_at_place(
         tracing::error!(error = %e, "listing ended streams");
         AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            wagu_proto::ErrorCode::Unavailable,
             "the record store is not reachable",
         )
     };

@@ -1,7 +1,7 @@
 //! One client connection, from first frame to close.
 //!
 //! The task reads client frames, decodes and validates them (the protocol crate), applies rate
-//! limits, and hands room commands to the room through a [`RoomSession`]; it writes whatever the
+//! limits, and hands room commands to the room through a [`SessionHandle`]; it writes whatever the
 //! room queued for it and its own replies (hello, errors for frames that never reached a room).
 //! It keeps no room state: a reconnect to any node resumes from the room.
 //!
@@ -19,12 +19,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
-use wagu_engine::directory::{JoinRequest, RoomSession};
 use wagu_engine::error::EngineError;
-use wagu_proto::client::ACCOUNT_KEY_PREFIX;
-use wagu_proto::codec::{decode_client, encode_server};
+use wagu_engine::sessions::{JoinRequest, SessionHandle};
+use wagu_proto::codec::{decode_client_within, encode_server};
 use wagu_proto::records::AccountId;
-use wagu_proto::{ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage, close};
+use wagu_proto::{
+    ClientMessage, ErrorCode, Identity, PROTOCOL_VERSION, RequestId, ServerMessage, close,
+};
 
 /// Longest a single write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +39,7 @@ enum End {
 
 struct Conn {
     app: AppState,
-    session: Option<RoomSession>,
+    session: Option<SessionHandle>,
     room_rx: Option<Receiver<Frame>>,
     /// Where the room leaves a close code it could not queue (see `CloseSlot`).
     room_close: CloseSlot,
@@ -134,8 +135,7 @@ where
                     Some(Err(e)) => {
                         // The transport refused the frame (over the hard size limit) or the
                         // socket broke. Say why if the socket still takes a frame.
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                        if is_over_capacity(e) {
                             counter!("wagu_frames_refused_total", "code" => "frame_too_large").increment(1);
                             let _ = write_msg(&mut sink, &ServerMessage::error(None, ErrorCode::FrameTooLarge, "frame exceeds the size limit")).await;
                             break End::Close(close::TOO_BIG, "frame too large");
@@ -265,7 +265,7 @@ impl Conn {
     where
         S: Sink<Message> + Unpin,
         F: FnOnce(AppState, Outbound) -> J,
-        J: std::future::Future<Output = Result<RoomSession, EngineError>>,
+        J: std::future::Future<Output = Result<SessionHandle, EngineError>>,
     {
         if self.session.is_some() {
             let e = ServerMessage::error(
@@ -302,24 +302,12 @@ impl Conn {
         frame: &[u8],
     ) -> Option<End> {
         let received = Instant::now();
-        if frame.len() > self.app.config.limits.max_frame_bytes {
-            let e = ServerMessage::error(
-                None,
-                ErrorCode::FrameTooLarge,
-                format!(
-                    "frame of {} bytes exceeds the limit of {}",
-                    frame.len(),
-                    self.app.config.limits.max_frame_bytes
-                ),
-            );
-            return self.refuse(sink, e).await;
-        }
-        let msg = match decode_client(frame) {
+        let msg = match decode_client_within(frame, self.app.config.limits.max_frame_bytes) {
             Ok(m) => m,
             Err(e) => return self.refuse(sink, e.to_message()).await,
         };
         counter!("wagu_messages_in_total", "type" => msg.kind()).increment(1);
-        if !self.limiter.allow(msg.kind(), received) {
+        if !self.limiter.allow(msg.rate_class(), received) {
             let e = ServerMessage::error(
                 msg.id(),
                 ErrorCode::RateLimited,
@@ -384,15 +372,11 @@ impl Conn {
                 client_key,
                 token,
             } => {
-                // A signed-in viewer is known by its account as well as its device key.
+                // A signed-in viewer is known by its account as well as its device key: a ban
+                // then covers the account on every device and this device whether or not it
+                // signs in next time.
                 let client_key = match self.account(id, token.as_deref()) {
-                    // Both keys: a ban then covers the account on every device and this device
-                    // whether or not it signs in next time.
-                    Ok(Some(a)) => Some(match client_key {
-                        Some(device) => format!("{ACCOUNT_KEY_PREFIX}{a} {device}"),
-                        None => format!("{ACCOUNT_KEY_PREFIX}{a}"),
-                    }),
-                    Ok(None) => client_key,
+                    Ok(account) => Identity::of(account, client_key),
                     Err(e) => return self.refuse(sink, e).await,
                 };
                 let resuming = resume.is_some();
@@ -428,4 +412,13 @@ impl Conn {
             }
         }
     }
+}
+
+/// Whether the transport's error is its refusal of a frame or message over the size limit
+/// (tungstenite's capacity error), as opposed to a broken socket.
+fn is_over_capacity(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }

@@ -36,7 +36,7 @@ async fn upgrade(
             metrics::counter!("wagu_frames_refused_total", "code" => "origin").increment(1);
             return Err(AppError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden_origin",
+                crate::error::HttpCode::ForbiddenOrigin,
                 format!("origin {origin:?} is not allowed"),
             ));
         }
@@ -45,7 +45,7 @@ async fn upgrade(
     if app.connections.load(Ordering::Relaxed) >= max {
         return Err(AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "capacity",
+            wagu_proto::ErrorCode::Capacity,
             format!("this node holds its maximum of {max} connections"),
         ));
     }

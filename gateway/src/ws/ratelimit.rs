@@ -5,6 +5,7 @@
 
 use crate::config::RateLimits;
 use std::time::{Duration, Instant};
+use wagu_proto::client::RateClass;
 
 #[derive(Debug)]
 pub(crate) struct Bucket {
@@ -80,13 +81,13 @@ impl Limiter {
         }
     }
 
-    /// Whether a message of this kind may pass now.
-    pub fn allow(&mut self, kind: &str, now: Instant) -> bool {
-        match kind {
-            "presence" => self.presence.take(now),
-            "chat" => self.chat.take(now),
-            "media_offer" | "media_mute" => self.media.take(now),
-            _ => self.commands.take(now),
+    /// Whether a message of this class may pass now.
+    pub fn allow(&mut self, class: RateClass, now: Instant) -> bool {
+        match class {
+            RateClass::Presence => self.presence.take(now),
+            RateClass::Chat => self.chat.take(now),
+            RateClass::Media => self.media.take(now),
+            RateClass::Command => self.commands.take(now),
         }
     }
 
@@ -116,15 +117,15 @@ mod tests {
             ..RateLimits::default()
         };
         let mut l = Limiter::new(&cfg, t0);
-        let passed = (0..20).filter(|_| l.allow("chat", t0)).count();
+        let passed = (0..20).filter(|_| l.allow(RateClass::Chat, t0)).count();
         assert_eq!(passed, 10, "burst is twice the rate");
-        assert!(!l.allow("chat", t0));
+        assert!(!l.allow(RateClass::Chat, t0));
         assert!(
-            l.allow("chat", t0 + Duration::from_millis(200)),
+            l.allow(RateClass::Chat, t0 + Duration::from_millis(200)),
             "refills at 5/s"
         );
         // Other kinds have their own buckets.
-        assert!(l.allow("presence", t0));
+        assert!(l.allow(RateClass::Presence, t0));
     }
 
     #[test]

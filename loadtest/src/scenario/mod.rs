@@ -82,14 +82,14 @@ pub const ABNORMAL: u16 = 1006;
 pub fn validate_timing(c: &Common) -> anyhow::Result<()> {
     for (name, v) in [
         ("--ramp-secs", c.ramp_secs),
-        ("--warmup-secs", c.warmup_secs),
-        ("--duration-secs", c.duration_secs),
+        ("--warmup-secs", c.window.warmup_secs),
+        ("--duration-secs", c.window.duration_secs),
     ] {
         if !(v.is_finite() && v >= 0.0) {
             bail!("{name} must be a non-negative number");
         }
     }
-    if c.duration_secs <= 0.0 {
+    if c.window.duration_secs <= 0.0 {
         bail!("--duration-secs must be above 0");
     }
     Ok(())
@@ -145,13 +145,13 @@ pub async fn start(c: &Common, planned: usize) -> anyhow::Result<(Run, Shared)> 
         cluster.nodes[0].base.addr,
         planned,
     )?);
-    let planned_secs = (c.ramp_secs + c.warmup_secs + c.duration_secs).ceil() as u64;
+    let planned_secs = (c.ramp_secs + c.window.warmup_secs + c.window.duration_secs).ceil() as u64;
     let monitor = Monitor::spawn(
         stats.clone(),
-        c.server_pid,
-        c.progress_secs,
+        c.outputs.server_pid,
+        c.progress.progress_secs,
         planned_secs,
-        !c.no_progress,
+        !c.progress.no_progress,
     )?;
     let run = Run {
         url: cluster.url_list(),
@@ -234,9 +234,13 @@ impl Run {
         let (mut window, mut interrupted) = (0.0, self.interrupted);
         if !interrupted {
             warmup_started();
-            let warmup = Duration::from_secs_f64(c.warmup_secs);
-            let (w, i) =
-                steady_state(stats, warmup, Duration::from_secs_f64(c.duration_secs)).await;
+            let warmup = Duration::from_secs_f64(c.window.warmup_secs);
+            let (w, i) = steady_state(
+                stats,
+                warmup,
+                Duration::from_secs_f64(c.window.duration_secs),
+            )
+            .await;
             window = w;
             interrupted = i;
         }
@@ -293,7 +297,7 @@ impl Finished {
             connections_open: self.open_at_end,
             ramp_secs: c.ramp_secs,
             ramp_done_secs: self.ramp_done_secs,
-            warmup_secs: c.warmup_secs,
+            warmup_secs: c.window.warmup_secs,
             duration_secs: (self.window * 100.0).round() / 100.0,
             detail,
             join_latency_ms: Latency::from_hist(&stats.merged(H::Join)),
@@ -305,7 +309,12 @@ impl Finished {
             slo: Default::default(),
             timeline: self.timeline,
         };
-        result.slo = report::evaluate(&result, c.slo_p99_ms, c.slo_fanout_p99_ms, c.slo_max_errors);
+        result.slo = report::evaluate(
+            &result,
+            c.slo.slo_p99_ms,
+            c.slo_fanout_p99_ms,
+            c.slo.slo_max_errors,
+        );
         result
     }
 }

@@ -640,7 +640,10 @@ mod tests {
             "200",
         ]);
         assert_eq!((a.streams, a.viewers, a.chatters), (2, 10_000, 10));
-        assert_eq!((a.chat_per_sec, a.common.slo_p99_ms), (20.0, Some(200.0)));
+        assert_eq!(
+            (a.chat_per_sec, a.common.slo.slo_p99_ms),
+            (20.0, Some(200.0))
+        );
         assert!(validate(&a).is_ok());
         let d = parse(&[]);
         assert_eq!(

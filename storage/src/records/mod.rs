@@ -10,7 +10,7 @@
 //! onto a query-first table (a place cell, a name-token range, one feed scope). The listings
 //! users see — name search, viewport search, "near me" — are provided methods written once
 //! here on top of those primitives, so both backends page, order and filter identically and
-//! one contract suite (`storage/tests/records_contract.rs`) holds them to it.
+//! one contract suite (`storage/tests/records/`) holds them to it.
 //!
 //! What this module does not do: authorisation (the gateway checks "author only"), password
 //! hashing or tokens (the gateway's `auth`), input validation (`wagu_proto::records`).
@@ -60,8 +60,17 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    pub(crate) fn cql(e: impl std::fmt::Display) -> Self {
-        RecordError::Storage(StorageError::Cql(e.to_string()))
+    /// A CQL driver error, kept as the source.
+    pub(crate) fn cql(e: impl Into<crate::error::BoxError>) -> Self {
+        RecordError::Storage(StorageError::cql(e))
+    }
+    /// A CQL driver error met while doing `context`.
+    pub(crate) fn cql_in(context: impl Into<String>, e: impl Into<crate::error::BoxError>) -> Self {
+        RecordError::Storage(StorageError::cql_in(context, e))
+    }
+    /// A CQL row or answer that cannot be read as a record.
+    pub(crate) fn cql_row(message: impl Into<String>) -> Self {
+        RecordError::Storage(StorageError::CqlRow(message.into()))
     }
     pub(crate) fn embedded(e: impl std::fmt::Display) -> Self {
         RecordError::Storage(StorageError::Embedded(e.to_string()))

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use wagu_engine::directory::random_token;
+use wagu_engine::sessions::random_token;
 use wagu_proto::records::AccountId;
 use wagu_storage::EphemeralStore;
 

@@ -1,18 +1,19 @@
-//! The one door from the gateway to rooms.
+//! The one door from the gateway to sessions: `Sessions<M>`, with [`Rooms`] and [`Streams`]
+//! on top.
 //!
-//! The gateway creates rooms, joins them and sends commands only through [`Rooms`] and the
-//! [`RoomSession`] a join returns. A session talks to its room through a [`RoomLink`], which
-//! today is a local actor reference; the cluster work adds a remote variant behind the same
-//! methods, so a gateway never needs to know where a room lives.
+//! The gateway creates rooms and streams, joins them and sends commands only through these
+//! and the [`SessionHandle`] a join returns. A handle talks to its session through a
+//! [`SessionLink`], which today is a local actor reference; the cluster work adds a remote
+//! variant behind the same methods, so a gateway never needs to know where a session lives.
 
 use crate::actor::EngineConfig;
 use crate::actor::outbound::Outbound;
-use crate::actor::session::{JoinArgs, Joined, SessionMsg};
+use crate::actor::session_actor::{JoinArgs, Joined, SessionMsg};
 use crate::actor::supervisor::{CreateError, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::error::EngineError;
-use crate::persist::RoomStore;
+use crate::machine::{ConnId, Machine};
+use crate::persist::SessionStore;
 use crate::room::{Room, RoomSpec, RoomSummary};
-use crate::session::{ConnId, Machine};
 use crate::stream::{Stream, StreamSpec, StreamSummary};
 use base64::Engine as _;
 use ractor::{Actor, ActorRef, call_t};
@@ -22,7 +23,7 @@ use std::time::Instant;
 use wagu_proto::ids::*;
 use wagu_proto::ids::{PlaceId, StreamId};
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
-use wagu_proto::{ClientMessage, ResumeRequest};
+use wagu_proto::{ClientMessage, Identity, ResumeRequest};
 use wagu_storage::BlobStore;
 
 /// How long the gateway waits on a room before answering `unavailable`.
@@ -31,7 +32,7 @@ const CALL_TIMEOUT_MS: u64 = 5_000;
 /// The door to every session of one kind on this node.
 pub struct Sessions<M: Machine> {
     supervisor: ActorRef<SupervisorMsg<M>>,
-    store: RoomStore,
+    store: SessionStore,
     config: EngineConfig,
     next_conn: Arc<AtomicU64>,
 }
@@ -130,26 +131,26 @@ impl<M: Machine> SessionLink for Link<M> {
 }
 
 /// A connection's place in a room or stream.
-pub struct RoomSession {
+pub struct SessionHandle {
     /// The room's or stream's id.
-    pub room_id: String,
+    pub session_id: String,
     pub participant: ParticipantId,
     pub conn: ConnId,
     pub resumed: bool,
     link: Box<dyn SessionLink>,
 }
 
-impl std::fmt::Debug for RoomSession {
+impl std::fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoomSession")
-            .field("room_id", &self.room_id)
+        f.debug_struct("SessionHandle")
+            .field("session_id", &self.session_id)
             .field("participant", &self.participant)
             .field("conn", &self.conn)
             .finish()
     }
 }
 
-impl RoomSession {
+impl SessionHandle {
     /// Hands a validated command to the room; its `ack`/`error` arrives on the outbound queue.
     pub fn send(&self, msg: ClientMessage, received: Instant) -> Result<(), EngineError> {
         self.link
@@ -184,7 +185,7 @@ fn random_id(prefix: char) -> String {
 impl<M: Machine> Sessions<M> {
     /// Starts the supervisor of this kind.
     pub async fn start_kind(
-        store: RoomStore,
+        store: SessionStore,
         config: EngineConfig,
         machine: M::Config,
         max_sessions: usize,
@@ -213,7 +214,7 @@ impl<M: Machine> Sessions<M> {
         })
     }
 
-    pub fn store(&self) -> &RoomStore {
+    pub fn store(&self) -> &SessionStore {
         &self.store
     }
     pub fn config(&self) -> &EngineConfig {
@@ -251,7 +252,7 @@ impl<M: Machine> Sessions<M> {
                     .load_to_revive::<M>(&id, crate::actor::unix_now())
                     .await?
                 else {
-                    return Err(EngineError::UnknownRoom);
+                    return Err(EngineError::UnknownSession);
                 };
                 call_t!(
                     self.supervisor,
@@ -264,14 +265,14 @@ impl<M: Machine> Sessions<M> {
         };
         match found {
             Ok(Some(actor)) => Ok(actor),
-            Ok(None) => Err(EngineError::UnknownRoom),
+            Ok(None) => Err(EngineError::UnknownSession),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Joins (or resumes) session `id`. On success the session has already queued its welcome
     /// (or `resumed` + replay) and the `ack` on `outbound`.
-    pub async fn join_id(&self, id: String, req: JoinArgs) -> Result<RoomSession, EngineError> {
+    pub async fn join_id(&self, id: String, req: JoinArgs) -> Result<SessionHandle, EngineError> {
         let actor = self.locate_id(id.clone(), true).await?;
         let conn = req.conn;
         let result = match call_t!(actor, SessionMsg::Join, CALL_TIMEOUT_MS, Box::new(req)) {
@@ -282,9 +283,9 @@ impl<M: Machine> Sessions<M> {
             session_id,
             participant,
             resumed,
-        } = result.map_err(|(code, message)| EngineError::Refused { code, message })?;
-        Ok(RoomSession {
-            room_id: session_id,
+        } = result.map_err(EngineError::from)?;
+        Ok(SessionHandle {
+            session_id,
             participant,
             conn,
             resumed,
@@ -310,7 +311,7 @@ impl<M: Machine> Sessions<M> {
         name: String,
         host_key: Option<HostKey>,
         resume: Option<ResumeRequest>,
-        client_key: Option<String>,
+        client_key: Option<Identity>,
         outbound: Outbound,
     ) -> JoinArgs {
         JoinArgs {
@@ -330,7 +331,7 @@ impl<M: Machine> Sessions<M> {
         // A session that has ended, or is ending, has no summary to show: `unknown_room`, as
         // if it had never existed (joins are told `room_closed` instead).
         let gone = |e: EngineError| match e.code() {
-            wagu_proto::ErrorCode::RoomClosed => EngineError::UnknownRoom,
+            wagu_proto::ErrorCode::RoomClosed => EngineError::UnknownSession,
             _ => e,
         };
         // A preview never brings a stored session back to life (that is for joins).
@@ -374,7 +375,7 @@ impl<M: Machine> Sessions<M> {
 
 impl Sessions<Room> {
     /// Starts the room supervisor.
-    pub async fn start(store: RoomStore, config: EngineConfig) -> Result<Self, EngineError> {
+    pub async fn start(store: SessionStore, config: EngineConfig) -> Result<Self, EngineError> {
         let room = config.room.clone();
         let max = config.max_rooms;
         Self::start_kind(store, config, room, max, None, false).await
@@ -412,7 +413,7 @@ impl Sessions<Room> {
         self.store
             .resolve_alias(&format!("share:{}", share.0))
             .await?
-            .ok_or(EngineError::UnknownRoom)
+            .ok_or(EngineError::UnknownSession)
     }
 
     /// Joins (or resumes) through a share link. On success the room has already queued the
@@ -421,11 +422,9 @@ impl Sessions<Room> {
         &self,
         req: JoinRequest,
         outbound: Outbound,
-    ) -> Result<RoomSession, EngineError> {
+    ) -> Result<SessionHandle, EngineError> {
         let id = self.room_id(&req.share).await?;
-        let key = req
-            .account
-            .map(|a| format!("{}{a}", wagu_proto::client::ACCOUNT_KEY_PREFIX));
+        let key = Identity::of(req.account, None);
         let args = self.join_args(req.id, req.name, req.host_key, req.resume, key, outbound);
         self.join_id(id, args).await
     }
@@ -458,7 +457,7 @@ pub struct CreatedStream {
 impl Sessions<Stream> {
     /// Starts the stream supervisor. Ended streams leave their record in `records`.
     pub async fn start(
-        store: RoomStore,
+        store: SessionStore,
         config: EngineConfig,
         records: Option<BlobStore>,
     ) -> Result<Self, EngineError> {
@@ -494,14 +493,14 @@ impl Sessions<Stream> {
         name: String,
         streamer_key: Option<HostKey>,
         resume: Option<ResumeRequest>,
-        client_key: Option<String>,
+        client_key: Option<Identity>,
         outbound: Outbound,
-    ) -> Result<RoomSession, EngineError> {
+    ) -> Result<SessionHandle, EngineError> {
         let args = self.join_args(id, name, streamer_key, resume, client_key, outbound);
         self.join_id(stream.0.clone(), args)
             .await
             .map_err(|e| match e {
-                EngineError::UnknownRoom => EngineError::Refused {
+                EngineError::UnknownSession => EngineError::Refused {
                     code: wagu_proto::ErrorCode::UnknownRoom,
                     message: "no live stream with this id".into(),
                 },

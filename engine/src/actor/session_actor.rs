@@ -15,12 +15,16 @@
 //! Outputs are then applied in order: broadcasts are encoded once and the same bytes are pushed
 //! to every connection queue without waiting; a connection whose queue is full for a reliable
 //! frame is dropped (it resumes). Finally the actor arms one timer for the next deadline.
+//!
+//! Why one file of ~950 lines: the actor's message loop, its journal pipeline and its fan-out
+//! share one `SessionState` and one ordering rule (journal before outputs); split, that rule
+//! would span files.
 
 use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
-use crate::persist::RoomStore;
-use crate::session::{ConnId, Input, Machine, Output};
+use crate::machine::{ConnId, Input, Machine, Output, Refusal};
+use crate::persist::SessionStore;
 use bytes::Bytes;
 use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -42,7 +46,7 @@ pub struct Joined {
 #[derive(Debug)]
 pub struct JoinArgs {
     pub conn: ConnId,
-    pub client_key: Option<String>,
+    pub client_key: Option<wagu_proto::Identity>,
     pub id: RequestId,
     pub name: String,
     pub host_key: Option<HostKey>,
@@ -52,10 +56,7 @@ pub struct JoinArgs {
 }
 
 pub enum SessionMsg<M: Machine> {
-    Join(
-        Box<JoinArgs>,
-        RpcReplyPort<Result<Joined, (ErrorCode, String)>>,
-    ),
+    Join(Box<JoinArgs>, RpcReplyPort<Result<Joined, Refusal>>),
     Command {
         conn: ConnId,
         participant: ParticipantId,
@@ -89,13 +90,13 @@ impl<M> Default for SessionActor<M> {
     }
 }
 
-type JoinReply = RpcReplyPort<Result<Joined, (ErrorCode, String)>>;
+type JoinReply = RpcReplyPort<Result<Joined, Refusal>>;
 
 pub struct SessionArgs<M: Machine> {
     pub machine: M,
     /// Journal entries already applied to `room` (0 for a new room).
     pub applied: u64,
-    pub store: RoomStore,
+    pub store: SessionStore,
     pub config: EngineConfig,
     /// Where a retiring session leaves its durable record, if it has one.
     pub records: Option<wagu_storage::BlobStore>,
@@ -127,7 +128,7 @@ pub struct SessionState<M: Machine> {
     applied: u64,
     since_snapshot: u64,
     last_snapshot: Instant,
-    store: RoomStore,
+    store: SessionStore,
     config: EngineConfig,
     conns: HashMap<ConnId, Conn>,
     /// Joins waiting for their outcome, and whether each asked to resume.
@@ -158,7 +159,7 @@ pub struct SessionState<M: Machine> {
 /// batch, and tells the actor how far the journal is durable.
 fn spawn_journal<M: Machine>(
     myself: ActorRef<SessionMsg<M>>,
-    store: RoomStore,
+    store: SessionStore,
     id: String,
 ) -> (
     mpsc::UnboundedSender<(u64, Bytes)>,
@@ -376,7 +377,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             let refusal = if state.retired {
                 ended::<M>()
             } else {
-                (ErrorCode::Unavailable, "the room is stopping".into())
+                Refusal::new(ErrorCode::Unavailable, "the room is stopping".into())
             };
             let _ = reply.send(Err(refusal));
         }
@@ -402,8 +403,8 @@ impl<M: Machine> Actor for SessionActor<M> {
 }
 
 /// What a join of a session that has ended is told: the same as the machine's own refusal.
-fn ended<M: Machine>() -> (ErrorCode, String) {
-    (ErrorCode::RoomClosed, format!("this {} has ended", M::KIND))
+fn ended<M: Machine>() -> Refusal {
+    Refusal::ended(M::KIND)
 }
 
 /// After a message: retire if an applied output asked for it, else snapshot when due and arm
@@ -482,7 +483,7 @@ fn step<M: Machine>(
             // run with every input (an away participant timing out), and a tick at the same
             // `now` replays exactly that.
             let entry = journal_copy.unwrap_or(Input::Tick);
-            let bytes = RoomStore::encode_entry(
+            let bytes = SessionStore::encode_entry(
                 state.machine.key(),
                 state.epoch,
                 state.applied,
@@ -601,7 +602,7 @@ fn apply<M: Machine>(
             } => {
                 state.conns.remove(&conn);
                 if let Some((reply, _)) = state.pending_joins.remove(&conn) {
-                    let _ = reply.send(Err((code, message)));
+                    let _ = reply.send(Err(Refusal { code, message }));
                 }
             }
             Output::Send { conn, msg } => {
@@ -627,7 +628,7 @@ fn apply<M: Machine>(
                             send_media_state(state, conn);
                         }
                         None => {
-                            let _ = reply.send(Err((
+                            let _ = reply.send(Err(Refusal::new(
                                 ErrorCode::Unavailable,
                                 "could not queue the welcome; retry".into(),
                             )));

@@ -5,9 +5,10 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use wagu_proto::client::Scope;
 use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken, Seq};
 use wagu_proto::model::UnixMillis;
-use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest, ServerMessage};
+use wagu_proto::{ClientMessage, ErrorCode, Identity, ResumeRequest, ServerMessage};
 
 /// A connection to a session, numbered by the caller. A participant has at most one at a time;
 /// a resume on a new connection replaces (and closes) the old one.
@@ -18,10 +19,10 @@ pub struct ConnId(pub u64);
 pub enum Input {
     /// A connection asks to enter (or resume). `resume_token` is a fresh token the caller
     /// generated, used if this becomes a new participant. `host_key` is the privileged key
-    /// (a room's host key, a stream's streamer key). `client_key` is the joiner's identity
-    /// key: space-separated keys, `acct:<account id>` when the gateway verified an account token
-    /// and the client's own device key if it sent one. Streams ban every key of it; rooms
-    /// show the account.
+    /// (a room's host key, a stream's streamer key). `client_key` is the joiner's identity:
+    /// the account whose token the gateway verified and the client's own device key, if it
+    /// sent one (stored as the string it used to be, see [`Identity`]). Streams ban every key
+    /// of it; rooms show the account.
     Join {
         conn: ConnId,
         id: RequestId,
@@ -30,7 +31,7 @@ pub enum Input {
         resume: Option<ResumeRequest>,
         resume_token: ResumeToken,
         #[serde(default)]
-        client_key: Option<String>,
+        client_key: Option<Identity>,
     },
     /// A validated command from a joined connection.
     Command {
@@ -112,7 +113,7 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
         _participant: ParticipantId,
         _conn: ConnId,
     ) -> Result<wagu_proto::media::MediaGrant, Refusal> {
-        Err((
+        Err(Refusal::new(
             ErrorCode::MediaUnavailable,
             format!("a {} has no voice or video", Self::KIND),
         ))
@@ -277,24 +278,74 @@ pub fn reply_then_close(
 }
 
 /// A refusal: the error code and a message for humans.
-pub type Refusal = (ErrorCode, String);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    /// For humans; clients switch on `code`.
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: String) -> Self {
+        Refusal { code, message }
+    }
+
+    /// What any command or join of a session that has ended is told.
+    pub fn ended(kind: &str) -> Self {
+        Refusal::new(ErrorCode::RoomClosed, format!("this {kind} has ended"))
+    }
+}
+
+/// Refuses, by its [`scope`](ClientMessage::scope) alone, a command that a session of scope
+/// `own` (a room or a stream) does not handle: entering again, the other kind's commands, and
+/// media (the actor routes those to the SFU, `crate::media::route`, before the session).
+/// `None`: the session handles it.
+pub fn refuse_by_scope(msg: &ClientMessage, own: Scope) -> Option<Refusal> {
+    let (kind, this, other) = match own {
+        Scope::Stream => ("stream", "a live stream", "a map-room"),
+        _ => ("room", "a map room", "a live-stream"),
+    };
+    let refused = match msg.scope() {
+        Scope::Entry => Refusal::new(
+            ErrorCode::AlreadyJoined,
+            format!("this connection is already in a {kind}"),
+        ),
+        Scope::Media => Refusal::new(ErrorCode::Internal, "media commands go to the SFU".into()),
+        s if s == Scope::AnySession || s == own => return None,
+        _ => Refusal::new(
+            ErrorCode::WrongSession,
+            format!("that is {other} command; this is {this}"),
+        ),
+    };
+    Some(refused)
+}
+
+/// The refusal of a message that reached a session's command handler although its
+/// [`scope`](ClientMessage::scope) says it belongs elsewhere (the handler checks the scope
+/// first, so this is a bug, answered rather than panicked on).
+pub fn out_of_scope(msg: &ClientMessage) -> Refusal {
+    Refusal::new(
+        ErrorCode::Internal,
+        format!("a {} message reached the wrong handler", msg.kind()),
+    )
+}
 
 /// What a session that has ended answers: joins are refused and commands get `room_closed`;
 /// disconnects and ticks change nothing. `what` names the kind ("room", "stream").
 pub fn refuse_ended(input: Input, what: &str) -> Vec<Output> {
-    let message = format!("this {what} has ended");
+    let Refusal { code, message } = Refusal::ended(what);
     match input {
         Input::Join { conn, id, .. } => vec![Output::JoinRefused {
             conn,
             id,
-            code: ErrorCode::RoomClosed,
+            code,
             message,
         }],
         Input::Command { conn, msg, .. } => msg
             .id()
             .map(|id| Output::Send {
                 conn,
-                msg: ServerMessage::error(Some(id), ErrorCode::RoomClosed, message),
+                msg: ServerMessage::error(Some(id), code, message),
             })
             .into_iter()
             .collect(),
@@ -342,7 +393,7 @@ pub fn dispatch(
             id,
             seq: (after != seq_before).then_some(after),
         }),
-        Err((code, message)) => Some(ServerMessage::Error { id, code, message }),
+        Err(Refusal { code, message }) => Some(ServerMessage::Error { id, code, message }),
     };
     reply_then_close(out, effects, conn, reply);
 }
@@ -382,6 +433,53 @@ pub fn keep_chat(
 mod tests {
     use super::*;
     use wagu_proto::model::ChatMessage;
+
+    #[test]
+    fn commands_outside_a_sessions_scope_are_refused_by_scope_alone() {
+        let id = RequestId(1);
+        let pin = ClientMessage::Pin {
+            id,
+            message: Seq(1),
+        };
+        let kick = ClientMessage::Kick {
+            id,
+            participant: ParticipantId(2),
+        };
+        let hello = ClientMessage::Hello {
+            id,
+            protocol: wagu_proto::PROTOCOL_VERSION,
+        };
+        let refused = |m: &ClientMessage, own| refuse_by_scope(m, own).map(|r| (r.code, r.message));
+        assert_eq!(
+            refused(&pin, Scope::Room),
+            Some((
+                ErrorCode::WrongSession,
+                "that is a live-stream command; this is a map room".into()
+            ))
+        );
+        assert_eq!(
+            refused(&kick, Scope::Stream),
+            Some((
+                ErrorCode::WrongSession,
+                "that is a map-room command; this is a live stream".into()
+            ))
+        );
+        assert_eq!(
+            refused(&hello, Scope::Stream),
+            Some((
+                ErrorCode::AlreadyJoined,
+                "this connection is already in a stream".into()
+            ))
+        );
+        assert_eq!(refused(&pin, Scope::Stream), None);
+        assert_eq!(refused(&kick, Scope::Room), None);
+        let chat = ClientMessage::Chat {
+            id,
+            text: "hi".into(),
+        };
+        assert_eq!(refused(&chat, Scope::Room), None);
+        assert_eq!(refused(&chat, Scope::Stream), None);
+    }
 
     fn chat(seq: u64, text: &str) -> ServerMessage {
         ServerMessage::Chat {
