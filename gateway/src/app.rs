@@ -4,10 +4,10 @@
 
 use crate::auth::Tokens;
 use crate::config::{BlobBackend, Config, DatabaseBackend, EphemeralBackend};
+pub use crate::state::AppState;
 use crate::{http, ws};
 use anyhow::Context;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -24,39 +24,6 @@ use wagu_storage::{BlobStore, EphemeralStore, cql};
 /// How often the embedded ephemeral store removes expired rooms, streams and links from its
 /// file (they are invisible from the moment they expire).
 const EPHEMERAL_SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// Shared by every handler. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub rooms: Rooms,
-    pub streams: Streams,
-    pub ephemeral: EphemeralStore,
-    pub blobs: BlobStore,
-    /// Accounts, places and posts: embedded (redb) or CQL.
-    pub records: Records,
-    /// Photo uploads, variants and the orphan sweep (records + blobs).
-    pub photos: crate::photos::Photos,
-    /// Signs and verifies access tokens.
-    pub tokens: Arc<Tokens>,
-    /// Social log-in providers.
-    pub social: Arc<crate::auth::social::Social>,
-    pub metrics: PrometheusHandle,
-    pub connections: Arc<AtomicUsize>,
-    /// WebSockets this node accepts: `limits.max_connections`, lowered to what the open-file
-    /// limit leaves (see [`crate::fdlimit`]).
-    pub max_connections: usize,
-    /// Per-address limit on creating rooms and streams.
-    pub creates: Arc<crate::http::limit::CreateLimiter>,
-    /// Per-address limit on sign-ups and log-ins.
-    pub logins: Arc<crate::http::limit::CreateLimiter>,
-    /// Per-address limit on writing posts and places (and asking for review drafts).
-    pub writes: Arc<crate::http::limit::CreateLimiter>,
-    /// Review drafts (`POST /api/drafts`).
-    pub drafts: Arc<crate::drafts::Drafts>,
-    /// Flips to `true` on shutdown: connections close with "resume" so clients move on.
-    pub shutdown: watch::Receiver<bool>,
-}
 
 pub struct App {
     pub router: Router,

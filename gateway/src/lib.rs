@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: settings from defaults, a TOML file, `WAGU_*` variables and flags.
 //! - [`app`]: opens the backends, starts the room engine, builds the router.
+//! - [`state`]: `AppState`, what every handler and connection shares.
 //! - [`engine_config`]: the room engine's configuration from the settings.
 //! - [`auth`]: password hashing, access/refresh tokens, the `Authed` extractor.
 //! - [`drafts`]: review drafts from a language model or the built-in template.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod fdlimit;
 pub mod http;
 pub mod photos;
+pub mod state;
 pub mod telemetry;
 pub mod web;
 pub mod ws;

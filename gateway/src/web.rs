@@ -13,7 +13,7 @@
 //! Built without Node (or with `WAGU_WEB_BUILD=0`), the pages answer a short HTML page that
 //! explains how to get the client.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};

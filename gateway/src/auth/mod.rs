@@ -11,8 +11,8 @@ pub mod token;
 
 pub use token::{Claims, TokenError, Tokens};
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};

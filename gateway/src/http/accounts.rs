@@ -5,11 +5,11 @@
 //! verifies against a decoy hash so both failures take as long and read the same. Sign-ups and
 //! log-ins are limited per client address (`rate.logins_per_minute`).
 
-use crate::app::AppState;
 use crate::auth::{Authed, password, token};
 use crate::error::AppError;
 use crate::http::body::ApiJson;
 use crate::http::limit::{ClientIp, check_rate};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

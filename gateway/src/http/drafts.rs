@@ -4,12 +4,12 @@
 //!
 //! What it does not do: draft (the `crate::drafts` service) or store anything.
 
-use crate::app::AppState;
 use crate::auth::Authed;
 use crate::drafts::{Draft, DraftError, DraftEvent, DraftRequest};
 use crate::error::AppError;
 use crate::http::body::ApiJson;
 use crate::http::limit::{ClientIp, check_rate};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;

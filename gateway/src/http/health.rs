@@ -1,7 +1,7 @@
 //! Liveness (the process answers), readiness (every configured backend answers, rooms accept
 //! work) and the Prometheus text.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -17,7 +17,7 @@ mod rooms;
 mod social;
 mod streams;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};

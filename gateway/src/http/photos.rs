@@ -8,13 +8,13 @@
 //!
 //! What it does not do: decode or store (the [`crate::photos`] service), presigned URLs.
 
-use crate::app::AppState;
 use crate::auth::Authed;
 use crate::error::{AppError, HttpCode};
 use crate::http::limit::{ClientIp, check_rate};
 use crate::http::openapi::{ErrorBody, ErrorDetail};
 use crate::photos::pipeline::ImageRejected;
 use crate::photos::{PhotoConfig, PhotoError, valid_id};
+use crate::state::AppState;
 use axum::Json;
 use axum::Router;
 use axum::extract::multipart::MultipartRejection;

@@ -4,12 +4,12 @@
 //!
 //! Place ids may contain `/` (`osm:node/123`): clients percent-encode them in paths.
 
-use crate::app::AppState;
 use crate::auth::{Authed, token};
 use crate::error::AppError;
 use crate::http::body::ApiJson;
 use crate::http::limit::{ClientIp, check_rate};
 use crate::http::query;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -6,13 +6,13 @@
 //! The post copies its place's name and location when written, so feeds need no second read
 //! and "near me" finds it by where the place is.
 
-use crate::app::AppState;
 use crate::auth::{Authed, token};
 use crate::error::AppError;
 use crate::http::body::ApiJson;
 use crate::http::limit::{ClientIp, check_rate};
 use crate::http::places::check_place_path;
 use crate::http::query;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -1,9 +1,9 @@
 //! `POST /api/rooms` creates a map room and returns its share link; `GET /api/rooms/{share}`
 //! previews the room behind a link.
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::limit::{ClientIp, check_create};
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

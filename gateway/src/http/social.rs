@@ -12,7 +12,6 @@
 //! session — or `303 /login#social_error=<code>`, which the page shows. Tokens never travel in
 //! a URL.
 
-use crate::app::AppState;
 use crate::auth::social::{Identity, SocialError, state as handoff};
 use crate::auth::token;
 use crate::config::ProviderKind;
@@ -20,6 +19,7 @@ use crate::error::{AppError, HttpCode};
 use crate::http::accounts::{SessionBody, session};
 use crate::http::body::ApiJson;
 use crate::http::limit::{ClientIp, check_rate};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -3,9 +3,9 @@
 //! place), `GET /api/streams/{id}` describes one, and `GET /api/places/{place_id}/streams`
 //! lists the ended streams a place keeps ("was streamed here").
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::limit::{ClientIp, check_create};
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;

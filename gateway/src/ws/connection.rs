@@ -10,8 +10,8 @@
 //! the socket closes with 4000 "resume".
 
 use super::ratelimit::Limiter;
-use crate::app::AppState;
 use crate::auth::TokenError;
+use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use metrics::{counter, gauge};

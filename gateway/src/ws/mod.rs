@@ -6,8 +6,8 @@
 pub mod connection;
 pub mod ratelimit;
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
