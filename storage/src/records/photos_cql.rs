@@ -20,6 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::batch::BatchValues;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchStatement, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use wagu_proto::model::UnixMillis;
@@ -77,67 +80,96 @@ pub(super) struct PhotoStmts {
 
 impl PhotoStmts {
     pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Arc<Self>> {
-        let p = |q: String| async move {
-            s.prepare(q.as_str())
-                .await
-                .map_err(|e| RecordError::cql(format!("preparing {q}: {e}")))
-        };
+        // Names and queries pair by position: keep the two lists in the same order.
+        let [
+            insert,
+            get,
+            attach,
+            detach,
+            detached_at,
+            delete,
+            insert_content,
+            delete_content,
+            any_content,
+            queue,
+            queue_day,
+            days,
+            due,
+            unqueue,
+            forget_day,
+        ] = prepare_all(
+            s,
+            [
+                format!(
+                    "INSERT INTO {ks}.photos (id, owner, created_at, content_hash, variants) \
+                     VALUES (?, ?, ?, ?, ?)"
+                ),
+                format!(
+                    "SELECT id, owner, created_at, content_hash, variants, posts, detached_at \
+                     FROM {ks}.photos WHERE id = ?"
+                ),
+                format!("UPDATE {ks}.photos SET posts[?] = ? WHERE id = ?"),
+                format!("DELETE posts[?] FROM {ks}.photos WHERE id = ?"),
+                format!("UPDATE {ks}.photos SET detached_at = ? WHERE id = ?"),
+                format!("DELETE FROM {ks}.photos WHERE id = ?"),
+                format!("INSERT INTO {ks}.photos_by_content (content_hash, id) VALUES (?, ?)"),
+                format!("DELETE FROM {ks}.photos_by_content WHERE content_hash = ? AND id = ?"),
+                format!("SELECT id FROM {ks}.photos_by_content WHERE content_hash = ? LIMIT 1"),
+                format!("INSERT INTO {ks}.photo_sweep (day, at, id) VALUES (?, ?, ?)"),
+                format!("INSERT INTO {ks}.photo_sweep_days (shard, day) VALUES (?, ?)"),
+                format!("SELECT day FROM {ks}.photo_sweep_days WHERE shard = ? AND day <= ?"),
+                format!("SELECT at, id FROM {ks}.photo_sweep WHERE day = ? AND at < ? LIMIT ?"),
+                format!("DELETE FROM {ks}.photo_sweep WHERE day = ? AND at = ? AND id = ?"),
+                format!("DELETE FROM {ks}.photo_sweep_days WHERE shard = ? AND day = ?"),
+            ],
+        )
+        .await?;
         Ok(Arc::new(PhotoStmts {
-            insert: p(format!(
-                "INSERT INTO {ks}.photos (id, owner, created_at, content_hash, variants) \
-                 VALUES (?, ?, ?, ?, ?)"
-            ))
-            .await?,
-            get: p(format!(
-                "SELECT id, owner, created_at, content_hash, variants, posts, detached_at \
-                 FROM {ks}.photos WHERE id = ?"
-            ))
-            .await?,
-            attach: p(format!("UPDATE {ks}.photos SET posts[?] = ? WHERE id = ?")).await?,
-            detach: p(format!("DELETE posts[?] FROM {ks}.photos WHERE id = ?")).await?,
-            detached_at: p(format!(
-                "UPDATE {ks}.photos SET detached_at = ? WHERE id = ?"
-            ))
-            .await?,
-            delete: p(format!("DELETE FROM {ks}.photos WHERE id = ?")).await?,
-            insert_content: p(format!(
-                "INSERT INTO {ks}.photos_by_content (content_hash, id) VALUES (?, ?)"
-            ))
-            .await?,
-            delete_content: p(format!(
-                "DELETE FROM {ks}.photos_by_content WHERE content_hash = ? AND id = ?"
-            ))
-            .await?,
-            any_content: p(format!(
-                "SELECT id FROM {ks}.photos_by_content WHERE content_hash = ? LIMIT 1"
-            ))
-            .await?,
-            queue: p(format!(
-                "INSERT INTO {ks}.photo_sweep (day, at, id) VALUES (?, ?, ?)"
-            ))
-            .await?,
-            queue_day: p(format!(
-                "INSERT INTO {ks}.photo_sweep_days (shard, day) VALUES (?, ?)"
-            ))
-            .await?,
-            days: p(format!(
-                "SELECT day FROM {ks}.photo_sweep_days WHERE shard = ? AND day <= ?"
-            ))
-            .await?,
-            due: p(format!(
-                "SELECT at, id FROM {ks}.photo_sweep WHERE day = ? AND at < ? LIMIT ?"
-            ))
-            .await?,
-            unqueue: p(format!(
-                "DELETE FROM {ks}.photo_sweep WHERE day = ? AND at = ? AND id = ?"
-            ))
-            .await?,
-            forget_day: p(format!(
-                "DELETE FROM {ks}.photo_sweep_days WHERE shard = ? AND day = ?"
-            ))
-            .await?,
+            insert,
+            get,
+            attach,
+            detach,
+            detached_at,
+            delete,
+            insert_content,
+            delete_content,
+            any_content,
+            queue,
+            queue_day,
+            days,
+            due,
+            unqueue,
+            forget_day,
         }))
     }
+}
+
+/// Prepares `queries` one after the other, in order; the first failure names its query.
+async fn prepare_all<const N: usize>(
+    s: &Session,
+    queries: [String; N],
+) -> Result<[PreparedStatement; N]> {
+    let mut out = Vec::with_capacity(N);
+    for q in queries {
+        out.push(
+            s.prepare(q.as_str())
+                .await
+                .map_err(|e| RecordError::cql(format!("preparing {q}: {e}")))?,
+        );
+    }
+    out.try_into()
+        .map_err(|_| RecordError::cql("prepared statement count"))
+}
+
+/// A logged batch of `stmts`, in order (all or nothing).
+fn logged(stmts: &[&PreparedStatement]) -> Batch {
+    Batch::new_with_statements(
+        BatchType::Logged,
+        stmts
+            .iter()
+            .map(|s| BatchStatement::PreparedStatement((*s).clone()))
+            .collect(),
+    )
 }
 
 fn day_of(at: UnixMillis) -> i32 {
@@ -170,10 +202,10 @@ impl CqlRecords {
     async fn photo_rows<T>(
         &self,
         st: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
+        values: impl SerializeRow,
     ) -> Result<Vec<T>>
     where
-        T: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+        T: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
         let res = self
             .session
@@ -187,13 +219,22 @@ impl CqlRecords {
             .map_err(RecordError::cql)
     }
 
-    async fn photo_exec(
-        &self,
-        st: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<()> {
+    async fn photo_exec(&self, st: &PreparedStatement, values: impl SerializeRow) -> Result<()> {
         self.session
             .execute_unpaged(st, values)
+            .await
+            .map_err(RecordError::cql)?;
+        Ok(())
+    }
+
+    /// Runs `stmts` as one logged batch, `values` one row of bound values each.
+    async fn photo_batch(
+        &self,
+        stmts: &[&PreparedStatement],
+        values: impl BatchValues,
+    ) -> Result<()> {
+        self.session
+            .batch(&logged(stmts), values)
             .await
             .map_err(RecordError::cql)?;
         Ok(())
@@ -233,32 +274,23 @@ impl PhotoStore for CqlRecords {
         }
         let st = self.photo_stmts();
         let variants = serde_json::to_string(&p.variants).map_err(RecordError::cql)?;
-        let batch = Batch::new_with_statements(
-            BatchType::Logged,
-            [&st.queue_day, &st.queue, &st.insert_content, &st.insert]
-                .into_iter()
-                .map(|s| BatchStatement::PreparedStatement(s.clone()))
-                .collect(),
-        );
         let at = big(p.created_at);
-        self.session
-            .batch(
-                &batch,
+        self.photo_batch(
+            &[&st.queue_day, &st.queue, &st.insert_content, &st.insert],
+            (
+                (SHARD, day_of(p.created_at)),
+                (day_of(p.created_at), at, p.id.as_str()),
+                (p.content_hash.as_str(), p.id.as_str()),
                 (
-                    (SHARD, day_of(p.created_at)),
-                    (day_of(p.created_at), at, p.id.as_str()),
-                    (p.content_hash.as_str(), p.id.as_str()),
-                    (
-                        p.id.as_str(),
-                        p.owner.as_str(),
-                        at,
-                        p.content_hash.as_str(),
-                        variants.as_str(),
-                    ),
+                    p.id.as_str(),
+                    p.owner.as_str(),
+                    at,
+                    p.content_hash.as_str(),
+                    variants.as_str(),
                 ),
-            )
-            .await
-            .map_err(RecordError::cql)?;
+            ),
+        )
+        .await?;
         let mut stored = p.clone();
         stored.posts.clear();
         stored.detached_at = None;
@@ -292,26 +324,16 @@ impl PhotoStore for CqlRecords {
             return Ok(());
         }
         let st = self.photo_stmts();
-        let batch = Batch::new_with_statements(
-            BatchType::Logged,
-            [&st.queue_day, &st.queue, &st.detach, &st.detached_at]
-                .into_iter()
-                .map(|s| BatchStatement::PreparedStatement(s.clone()))
-                .collect(),
-        );
-        self.session
-            .batch(
-                &batch,
-                (
-                    (SHARD, day_of(at)),
-                    (day_of(at), big(at), id.as_str()),
-                    (post.as_str(), id.as_str()),
-                    (big(at), id.as_str()),
-                ),
-            )
-            .await
-            .map_err(RecordError::cql)?;
-        Ok(())
+        self.photo_batch(
+            &[&st.queue_day, &st.queue, &st.detach, &st.detached_at],
+            (
+                (SHARD, day_of(at)),
+                (day_of(at), big(at), id.as_str()),
+                (post.as_str(), id.as_str()),
+                (big(at), id.as_str()),
+            ),
+        )
+        .await
     }
 
     async fn sweep_due(&self, before: UnixMillis, limit: usize) -> Result<Vec<SweepEntry>> {
@@ -350,20 +372,11 @@ impl PhotoStore for CqlRecords {
 
     async fn delete_photo(&self, p: &PhotoRecord) -> Result<bool> {
         let st = self.photo_stmts();
-        let batch = Batch::new_with_statements(
-            BatchType::Logged,
-            [&st.delete, &st.delete_content]
-                .into_iter()
-                .map(|s| BatchStatement::PreparedStatement(s.clone()))
-                .collect(),
-        );
-        self.session
-            .batch(
-                &batch,
-                ((p.id.as_str(),), (p.content_hash.as_str(), p.id.as_str())),
-            )
-            .await
-            .map_err(RecordError::cql)?;
+        self.photo_batch(
+            &[&st.delete, &st.delete_content],
+            ((p.id.as_str(),), (p.content_hash.as_str(), p.id.as_str())),
+        )
+        .await?;
         let rest: Vec<(String,)> = self
             .photo_rows(&st.any_content, (p.content_hash.as_str(),))
             .await?;
