@@ -216,6 +216,10 @@ impl Wagu {
         self.callback_of(NAME)
     }
 
+    fn start_of(&self, name: &str) -> String {
+        self.url(&format!("/api/auth/oidc/{name}/start"))
+    }
+
     fn callback_of(&self, name: &str) -> String {
         self.url(&format!("/api/auth/oidc/{name}/callback"))
     }
@@ -551,9 +555,7 @@ fn absolute(base: &str, location: &str) -> String {
 /// `GET /api/auth/oidc/{NAME}/start` in `browser`; returns the provider's authorize URL after
 /// checking it asks for the code flow with PKCE S256 and Wagu's redirect URI.
 async fn start_flow(browser: &mut Browser, wagu: &Wagu, issuer: &str) -> String {
-    let r = browser
-        .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
-        .await;
+    let r = browser.get(&wagu.start_of(NAME)).await;
     assert_eq!(r.status, 302, "start: {}", r.body);
     let location = r
         .header("location")
@@ -604,7 +606,7 @@ async fn start_flow(browser: &mut Browser, wagu: &Wagu, issuer: &str) -> String 
 /// without requesting it.
 async fn through_provider(browser: &mut Browser, wagu: &Wagu, issuer: &str) -> String {
     let authorize = start_flow(browser, wagu, issuer).await;
-    let state = query(&authorize)["state"].clone();
+    let state = state_of(&authorize);
     let callback = browser.follow_until(&authorize, &wagu.callback_url()).await;
     let q = query(&callback);
     assert!(
@@ -662,6 +664,55 @@ fn code_of(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
+/// `GET` Wagu's callback `cb` with `params` as its query, each value percent-encoded: what
+/// a provider's redirect (or a forger's link) brings a browser to.
+async fn get_callback(b: &mut Browser, cb: &str, params: &[(&str, &str)]) -> Response {
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    b.get(&format!("{cb}?{}", q.join("&"))).await
+}
+
+/// Wagu's callback `cb` with the code and state of the `real` callback URL, but an `iss`
+/// naming another issuer (the RFC 9207 mix-up attack).
+async fn callback_from_elsewhere(b: &mut Browser, cb: &str, real: &str) -> Response {
+    let (code, state) = (code_in(real), state_of(real));
+    let params = [
+        ("code", code.as_str()),
+        ("state", state.as_str()),
+        ("iss", "http://evil.example"),
+    ];
+    get_callback(b, cb, &params).await
+}
+
+/// The `state` a URL's query carries (an authorize URL's, or a callback's).
+fn state_of(url: &str) -> String {
+    query(url)["state"].clone()
+}
+
+/// The `code` a callback URL's query carries.
+fn code_in(url: &str) -> String {
+    query(url)["code"].clone()
+}
+
+/// That Wagu answered `r` with `status` and the typed error `code`.
+#[track_caller]
+fn assert_refused(r: &Response, status: u16, code: &str) {
+    assert_eq!(
+        (r.status, r.code()),
+        (status, code.to_string()),
+        "{}",
+        r.body
+    );
+}
+
+/// That `GET /api/me` with `access` is the account `id`.
+async fn assert_me(wagu: &Wagu, access: Option<&str>, id: &str) {
+    let (s, me) = call(wagu, "GET", "/api/me", access, "").await;
+    assert_eq!((s, me["id"].as_str()), (200, Some(id)), "{me}");
+}
+
 /// The walkthrough, on whatever storage `config` names.
 async fn social_login(test: &str, node_modules: &str, mut config: Config) {
     let (listener, addr) = Wagu::bind().await;
@@ -704,8 +755,7 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
     let id = first["account"]["id"].as_str().unwrap().to_string();
     assert_eq!(first["account"]["display_name"], DISPLAY_NAME, "{first}");
     let access = first["access_token"].as_str().unwrap();
-    let (s, me) = call(&wagu, "GET", "/api/me", Some(access), "").await;
-    assert_eq!((s, me["id"].as_str()), (200, Some(id.as_str())), "{me}");
+    assert_me(&wagu, Some(access), &id).await;
 
     // 1. The same subject again, through the whole flow in a new browser: the same account.
     let mut bob = Browser::default();
@@ -716,8 +766,7 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
         second["refresh_token"], first["refresh_token"],
         "a new session"
     );
-    let (s, me) = call(&wagu, "GET", "/api/me", Some(access2), "").await;
-    assert_eq!((s, me["id"].as_str()), (200, Some(id.as_str())), "{me}");
+    assert_me(&wagu, Some(access2), &id).await;
     // ... and in the first browser, whose provider session lets it straight through.
     let visited_before = alice.visited.len();
     let (_, third) = login(&mut alice, &wagu, &issuer).await;
@@ -732,79 +781,44 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
 
     // 2. Replaying a used callback (same state and code): the state is single-use.
     let r = alice.get(&first_callback).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 400, "invalid_state");
 
     // 3. A state Wagu never issued, or none at all.
     let cb = wagu.callback_url();
-    let r = alice
-        .get(&format!("{cb}?code=whatever&state=bogus-state-0123456789"))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
-    let r = alice.get(&format!("{cb}?code=whatever")).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    let r = get_callback(
+        &mut alice,
+        &cb,
+        &[("code", "whatever"), ("state", "bogus-state-0123456789")],
+    )
+    .await;
+    assert_refused(&r, 400, "invalid_state");
+    let r = get_callback(&mut alice, &cb, &[("code", "whatever")]).await;
+    assert_refused(&r, 400, "invalid_state");
     //    A valid state with a code the provider never issued: its token endpoint refuses.
-    let authorize = start_flow(&mut alice, &wagu, &issuer).await;
-    let state = query(&authorize)["state"].clone();
-    let r = alice
-        .get(&format!("{cb}?code=bogus-code&state={}", encode(&state)))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    let state = state_of(&start_flow(&mut alice, &wagu, &issuer).await);
+    let r = get_callback(
+        &mut alice,
+        &cb,
+        &[("code", "bogus-code"), ("state", &state)],
+    )
+    .await;
+    assert_refused(&r, 401, "oidc_failed");
     //    A real code presented with another flow's state: its PKCE verifier does not match
     //    the code's challenge, so the provider refuses it.
     let stolen = through_provider(&mut bob, &wagu, &issuer).await;
-    let authorize = start_flow(&mut alice, &wagu, &issuer).await;
-    let other_state = query(&authorize)["state"].clone();
-    let r = alice
-        .get(&format!(
-            "{cb}?code={}&state={}",
-            encode(&query(&stolen)["code"]),
-            encode(&other_state)
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    let other_state = state_of(&start_flow(&mut alice, &wagu, &issuer).await);
+    let r = get_callback(
+        &mut alice,
+        &cb,
+        &[("code", &code_in(&stolen)), ("state", &other_state)],
+    )
+    .await;
+    assert_refused(&r, 401, "oidc_failed");
 
     //    A real code whose callback names another issuer (RFC 9207 mix-up defence).
     let real = through_provider(&mut bob, &wagu, &issuer).await;
-    let q = query(&real);
-    let r = bob
-        .get(&format!(
-            "{cb}?code={}&state={}&iss={}",
-            encode(&q["code"]),
-            encode(&q["state"]),
-            encode("http://evil.example")
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    let r = callback_from_elsewhere(&mut bob, &cb, &real).await;
+    assert_refused(&r, 401, "oidc_failed");
 
     //    Login CSRF: a callback link made in one browser, opened in another, is refused
     //    (the state is bound to the starting browser by a cookie) and does not burn the
@@ -812,39 +826,27 @@ async fn social_login(test: &str, node_modules: &str, mut config: Config) {
     let links = through_provider(&mut bob, &wagu, &issuer).await;
     let mut mallory_victim = Browser::default();
     let r = mallory_victim.get(&links).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 400, "invalid_state");
     let r = bob.get(&links).await;
     assert_eq!(r.status, 200, "the starting browser finishes: {}", r.body);
 
     // 4. A provider that is not configured.
-    let r = alice.get(&wagu.url("/api/auth/oidc/nope/start")).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (404, "unknown_provider".into()),
-        "{}",
-        r.body
-    );
+    let r = alice.get(&wagu.start_of("nope")).await;
+    assert_refused(&r, 404, "unknown_provider");
 
     // 5. The provider sends the user back with an error instead of a code.
-    let authorize = start_flow(&mut alice, &wagu, &issuer).await;
-    let state = query(&authorize)["state"].clone();
-    let r = alice
-        .get(&format!(
-            "{cb}?error=access_denied&error_description=End-User+aborted+interaction&state={}",
-            encode(&state)
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_denied".into()),
-        "{}",
-        r.body
-    );
+    let state = state_of(&start_flow(&mut alice, &wagu, &issuer).await);
+    let r = get_callback(
+        &mut alice,
+        &cb,
+        &[
+            ("error", "access_denied"),
+            ("error_description", "End-User aborted interaction"),
+            ("state", &state),
+        ],
+    )
+    .await;
+    assert_refused(&r, 401, "oidc_denied");
 
     // 6. The account has no password: logging in with its email and any password fails.
     for password in ["correct horse battery", "a different password"] {
@@ -946,9 +948,7 @@ fn naver_at(name: &str, issuer: &str) -> SocialProviderConfig {
 /// Starts an OAuth 2.0 log-in of `name`: the provider's authorize URL, checked to carry a
 /// state and neither an OIDC nonce, nor a scope, nor PKCE (the Naver preset has none).
 async fn start_plain(browser: &mut Browser, wagu: &Wagu, name: &str, issuer: &str) -> String {
-    let r = browser
-        .get(&wagu.url(&format!("/api/auth/oidc/{name}/start")))
-        .await;
+    let r = browser.get(&wagu.start_of(name)).await;
     assert_eq!(r.status, 302, "start: {}", r.body);
     let location = r.header("location").expect("Location").to_string();
     assert!(
@@ -1029,46 +1029,32 @@ async fn a_naver_style_oauth2_provider_logs_in_through_its_profile_api() {
 
     let mut b = Browser::default();
     // 1. The person refuses consent: the provider sends error=access_denied.
-    let authorize = start_plain(&mut b, &wagu, NAME, &issuer).await;
-    let state = query(&authorize)["state"].clone();
-    let r = b
-        .get(&format!(
-            "{cb}?error=access_denied&error_description=Canceled+By+User&state={}",
-            encode(&state)
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_denied".into()),
-        "{}",
-        r.body
-    );
+    let state = state_of(&start_plain(&mut b, &wagu, NAME, &issuer).await);
+    let r = get_callback(
+        &mut b,
+        &cb,
+        &[
+            ("error", "access_denied"),
+            ("error_description", "Canceled By User"),
+            ("state", &state),
+        ],
+    )
+    .await;
+    assert_refused(&r, 401, "oidc_denied");
     //    ... and that state is spent: a real code with it is refused.
     let real = plain_callback(&mut b, &wagu, &issuer, &cb).await;
-    let r = b
-        .get(&format!(
-            "{cb}?code={}&state={}",
-            encode(&query(&real)["code"]),
-            encode(&state)
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    let r = get_callback(&mut b, &cb, &[("code", &code_in(&real)), ("state", &state)]).await;
+    assert_refused(&r, 400, "invalid_state");
 
     // 2. A code already redeemed (here by someone holding the client secret, at the
     //    provider's token endpoint directly): the provider refuses it the second time.
     let real = plain_callback(&mut b, &wagu, &issuer, &cb).await;
-    let q = query(&real);
     let first = b
         .post_form(
             &format!("{issuer}/token"),
             &[
                 ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
+                ("code", &code_in(&real)),
                 ("redirect_uri", &cb),
                 ("client_id", CLIENT_ID),
                 ("client_secret", CLIENT_SECRET),
@@ -1081,12 +1067,7 @@ async fn a_naver_style_oauth2_provider_logs_in_through_its_profile_api() {
         first.body
     );
     let r = b.get(&real).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 401, "oidc_failed");
 
     // 3. An expired code.
     let mut c = Browser::default();
@@ -1094,23 +1075,16 @@ async fn a_naver_style_oauth2_provider_logs_in_through_its_profile_api() {
     let late = to_callback(&mut c, &authorize, &slow_cb).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let r = c.get(&late).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 401, "oidc_failed");
 
     // 4. A state Wagu never issued.
-    let r = b
-        .get(&format!("{cb}?code=x&state=never-issued-state-0123"))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    let r = get_callback(
+        &mut b,
+        &cb,
+        &[("code", "x"), ("state", "never-issued-state-0123")],
+    )
+    .await;
+    assert_refused(&r, 400, "invalid_state");
 
     // None of that created an account.
     assert_eq!(wagu.account_of(NAME, &subject).await, None);
@@ -1130,17 +1104,11 @@ async fn a_naver_style_oauth2_provider_logs_in_through_its_profile_api() {
         wagu.account_of(NAME, &subject).await.as_deref(),
         Some(id.as_str())
     );
-    let (s, me) = call(&wagu, "GET", "/api/me", v["access_token"].as_str(), "").await;
-    assert_eq!((s, me["id"].as_str()), (200, Some(id.as_str())), "{me}");
+    assert_me(&wagu, v["access_token"].as_str(), &id).await;
 
     // Replaying the callback that worked: the state is single-use.
     let r = b.get(&callback).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 400, "invalid_state");
 
     // Logging in again finds the same account.
     let again = plain_callback(&mut b, &wagu, &issuer, &cb).await;
@@ -1200,9 +1168,7 @@ async fn a_browser_finishes_a_kakao_style_log_in_in_the_web_client() {
     let wagu = wagu_on(listener, addr, vec![kakao]).await;
 
     let mut b = Browser::navigating();
-    let r = b
-        .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
-        .await;
+    let r = b.get(&wagu.start_of(NAME)).await;
     assert_eq!(r.status, 302, "{}", r.body);
     let authorize = r.header("location").unwrap().to_string();
     let scopes = query(&authorize)["scope"].clone();
@@ -1233,12 +1199,7 @@ async fn a_browser_finishes_a_kakao_style_log_in_in_the_web_client() {
     let exchange = wagu.url("/api/auth/oidc/exchange");
     // Another browser (without the state cookie) cannot use it, nor burn it.
     let r = other.post_json(&exchange, &json!({ "code": code })).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_code".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 400, "invalid_code");
     let r = b.post_json(&exchange, &json!({ "code": code })).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -1253,40 +1214,32 @@ async fn a_browser_finishes_a_kakao_style_log_in_in_the_web_client() {
     );
     let id = v["account"]["id"].as_str().unwrap();
     assert_eq!(wagu.account_of(NAME, &subject).await.as_deref(), Some(id));
-    let (s, me) = call(&wagu, "GET", "/api/me", v["access_token"].as_str(), "").await;
-    assert_eq!((s, me["id"].as_str()), (200, Some(id)), "{me}");
+    assert_me(&wagu, v["access_token"].as_str(), id).await;
     // Single use.
     let r = b.post_json(&exchange, &json!({ "code": code })).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_code".into()),
-        "{}",
-        r.body
-    );
+    assert_refused(&r, 400, "invalid_code");
     // Bad bodies are typed errors.
     let r = b
         .post_json(&exchange, &json!({ "code": code, "extra": 1 }))
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid".into()), "{}", r.body);
+    assert_refused(&r, 400, "invalid");
 
     // A start that fails is shown on the log-in page too.
-    let r = b.get(&wagu.url("/api/auth/oidc/nope/start")).await;
+    let r = b.get(&wagu.start_of("nope")).await;
     assert_eq!(
         login_fragment(&r),
         ("social_error".into(), "unknown_provider".into())
     );
 
     // A denial comes back as oidc_denied.
-    let r = b
-        .get(&wagu.url(&format!("/api/auth/oidc/{NAME}/start")))
-        .await;
-    let state = query(r.header("location").unwrap())["state"].clone();
-    let r = b
-        .get(&format!(
-            "{cb}?error=access_denied&state={}",
-            encode(&state)
-        ))
-        .await;
+    let r = b.get(&wagu.start_of(NAME)).await;
+    let state = state_of(r.header("location").unwrap());
+    let r = get_callback(
+        &mut b,
+        &cb,
+        &[("error", "access_denied"), ("state", &state)],
+    )
+    .await;
     assert_eq!(
         login_fragment(&r),
         ("social_error".into(), "oidc_denied".into())
@@ -1328,73 +1281,30 @@ async fn failed_oidc_log_ins_create_no_account() {
     let mut b = Browser::default();
 
     // A configured issuer that the discovery document does not confirm.
-    let r = b.get(&wagu.url("/api/auth/oidc/wrongiss/start")).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    let r = b.get(&wagu.start_of("wrongiss")).await;
+    assert_refused(&r, 401, "oidc_failed");
 
     // Denied consent.
-    let authorize = start_flow(&mut b, &wagu, &issuer).await;
-    let state = query(&authorize)["state"].clone();
-    let r = b
-        .get(&format!(
-            "{cb}?error=access_denied&state={}",
-            encode(&state)
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_denied".into()),
-        "{}",
-        r.body
-    );
+    let state = state_of(&start_flow(&mut b, &wagu, &issuer).await);
+    let r = get_callback(
+        &mut b,
+        &cb,
+        &[("error", "access_denied"), ("state", &state)],
+    )
+    .await;
+    assert_refused(&r, 401, "oidc_denied");
     // A real code under the spent state (a replayed state).
     let real = through_provider(&mut b, &wagu, &issuer).await;
-    let r = b
-        .get(&format!(
-            "{cb}?code={}&state={}",
-            encode(&query(&real)["code"]),
-            encode(&state)
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "invalid_state".into()),
-        "{}",
-        r.body
-    );
+    let r = get_callback(&mut b, &cb, &[("code", &code_in(&real)), ("state", &state)]).await;
+    assert_refused(&r, 400, "invalid_state");
     // A real code whose callback names another issuer.
     let real = through_provider(&mut b, &wagu, &issuer).await;
-    let q = query(&real);
-    let r = b
-        .get(&format!(
-            "{cb}?code={}&state={}&iss={}",
-            encode(&q["code"]),
-            encode(&q["state"]),
-            encode("http://evil.example")
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    let r = callback_from_elsewhere(&mut b, &cb, &real).await;
+    assert_refused(&r, 401, "oidc_failed");
     // A code the provider never issued.
-    let authorize = start_flow(&mut b, &wagu, &issuer).await;
-    let state = query(&authorize)["state"].clone();
-    let r = b
-        .get(&format!("{cb}?code=forged-code&state={}", encode(&state)))
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (401, "oidc_failed".into()),
-        "{}",
-        r.body
-    );
+    let state = state_of(&start_flow(&mut b, &wagu, &issuer).await);
+    let r = get_callback(&mut b, &cb, &[("code", "forged-code"), ("state", &state)]).await;
+    assert_refused(&r, 401, "oidc_failed");
 
     assert_eq!(wagu.account_of(NAME, &subject).await, None);
     use wagu_storage::records::AccountStore;
