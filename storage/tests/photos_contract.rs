@@ -11,20 +11,20 @@
 //! empty store, which the sweep-queue expectations rely on; timestamps are fixed values far
 //! in the past, so "due" never depends on the clock.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::task::Poll;
+/// The records contract's backends (a fresh redb directory, a fresh CQL keyspace) and its
+/// panic-catching helper, shared rather than written again.
+#[allow(dead_code)]
+#[path = "records/support.rs"]
+mod support;
+
+use support::{CqlKeyspace, catch_panic, embedded};
 
 use wagu_proto::model::UnixMillis;
 use wagu_proto::records::{AccountId, PhotoId, PostId};
-use wagu_storage::records::cql::CqlRecords;
 use wagu_storage::records::embedded::EmbeddedRecords;
 use wagu_storage::records::photos::{
     PhotoRecord, PhotoStore, PhotoVariant, SweepEntry, VariantKind,
 };
-use wagu_storage::{cql, records, testbed};
 
 const DAY: u64 = 24 * 3600 * 1000;
 /// 2001-09-09: every fixture time is an offset from here.
@@ -168,8 +168,7 @@ async fn contract<S: PhotoStore>(s: &S) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_photo_contract() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = EmbeddedRecords::open(dir.path()).await.unwrap();
+    let (_dir, store) = embedded().await;
     contract(&store).await;
 }
 
@@ -202,41 +201,9 @@ async fn an_embedded_photo_survives_a_reopen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cql_photo_contract() {
-    let Some(nodes) = testbed::service(testbed::CQL_NODES, "cql_photo_contract") else {
+    let Some(keyspace) = CqlKeyspace::create("cql_photo_contract").await else {
         return;
     };
-    let session = Arc::new(
-        cql::connect(&cql::parse_nodes(&nodes))
-            .await
-            .unwrap_or_else(|e| panic!("CQL promised at {nodes} but unreachable: {e}")),
-    );
-    let ks = format!("wagu_photos_{}", rand::random::<u32>());
-    records::cql::migrate(&session, &ks, 1)
-        .await
-        .unwrap_or_else(|e| panic!("migrating keyspace {ks}: {e}"));
-    let store = CqlRecords::new(session.clone(), &ks)
-        .await
-        .unwrap_or_else(|e| panic!("opening CqlRecords on {ks}: {e}"));
-    let outcome = catch_panic(contract(&store)).await;
-    drop(store);
-    let dropped = session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
-        .await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    dropped.unwrap_or_else(|e| panic!("DROP KEYSPACE {ks}: {e}"));
-}
-
-/// Polls a future, turning a panic inside it into an `Err`, so a test can clean up first.
-async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    })
-    .await
+    let outcome = catch_panic(contract(&keyspace.store)).await;
+    keyspace.drop_and_report(outcome).await;
 }
