@@ -502,25 +502,15 @@ async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back_embedd
 
 #[tokio::test]
 async fn a_kept_template_draft_is_posted_as_template_draft_and_reads_back_cql() {
-    let Some(nodes) = wagu_storage::testbed::service(
-        wagu_storage::testbed::CQL_NODES,
+    let Some(config) = common::on_fresh_cql(
+        test_config(),
         "a_kept_template_draft_is_posted_as_template_draft_and_reads_back_cql",
+        "wagu_drafts",
     ) else {
         return;
     };
-    let mut config = test_config();
-    config.database.backend = wagu_gateway::config::DatabaseBackend::Cql;
-    config.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
-    config.database.keyspace = format!("wagu_drafts_{}", common::rand_u64() % 1_000_000_000);
-    config.database.seed_sample_places = false;
     kept_template_draft_round_trip(config.clone()).await;
-    let session = wagu_storage::cql::connect(&config.database.cql_nodes)
-        .await
-        .unwrap();
-    session
-        .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
-        .await
-        .unwrap();
+    common::drop_keyspace(&config).await;
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wagu_gateway::config::{DatabaseBackend, Preset, SocialProviderConfig};
+use wagu_gateway::config::{Preset, SocialProviderConfig};
 use wagu_gateway::{App, Config};
 
 const NODE_MODULES: &str = "WAGU_TEST_OIDC_NODE_MODULES";
@@ -885,22 +885,11 @@ async fn oidc_social_login_cql() {
     let Some(node_modules) = wagu_storage::testbed::service(NODE_MODULES, test) else {
         return;
     };
-    let Some(nodes) = wagu_storage::testbed::service(wagu_storage::testbed::CQL_NODES, test) else {
+    let Some(config) = common::on_fresh_cql(common::test_config(), test, "wagu_oidc") else {
         return;
     };
-    let mut config = common::test_config();
-    config.database.backend = DatabaseBackend::Cql;
-    config.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
-    config.database.keyspace = format!("wagu_oidc_{}", common::rand_u64() % 1_000_000_000);
-    config.database.seed_sample_places = false;
     social_login(test, &node_modules, config.clone()).await;
-    let session = wagu_storage::cql::connect(&config.database.cql_nodes)
-        .await
-        .unwrap();
-    session
-        .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
-        .await
-        .unwrap();
+    common::drop_keyspace(&config).await;
 }
 
 // ------------------------------------------------------- OAuth 2.0 and the browser finish --

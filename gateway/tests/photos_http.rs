@@ -624,30 +624,18 @@ async fn photos_on_the_test_beds_s3() {
 
 #[tokio::test]
 async fn photos_on_the_test_beds_cql_and_s3() {
-    let Some(nodes) = wagu_storage::testbed::service(
-        wagu_storage::testbed::CQL_NODES,
-        "photos_on_the_test_beds_cql_and_s3",
-    ) else {
+    let test = "photos_on_the_test_beds_cql_and_s3";
+    let Some(mut c) = common::on_fresh_cql(fast_sweep(test_config()), test, "wagu_photos_http")
+    else {
         return;
     };
-    let Some(s3) = wagu_storage::testbed::s3("photos_on_the_test_beds_cql_and_s3") else {
+    let Some(s3) = wagu_storage::testbed::s3(test) else {
         return;
     };
-    let mut c = fast_sweep(test_config());
     c.blobs.backend = BlobBackend::S3;
     c.blobs.s3 = Some(s3);
-    c.database.backend = wagu_gateway::config::DatabaseBackend::Cql;
-    c.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
-    c.database.keyspace = format!("wagu_photos_http_{}", common::rand_u64() % 1_000_000_000);
-    c.database.seed_sample_places = false;
     photo_story(c.clone()).await;
-    let session = wagu_storage::cql::connect(&c.database.cql_nodes)
-        .await
-        .unwrap();
-    session
-        .query_unpaged(format!("DROP KEYSPACE {}", c.database.keyspace), ())
-        .await
-        .unwrap();
+    common::drop_keyspace(&c).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@ use common::api::Api;
 use common::{Client, http, request, signup, start, test_config};
 use serde_json::{Value, json};
 use wagu_gateway::Config;
-use wagu_gateway::config::DatabaseBackend;
 
 fn j(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
@@ -273,25 +272,12 @@ async fn new_user_walkthrough_embedded() {
 
 #[tokio::test]
 async fn new_user_walkthrough_cql() {
-    let Some(nodes) = wagu_storage::testbed::service(
-        wagu_storage::testbed::CQL_NODES,
-        "new_user_walkthrough_cql",
-    ) else {
+    let Some(config) = common::on_fresh_cql(test_config(), "new_user_walkthrough_cql", "wagu_http")
+    else {
         return;
     };
-    let mut config = test_config();
-    config.database.backend = DatabaseBackend::Cql;
-    config.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
-    config.database.keyspace = format!("wagu_http_{}", common::rand_u64() % 1_000_000_000);
-    config.database.seed_sample_places = false;
     walkthrough(config.clone()).await;
-    let session = wagu_storage::cql::connect(&config.database.cql_nodes)
-        .await
-        .unwrap();
-    session
-        .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
-        .await
-        .unwrap();
+    common::drop_keyspace(&config).await;
 }
 
 #[tokio::test]

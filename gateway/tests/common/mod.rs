@@ -46,6 +46,28 @@ impl Drop for TestServer {
     }
 }
 
+/// `config` moved onto a fresh keyspace (`<prefix>_<random>`) of the test bed's CQL database,
+/// or `None` (the test is skipped and says so) when the bed promises none.
+pub fn on_fresh_cql(mut config: Config, test: &str, prefix: &str) -> Option<Config> {
+    let nodes = wagu_storage::testbed::service(wagu_storage::testbed::CQL_NODES, test)?;
+    config.database.backend = wagu_gateway::config::DatabaseBackend::Cql;
+    config.database.cql_nodes = wagu_storage::cql::parse_nodes(&nodes);
+    config.database.keyspace = format!("{prefix}_{}", rand_u64() % 1_000_000_000);
+    config.database.seed_sample_places = false;
+    Some(config)
+}
+
+/// Drops the keyspace a test made with [`on_fresh_cql`].
+pub async fn drop_keyspace(config: &Config) {
+    let session = wagu_storage::cql::connect(&config.database.cql_nodes)
+        .await
+        .unwrap();
+    session
+        .query_unpaged(format!("DROP KEYSPACE {}", config.database.keyspace), ())
+        .await
+        .unwrap();
+}
+
 pub fn test_config() -> Config {
     let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
