@@ -174,6 +174,24 @@ async fn gateway(config: Config) -> (common::TestServer, String) {
     )
 }
 
+/// `POST /api/drafts` as the signed-in `token`.
+async fn draft(gw: &common::TestServer, token: &str, body: &str) -> (u16, Value) {
+    api(gw.addr, "POST", "/api/drafts", Some(token), body).await
+}
+
+/// The same, read whole as a raw answer: status, head, body (a stream of events).
+async fn draft_stream(gw: &common::TestServer, token: &str, body: &str) -> (u16, String, String) {
+    let auth = format!("Bearer {token}");
+    request(
+        gw.addr,
+        "POST",
+        "/api/drafts",
+        &[("Authorization", &auth)],
+        body,
+    )
+    .await
+}
+
 fn ask(photos: &[&str], stream: bool) -> String {
     json!({
         "place_id": "sample:0002", "photos": photos, "menu": [{"name": "삼겹살"}],
@@ -207,29 +225,14 @@ async fn a_real_llama_server_drafts_a_review_as_json_and_as_a_stream() {
     };
     let llama = LlamaServer::start(&bin, &model).await;
     let (gw, token) = gateway(llama.config(24)).await;
-    let (status, d) = api(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        Some(&token),
-        &ask(&[], false),
-    )
-    .await;
+    let (status, d) = draft(&gw, &token, &ask(&[], false)).await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["source"], "ai");
     assert_eq!(d["text_origin"], "ai_draft");
     assert!(!d["text"].as_str().unwrap().is_empty(), "{d}");
     assert!(d["model"].as_str().is_some_and(|m| !m.is_empty()), "{d}");
 
-    let auth = format!("Bearer {token}");
-    let (status, head, body) = request(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        &[("Authorization", &auth)],
-        &ask(&[], true),
-    )
-    .await;
+    let (status, head, body) = draft_stream(&gw, &token, &ask(&[], true)).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         head.to_ascii_lowercase().contains("text/event-stream"),
@@ -259,41 +262,19 @@ async fn a_real_llama_server_without_a_vision_projector_refuses_photos_with_its_
     };
     let llama = LlamaServer::start(&bin, &model).await;
     let (gw, token) = gateway(llama.config(16)).await;
-    let (status, e) = api(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        Some(&token),
-        &ask(&["bibimbap"], false),
-    )
-    .await;
+    let (status, e) = draft(&gw, &token, &ask(&["bibimbap"], false)).await;
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (502, Some("model_rejects_images")),
         "{e}"
     );
-    let auth = format!("Bearer {token}");
-    let (status, _, body) = request(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        &[("Authorization", &auth)],
-        &ask(&["bibimbap"], true),
-    )
-    .await;
+    let (status, _, body) = draft_stream(&gw, &token, &ask(&["bibimbap"], true)).await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("model_rejects_images"), "{body}");
     // With photos the model cannot see, the template still drafts.
     let mut body: Value = serde_json::from_str(&ask(&["bibimbap"], false)).unwrap();
     body["drafter"] = json!("template");
-    let (status, d) = api(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        Some(&token),
-        &body.to_string(),
-    )
-    .await;
+    let (status, d) = draft(&gw, &token, &body.to_string()).await;
     assert_eq!(
         (status, d["source"].as_str()),
         (200, Some("template")),
@@ -313,14 +294,7 @@ async fn a_hung_llama_server_is_a_504_timeout() {
     // Stopped, it still accepts connections (the kernel's backlog) but never answers.
     llama.signal(libc::SIGSTOP);
     let t0 = Instant::now();
-    let (status, e) = api(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        Some(&token),
-        &ask(&[], false),
-    )
-    .await;
+    let (status, e) = draft(&gw, &token, &ask(&[], false)).await;
     llama.signal(libc::SIGCONT);
     assert_eq!(
         (status, e["error"]["code"].as_str()),
@@ -329,13 +303,6 @@ async fn a_hung_llama_server_is_a_504_timeout() {
     );
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     // And once it runs again, drafts flow again.
-    let (status, d) = api(
-        gw.addr,
-        "POST",
-        "/api/drafts",
-        Some(&token),
-        &ask(&[], false),
-    )
-    .await;
+    let (status, d) = draft(&gw, &token, &ask(&[], false)).await;
     assert_eq!(status, 200, "{d}");
 }
