@@ -49,6 +49,15 @@ fn owned(c: Claim) -> Token {
     }
 }
 
+/// The write was refused as coming from a stale owner.
+#[track_caller]
+fn fenced_off<T: std::fmt::Debug>(r: Result<T, ClusterError>) {
+    assert!(
+        matches!(r, Err(ClusterError::Stale { .. })),
+        "a stale write was not refused: {r:?}"
+    );
+}
+
 fn entry(s: &str) -> Bytes {
     Bytes::from(s.to_owned())
 }
@@ -176,10 +185,7 @@ async fn a_snapshot_trims_what_it_contains_and_a_released_session_is_claimed_at_
     let (snap, log) = b.load(&key).await.unwrap();
     assert_eq!(snap.as_deref(), Some(&b"state after 2"[..]));
     assert_eq!(log, vec![entry("3")]);
-    assert!(matches!(
-        a.append(&key, ta, &[entry("late")]).await,
-        Err(ClusterError::Stale { .. })
-    ));
+    fenced_off(a.append(&key, ta, &[entry("late")]).await);
 }
 
 #[tokio::test]
@@ -197,10 +203,7 @@ async fn a_retired_session_leaves_no_data_and_its_next_owner_gets_a_higher_token
     assert_eq!(a.owner(&key).await.unwrap(), (None, t1));
     let t2 = owned(a.claim(&key, alive).await.unwrap());
     assert!(t2 > t1, "{t1} -> {t2}");
-    assert!(matches!(
-        a.append(&key, t1, &[entry("y")]).await,
-        Err(ClusterError::Stale { .. })
-    ));
+    fenced_off(a.append(&key, t1, &[entry("y")]).await);
 }
 
 #[tokio::test]

@@ -77,19 +77,9 @@ struct Defaults {
 /// `profile` scopes.
 const GOOGLE: Defaults = Defaults {
     label: "Google",
-    kind: ProviderKind::Oidc,
     issuer: Some("https://accounts.google.com"),
-    authorization: None,
-    token: None,
-    profile_endpoint: None,
-    scopes: &["openid", "email", "profile"],
-    token_auth: TokenAuth::Basic,
-    pkce: true,
-    subject: "/sub",
-    name: Some("/name"),
-    email: Some("/email"),
-    email_verified: Some("/email_verified"),
-    picture: Some("/picture"),
+    // The standard claims and scopes, as any OpenID Connect issuer.
+    ..OIDC
 };
 
 /// Kakao Login with OpenID Connect (developers.kakao.com/docs/latest/en/kakaologin/common):
