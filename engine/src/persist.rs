@@ -17,6 +17,10 @@
 //! loses nothing a client saw. Stored data without epochs (written before they existed) reads
 //! as epoch 0 throughout.
 //!
+//! Time: snapshots record the session's clock and entries their `now`. A revived session's
+//! clock starts at the latest of them (`load_to_revive`), and its actor never reads its clock
+//! below that, so a session moved to a node whose clock is behind does not go back in time.
+//!
 //! Keys: `wagu:{kind}:{id}:snap`, `wagu:{kind}:{id}:log`, and for each alias of a session (a
 //! room's share token) `wagu:{alias}` → id.
 
@@ -34,6 +38,10 @@ struct Stored<M> {
     /// The writing actor's epoch: only journal entries of the same epoch follow it.
     #[serde(default)]
     epoch: u64,
+    /// The session's clock when written (0 in snapshots from before it was kept): an actor
+    /// that revives the session never runs its clock below this or any journaled `now`.
+    #[serde(default)]
+    now: UnixMillis,
     /// The session (a room or a stream); stored under its old name, `room`.
     #[serde(rename = "room")]
     session: M,
@@ -95,11 +103,13 @@ impl SessionStore {
         m: &M,
         applied: u64,
         epoch: u64,
+        now: UnixMillis,
     ) -> Result<(), PersistError> {
         #[derive(Serialize)]
         struct StoredRef<'a, M> {
             applied: u64,
             epoch: u64,
+            now: UnixMillis,
             #[serde(rename = "room")]
             session: &'a M,
         }
@@ -107,6 +117,7 @@ impl SessionStore {
         let bytes = serde_json::to_vec(&StoredRef {
             applied,
             epoch,
+            now,
             session: m,
         })
         .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
@@ -175,8 +186,12 @@ impl SessionStore {
     }
 
     /// Rebuilds a session: the snapshot, then every journal entry it does not contain yet.
-    /// Returns the session and the journal counter to continue from.
-    pub async fn load<M: Machine>(&self, id: &str) -> Result<Option<(M, u64)>, PersistError> {
+    /// Returns the session, the journal counter to continue from, and the latest `now` the
+    /// session was handled at (the floor of its clock wherever it runs next).
+    pub async fn load<M: Machine>(
+        &self,
+        id: &str,
+    ) -> Result<Option<(M, u64, UnixMillis)>, PersistError> {
         let Some(bytes) = self.store.get(&snap_key::<M>(id)).await? else {
             return Ok(None);
         };
@@ -184,6 +199,7 @@ impl SessionStore {
             serde_json::from_slice(&bytes).map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
         let mut m = stored.session;
         let mut applied = stored.applied;
+        let mut latest = stored.now;
         for raw in self.store.list(&log_key::<M>(id)).await? {
             let e: Entry = serde_json::from_slice(&raw)
                 .map_err(|e| PersistError::Corrupt(id.to_string(), e))?;
@@ -193,25 +209,31 @@ impl SessionStore {
             // Outputs are dropped: the connections they were for died with the old actor.
             let _ = m.handle(e.now, e.input);
             applied = e.n;
+            latest = latest.max(e.now);
         }
-        Ok(Some((m, applied)))
+        Ok(Some((m, applied, latest)))
     }
 
     /// Loads a session to run it again on this node: `None` when it is unknown or has ended.
     /// Every participant comes back away, since their sockets died with the old actor.
+    ///
+    /// This node's clock may run behind the one that wrote the session: `now` is clamped to
+    /// the latest time the session was handled at, and that clamped time is returned as the
+    /// floor of the revived actor's clock, so the session's time never runs backwards.
     pub async fn load_to_revive<M: Machine>(
         &self,
         id: &str,
         now: UnixMillis,
-    ) -> Result<Option<(M, u64)>, PersistError> {
-        let Some((mut m, applied)) = self.load::<M>(id).await? else {
+    ) -> Result<Option<(M, u64, UnixMillis)>, PersistError> {
+        let Some((mut m, applied, latest)) = self.load::<M>(id).await? else {
             return Ok(None);
         };
         if m.is_closed() {
             return Ok(None);
         }
+        let now = now.max(latest);
         let _ = m.detach_all(now);
-        Ok(Some((m, applied)))
+        Ok(Some((m, applied, now)))
     }
 
     pub async fn delete<M: Machine>(&self, m: &M) -> Result<(), PersistError> {

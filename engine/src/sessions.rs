@@ -247,7 +247,7 @@ impl<M: Machine> Sessions<M> {
         let found = match found {
             Ok(None) if revive => {
                 // Not running here: rebuild it from the store on this task, then hand it over.
-                let Some((machine, applied)) = self
+                let Some(revived) = self
                     .store
                     .load_to_revive::<M>(&id, crate::actor::unix_now())
                     .await?
@@ -258,7 +258,7 @@ impl<M: Machine> Sessions<M> {
                     self.supervisor,
                     SupervisorMsg::Adopt,
                     CALL_TIMEOUT_MS,
-                    Box::new((machine, applied))
+                    Box::new(revived)
                 )?
             }
             other => other,

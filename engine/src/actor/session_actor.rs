@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wagu_proto::codec::encode_server;
 use wagu_proto::ids::{HostKey, ParticipantId, RequestId, ResumeToken};
+use wagu_proto::model::UnixMillis;
 use wagu_proto::{ClientMessage, ErrorCode, ResumeRequest};
 
 /// What a successful join hands back to the connection.
@@ -96,6 +97,9 @@ pub struct SessionArgs<M: Machine> {
     pub machine: M,
     /// Journal entries already applied to `room` (0 for a new room).
     pub applied: u64,
+    /// The latest time the session was handled at before (0 for a new session): its clock
+    /// never runs below it, whatever this node's clock says.
+    pub not_before: UnixMillis,
     pub store: SessionStore,
     pub config: EngineConfig,
     /// Where a retiring session leaves its durable record, if it has one.
@@ -149,10 +153,23 @@ pub struct SessionState<M: Machine> {
     journal_task: Option<tokio::task::JoinHandle<()>>,
     /// Highest journal counter known durable.
     durable: u64,
+    /// The session's clock never reads below this: the latest time it was handled at, here or
+    /// on the node that ran it before (whose clock may have been ahead of ours).
+    clock_floor: UnixMillis,
     /// Outputs waiting for their entry, oldest first.
     held: VecDeque<Held>,
     /// An `Output::Retire` left: retire after this message.
     retire: bool,
+}
+
+impl<M: Machine> SessionState<M> {
+    /// The session's time: this node's clock, never below the last time the session was
+    /// handled at (so a session revived on a node whose clock is behind does not go back).
+    fn now(&mut self) -> UnixMillis {
+        let now = unix_now().max(self.clock_floor);
+        self.clock_floor = now;
+        now
+    }
 }
 
 /// Starts the session's journal task: it writes what queued, in order, one store call per
@@ -212,7 +229,9 @@ impl<M: Machine> Actor for SessionActor<M> {
         // journal entry still finds it.
         // A fresh epoch for this actor's journal (see `persist`), first in its snapshot.
         let epoch = rand::random::<u64>();
-        args.store.save(&args.machine, args.applied, epoch).await?;
+        args.store
+            .save(&args.machine, args.applied, epoch, args.not_before)
+            .await?;
         let (journal, journal_task) = spawn_journal(
             myself.clone(),
             args.store.clone(),
@@ -238,6 +257,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             journal: Some(journal),
             journal_task: Some(journal_task),
             durable: args.applied,
+            clock_floor: args.not_before,
             held: VecDeque::new(),
             retire: false,
         };
@@ -395,7 +415,12 @@ impl<M: Machine> Actor for SessionActor<M> {
         if !state.retired {
             state
                 .store
-                .save(&state.machine, state.applied, state.epoch)
+                .save(
+                    &state.machine,
+                    state.applied,
+                    state.epoch,
+                    state.clock_floor,
+                )
                 .await?;
         }
         Ok(())
@@ -468,7 +493,7 @@ fn step<M: Machine>(
     let mut queue = vec![input];
     let mut received = received;
     while let Some(input) = queue.pop() {
-        let now = unix_now();
+        let now = state.now();
         let before = state.machine.revision();
         // `handle` consumes the input; keep a copy for the journal unless the input can never
         // change the room (presence is lossy by design, pings change nothing), which is most
@@ -640,6 +665,7 @@ fn apply<M: Machine>(
                 let bytes = encode_server(&msg);
                 let mut sent = 0u64;
                 let mut full = Vec::new();
+                let now = state.now();
                 for (id, c) in state.conns.iter_mut() {
                     if c.participant.is_none() {
                         continue;
@@ -651,7 +677,7 @@ fn apply<M: Machine>(
                             continue;
                         }
                         if c.presence_owed
-                            && let Some(resync) = state.machine.resync(unix_now())
+                            && let Some(resync) = state.machine.resync(now)
                         {
                             // Drained again: send the whole lossy picture instead of this batch.
                             c.presence_owed = false;
@@ -697,7 +723,12 @@ async fn maybe_snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), A
     if due {
         state
             .store
-            .save(&state.machine, state.applied, state.epoch)
+            .save(
+                &state.machine,
+                state.applied,
+                state.epoch,
+                state.clock_floor,
+            )
             .await?;
         state.since_snapshot = 0;
         state.last_snapshot = Instant::now();
@@ -713,7 +744,7 @@ fn arm<M: Machine>(myself: &ActorRef<SessionMsg<M>>, state: &mut SessionState<M>
     if state.armed.is_some_and(|a| a <= deadline) {
         return;
     }
-    let now = unix_now();
+    let now = state.now();
     let wait = Duration::from_millis(deadline.saturating_sub(now));
     state.armed = Some(deadline);
     // A new generation retires any timer still pending: only the latest one ticks, so timers

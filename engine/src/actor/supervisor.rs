@@ -20,6 +20,7 @@ use metrics::{counter, gauge};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use wagu_proto::model::UnixMillis;
 use wagu_storage::BlobStore;
 
 type Found<M> = Result<Option<ActorRef<SessionMsg<M>>>, CreateError>;
@@ -36,7 +37,7 @@ pub enum SupervisorMsg<M: Machine> {
     /// process or node) — unless it is already running here, then that actor. Loading and
     /// replaying happen on the caller's task, so a herd of resumes after a restart does not
     /// queue store round trips behind each other in this mailbox.
-    Adopt(Box<(M, u64)>, RpcReplyPort<Found<M>>),
+    Adopt(Box<(M, u64, UnixMillis)>, RpcReplyPort<Found<M>>),
     /// How many sessions run here.
     Count(RpcReplyPort<usize>),
     /// A session's latest summary (sent by discoverable sessions on their ticks).
@@ -98,6 +99,7 @@ impl<M: Machine> SupervisorState<M> {
         myself: &ActorRef<SupervisorMsg<M>>,
         machine: M,
         applied: u64,
+        not_before: UnixMillis,
     ) -> Result<ActorRef<SessionMsg<M>>, ActorProcessingErr> {
         let id = machine.key().to_string();
         if self.args.discoverable {
@@ -106,6 +108,7 @@ impl<M: Machine> SupervisorState<M> {
         let args = SessionArgs {
             machine,
             applied,
+            not_before,
             store: self.args.store.clone(),
             config: self.args.config.clone(),
             records: self.args.records.clone(),
@@ -127,11 +130,14 @@ impl<M: Machine> SupervisorState<M> {
         myself: &ActorRef<SupervisorMsg<M>>,
         id: &str,
     ) -> Result<Option<ActorRef<SessionMsg<M>>>, ActorProcessingErr> {
-        let Some((machine, applied)) = self.args.store.load_to_revive::<M>(id, unix_now()).await?
+        let Some((machine, applied, not_before)) =
+            self.args.store.load_to_revive::<M>(id, unix_now()).await?
         else {
             return Ok(None);
         };
-        Ok(Some(self.spawn(myself, machine, applied).await?))
+        Ok(Some(
+            self.spawn(myself, machine, applied, not_before).await?,
+        ))
     }
 
     fn forget(&mut self, id: &str) {
@@ -181,7 +187,7 @@ impl<M: Machine> Actor for Supervisor<M> {
                 }
                 let machine = M::create(*spec, &state.args.machine, unix_now());
                 let result = state
-                    .spawn(&myself, machine, 0)
+                    .spawn(&myself, machine, 0, 0)
                     .await
                     .map_err(|e| CreateError::Store(e.to_string()));
                 if result.is_ok() {
@@ -204,7 +210,7 @@ impl<M: Machine> Actor for Supervisor<M> {
                 state.ended.insert(id, Instant::now());
             }
             SupervisorMsg::Adopt(boxed, reply) => {
-                let (machine, applied) = *boxed;
+                let (machine, applied, not_before) = *boxed;
                 let id = machine.key().to_string();
                 let crashing = state.restarts.get(&id).is_some_and(|r| {
                     r.iter()
@@ -222,7 +228,7 @@ impl<M: Machine> Actor for Supervisor<M> {
                     None if crashing => Err(CreateError::Store(
                         "this session keeps crashing; try again later".into(),
                     )),
-                    None => match state.spawn(&myself, machine, applied).await {
+                    None => match state.spawn(&myself, machine, applied, not_before).await {
                         Ok(a) => Ok(Some(a)),
                         Err(e) => Err(CreateError::Store(e.to_string())),
                     },
