@@ -304,24 +304,6 @@ async fn draft(s: &Setup, body: &Value) -> (u16, Value) {
     .await
 }
 
-/// `(event, data)` of a `text/event-stream` body.
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter_map(|block| {
-            let mut event = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(e) = line.strip_prefix("event:") {
-                    event = Some(e.trim().to_string());
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim_start());
-                }
-            }
-            Some((event?, serde_json::from_str(&data).unwrap()))
-        })
-        .collect()
-}
-
 async fn stream(s: &Setup, body: &Value) -> (u16, String, String) {
     let auth = format!("Bearer {}", s.token);
     let mut body = body.clone();
@@ -524,7 +506,7 @@ async fn a_streamed_draft_arrives_as_deltas_then_the_whole_draft() {
             .contains("content-type: text/event-stream"),
         "{head}"
     );
-    let ev = events(&body);
+    let ev = common::sse_events(&body);
     let deltas: String = ev
         .iter()
         .filter(|(e, _)| e == "delta")
@@ -543,7 +525,7 @@ async fn a_streamed_draft_arrives_as_deltas_then_the_whole_draft() {
     let t = setup(test_config()).await;
     let (status, _, body) = stream(&t, &ask(&[], "en")).await;
     assert_eq!(status, 200);
-    let ev = events(&body);
+    let ev = common::sse_events(&body);
     assert_eq!(ev.len(), 2, "{body}");
     assert_eq!(ev[0].1["text"], ev[1].1["text"]);
     assert_eq!(ev[1].1["source"], "template");
@@ -570,7 +552,7 @@ async fn a_slow_model_is_a_504_timeout_and_a_stalled_stream_ends_in_a_timeout_ev
     let t0 = Instant::now();
     let (status, _, body) = stream(&s, &ask(&[], "en")).await;
     assert_eq!(status, 200);
-    let ev = events(&body);
+    let ev = common::sse_events(&body);
     assert_eq!(
         ev[0],
         ("delta".to_string(), json!({"text": "처음 "})),
@@ -612,7 +594,11 @@ async fn model_failures_get_their_own_status_and_code() {
         if code == "model_bad_answer" {
             // Known only once the answer is read: an `error` event.
             assert_eq!(st, 200, "{model}: {body}");
-            assert_eq!(events(&body).last().unwrap().0, "error", "{model}: {body}");
+            assert_eq!(
+                common::sse_events(&body).last().unwrap().0,
+                "error",
+                "{model}: {body}"
+            );
         } else {
             assert_eq!(st, status, "{model}: {body}");
         }

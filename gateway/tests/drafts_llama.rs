@@ -200,23 +200,6 @@ fn ask(photos: &[&str], stream: bool) -> String {
     .to_string()
 }
 
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter_map(|block| {
-            let mut event = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(e) = line.strip_prefix("event:") {
-                    event = Some(e.trim().to_string());
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim_start());
-                }
-            }
-            Some((event?, serde_json::from_str(&data).unwrap()))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_real_llama_server_drafts_a_review_as_json_and_as_a_stream() {
     let Some((bin, model)) = llama("a_real_llama_server_drafts_a_review_as_json_and_as_a_stream")
@@ -238,7 +221,7 @@ async fn a_real_llama_server_drafts_a_review_as_json_and_as_a_stream() {
         head.to_ascii_lowercase().contains("text/event-stream"),
         "{head}"
     );
-    let ev = events(&body);
+    let ev = common::sse_events(&body);
     let deltas: Vec<&str> = ev
         .iter()
         .filter(|(e, _)| e == "delta")

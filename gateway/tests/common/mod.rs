@@ -46,6 +46,24 @@ impl Drop for TestServer {
     }
 }
 
+/// `(event, data)` of a `text/event-stream` body, each `data` parsed as JSON.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = Some(e.trim().to_string());
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            Some((event?, serde_json::from_str(&data).unwrap()))
+        })
+        .collect()
+}
+
 /// `config` moved onto a fresh keyspace (`<prefix>_<random>`) of the test bed's CQL database,
 /// or `None` (the test is skipped and says so) when the bed promises none.
 pub fn on_fresh_cql(mut config: Config, test: &str, prefix: &str) -> Option<Config> {
