@@ -7,12 +7,14 @@ export class ApiError extends Error {
   }
 }
 
+/** A JSON body, or a `FormData` (multipart, e.g. photo uploads) sent as it is. */
 export async function api<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
   const headers: Record<string, string> = {};
-  if (body !== undefined) headers["content-type"] = "application/json";
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["content-type"] = "application/json";
   if (token) headers["authorization"] = `Bearer ${token}`;
   const init: RequestInit = { method, headers };
-  if (body !== undefined) init.body = JSON.stringify(body);
+  if (body !== undefined) init.body = form ? body : JSON.stringify(body);
   const r = await fetch(path, init);
   if (r.status === 204) return undefined as T;
   const text = await r.text();

@@ -34,11 +34,7 @@ async function upload(files: File[]): Promise<UploadedPhoto[]> {
   if (!token) throw new ApiError(401, "unauthorized", "log in first");
   const form = new FormData();
   for (const f of files) form.append("photo", f, f.name);
-  const r = await fetch("/api/photos", { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
-  const text = await r.text();
-  const json = text ? (JSON.parse(text) as UploadAnswer & { error?: { code: string; message: string } }) : null;
-  if (!r.ok) throw new ApiError(r.status, json?.error?.code ?? `http_${r.status}`, json?.error?.message ?? r.statusText);
-  return json?.photos ?? [];
+  return (await api<UploadAnswer>("POST", "/api/photos", form, token)).photos;
 }
 
 /** The photo and draft part of a post form. `text` is the form's text area, which a draft fills. */
