@@ -27,6 +27,13 @@ impl EngineError {
             EngineError::Capacity(_) => ErrorCode::Capacity,
             EngineError::Unavailable(_) => ErrorCode::Unavailable,
             EngineError::Refused { code, .. } => *code,
+            // In a cluster: the session runs elsewhere (until forwarding reaches it), this node
+            // is draining or cut off from Redis: the client retries, through another node.
+            EngineError::Store(
+                PersistError::OwnedElsewhere(_)
+                | PersistError::NotOwning(_)
+                | PersistError::Cluster(_),
+            ) => ErrorCode::Unavailable,
             EngineError::Store(_) => ErrorCode::Internal,
         }
     }

@@ -17,6 +17,7 @@ use crate::room::{Room, RoomSpec, RoomSummary};
 use crate::stream::{Stream, StreamSpec, StreamSummary};
 use base64::Engine as _;
 use ractor::{Actor, ActorRef, call_t};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -35,6 +36,9 @@ pub struct Sessions<M: Machine> {
     store: SessionStore,
     config: EngineConfig,
     next_conn: Arc<AtomicU64>,
+    /// One revive at a time per session id on this node: a herd of resumes after a failover
+    /// rebuilds (and, in a cluster, claims) a session once, not once per client.
+    reviving: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl<M: Machine> Clone for Sessions<M> {
@@ -44,6 +48,7 @@ impl<M: Machine> Clone for Sessions<M> {
             store: self.store.clone(),
             config: self.config.clone(),
             next_conn: self.next_conn.clone(),
+            reviving: self.reviving.clone(),
         }
     }
 }
@@ -206,11 +211,38 @@ impl<M: Machine> Sessions<M> {
         )
         .await
         .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        if let Some(fence) = store.fence() {
+            // The moment this node's lease may have lapsed, it stops acting as the owner of
+            // anything: every session is handed over (its writes would be fenced off anyway
+            // once another node claims it).
+            let mut valid = fence.lease().validity();
+            let supervisor = supervisor.clone();
+            tokio::spawn(async move {
+                loop {
+                    if valid.changed().await.is_err() {
+                        return;
+                    }
+                    if !*valid.borrow_and_update() {
+                        tracing::error!(
+                            kind = M::KIND,
+                            "node lease may have lapsed: handing every session over"
+                        );
+                        let _ = call_t!(
+                            supervisor,
+                            SupervisorMsg::HandOver,
+                            CALL_TIMEOUT_MS,
+                            usize::MAX
+                        );
+                    }
+                }
+            });
+        }
         Ok(Sessions {
             supervisor,
             store,
             config,
             next_conn: Arc::new(AtomicU64::new(1)),
+            reviving: Default::default(),
         })
     }
 
@@ -245,22 +277,7 @@ impl<M: Machine> Sessions<M> {
             id.clone()
         )?;
         let found = match found {
-            Ok(None) if revive => {
-                // Not running here: rebuild it from the store on this task, then hand it over.
-                let Some(revived) = self
-                    .store
-                    .load_to_revive::<M>(&id, crate::actor::unix_now())
-                    .await?
-                else {
-                    return Err(EngineError::UnknownSession);
-                };
-                call_t!(
-                    self.supervisor,
-                    SupervisorMsg::Adopt,
-                    CALL_TIMEOUT_MS,
-                    Box::new(revived)
-                )?
-            }
+            Ok(None) if revive => self.revive(id).await?,
             other => other,
         };
         match found {
@@ -268,6 +285,50 @@ impl<M: Machine> Sessions<M> {
             Ok(None) => Err(EngineError::UnknownSession),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Rebuilds session `id` from the store on this task (claiming it first in a cluster) and
+    /// hands it to the supervisor, unless a concurrent revive here got there first.
+    async fn revive(
+        &self,
+        id: String,
+    ) -> Result<Result<Option<ActorRef<SessionMsg<M>>>, CreateError>, EngineError> {
+        let lock = {
+            let mut map = self.reviving.lock().expect("revive map");
+            map.entry(id.clone()).or_default().clone()
+        };
+        let result = async {
+            let _guard = lock.lock().await;
+            // Revived by the one we waited for?
+            let found = call_t!(
+                self.supervisor,
+                SupervisorMsg::Lookup,
+                CALL_TIMEOUT_MS,
+                id.clone()
+            )?;
+            if !matches!(found, Ok(None)) {
+                return Ok(found);
+            }
+            let Some(revived) = self
+                .store
+                .load_to_revive::<M>(&id, crate::actor::unix_now())
+                .await?
+            else {
+                return Err(EngineError::UnknownSession);
+            };
+            Ok(call_t!(
+                self.supervisor,
+                SupervisorMsg::Adopt,
+                CALL_TIMEOUT_MS,
+                Box::new(revived)
+            )?)
+        }
+        .await;
+        let mut map = self.reviving.lock().expect("revive map");
+        if Arc::strong_count(&lock) <= 2 {
+            map.remove(&id);
+        }
+        result
     }
 
     /// Joins (or resumes) session `id`. On success the session has already queued its welcome
@@ -358,6 +419,36 @@ impl<M: Machine> Sessions<M> {
             SupervisorMsg::Count,
             CALL_TIMEOUT_MS
         )?)
+    }
+
+    /// Hands every session running here over, `batch` at a time (each leaves a fenced
+    /// snapshot, releases ownership and closes its clients with "resume"), until none is left
+    /// or `within` has passed. Returns how many were still running at the end.
+    pub async fn hand_over_all(&self, batch: usize, within: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let running = match call_t!(
+                self.supervisor,
+                SupervisorMsg::HandOver,
+                CALL_TIMEOUT_MS,
+                batch.max(1)
+            ) {
+                Ok(n) => n,
+                Err(_) => return 0,
+            };
+            if running == 0 || tokio::time::Instant::now() >= deadline {
+                return running;
+            }
+            // Let this batch finish (snapshot + release) before the next one.
+            let target = running.saturating_sub(batch.max(1));
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                match self.count().await {
+                    Ok(n) if n > target => continue,
+                    _ => break,
+                }
+            }
+        }
     }
 
     /// Stops every session (each leaves a fresh snapshot in the store), then the supervisor.

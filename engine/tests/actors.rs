@@ -9,13 +9,15 @@ use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::error::EngineError;
 use wagu_engine::persist::SessionStore;
 use wagu_engine::sessions::{CreateRoom, JoinRequest, Rooms, SessionHandle};
-use wagu_proto::codec::decode_server;
 use wagu_proto::ids::*;
 use wagu_proto::model::VoteState;
 #[allow(unused_imports)]
 use wagu_proto::model::*;
 use wagu_proto::{ClientMessage, ErrorCode, Identity, ResumeRequest, ServerMessage};
 use wagu_storage::{EphemeralStore, testbed};
+
+mod common;
+use common::*;
 
 async fn stores(test: &str) -> Vec<EphemeralStore> {
     // The embedded file lives in a directory of its own; it is left in the system's temp
@@ -47,76 +49,6 @@ async fn memory_rooms(config: EngineConfig) -> Rooms {
     )
     .await
     .unwrap()
-}
-
-async fn next(rx: &mut Receiver<Frame>) -> ServerMessage {
-    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-        Ok(Some(Frame::Text(b))) => decode_server(&b).unwrap(),
-        other => panic!("expected a frame, got {other:?}"),
-    }
-}
-
-/// Reads until the ack or error of request `id`, returning everything read.
-async fn until_reply(rx: &mut Receiver<Frame>, id: u64) -> Vec<ServerMessage> {
-    let mut seen = Vec::new();
-    loop {
-        let m = next(rx).await;
-        let done = matches!(&m, ServerMessage::Ack { id: r, .. } | ServerMessage::Error { id: Some(r), .. } if r.0 == id);
-        seen.push(m);
-        if done {
-            return seen;
-        }
-    }
-}
-
-struct Client {
-    session: SessionHandle,
-    rx: Receiver<Frame>,
-    token: ResumeToken,
-    last_seq: Seq,
-}
-
-async fn join(rooms: &Rooms, share: &ShareToken, name: &str, host: Option<HostKey>) -> Client {
-    let (out, mut rx) = Outbound::channel(256);
-    let session = rooms
-        .join(
-            JoinRequest {
-                id: RequestId(1),
-                share: share.clone(),
-                name: name.into(),
-                host_key: host,
-                resume: None,
-                account: None,
-            },
-            out,
-        )
-        .await
-        .unwrap();
-    let frames = until_reply(&mut rx, 1).await;
-    let ServerMessage::Welcome {
-        resume_token, room, ..
-    } = &frames[0]
-    else {
-        panic!("welcome first, got {:?}", frames[0]);
-    };
-    Client {
-        session,
-        rx,
-        token: resume_token.clone(),
-        last_seq: room.seq,
-    }
-}
-
-async fn command(c: &mut Client, msg: ClientMessage) -> Vec<ServerMessage> {
-    let id = msg.id().unwrap().0;
-    c.session.send(msg, Instant::now()).unwrap();
-    let frames = until_reply(&mut c.rx, id).await;
-    for f in &frames {
-        if let Some(s) = f.seq() {
-            c.last_seq = c.last_seq.max(s);
-        }
-    }
-    frames
 }
 
 #[tokio::test]

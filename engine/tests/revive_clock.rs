@@ -28,32 +28,35 @@ async fn a_session_revived_where_the_clock_is_behind_never_goes_back_in_time() {
     // The node that ran the room: its clock an hour ahead of ours.
     let ahead = unix_now() + 3_600_000;
     let room = Room::new(spec(), RoomConfig::default(), ahead);
-    store.save(&room, 0, 7, ahead).await.unwrap();
-    let (_, _, floor) = store
+    store.save(&room, 0, 7, ahead, 0).await.unwrap();
+    let floor = store
         .load_to_revive::<Room>("clock", unix_now())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .not_before;
     assert_eq!(floor, ahead, "the snapshot's time is the floor");
     // It handled one more input, journaled, before it died.
     let entry = SessionStore::encode_entry("clock", 7, 1, ahead + 500, &Input::Tick).unwrap();
     store
-        .append_entries::<Room>("clock", vec![entry])
+        .append_entries::<Room>("clock", 7, vec![entry])
         .await
         .unwrap();
-    let (_, applied, floor) = store
+    let revived = store
         .load_to_revive::<Room>("clock", unix_now())
         .await
         .unwrap()
         .unwrap();
+    let (applied, floor) = (revived.applied, revived.not_before);
     assert_eq!(applied, 1);
     assert_eq!(floor, ahead + 500, "the journal's latest time is the floor");
     // Where our clock is ahead instead, ours counts.
     let later = ahead + 10_000;
-    let (_, _, floor) = store
+    let floor = store
         .load_to_revive::<Room>("clock", later)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .not_before;
     assert_eq!(floor, later);
 }

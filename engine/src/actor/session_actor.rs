@@ -24,7 +24,7 @@ use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
 use crate::machine::{ConnId, Input, Machine, Output, Refusal};
-use crate::persist::SessionStore;
+use crate::persist::{PersistError, SessionStore};
 use bytes::Bytes;
 use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -73,8 +73,13 @@ pub enum SessionMsg<M: Machine> {
     Tick(u64),
     /// The journal task made every entry up to this counter durable.
     Durable(u64),
-    /// The journal task could not write: the session fails and is revived from the store.
-    JournalFailed(String),
+    /// The journal task could not write: the session fails and is revived from the store —
+    /// unless another node took it over (fenced off), then this copy just stops.
+    JournalFailed(PersistError),
+    /// Stop and hand the session over (a drain, or this node's lease lapsed): leave a fresh
+    /// snapshot, release ownership, close every client with "resume" so it resumes wherever
+    /// the session runs next.
+    HandOver,
     Summary(RpcReplyPort<M::Summary>),
     /// Something the session's SFU reports (an answer, a peer that ended, who speaks).
     Media(wagu_proto::media::SfuEvent),
@@ -100,6 +105,12 @@ pub struct SessionArgs<M: Machine> {
     /// The latest time the session was handled at before (0 for a new session): its clock
     /// never runs below it, whatever this node's clock says.
     pub not_before: UnixMillis,
+    /// This actor's journal epoch: its fencing token in a cluster (claimed before the session
+    /// was read), else a random number.
+    pub epoch: u64,
+    /// Journal entries the store held when the session was read (a fenced store trims them with
+    /// the first snapshot).
+    pub journal_len: u64,
     pub store: SessionStore,
     pub config: EngineConfig,
     /// Where a retiring session leaves its durable record, if it has one.
@@ -153,6 +164,10 @@ pub struct SessionState<M: Machine> {
     journal_task: Option<tokio::task::JoinHandle<()>>,
     /// Highest journal counter known durable.
     durable: u64,
+    /// Durable journal entries not trimmed by a snapshot yet (what a fenced snapshot trims).
+    untrimmed: u64,
+    /// Another node owns the session now: this copy writes nothing more, not even on stop.
+    fenced_off: bool,
     /// The session's clock never reads below this: the latest time it was handled at, here or
     /// on the node that ran it before (whose clock may have been ahead of ours).
     clock_floor: UnixMillis,
@@ -178,6 +193,7 @@ fn spawn_journal<M: Machine>(
     myself: ActorRef<SessionMsg<M>>,
     store: SessionStore,
     id: String,
+    epoch: u64,
 ) -> (
     mpsc::UnboundedSender<(u64, Bytes)>,
     tokio::task::JoinHandle<()>,
@@ -199,14 +215,14 @@ fn spawn_journal<M: Machine>(
             histogram!("wagu_journal_batch_entries", "kind" => M::KIND)
                 .record(entries.len() as f64);
             let batch = std::mem::take(&mut entries);
-            match store.append_entries::<M>(&id, batch).await {
+            match store.append_entries::<M>(&id, epoch, batch).await {
                 Ok(()) => {
                     // A dead actor no longer listens; what its task still writes carries
                     // its epoch, which the actor reviving it does not replay.
                     let _ = myself.cast(SessionMsg::Durable(last));
                 }
                 Err(e) => {
-                    let _ = myself.cast(SessionMsg::JournalFailed(e.to_string()));
+                    let _ = myself.cast(SessionMsg::JournalFailed(e));
                     return;
                 }
             }
@@ -226,16 +242,23 @@ impl<M: Machine> Actor for SessionActor<M> {
         args: SessionArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
         // A fresh (or just restored) room is written at once, so a crash before its first
-        // journal entry still finds it.
-        // A fresh epoch for this actor's journal (see `persist`), first in its snapshot.
-        let epoch = rand::random::<u64>();
+        // journal entry still finds it. The epoch (see `persist`) goes first in its snapshot;
+        // the snapshot trims the journal entries the session was rebuilt from.
+        let epoch = args.epoch;
         args.store
-            .save(&args.machine, args.applied, epoch, args.not_before)
+            .save(
+                &args.machine,
+                args.applied,
+                epoch,
+                args.not_before,
+                args.journal_len,
+            )
             .await?;
         let (journal, journal_task) = spawn_journal(
             myself.clone(),
             args.store.clone(),
             args.machine.key().to_string(),
+            epoch,
         );
         let mut state = SessionState {
             machine: args.machine,
@@ -257,6 +280,8 @@ impl<M: Machine> Actor for SessionActor<M> {
             journal: Some(journal),
             journal_task: Some(journal_task),
             durable: args.applied,
+            untrimmed: 0,
+            fenced_off: false,
             clock_floor: args.not_before,
             held: VecDeque::new(),
             retire: false,
@@ -361,9 +386,30 @@ impl<M: Machine> Actor for SessionActor<M> {
                 return Ok(());
             }
             SessionMsg::Durable(n) => {
+                state.untrimmed += n.saturating_sub(state.durable);
                 state.durable = state.durable.max(n);
                 release(state)?;
                 return after(&myself, state).await;
+            }
+            SessionMsg::JournalFailed(e) if e.is_fenced_off() => {
+                // Another node took the session over (this node was paused or cut off past
+                // its lease): nothing acknowledged here was lost (acks wait for the journal),
+                // and this copy must neither write nor answer any more. Its clients see their
+                // queue end and resume, reaching the new owner.
+                tracing::warn!(
+                    kind = M::KIND,
+                    id = state.machine.key(),
+                    error = %e,
+                    "fenced off: another node owns this session now; dropping this copy"
+                );
+                counter!("wagu_sessions_fenced_off_total", "kind" => M::KIND).increment(1);
+                state.fenced_off = true;
+                myself.stop(Some("fenced off".into()));
+                return Ok(());
+            }
+            SessionMsg::HandOver => {
+                myself.stop(Some("handed over".into()));
+                return Ok(());
             }
             SessionMsg::JournalFailed(e) => {
                 return Err(format!(
@@ -410,9 +456,10 @@ impl<M: Machine> Actor for SessionActor<M> {
         if let Some(task) = state.journal_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
-        // Stopped but not retired (node shutdown): leave a fresh snapshot so that this or
-        // another node can revive the room and its clients resume there.
-        if !state.retired {
+        // Stopped but not retired (node shutdown, drain): leave a fresh snapshot so that this
+        // or another node can revive the room and its clients resume there; in a cluster, also
+        // release it so another node claims it at once. A copy fenced off writes nothing.
+        if !state.retired && !state.fenced_off {
             state
                 .store
                 .save(
@@ -420,7 +467,12 @@ impl<M: Machine> Actor for SessionActor<M> {
                     state.applied,
                     state.epoch,
                     state.clock_floor,
+                    state.untrimmed,
                 )
+                .await?;
+            state
+                .store
+                .release::<M>(state.machine.key(), state.epoch)
                 .await?;
         }
         Ok(())
@@ -465,7 +517,7 @@ async fn after<M: Machine>(
         {
             tracing::warn!(key, error = %e, "could not keep the ended record");
         }
-        if let Err(e) = state.store.delete(&state.machine).await {
+        if let Err(e) = state.store.delete(&state.machine, state.epoch).await {
             tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
         }
         counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
@@ -728,8 +780,10 @@ async fn maybe_snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), A
                 state.applied,
                 state.epoch,
                 state.clock_floor,
+                state.untrimmed,
             )
             .await?;
+        state.untrimmed = 0;
         state.since_snapshot = 0;
         state.last_snapshot = Instant::now();
     }

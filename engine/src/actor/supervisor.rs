@@ -15,12 +15,11 @@ use super::EngineConfig;
 use super::session_actor::{SessionActor, SessionArgs, SessionMsg};
 use super::unix_now;
 use crate::machine::Machine;
-use crate::persist::SessionStore;
+use crate::persist::{PersistError, Revived, SessionStore};
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wagu_proto::model::UnixMillis;
 use wagu_storage::BlobStore;
 
 type Found<M> = Result<Option<ActorRef<SessionMsg<M>>>, CreateError>;
@@ -37,7 +36,10 @@ pub enum SupervisorMsg<M: Machine> {
     /// process or node) — unless it is already running here, then that actor. Loading and
     /// replaying happen on the caller's task, so a herd of resumes after a restart does not
     /// queue store round trips behind each other in this mailbox.
-    Adopt(Box<(M, u64, UnixMillis)>, RpcReplyPort<Found<M>>),
+    Adopt(Box<Revived<M>>, RpcReplyPort<Found<M>>),
+    /// Hand up to this many sessions over (stop each with a fresh snapshot, release it, close
+    /// its clients with "resume"); answers how many were still running before.
+    HandOver(usize, RpcReplyPort<usize>),
     /// How many sessions run here.
     Count(RpcReplyPort<usize>),
     /// A session's latest summary (sent by discoverable sessions on their ticks).
@@ -86,6 +88,8 @@ pub struct SupervisorArgs<M: Machine> {
 pub struct SupervisorState<M: Machine> {
     args: SupervisorArgs<M>,
     sessions: HashMap<String, ActorRef<SessionMsg<M>>>,
+    /// The epoch (fencing token in a cluster) each running session was started with.
+    epochs: HashMap<String, u64>,
     by_actor: HashMap<ActorId, String>,
     restarts: HashMap<String, Vec<Instant>>,
     summaries: HashMap<String, M::Summary>,
@@ -97,10 +101,15 @@ impl<M: Machine> SupervisorState<M> {
     async fn spawn(
         &mut self,
         myself: &ActorRef<SupervisorMsg<M>>,
-        machine: M,
-        applied: u64,
-        not_before: UnixMillis,
+        revived: Revived<M>,
     ) -> Result<ActorRef<SessionMsg<M>>, ActorProcessingErr> {
+        let Revived {
+            machine,
+            applied,
+            not_before,
+            epoch,
+            journal_len,
+        } = revived;
         let id = machine.key().to_string();
         if self.args.discoverable {
             self.summaries.insert(id.clone(), machine.summary());
@@ -109,6 +118,8 @@ impl<M: Machine> SupervisorState<M> {
             machine,
             applied,
             not_before,
+            epoch,
+            journal_len,
             store: self.args.store.clone(),
             config: self.args.config.clone(),
             records: self.args.records.clone(),
@@ -119,6 +130,7 @@ impl<M: Machine> SupervisorState<M> {
             Actor::spawn_linked(None, SessionActor::<M>::default(), args, myself.get_cell())
                 .await?;
         self.by_actor.insert(actor.get_id(), id.clone());
+        self.epochs.insert(id.clone(), epoch);
         self.sessions.insert(id, actor.clone());
         gauge!("wagu_sessions", "kind" => M::KIND).set(self.sessions.len() as f64);
         Ok(actor)
@@ -130,18 +142,21 @@ impl<M: Machine> SupervisorState<M> {
         myself: &ActorRef<SupervisorMsg<M>>,
         id: &str,
     ) -> Result<Option<ActorRef<SessionMsg<M>>>, ActorProcessingErr> {
-        let Some((machine, applied, not_before)) =
-            self.args.store.load_to_revive::<M>(id, unix_now()).await?
-        else {
-            return Ok(None);
+        let revived = match self.args.store.load_to_revive::<M>(id, unix_now()).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
+            Err(PersistError::OwnedElsewhere(node)) => {
+                tracing::info!(kind = M::KIND, id, %node, "not restarted here: another node owns it now");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
         };
-        Ok(Some(
-            self.spawn(myself, machine, applied, not_before).await?,
-        ))
+        Ok(Some(self.spawn(myself, revived).await?))
     }
 
     fn forget(&mut self, id: &str) {
         self.sessions.remove(id);
+        self.epochs.remove(id);
         self.summaries.remove(id);
     }
 
@@ -165,6 +180,7 @@ impl<M: Machine> Actor for Supervisor<M> {
         Ok(SupervisorState {
             args,
             sessions: HashMap::new(),
+            epochs: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
             summaries: HashMap::new(),
@@ -186,10 +202,22 @@ impl<M: Machine> Actor for Supervisor<M> {
                     return Ok(());
                 }
                 let machine = M::create(*spec, &state.args.machine, unix_now());
-                let result = state
-                    .spawn(&myself, machine, 0, 0)
-                    .await
-                    .map_err(|e| CreateError::Store(e.to_string()));
+                let result = match state.args.store.claim_new::<M>(machine.key()).await {
+                    Ok(epoch) => state
+                        .spawn(
+                            &myself,
+                            Revived {
+                                machine,
+                                applied: 0,
+                                not_before: 0,
+                                epoch,
+                                journal_len: 0,
+                            },
+                        )
+                        .await
+                        .map_err(|e| CreateError::Store(e.to_string())),
+                    Err(e) => Err(CreateError::Store(e.to_string())),
+                };
                 if result.is_ok() {
                     counter!("wagu_sessions_created_total", "kind" => M::KIND).increment(1);
                 }
@@ -210,8 +238,8 @@ impl<M: Machine> Actor for Supervisor<M> {
                 state.ended.insert(id, Instant::now());
             }
             SupervisorMsg::Adopt(boxed, reply) => {
-                let (machine, applied, not_before) = *boxed;
-                let id = machine.key().to_string();
+                let revived = *boxed;
+                let id = revived.machine.key().to_string();
                 let crashing = state.restarts.get(&id).is_some_and(|r| {
                     r.iter()
                         .filter(|t| t.elapsed() < Duration::from_secs(60))
@@ -219,6 +247,15 @@ impl<M: Machine> Actor for Supervisor<M> {
                         > state.args.config.max_restarts_per_minute
                 });
                 let ended = state.has_ended(&id);
+                // In a cluster, a copy claimed after the one running here (a revive that raced
+                // a restart) holds the newer token: the running one is fenced off already.
+                let superseded = state.args.store.fence().is_some()
+                    && state.epochs.get(&id).is_some_and(|e| *e < revived.epoch);
+                if superseded && let Some(old) = state.sessions.get(&id).cloned() {
+                    state.by_actor.remove(&old.get_id());
+                    state.forget(&id);
+                    old.stop(Some("superseded by a newer claim".into()));
+                }
                 let found = match state.sessions.get(&id) {
                     None if ended => Err(CreateError::Ended),
                     Some(a) => Ok(Some(a.clone())),
@@ -228,12 +265,19 @@ impl<M: Machine> Actor for Supervisor<M> {
                     None if crashing => Err(CreateError::Store(
                         "this session keeps crashing; try again later".into(),
                     )),
-                    None => match state.spawn(&myself, machine, applied, not_before).await {
+                    None => match state.spawn(&myself, revived).await {
                         Ok(a) => Ok(Some(a)),
                         Err(e) => Err(CreateError::Store(e.to_string())),
                     },
                 };
                 let _ = reply.send(found);
+            }
+            SupervisorMsg::HandOver(batch, reply) => {
+                let running = state.sessions.len();
+                for actor in state.sessions.values().take(batch) {
+                    let _ = actor.cast(SessionMsg::HandOver);
+                }
+                let _ = reply.send(running);
             }
             SupervisorMsg::Count(reply) => {
                 let _ = reply.send(state.sessions.len());

@@ -33,6 +33,11 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// The shared connection (cheap to clone), for the cluster's scripts on the same Redis.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     pub async fn ping(&self) -> Result<(), StorageError> {
         let mut c = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut c).await?;
