@@ -111,7 +111,16 @@ impl App {
             media: media.map(|m| Arc::new(m) as Arc<dyn wagu_engine::actor::media::MediaPlane>),
             ..engine
         };
-        let store = SessionStore::new(ephemeral.clone(), engine.store_ttl);
+        let fence = if config.cluster.enabled {
+            Some(crate::cluster::join(&config.cluster, &ephemeral, engine.store_ttl).await?)
+        } else {
+            None
+        };
+        let store = match &fence {
+            Some(f) => SessionStore::fenced(ephemeral.clone(), engine.store_ttl, f.clone()),
+            None => SessionStore::new(ephemeral.clone(), engine.store_ttl),
+        };
+        let max_sessions = engine.max_rooms + engine.max_streams;
         let rooms = Rooms::start(store.clone(), engine.clone()).await?;
         let streams = Streams::start(store, engine, Some(blobs.clone())).await?;
 
@@ -164,6 +173,16 @@ impl App {
             }
             _ => tracing::info!("review drafts from the built-in template (no drafts.base_url)"),
         }
+        let draining = crate::cluster::Draining::default();
+        if let Some(f) = &fence {
+            crate::cluster::report_load(
+                f.clone(),
+                rooms.clone(),
+                streams.clone(),
+                draining.clone(),
+                max_sessions,
+            );
+        }
         let (shutdown_tx, shutdown) = watch::channel(false);
         photos.spawn_sweeper(shutdown.clone());
         let state = AppState {
@@ -184,6 +203,9 @@ impl App {
             writes,
             drafts,
             shutdown,
+            draining,
+            drain_requested: Arc::new(tokio::sync::Notify::new()),
+            fence,
         };
         let router = Router::new()
             .merge(http::router())
@@ -202,6 +224,45 @@ impl App {
     /// in the store).
     pub fn begin_shutdown(&self) {
         let _ = self.shutdown_tx.send(true);
+    }
+
+    /// The first step of a stop: `/readyz` turns 503 at once and no new session starts here;
+    /// in a cluster, every session is then handed over in batches (fenced snapshot, release,
+    /// clients closed with "resume" so they resume on another node). Returns the sessions
+    /// still here when `cluster.drain_timeout_s` ran out (0 in a clean drain).
+    pub async fn drain(&self) -> usize {
+        if !self.state.draining.start() {
+            return 0;
+        }
+        let Some(fence) = &self.state.fence else {
+            tracing::info!("draining: not ready any more");
+            return 0;
+        };
+        fence.start_draining();
+        fence.lease().set_load(wagu_storage::cluster::NodeLoad {
+            open: false,
+            ..Default::default()
+        });
+        let c = &self.state.config.cluster;
+        let within = std::time::Duration::from_secs(c.drain_timeout_s);
+        let t = std::time::Instant::now();
+        tracing::info!(batch = c.drain_batch, "draining: handing sessions over");
+        let (rooms, streams) = tokio::join!(
+            self.state.rooms.hand_over_all(c.drain_batch, within),
+            self.state.streams.hand_over_all(c.drain_batch, within),
+        );
+        let left = rooms + streams;
+        tracing::info!(left, took_ms = t.elapsed().as_millis() as u64, "drained");
+        left
+    }
+
+    /// Leaves the cluster at once (a clean stop): others need not wait for the lease to lapse.
+    pub async fn leave_cluster(&self) {
+        if let Some(f) = &self.state.fence
+            && let Err(e) = f.lease().end_shared().await
+        {
+            tracing::warn!(error = %e, "could not end the node lease");
+        }
     }
 
     pub async fn stop_rooms(&self) {

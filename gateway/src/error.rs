@@ -46,6 +46,7 @@ pub enum HttpCode {
     ModelRejectsImages,
     ModelError,
     ModelBadAnswer,
+    NotLoopback,
 }
 
 impl HttpCode {
@@ -84,6 +85,7 @@ impl HttpCode {
             ModelRejectsImages => "model_rejects_images",
             ModelError => "model_error",
             ModelBadAnswer => "model_bad_answer",
+            NotLoopback => "not_loopback",
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod drafts;
 pub mod engine_config;
@@ -53,7 +54,15 @@ pub async fn serve(
         let _ = rx.await;
     });
     let handle = tokio::spawn(async move { server.await });
-    shutdown.await;
+    // A signal (SIGTERM, Ctrl-C) or `POST /admin/drain` (`wagu drain`) starts the same stop.
+    let requested = app.state.drain_requested.clone();
+    tokio::select! {
+        _ = shutdown => {}
+        _ = requested.notified() => {}
+    }
+    // Drain first: not ready any more, then (in a cluster) sessions handed over in batches
+    // while the server still answers, so clients resume on other nodes.
+    app.drain().await;
     tracing::info!("shutting down: closing connections with 'resume'");
     app.begin_shutdown();
     let _ = tx.send(());
@@ -69,5 +78,6 @@ pub async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     app.stop_rooms().await;
+    app.leave_cluster().await;
     handle.await.map_err(std::io::Error::other)?
 }

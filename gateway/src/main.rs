@@ -41,6 +41,9 @@ enum Command {
     /// Places (restaurants).
     #[command(subcommand)]
     Places(PlacesCommand),
+    /// Ask the node running on this host (at `listen`) to drain and stop, as SIGTERM does:
+    /// `/readyz` turns 503, sessions are handed over to other nodes, then it exits.
+    Drain,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => rt.block_on(run(config)),
         Command::Migrate => rt.block_on(migrate(config)),
+        Command::Drain => rt.block_on(drain(config)),
         Command::Places(PlacesCommand::Import { file, format }) => {
             rt.block_on(import_places(config, file, format))
         }
@@ -165,6 +169,27 @@ async fn import_places(
         wagu_gateway::app::open_records(&config, config.database.migrate_on_start).await?;
     let report = import::import(&records, parsed).await?;
     println!("{}", report.summary());
+    Ok(())
+}
+
+async fn drain(config: Config) -> anyhow::Result<()> {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/admin/drain");
+    let r = reqwest::Client::new()
+        .post(&url)
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("POST {url}: {status} {body}");
+    }
+    println!("{body}");
     Ok(())
 }
 

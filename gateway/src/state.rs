@@ -43,4 +43,10 @@ pub struct AppState {
     pub drafts: Arc<crate::drafts::Drafts>,
     /// Flips to `true` on shutdown: connections close with "resume" so clients move on.
     pub shutdown: watch::Receiver<bool>,
+    /// On from the first moment of a drain: `/readyz` answers 503, no session starts here.
+    pub draining: crate::cluster::Draining,
+    /// Asks the server to drain and stop (`POST /admin/drain`, `wagu drain`).
+    pub drain_requested: Arc<tokio::sync::Notify>,
+    /// This node's fence when it is one of a cluster.
+    pub fence: Option<wagu_engine::persist::Fence>,
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 mod auth;
 mod blobs;
+mod cluster;
 mod database;
 mod drafts;
 mod ephemeral;
@@ -27,6 +28,7 @@ pub use self::auth::{
     SocialProviderConfig, TokenAuth,
 };
 pub use self::blobs::{BlobBackend, BlobConfig};
+pub use self::cluster::ClusterConfig;
 pub use self::database::{DatabaseBackend, DatabaseConfig};
 pub use self::drafts::{DraftsConfig, Secret};
 pub use self::ephemeral::{EphemeralBackend, EphemeralConfig};
@@ -45,6 +47,8 @@ pub struct Config {
     /// `text` or `json` logs.
     pub log_format: LogFormat,
     pub ephemeral: EphemeralConfig,
+    /// Several nodes sharing Redis and a bus (off by default).
+    pub cluster: ClusterConfig,
     pub blobs: BlobConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
@@ -74,6 +78,7 @@ impl Default for Config {
             public_url: None,
             log_format: LogFormat::Text,
             ephemeral: EphemeralConfig::default(),
+            cluster: ClusterConfig::default(),
             blobs: BlobConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
@@ -112,7 +117,8 @@ pub enum ConfigError {
 }
 
 /// Top-level settings, the only `WAGU_*` variables the configuration reads.
-const SETTINGS: [&str; 14] = [
+const SETTINGS: [&str; 15] = [
+    "cluster",
     "photos",
     "listen",
     "data_dir",
@@ -187,6 +193,7 @@ impl Config {
         self.limits.check()?;
         self.rate.check()?;
         self.ephemeral.check()?;
+        self.cluster.check(&self.ephemeral)?;
         if let Err(e) = self.media.validate() {
             return bad("media", e.to_string());
         }

@@ -28,6 +28,17 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
             },
         );
     };
+    // A draining node answers 503 from the first moment, so balancers send nobody new.
+    if app.draining.is_on() {
+        record("drain", "node", Err("draining".into()));
+    }
+    if let Some(f) = &app.fence {
+        let lease = match f.refusal() {
+            None => Ok(()),
+            Some(why) => Err(why.to_string()),
+        };
+        record("cluster", "redis lease", lease);
+    }
     let r = tokio::time::timeout(LIMIT, app.ephemeral.ping()).await;
     record("ephemeral", app.ephemeral.backend(), flatten(r));
     let r = tokio::time::timeout(LIMIT, app.blobs.ping()).await;
@@ -62,4 +73,21 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         app.metrics.render(),
     )
+}
+
+/// `POST /admin/drain`: starts this node's drain and stop (what SIGTERM does). Only from the
+/// node's own host (loopback); anything else is 403.
+pub async fn drain(
+    State(app): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> Result<impl IntoResponse, crate::error::AppError> {
+    if !peer.ip().is_loopback() {
+        return Err(crate::error::AppError::new(
+            StatusCode::FORBIDDEN,
+            crate::error::HttpCode::NotLoopback,
+            "a drain is only taken from the node's own host (loopback)",
+        ));
+    }
+    app.drain_requested.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "draining" }))))
 }

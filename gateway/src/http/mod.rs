@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/admin/drain", post(health::drain))
         .route("/metrics", get(health::metrics))
         .route("/api/rooms", post(rooms::create))
         .route("/api/rooms/{share}", get(rooms::summary))

@@ -233,6 +233,12 @@ pub async fn create_room(addr: SocketAddr, body: &str) -> Room {
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A frame as [`Client::ws_next`] reads it.
+pub enum Frame {
+    Msg(ServerMessage),
+    Close(Option<u16>),
+}
+
 pub struct Client {
     pub ws: Ws,
     pub next_id: u64,
@@ -277,6 +283,27 @@ impl Client {
         v["id"] = id.into();
         self.send_raw(v.to_string()).await;
         id
+    }
+
+    /// The next frame as it comes, close frames included; `None` when the socket ended
+    /// without one (reset, EOF).
+    pub async fn ws_next(&mut self) -> Option<Frame> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let msg = decode_server(t.as_bytes()).expect("server frames decode");
+                    if let Some(s) = msg.seq() {
+                        self.last_seq = self.last_seq.max(s.0);
+                    }
+                    return Some(Frame::Msg(msg));
+                }
+                Some(Ok(Message::Close(f))) => {
+                    return Some(Frame::Close(f.map(|f| u16::from(f.code))));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
     }
 
     /// The next server frame (text), or panics after 5 s.

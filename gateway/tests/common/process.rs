@@ -88,6 +88,28 @@ impl Wagu {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends `signal` (SIGSTOP to pause the node, SIGCONT to wake it, SIGTERM to drain it).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), signal)
+            .expect("the wagu child takes the signal");
+    }
+
+    /// Waits for the process to exit by itself (after SIGTERM or a drain).
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wagu did not exit within {within:?}: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `kill -9`: no shutdown path runs, nothing is flushed on the way out.
     pub fn kill_9(mut self) {
         self.child.kill().unwrap();

@@ -134,7 +134,14 @@ impl NodeLease {
 
     /// Ends the lease at once (clean shutdown), so others need not wait for it to lapse.
     pub async fn end(self) -> Result<(), ClusterError> {
+        self.end_shared().await
+    }
+
+    /// [`NodeLease::end`] through a shared reference: renewals stop, this node no longer
+    /// counts itself the holder, and the lease is dropped from Redis.
+    pub async fn end_shared(&self) -> Result<(), ClusterError> {
         self.task.abort();
+        self.shared.lock().unwrap().valid_until = None;
         let mut c = self.conn.clone();
         let _: i64 = DROP
             .key(lease_key(&self.node))
