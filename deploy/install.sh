@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the Wagu test bed (deploy/services.sh) needs: Redis (Debian
 # package), Apache Cassandra jars (Maven Central), s3s-fs (crates.io) and the
-# OpenID Connect provider of the social login test (oidc-provider, npm), and the web
+# OpenID Connect provider of the social login test (oidc-provider, npm), nats-server (the bus
+# between nodes; Go module proxy, through deploy/nats/install.sh), and the web
 # client's npm packages with Debian's headless Chromium for its browser tests, aiortc for the
 # SFU tests and the OpenAPI validator and client generator of deploy/openapi/check.sh (PyPI).
 # Idempotent: whatever is already present is skipped, so a second run is fast.
@@ -9,7 +10,7 @@
 # Environment:
 #   WAGU_CACHE_DIR   where Cassandra jars, s3s-fs and oidc-provider go (default ~/.cache/wagu)
 #   WAGU_SKIP_REDIS=1 / WAGU_SKIP_CASSANDRA=1 / WAGU_SKIP_S3=1 / WAGU_SKIP_OIDC=1 /
-#   WAGU_SKIP_AIORTC=1   skip one part
+#   WAGU_SKIP_AIORTC=1 / WAGU_SKIP_NATS=1   skip one part
 #   WAGU_SKIP_WEB=1  skip the web client's npm packages and Chromium
 #   WAGU_SKIP_OPENAPI=1   skip the OpenAPI validator and client generator (deploy/openapi)
 set -euo pipefail
@@ -240,11 +241,18 @@ install_openapi_tools() {
   touch "$venv/.complete"
 }
 
+# nats-server, pinned, built with Go into $CACHE_DIR/nats-server-<version> (its own script, so
+# deploy/services.sh and a developer can call it alone).
+install_nats() {
+  WAGU_CACHE_DIR="$CACHE_DIR" bash "$SCRIPT_DIR/nats/install.sh"
+}
+
 main() {
   mkdir -p "$CACHE_DIR"
   if [ "${WAGU_SKIP_REDIS:-0}" != 1 ]; then install_redis; fi
   if [ "${WAGU_SKIP_CASSANDRA:-0}" != 1 ]; then install_cassandra; fi
   if [ "${WAGU_SKIP_S3:-0}" != 1 ]; then install_s3s_fs; fi
+  if [ "${WAGU_SKIP_NATS:-0}" != 1 ]; then install_nats; fi
   if [ "${WAGU_SKIP_OIDC:-0}" != 1 ]; then install_oidc; fi
   if [ "${WAGU_SKIP_AIORTC:-0}" != 1 ]; then install_aiortc; fi
   if [ "${WAGU_SKIP_WEB:-0}" != 1 ]; then install_web; fi

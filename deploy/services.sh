@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Test bed of real services for Wagu's tests: Redis, Cassandra (CQL, stands in
-# for ScyllaDB) and s3s-fs (S3), each on a loopback port of its own.
+# for ScyllaDB), s3s-fs (S3) and nats-server (the bus between nodes), each on a
+# loopback port of its own.
 #
 #   deploy/services.sh start   start the services (if not already running),
 #                              wait until each answers, write and print the env file
@@ -18,17 +19,20 @@
 # Environment (all optional):
 #   WAGU_TESTBED_DIR              run dir: data, logs, pid files, env (/tmp/wagu-testbed)
 #   WAGU_CACHE_DIR                where install.sh put jars and binaries (~/.cache/wagu)
-#   WAGU_TESTBED_SERVICES         which to start, any of "redis cql s3" (all three)
+#   WAGU_TESTBED_SERVICES         which to start, any of "redis cql s3 nats" (all four)
 #   WAGU_TESTBED_REDIS_PORT       16379
 #   WAGU_TESTBED_CQL_PORT         19042 (CQL native protocol)
 #   WAGU_TESTBED_CQL_STORAGE_PORT 17000 (Cassandra internode, loopback only)
 #   WAGU_TESTBED_CQL_HEAP         Cassandra heap, -Xms = -Xmx (1G)
 #   WAGU_TESTBED_CQL_TIMEOUT      seconds to wait for Cassandra (180)
 #   WAGU_TESTBED_S3_PORT          19000
+#   WAGU_TESTBED_NATS_PORT        14222 (NATS client protocol; no monitoring port, no JetStream)
 set -euo pipefail
 
 CASSANDRA_VERSION="5.0.6"
 OIDC_PROVIDER_VERSION="9.13.3"
+# Must match deploy/nats/install.sh.
+NATS_SERVER_VERSION="2.15.3"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONF_DIR="$SCRIPT_DIR/testbed"
@@ -38,13 +42,14 @@ LOG_DIR="$RUN_DIR/logs"
 PID_DIR="$RUN_DIR/pids"
 ENV_FILE="$RUN_DIR/env"
 
-SERVICES="${WAGU_TESTBED_SERVICES:-redis cql s3}"
+SERVICES="${WAGU_TESTBED_SERVICES:-redis cql s3 nats}"
 REDIS_PORT="${WAGU_TESTBED_REDIS_PORT:-16379}"
 CQL_PORT="${WAGU_TESTBED_CQL_PORT:-19042}"
 CQL_STORAGE_PORT="${WAGU_TESTBED_CQL_STORAGE_PORT:-17000}"
 CQL_HEAP="${WAGU_TESTBED_CQL_HEAP:-1G}"
 CQL_TIMEOUT="${WAGU_TESTBED_CQL_TIMEOUT:-180}"
 S3_PORT="${WAGU_TESTBED_S3_PORT:-19000}"
+NATS_PORT="${WAGU_TESTBED_NATS_PORT:-14222}"
 S3_ACCESS_KEY="wagutest"
 S3_SECRET_KEY="wagutestsecret"
 S3_REGION="us-east-1"
@@ -52,6 +57,7 @@ S3_BUCKET="wagu-test"
 
 CASSANDRA_LIB="$CACHE_DIR/cassandra-$CASSANDRA_VERSION/lib"
 OIDC_HOME="$CACHE_DIR/oidc-provider-$OIDC_PROVIDER_VERSION"
+NATS_BIN="$CACHE_DIR/nats-server-$NATS_SERVER_VERSION/bin/nats-server"
 # Must match deploy/install.sh.
 AIORTC_HOME="$CACHE_DIR/aiortc-venv-1.16.0"
 
@@ -67,6 +73,7 @@ signature() {
     redis) echo "redis-server" ;;
     cql) echo "org.apache.cassandra.service.CassandraDaemon" ;;
     s3) echo "s3s-fs" ;;
+    nats) echo "nats-server" ;;
   esac
 }
 
@@ -101,6 +108,9 @@ check_ports() {
   fi
   if wants s3 && ! running_pid s3 >/dev/null; then
     require_free_port s3s-fs "$S3_PORT" WAGU_TESTBED_S3_PORT
+  fi
+  if wants nats && ! running_pid nats >/dev/null; then
+    require_free_port nats-server "$NATS_PORT" WAGU_TESTBED_NATS_PORT
   fi
 }
 
@@ -262,6 +272,36 @@ wait_s3() {
   die "s3s-fs not ready on 127.0.0.1:$S3_PORT (or bucket $S3_BUCKET not served)"
 }
 
+start_nats() {
+  if running_pid nats >/dev/null; then log "nats-server already running"; return 0; fi
+  [ -x "$NATS_BIN" ] || die "nats-server $NATS_SERVER_VERSION not in $NATS_BIN: run deploy/install.sh"
+  require_free_port nats-server "$NATS_PORT" WAGU_TESTBED_NATS_PORT
+  # Core NATS only: no JetStream, so no data directory.
+  spawn nats "$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" -n "wagu-testbed"
+}
+
+# Ready when a client connection gets the server's INFO line (the first thing NATS sends).
+nats_info() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  local line
+  IFS= read -r -t 2 line <&3 || return 1
+  [[ $line == INFO* ]]
+}
+
+wait_nats() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    if (nats_info "$NATS_PORT") 2>/dev/null; then
+      log "nats-server ready on 127.0.0.1:$NATS_PORT"
+      return 0
+    fi
+    running_pid nats >/dev/null || break
+    sleep 0.2
+  done
+  tail -n 30 "$LOG_DIR/nats.out" >&2 || true
+  die "nats-server did not answer on 127.0.0.1:$NATS_PORT"
+}
+
 write_env() {
   local tmp="$ENV_FILE.tmp"
   {
@@ -279,6 +319,11 @@ write_env() {
       echo "export WAGU_TEST_S3_REGION=$S3_REGION"
       echo "export WAGU_TEST_S3_BUCKET=$S3_BUCKET"
     fi
+    if wants nats; then
+      echo "export WAGU_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT"
+      # storage/tests/bus_nats.rs also starts, kills and restarts a server of its own.
+      printf 'export WAGU_TEST_NATS_SERVER=%q\n' "$NATS_BIN"
+    fi
     # Not a service: the SFU tests run WebRTC peers (aiortc) with this Python.
     if [ -f "$AIORTC_HOME/.complete" ]; then
       printf 'export WAGU_TEST_AIORTC_PYTHON=%q\n' "$AIORTC_HOME/bin/python"
@@ -294,7 +339,7 @@ write_env() {
 cmd_start() {
   local s
   for s in $SERVICES; do
-    case "$s" in redis | cql | s3) ;; *) die "unknown service '$s' in WAGU_TESTBED_SERVICES" ;; esac
+    case "$s" in redis | cql | s3 | nats) ;; *) die "unknown service '$s' in WAGU_TESTBED_SERVICES" ;; esac
   done
   mkdir -p "$RUN_DIR" "$LOG_DIR" "$PID_DIR"
   rm -f "$ENV_FILE"
@@ -306,8 +351,10 @@ cmd_start() {
     if wants cql; then start_cql; fi
     if wants redis; then start_redis; fi
     if wants s3; then start_s3; fi
+    if wants nats; then start_nats; fi
     if wants redis; then wait_redis; fi
     if wants s3; then wait_s3; fi
+    if wants nats; then wait_nats; fi
     if wants cql; then wait_cql; fi
   ); then
     log "start failed; stopping the test bed (logs kept in $LOG_DIR)"
@@ -326,7 +373,7 @@ cmd_start() {
 cmd_stop() {
   local s pid i
   local -a pids=()
-  for s in redis s3 cql; do
+  for s in redis s3 nats cql; do
     if pid="$(running_pid "$s")"; then
       log "stopping $s (pid $pid)"
       kill -TERM "$pid" 2>/dev/null || true

@@ -70,7 +70,7 @@ if [[ "${WAGU_TEST_SKIP_SERVICES:-0}" != 1 ]] && grep -q '^SKIPPED' "$WAGU_TESTB
 fi
 
 step "web client: type check against docs/schema, browser tests (Chromium + playwright-core)"
-WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
+WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_NATS=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
 (cd "$ROOT/web" && npm run check)
 WAGU_TEST_BIN="$CARGO_TARGET_DIR/debug/wagu" WAGU_TEST_WEB_ARTIFACTS="${WAGU_TEST_WEB_ARTIFACTS:-$ROOT/web/test-artifacts}" \
     node --test "$ROOT/web/test/browser.test.mjs" "$ROOT/web/test/media.test.mjs"
@@ -95,5 +95,5 @@ bash "$ROOT/deploy/loadtest-smoke.sh"
 
 step "OpenAPI: validate the served document, call the server through a generated client"
 # Its tools are needed without the services too (idempotent: a no-op when present).
-WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
+WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_NATS=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
 bash "$ROOT/deploy/openapi/check.sh"
