@@ -25,4 +25,6 @@ pub mod error;
 #[cfg(feature = "runtime")]
 pub mod persist;
 #[cfg(feature = "runtime")]
+pub mod remote;
+#[cfg(feature = "runtime")]
 pub mod sessions;

@@ -78,11 +78,11 @@ pub trait Machine: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Names the kind in store keys and metrics: `room`, `stream`.
     const KIND: &'static str;
     /// What the session is created from.
-    type Spec: Send + 'static;
+    type Spec: Send + Serialize + serde::de::DeserializeOwned + 'static;
     /// Tunables of every session of this kind.
     type Config: Clone + Send + Sync + 'static;
     /// A short public description (link previews, discovery lists).
-    type Summary: Clone + Send + Serialize + 'static;
+    type Summary: Clone + Send + Serialize + serde::de::DeserializeOwned + 'static;
 
     fn create(spec: Self::Spec, config: &Self::Config, now: UnixMillis) -> Self;
     /// The session's id as used in store keys and lookups.
@@ -278,7 +278,7 @@ pub fn reply_then_close(
 }
 
 /// A refusal: the error code and a message for humans.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: ErrorCode,
     /// For humans; clients switch on `code`.

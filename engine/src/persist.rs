@@ -149,6 +149,11 @@ impl Fence {
         }
     }
 
+    /// The node that owns session `id` of kind `M` now, if any.
+    pub async fn owner_of<M: Machine>(&self, id: &str) -> Result<Option<NodeId>, PersistError> {
+        Ok(self.ownership.owner(&SessionKey::new(M::KIND, id)).await?.0)
+    }
+
     async fn has_snapshot(&self, key: &SessionKey) -> Result<bool, PersistError> {
         let mut c = self.conn.clone();
         let n: i64 = redis::cmd("EXISTS")

@@ -12,7 +12,7 @@ use crate::actor::session_actor::{JoinArgs, Joined, SessionMsg};
 use crate::actor::supervisor::{CreateError, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::error::EngineError;
 use crate::machine::{ConnId, Machine};
-use crate::persist::SessionStore;
+use crate::persist::{PersistError, SessionStore};
 use crate::room::{Room, RoomSpec, RoomSummary};
 use crate::stream::{Stream, StreamSpec, StreamSummary};
 use base64::Engine as _;
@@ -26,6 +26,12 @@ use wagu_proto::ids::{PlaceId, StreamId};
 use wagu_proto::model::{LatLng, UnixMillis, VoteMode};
 use wagu_proto::{ClientMessage, Identity, ResumeRequest};
 use wagu_storage::BlobStore;
+use wagu_storage::cluster::NodeId;
+
+/// Connection ids of this process, shared by every kind (a node's connections are told apart
+/// by id alone on the bus).
+static NEXT_CONN: std::sync::LazyLock<Arc<AtomicU64>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicU64::new(1)));
 
 /// How long the gateway waits on a room before answering `unavailable`.
 const CALL_TIMEOUT_MS: u64 = 5_000;
@@ -36,6 +42,8 @@ pub struct Sessions<M: Machine> {
     store: SessionStore,
     config: EngineConfig,
     next_conn: Arc<AtomicU64>,
+    /// Sessions on other nodes (a cluster), when this node has a bus.
+    remote: Option<Arc<crate::remote::Remote>>,
     /// One revive at a time per session id on this node: a herd of resumes after a failover
     /// rebuilds (and, in a cluster, claims) a session once, not once per client.
     reviving: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -48,6 +56,7 @@ impl<M: Machine> Clone for Sessions<M> {
             store: self.store.clone(),
             config: self.config.clone(),
             next_conn: self.next_conn.clone(),
+            remote: self.remote.clone(),
             reviving: self.reviving.clone(),
         }
     }
@@ -87,9 +96,10 @@ pub enum Link<M: Machine> {
     Local(ActorRef<SessionMsg<M>>),
 }
 
-/// Room commands and stream commands travel the same way; this hides which kind a
-/// connection is in from the gateway's connection loop.
-trait SessionLink: Send + Sync {
+/// Room commands and stream commands travel the same way, to a local actor or to another
+/// node; this hides which kind a connection is in, and where its session runs, from the
+/// gateway's connection loop.
+pub(crate) trait SessionLink: Send + Sync {
     fn command(
         &self,
         conn: ConnId,
@@ -241,7 +251,8 @@ impl<M: Machine> Sessions<M> {
             supervisor,
             store,
             config,
-            next_conn: Arc::new(AtomicU64::new(1)),
+            next_conn: NEXT_CONN.clone(),
+            remote: None,
             reviving: Default::default(),
         })
     }
@@ -253,8 +264,68 @@ impl<M: Machine> Sessions<M> {
         &self.config
     }
 
-    /// Spawns a session from its spec.
+    /// Makes this node reach sessions on other nodes through `remote`, and serve its own to
+    /// them.
+    pub async fn with_remote(
+        mut self,
+        remote: Arc<crate::remote::Remote>,
+    ) -> Result<Self, EngineError> {
+        self.remote = Some(remote.clone());
+        crate::remote::owner::serve(remote, self.clone())
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("bus: {e}")))?;
+        Ok(self)
+    }
+
+    /// Spawns a session from its spec: on the least-loaded open node of a cluster (placement),
+    /// else here.
     pub async fn spawn(&self, spec: M::Spec) -> Result<(), EngineError> {
+        if let Some(remote) = &self.remote
+            && let Some(node) = remote.place().await
+            && node != *remote.node()
+        {
+            let rpc = crate::remote::wire::Rpc::Create { spec };
+            match self.request(remote, &node, &rpc).await {
+                Ok(crate::remote::wire::Reply::Created) => return Ok(()),
+                Ok(other) => return Err(reply_error(other)),
+                Err(e) => {
+                    // Its lease is live but it does not answer (stopping, cut off from the
+                    // bus): keep the session here rather than fail the create.
+                    tracing::warn!(%node, error = %e, "placement: the chosen node did not answer; creating here");
+                    let crate::remote::wire::Rpc::Create { spec } = rpc else {
+                        unreachable!()
+                    };
+                    return self.spawn_here(spec).await;
+                }
+            }
+        }
+        self.spawn_here(spec).await
+    }
+
+    /// Sends `rpc` to `node` and waits for its answer (fails at once when nobody serves it).
+    async fn request(
+        &self,
+        remote: &crate::remote::Remote,
+        node: &NodeId,
+        rpc: &crate::remote::wire::Rpc<M::Spec>,
+    ) -> Result<crate::remote::wire::Reply<M::Summary>, EngineError> {
+        let payload = serde_json::to_vec(rpc)
+            .map_err(|e| EngineError::Unavailable(format!("request did not encode: {e}")))?;
+        let answer = remote
+            .bus()
+            .request(
+                &crate::remote::rpc_subject(node.as_str(), M::KIND),
+                bytes::Bytes::from(payload),
+                crate::remote::REQUEST_TIMEOUT,
+            )
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("node {node}: {e}")))?;
+        serde_json::from_slice(&answer)
+            .map_err(|e| EngineError::Unavailable(format!("node {node} answered badly: {e}")))
+    }
+
+    /// Spawns a session from its spec on this node.
+    pub async fn spawn_here(&self, spec: M::Spec) -> Result<(), EngineError> {
         let created = call_t!(
             self.supervisor,
             SupervisorMsg::Create,
@@ -331,10 +402,113 @@ impl<M: Machine> Sessions<M> {
         result
     }
 
-    /// Joins (or resumes) session `id`. On success the session has already queued its welcome
-    /// (or `resumed` + replay) and the `ack` on `outbound`.
+    /// Joins (or resumes) session `id`, wherever it runs: here, or (in a cluster) on the node
+    /// that owns it, or — when nobody owns it and this node takes no sessions (draining) — on
+    /// the node placement picks. On success the session has already queued its welcome (or
+    /// `resumed` + replay) and the `ack` on `outbound`.
     pub async fn join_id(&self, id: String, req: JoinArgs) -> Result<SessionHandle, EngineError> {
+        let Some(remote) = self.remote.clone() else {
+            return self.join_here(id, req).await;
+        };
+        let mut target = None;
+        for _ in 0..3 {
+            let node = match target.take() {
+                None => match self.locate_id(id.clone(), true).await {
+                    Ok(actor) => return self.join_actor(id, actor, req).await,
+                    Err(EngineError::Store(PersistError::OwnedElsewhere(n))) => n,
+                    Err(EngineError::Store(PersistError::NotOwning(_))) => {
+                        match remote.place().await {
+                            Some(n) if n != *remote.node() => n,
+                            _ => {
+                                return Err(EngineError::Unavailable(
+                                    "no node takes this session now".into(),
+                                ));
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e),
+                },
+                Some(n) => n,
+            };
+            match self.join_remote(&remote, &node, &id, &req).await? {
+                Ok(handle) => return Ok(handle),
+                // It moved meanwhile: ask where it went (or here, if it is ours now).
+                Err(Some(next)) if next != *remote.node() => target = Some(next),
+                Err(_) => {}
+            }
+        }
+        Err(EngineError::Unavailable(
+            "the session kept moving; retry".into(),
+        ))
+    }
+
+    /// Joins session `id` on `owner` for this node's socket `req.conn`. `Ok(Err(moved))`: the
+    /// owner says the session runs on `moved` now (or nowhere, `None`).
+    async fn join_remote(
+        &self,
+        remote: &Arc<crate::remote::Remote>,
+        owner: &NodeId,
+        id: &str,
+        req: &JoinArgs,
+    ) -> Result<Result<SessionHandle, Option<NodeId>>, EngineError> {
+        use crate::remote::wire::{JoinWire, Reply, Rpc};
+        // Registered first: the welcome may come back before the reply does.
+        remote.add_sink(req.conn.0, owner, req.outbound.clone());
+        let rpc = Rpc::<M::Spec>::Join(JoinWire {
+            session: id.to_string(),
+            gateway: remote.node().as_str().to_string(),
+            conn: req.conn.0,
+            client_key: req.client_key.clone(),
+            id: req.id,
+            name: req.name.clone(),
+            host_key: req.host_key.clone(),
+            resume: req.resume.clone(),
+            resume_token: req.resume_token.clone(),
+        });
+        let reply = self.request(remote, owner, &rpc).await;
+        match reply {
+            Ok(Reply::Joined {
+                session_id,
+                participant,
+                resumed,
+                owner_conn,
+            }) => Ok(Ok(SessionHandle {
+                session_id,
+                participant,
+                conn: req.conn,
+                resumed,
+                link: Box::new(crate::remote::RemoteLink {
+                    remote: remote.clone(),
+                    owner: owner.clone(),
+                    kind: M::KIND,
+                    session: id.to_string(),
+                    owner_conn,
+                }),
+            })),
+            other => {
+                remote.remove_sink(req.conn.0);
+                match other {
+                    Ok(Reply::Moved { node }) => Ok(Err(NodeId::new(node).ok())),
+                    Ok(other) => Err(reply_error(other)),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Joins (or resumes) session `id` on this node only (never forwarded): what a node does
+    /// for a join another node forwarded to it.
+    pub async fn join_here(&self, id: String, req: JoinArgs) -> Result<SessionHandle, EngineError> {
         let actor = self.locate_id(id.clone(), true).await?;
+        self.join_actor(id, actor, req).await
+    }
+
+    async fn join_actor(
+        &self,
+        id: String,
+        actor: ActorRef<SessionMsg<M>>,
+        req: JoinArgs,
+    ) -> Result<SessionHandle, EngineError> {
         let conn = req.conn;
         let result = match call_t!(actor, SessionMsg::Join, CALL_TIMEOUT_MS, Box::new(req)) {
             Ok(r) => r,
@@ -387,8 +561,34 @@ impl<M: Machine> Sessions<M> {
         }
     }
 
-    /// The summary of session `id`.
+    /// The summary of session `id`, from the node that runs it.
     pub async fn summary_id(&self, id: String) -> Result<M::Summary, EngineError> {
+        let here = self.summary_here(id.clone()).await;
+        let (Err(EngineError::UnknownSession), Some(remote), Some(fence)) =
+            (&here, &self.remote, self.store.fence())
+        else {
+            return here;
+        };
+        match fence.owner_of::<M>(&id).await {
+            Ok(Some(node)) if node != *remote.node() => {
+                match self
+                    .request(
+                        remote,
+                        &node,
+                        &crate::remote::wire::Rpc::Summary { session: id },
+                    )
+                    .await?
+                {
+                    crate::remote::wire::Reply::Summary { summary } => Ok(summary),
+                    other => Err(reply_error(other)),
+                }
+            }
+            _ => here,
+        }
+    }
+
+    /// The summary of session `id` if it runs on this node.
+    pub async fn summary_here(&self, id: String) -> Result<M::Summary, EngineError> {
         // A session that has ended, or is ending, has no summary to show: `unknown_room`, as
         // if it had never existed (joins are told `room_closed` instead).
         let gone = |e: EngineError| match e.code() {
@@ -601,5 +801,19 @@ impl Sessions<Stream> {
 
     pub async fn summary(&self, stream: &StreamId) -> Result<StreamSummary, EngineError> {
         self.summary_id(stream.0.clone()).await
+    }
+}
+
+/// An owner's answer that is not what the request hoped for, as the error the caller returns.
+fn reply_error<S>(reply: crate::remote::wire::Reply<S>) -> EngineError {
+    use crate::remote::wire::Reply;
+    match reply {
+        Reply::Refused { refusal } => refusal.into(),
+        Reply::Unknown => EngineError::UnknownSession,
+        Reply::Unavailable { message } => EngineError::Unavailable(message),
+        Reply::Moved { node } => EngineError::Unavailable(format!("the session moved to {node}")),
+        Reply::Joined { .. } | Reply::Created | Reply::Summary { .. } => {
+            EngineError::Unavailable("an unexpected answer".into())
+        }
     }
 }

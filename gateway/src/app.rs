@@ -121,8 +121,30 @@ impl App {
             None => SessionStore::new(ephemeral.clone(), engine.store_ttl),
         };
         let max_sessions = engine.max_rooms + engine.max_streams;
-        let rooms = Rooms::start(store.clone(), engine.clone()).await?;
-        let streams = Streams::start(store, engine, Some(blobs.clone())).await?;
+        let mut rooms = Rooms::start(store.clone(), engine.clone()).await?;
+        let mut streams = Streams::start(store, engine, Some(blobs.clone())).await?;
+        let mut cluster = None;
+        if let Some(f) = &fence {
+            // The bus: joins and commands for sessions other nodes own, and their frames back.
+            let url = config.cluster.bus_url.as_deref().unwrap_or_default();
+            let b = wagu_storage::bus::Bus::connect(url, f.node().as_str())
+                .await
+                .with_context(|| format!("cluster.bus_url {}", redact_url(url)))?;
+            let remote = wagu_engine::remote::Remote::start(
+                b.clone(),
+                f.node().clone(),
+                f.connection().clone(),
+                std::time::Duration::from_millis(config.cluster.lease_ttl_ms / 3),
+            )
+            .await
+            .context("cluster bus")?;
+            rooms = rooms.with_remote(remote.clone()).await?;
+            streams = streams.with_remote(remote).await?;
+            cluster = Some(Arc::new(crate::cluster::Member {
+                fence: f.clone(),
+                bus: b,
+            }));
+        }
 
         tracing::info!(
             rooms = ephemeral.backend(),
@@ -205,7 +227,7 @@ impl App {
             shutdown,
             draining,
             drain_requested: Arc::new(tokio::sync::Notify::new()),
-            fence,
+            cluster,
         };
         let router = Router::new()
             .merge(http::router())
@@ -234,7 +256,7 @@ impl App {
         if !self.state.draining.start() {
             return 0;
         }
-        let Some(fence) = &self.state.fence else {
+        let Some(fence) = self.state.cluster.as_ref().map(|c| &c.fence) else {
             tracing::info!("draining: not ready any more");
             return 0;
         };
@@ -258,7 +280,7 @@ impl App {
 
     /// Leaves the cluster at once (a clean stop): others need not wait for the lease to lapse.
     pub async fn leave_cluster(&self) {
-        if let Some(f) = &self.state.fence
+        if let Some(f) = self.state.cluster.as_ref().map(|c| &c.fence)
             && let Err(e) = f.lease().end_shared().await
         {
             tracing::warn!(error = %e, "could not end the node lease");

@@ -17,6 +17,12 @@ use wagu_storage::cluster::{LeaseConfig, NodeLease, NodeLoad};
 /// How often the node's load (sessions, CPU, open) is refreshed for its next lease renewal.
 const LOAD_EVERY: Duration = Duration::from_secs(1);
 
+/// This node's membership: its fence (lease, ownership) and the bus to the others.
+pub struct Member {
+    pub fence: Fence,
+    pub bus: wagu_storage::bus::Bus,
+}
+
 /// Whether this node is draining: `/readyz` answers 503 and no new session starts here.
 #[derive(Clone, Default)]
 pub struct Draining(Arc<AtomicBool>);

@@ -47,6 +47,7 @@ pub struct AppState {
     pub draining: crate::cluster::Draining,
     /// Asks the server to drain and stop (`POST /admin/drain`, `wagu drain`).
     pub drain_requested: Arc<tokio::sync::Notify>,
-    /// This node's fence when it is one of a cluster.
-    pub fence: Option<wagu_engine::persist::Fence>,
+    /// This node's part in a cluster, if it is in one (behind one pointer: every connection
+    /// holds a copy of this state).
+    pub cluster: Option<Arc<crate::cluster::Member>>,
 }

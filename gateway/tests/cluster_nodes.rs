@@ -14,10 +14,24 @@ use std::time::{Duration, Instant};
 use wagu_proto::ServerMessage;
 use wagu_storage::testbed;
 
+/// The tests of this file share the test bed's node index (placement reads it): one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The lease every test node holds: short, so takeovers happen within the test.
 const LEASE_MS: u64 = 1000;
 
-async fn cluster_node(root: &std::path::Path, redis: &str, name: &str) -> Wagu {
+/// The test bed's Redis and NATS: a cluster needs both (a test fails when one is promised
+/// without the other).
+fn services(test: &str) -> Option<(String, String)> {
+    let redis = testbed::service(testbed::REDIS_URL, test)?;
+    Some((redis, testbed::required(testbed::NATS_URL)))
+}
+
+async fn cluster_node(
+    root: &std::path::Path,
+    (redis, nats): &(String, String),
+    name: &str,
+) -> Wagu {
     let id = format!("{name}-{:08x}", rand_u64() as u32);
     let lease = LEASE_MS.to_string();
     std::fs::create_dir_all(root).unwrap();
@@ -29,6 +43,7 @@ async fn cluster_node(root: &std::path::Path, redis: &str, name: &str) -> Wagu {
             ("WAGU_CLUSTER__ENABLED", "true"),
             ("WAGU_CLUSTER__NODE_ID", &id),
             ("WAGU_CLUSTER__LEASE_TTL_MS", &lease),
+            ("WAGU_CLUSTER__BUS_URL", nats),
             // Pipelined bursts of chat below.
             ("WAGU_RATE__CHAT_PER_SEC", "10000"),
         ],
@@ -85,12 +100,13 @@ fn acked(r: &ServerMessage) -> bool {
 
 #[tokio::test]
 async fn a_node_paused_past_its_lease_is_replaced_and_fenced_off_when_it_wakes() {
-    let Some(redis) = testbed::service(testbed::REDIS_URL, "cluster_nodes") else {
+    let Some(bed) = services("cluster_nodes") else {
         return;
     };
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let a = cluster_node(&dir.path().join("a"), &redis, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &redis, "b").await;
+    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
     let room = create_room(a.addr, r#"{"title":"Zombie test"}"#).await;
     let mut host = Client::new(a.addr).await;
     host.join(&room.share, "Host", Some(&room.host_key)).await;
@@ -160,12 +176,13 @@ async fn a_node_paused_past_its_lease_is_replaced_and_fenced_off_when_it_wakes()
 
 #[tokio::test]
 async fn sigterm_hands_a_nodes_rooms_to_another_node_at_once() {
-    let Some(redis) = testbed::service(testbed::REDIS_URL, "cluster_nodes") else {
+    let Some(bed) = services("cluster_nodes") else {
         return;
     };
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut a = cluster_node(&dir.path().join("a"), &redis, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &redis, "b").await;
+    let mut a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
     let room = create_room(a.addr, r#"{"title":"Drain test"}"#).await;
     let mut host = Client::new(a.addr).await;
     host.join(&room.share, "Host", Some(&room.host_key)).await;
@@ -198,12 +215,13 @@ async fn sigterm_hands_a_nodes_rooms_to_another_node_at_once() {
 
 #[tokio::test]
 async fn kill_9_of_an_owner_loses_no_acknowledged_event() {
-    let Some(redis) = testbed::service(testbed::REDIS_URL, "cluster_nodes") else {
+    let Some(bed) = services("cluster_nodes") else {
         return;
     };
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let a = cluster_node(&dir.path().join("a"), &redis, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &redis, "b").await;
+    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
     let room = create_room(a.addr, r#"{"title":"Kill test"}"#).await;
     let mut host = Client::new(a.addr).await;
     host.join(&room.share, "Host", Some(&room.host_key)).await;
@@ -240,12 +258,14 @@ async fn kill_9_of_an_owner_loses_no_acknowledged_event() {
 
 #[tokio::test]
 async fn readyz_answers_503_while_draining_and_healthz_stays_200() {
-    let Some(redis) = testbed::service(testbed::REDIS_URL, "cluster_nodes") else {
+    let Some(bed) = services("cluster_nodes") else {
         return;
     };
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut config = test_config();
     config.ephemeral.backend = wagu_gateway::config::EphemeralBackend::Redis;
-    config.ephemeral.redis_url = Some(redis);
+    config.ephemeral.redis_url = Some(bed.0);
+    config.cluster.bus_url = Some(bed.1);
     config.cluster.enabled = true;
     config.cluster.node_id = Some(format!("ready-{:08x}", rand_u64() as u32));
     let server = start(config).await;
@@ -278,11 +298,186 @@ fn a_cluster_needs_redis_as_its_store_and_a_valid_node_id() {
     assert!(e.contains("cluster.enabled") && e.contains("redis"), "{e}");
     std::fs::write(
         &file,
-        "[ephemeral]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/\"\n[cluster]\nenabled = true\nnode_id = \"a b\"\n",
+        "[ephemeral]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/\"\n[cluster]\nenabled = true\nbus_url = \"nats://127.0.0.1:1\"\nnode_id = \"a b\"\n",
     )
     .unwrap();
     let e = wagu_gateway::Config::load(Some(&file), Default::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("cluster.node_id"), "{e}");
+}
+
+/// The node (by its id) that owns room `room_id` now, from the owner record in Redis.
+async fn owner_of(redis: &str, room_id: &str) -> Option<String> {
+    let client = redis::Client::open(redis).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("HGET")
+        .arg(format!("wagu:{{room:{room_id}}}:owner"))
+        .arg("node")
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+/// One client's view: every event it saw, by seq, and the chats acknowledged to it.
+struct Log {
+    client: Client,
+    gateway: usize,
+    events: BTreeMap<u64, String>,
+    acked: Vec<String>,
+}
+
+impl Log {
+    fn record(&mut self, m: &ServerMessage) {
+        if let Some(seq) = m.seq() {
+            let kind = serde_json::to_value(m).unwrap()["type"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if let Some(prev) = self.events.insert(seq.0, kind.clone()) {
+                // A replay may repeat what was seen; the same seq must be the same event.
+                assert_eq!(prev, kind, "seq {} seen as two different events", seq.0);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_serve_shared_rooms_through_any_gateway_and_survive_kill_9_of_an_owner() {
+    let Some(bed) = services("cluster_nodes") else {
+        return;
+    };
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        nodes.push(Some(cluster_node(&dir.path().join(name), &bed, name).await));
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|n| n.as_ref().unwrap().node_id())
+        .collect();
+
+    // Two rooms, created through different gateways (placement picks their owners); three
+    // clients in each, one per gateway.
+    let mut rooms = Vec::new();
+    for r in 0..2 {
+        let room = create_room(addrs[r], r#"{"title":"Shared"}"#).await;
+        let mut logs = Vec::new();
+        for (g, addr) in addrs.iter().enumerate() {
+            let mut client = Client::new(*addr).await;
+            let key = (g == 0).then_some(room.host_key.as_str());
+            client.join(&room.share, &format!("P{g}"), key).await;
+            logs.push(Log {
+                client,
+                gateway: g,
+                events: BTreeMap::new(),
+                acked: Vec::new(),
+            });
+        }
+        rooms.push((room, logs));
+    }
+    // Everyone chats through their own gateway; broadcasts reach every gateway.
+    for round in 0..5 {
+        for (_, logs) in rooms.iter_mut() {
+            for log in logs.iter_mut() {
+                let text = format!("g{} r{round}", log.gateway);
+                let r = log.client.call(json!({"type":"chat","text":text})).await;
+                assert!(acked(&r), "{r:?}");
+                log.acked.push(text);
+                for m in std::mem::take(&mut log.client.seen) {
+                    log.record(&m);
+                }
+                log.record(&r);
+            }
+        }
+    }
+
+    // kill -9 the node that owns the first room.
+    let owner = owner_of(&bed.0, &rooms[0].0.room_id)
+        .await
+        .expect("an owner");
+    let victim = ids
+        .iter()
+        .position(|i| *i == owner)
+        .expect("owner is one of ours");
+    let t = Instant::now();
+    nodes[victim].take().unwrap().kill_9();
+    let survivors: Vec<usize> = (0..3).filter(|g| *g != victim).collect();
+
+    // Every client resumes: through its own gateway if that one lives, else another.
+    let mut took = Vec::new();
+    for (room, logs) in rooms.iter_mut() {
+        for log in logs.iter_mut() {
+            // Clients of the dead gateway lost their socket; the others are told to resume
+            // once their gateway sees the owner's lease lapse (or keep going if it did not own
+            // their room).
+            let via = if log.gateway == victim {
+                addrs[survivors[log.gateway % survivors.len()]]
+            } else {
+                addrs[log.gateway]
+            };
+            let r = log
+                .client
+                .try_call(
+                    json!({"type":"chat","text":format!("g{} after", log.gateway)}),
+                    Duration::from_secs(10),
+                )
+                .await;
+            if r.as_ref().is_some_and(acked) {
+                log.acked.push(format!("g{} after", log.gateway));
+                for m in std::mem::take(&mut log.client.seen) {
+                    log.record(&m);
+                }
+                continue;
+            }
+            // What the old socket delivered before it closed counts (its seq is the resume's).
+            for m in std::mem::take(&mut log.client.seen) {
+                log.record(&m);
+            }
+            took.push(resume_on(&mut log.client, via, &room.share).await);
+            for m in std::mem::take(&mut log.client.seen) {
+                log.record(&m);
+            }
+            let text = format!("g{} after", log.gateway);
+            let r = log.client.call(json!({"type":"chat","text":text})).await;
+            assert!(acked(&r), "{r:?}");
+            log.acked.push(text);
+            for m in std::mem::take(&mut log.client.seen) {
+                log.record(&m);
+            }
+        }
+    }
+    eprintln!(
+        "owner {owner} killed; first ack again after {:?} (all resumes: {took:?})",
+        t.elapsed()
+    );
+
+    // Each room as a fresh client sees it: every acknowledged chat once, and each client's
+    // events without gaps from its join to its last ack.
+    for (room, logs) in rooms.iter_mut() {
+        let texts = chat_texts(addrs[survivors[0]], &room.share).await;
+        for log in logs.iter_mut() {
+            // Whatever arrived after the last ack (other clients' chats) counts too.
+            while let Some(m) = log.client.try_recv(Duration::from_millis(200)).await {
+                log.record(&m);
+            }
+            for a in &log.acked {
+                assert_eq!(
+                    texts.iter().filter(|t| *t == a).count(),
+                    1,
+                    "acknowledged {a:?} lost or duplicated: {texts:?}"
+                );
+            }
+            let seqs: Vec<u64> = log.events.keys().copied().collect();
+            let (first, last) = (seqs[0], *seqs.last().unwrap());
+            assert_eq!(
+                seqs.len() as u64,
+                last - first + 1,
+                "client on gateway {} has gaps: {seqs:?}",
+                log.gateway
+            );
+        }
+    }
 }

@@ -6,6 +6,8 @@
 
 /// Redis URL, e.g. `redis://127.0.0.1:16379/`.
 pub const REDIS_URL: &str = "WAGU_TEST_REDIS_URL";
+/// NATS URL of the bus between nodes, e.g. `nats://127.0.0.1:14222`.
+pub const NATS_URL: &str = "WAGU_TEST_NATS_URL";
 /// Comma-separated CQL contact points, e.g. `127.0.0.1:19042`.
 pub const CQL_NODES: &str = "WAGU_TEST_CQL_NODES";
 /// S3 endpoint, e.g. `http://127.0.0.1:19000`.

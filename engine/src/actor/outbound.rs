@@ -3,6 +3,11 @@
 //! keep up: the room drops the sender, the gateway sees the queue end without a close frame and
 //! closes the socket with "resume" (4000). Lossy frames (presence) are skipped instead when the
 //! queue is three-quarters full, and the connection gets a full presence picture once it drains.
+//!
+//! A connection whose gateway is another node has a *relayed* outbound: its frames go, tagged
+//! with the gateway's connection id, into one queue per gateway node that a relay task sends over
+//! the bus (see `crate::remote`). The same rules hold there (a full queue drops the connection);
+//! when the session lets the connection go, the relay tells the gateway, with any close code.
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -17,8 +22,49 @@ pub enum Frame {
 
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    tx: mpsc::Sender<Frame>,
+    to: To,
     close: CloseSlot,
+}
+
+#[derive(Debug, Clone)]
+enum To {
+    /// A socket on this node.
+    Local(mpsc::Sender<Frame>),
+    /// A socket on another node, through that node's relay queue.
+    Relayed {
+        /// The connection's id on its gateway node.
+        conn: u64,
+        tx: mpsc::Sender<Relayed>,
+        /// Tells the relay when the last handle of this connection is gone.
+        _end: std::sync::Arc<EndGuard>,
+    },
+}
+
+/// What a relay queue carries: a frame for one remote connection, or its end.
+#[derive(Debug)]
+pub enum Relayed {
+    Frame(u64, Frame),
+    /// The session let the connection go; the close code it asked for, if any.
+    End(u64, Option<u16>),
+}
+
+#[derive(Debug)]
+struct EndGuard {
+    conn: u64,
+    tx: mpsc::Sender<Relayed>,
+    ended: mpsc::UnboundedSender<(u64, Option<u16>)>,
+    close: CloseSlot,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let code = self.close.get();
+        // In band when there is room (after the frames before it), else on the side channel
+        // the relay also reads, so an end is never lost to a full queue.
+        if self.tx.try_send(Relayed::End(self.conn, code)).is_err() {
+            let _ = self.ended.send((self.conn, code));
+        }
+    }
 }
 
 /// Where the room leaves the close code it wanted to send when the queue had no room for the
@@ -55,12 +101,36 @@ impl Outbound {
         let close = CloseSlot::default();
         (
             Outbound {
-                tx,
+                to: To::Local(tx),
                 close: close.clone(),
             },
             rx,
             close,
         )
+    }
+
+    /// The outbound of connection `conn` of another node, through that node's relay queue
+    /// `tx` (and its side channel `ended` for ends that find the queue full).
+    pub fn relayed(
+        conn: u64,
+        tx: mpsc::Sender<Relayed>,
+        ended: mpsc::UnboundedSender<(u64, Option<u16>)>,
+    ) -> Outbound {
+        let close = CloseSlot::default();
+        let guard = EndGuard {
+            conn,
+            tx: tx.clone(),
+            ended,
+            close: close.clone(),
+        };
+        Outbound {
+            to: To::Relayed {
+                conn,
+                tx,
+                _end: std::sync::Arc::new(guard),
+            },
+            close,
+        }
     }
 
     /// Asks the connection to close with `code`: a close frame, or (queue full) the close slot.
@@ -73,18 +143,25 @@ impl Outbound {
     }
 
     pub fn push(&self, frame: Frame) -> Pushed {
-        match self.tx.try_send(frame) {
-            Ok(()) => Pushed::Sent,
-            Err(_) => Pushed::Full,
-        }
+        let sent = match &self.to {
+            To::Local(tx) => tx.try_send(frame).is_ok(),
+            To::Relayed { conn, tx, .. } => tx.try_send(Relayed::Frame(*conn, frame)).is_ok(),
+        };
+        if sent { Pushed::Sent } else { Pushed::Full }
     }
 
     /// Whether a lossy frame should be skipped to leave room for reliable ones.
     pub fn congested(&self) -> bool {
-        self.tx.capacity() * 4 < self.tx.max_capacity()
+        match &self.to {
+            To::Local(tx) => tx.capacity() * 4 < tx.max_capacity(),
+            To::Relayed { tx, .. } => tx.capacity() * 4 < tx.max_capacity(),
+        }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &self.to {
+            To::Local(tx) => tx.is_closed(),
+            To::Relayed { tx, .. } => tx.is_closed(),
+        }
     }
 }

@@ -117,7 +117,7 @@ const COLORS: [&str; 12] = [
 ];
 
 /// A short public summary of a room, for link previews.
-#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RoomSummary {
     pub room_id: RoomId,
     pub title: String,

@@ -58,6 +58,21 @@ impl ClusterConfig {
         {
             return bad("cluster.node_id", e.to_string());
         }
+        match &self.bus_url {
+            Some(u) if u.starts_with("nats://") || u.starts_with("tls://") => {}
+            Some(u) => {
+                return bad(
+                    "cluster.bus_url",
+                    format!("{u:?} is not a nats:// (or tls://) URL"),
+                );
+            }
+            None => {
+                return bad(
+                    "cluster.bus_url",
+                    "required when cluster.enabled (the NATS server the nodes share)".into(),
+                );
+            }
+        }
         if self.drain_batch == 0 {
             return bad("cluster.drain_batch", "must be at least 1".into());
         }

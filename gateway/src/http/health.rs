@@ -32,12 +32,16 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     if app.draining.is_on() {
         record("drain", "node", Err("draining".into()));
     }
-    if let Some(f) = &app.fence {
+    if let Some(f) = app.cluster.as_ref().map(|c| &c.fence) {
         let lease = match f.refusal() {
             None => Ok(()),
             Some(why) => Err(why.to_string()),
         };
         record("cluster", "redis lease", lease);
+    }
+    if let Some(bus) = app.cluster.as_ref().map(|c| &c.bus) {
+        let r = tokio::time::timeout(LIMIT, bus.ping()).await;
+        record("bus", bus.backend(), flatten(r));
     }
     let r = tokio::time::timeout(LIMIT, app.ephemeral.ping()).await;
     record("ephemeral", app.ephemeral.backend(), flatten(r));

@@ -285,6 +285,28 @@ impl Client {
         id
     }
 
+    /// Sends a command and waits up to `wait` for its reply; `None` when the socket closed
+    /// (or was already closed) first. Frames read meanwhile land in `seen`.
+    pub async fn try_call(&mut self, mut v: Value, wait: Duration) -> Option<ServerMessage> {
+        let id = self.id();
+        v["id"] = id.into();
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .ok()?;
+        loop {
+            let m = self.try_recv(wait).await?;
+            match &m {
+                ServerMessage::Ack { id: r, .. } | ServerMessage::Error { id: Some(r), .. }
+                    if r.0 == id =>
+                {
+                    return Some(m);
+                }
+                _ => self.seen.push(m),
+            }
+        }
+    }
+
     /// The next frame as it comes, close frames included; `None` when the socket ended
     /// without one (reset, EOF).
     pub async fn ws_next(&mut self) -> Option<Frame> {

@@ -12,6 +12,7 @@ pub struct Wagu {
     child: Child,
     pub addr: SocketAddr,
     log: std::path::PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Wagu {
@@ -76,11 +77,24 @@ impl Wagu {
                     child,
                     addr,
                     log: root.join("server.log"),
+                    env: env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 };
             }
             assert!(Instant::now() < deadline, "wagu not ready within 60 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The cluster node id it was started with (`WAGU_CLUSTER__NODE_ID`).
+    pub fn node_id(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "WAGU_CLUSTER__NODE_ID")
+            .map(|(_, v)| v.clone())
+            .expect("a cluster node")
     }
 
     /// What the server wrote (its log) so far.

@@ -1,0 +1,122 @@
+//! The owner's part: answers other nodes' requests for the sessions of one kind here (join,
+//! create, summary) and applies their commands, in the order each gateway sent them.
+
+use super::wire::{Cmd, JoinWire, Reply, Rpc};
+use super::{Remote, cmd_subject, rpc_subject};
+use crate::error::EngineError;
+use crate::machine::Machine;
+use crate::persist::PersistError;
+use crate::sessions::{SessionHandle, Sessions};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use metrics::counter;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wagu_storage::bus::BusError;
+
+/// Starts serving this node's sessions of kind `M` to other nodes.
+pub async fn serve<M: Machine>(remote: Arc<Remote>, sessions: Sessions<M>) -> Result<(), BusError> {
+    let node = remote.node().as_str().to_string();
+    let mut rpcs = remote.bus().subscribe(&rpc_subject(&node, M::KIND)).await?;
+    let mut cmds = remote.bus().subscribe(&cmd_subject(&node, M::KIND)).await?;
+    // Remote connections joined here, by their id on this node.
+    let handles: Arc<Mutex<HashMap<u64, SessionHandle>>> = Default::default();
+
+    let (r, s, h) = (remote.clone(), sessions.clone(), handles.clone());
+    tokio::spawn(async move {
+        while let Some(msg) = rpcs.next().await {
+            let (r, s, h) = (r.clone(), s.clone(), h.clone());
+            // Each request on its own task: a join waiting on a revive must not hold up others.
+            tokio::spawn(async move {
+                let reply = match serde_json::from_slice::<Rpc<M::Spec>>(&msg.payload) {
+                    Ok(rpc) => answer(&r, &s, &h, rpc).await,
+                    Err(e) => Reply::Unavailable {
+                        message: format!("bad request: {e}"),
+                    },
+                };
+                if let Some(to) = msg.reply {
+                    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+                    let _ = r.bus().respond(&to, Bytes::from(bytes)).await;
+                }
+            });
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(msg) = cmds.next().await {
+            match serde_json::from_slice::<Cmd>(&msg.payload) {
+                Ok(Cmd::Command {
+                    owner_conn, msg, ..
+                }) => {
+                    let sent = handles
+                        .lock()
+                        .expect("handles")
+                        .get(&owner_conn)
+                        .map(|h| h.send(msg, Instant::now()));
+                    if !matches!(sent, Some(Ok(()))) {
+                        counter!("wagu_remote_commands_lost_total", "kind" => M::KIND).increment(1);
+                    }
+                }
+                Ok(Cmd::Disconnect { owner_conn, .. }) => {
+                    if let Some(h) = handles.lock().expect("handles").remove(&owner_conn) {
+                        h.disconnect();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "dropped a malformed command"),
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn answer<M: Machine>(
+    remote: &Arc<Remote>,
+    sessions: &Sessions<M>,
+    handles: &Arc<Mutex<HashMap<u64, SessionHandle>>>,
+    rpc: Rpc<M::Spec>,
+) -> Reply<M::Summary> {
+    let result = match rpc {
+        Rpc::Join(w) => return join(remote, sessions, handles, w).await,
+        Rpc::Create { spec } => sessions.spawn_here(spec).await.map(|()| Reply::Created),
+        Rpc::Summary { session } => sessions
+            .summary_here(session)
+            .await
+            .map(|summary| Reply::Summary { summary }),
+    };
+    result.unwrap_or_else(refusal)
+}
+
+async fn join<M: Machine>(
+    remote: &Arc<Remote>,
+    sessions: &Sessions<M>,
+    handles: &Arc<Mutex<HashMap<u64, SessionHandle>>>,
+    w: JoinWire,
+) -> Reply<M::Summary> {
+    let outbound = remote.relayed_outbound(&w.gateway, w.conn);
+    let args = sessions.join_args(w.id, w.name, w.host_key, w.resume, w.client_key, outbound);
+    match sessions.join_here(w.session, args).await {
+        Ok(h) => {
+            let reply = Reply::Joined {
+                session_id: h.session_id.clone(),
+                participant: h.participant,
+                resumed: h.resumed,
+                owner_conn: h.conn.0,
+            };
+            handles.lock().expect("handles").insert(h.conn.0, h);
+            reply
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+fn refusal<S>(e: EngineError) -> Reply<S> {
+    match e {
+        EngineError::Store(PersistError::OwnedElsewhere(node)) => Reply::Moved {
+            node: node.as_str().to_string(),
+        },
+        EngineError::UnknownSession => Reply::Unknown,
+        e => Reply::Refused {
+            refusal: crate::machine::Refusal::new(e.code(), e.to_string()),
+        },
+    }
+}
