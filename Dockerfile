@@ -32,8 +32,10 @@ COPY web web
 COPY docs/schema docs/schema
 # The web client first, on its own: build.rs only warns when the bundle fails (a laptop without
 # Node still gets a server), but an image without its client must not be built.
+WORKDIR /src/web
 RUN --mount=type=cache,target=/root/.npm \
-    cd web && npm ci --no-audit --no-fund && npm run build
+    npm ci --no-audit --no-fund && npm run build
+WORKDIR /src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p wagu-gateway --bin wagu \
