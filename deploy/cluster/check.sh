@@ -32,6 +32,7 @@ bad() { echo "FAIL $*" >&2; failed=1; }
 
 WORK="$(mktemp -d /tmp/wagu-deploy-check.XXXXXX)"
 PIDS=()
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
@@ -53,6 +54,10 @@ VENV="$CACHE_DIR/deploy-check-$(sha256sum "$HERE/requirements.txt" | cut -c1-12)
 if [[ ! -f "$VENV/.complete" ]]; then
     echo "installing the pinned check tools into $VENV"
     rm -rf "$VENV"
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        apt_get install -y --no-install-recommends python3-venv \
+            || { apt_get update -qq && apt_get install -y --no-install-recommends python3-venv; }
+    fi
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$HERE/requirements.txt"
     touch "$VENV/.complete"
@@ -81,8 +86,11 @@ case "${hv%%$'\n'*}" in
 esac
 
 step "Dockerfile, deploy/cluster/s3s-fs.Dockerfile"
-"$VENV/bin/hadolint" Dockerfile deploy/cluster/s3s-fs.Dockerfile && echo "ok   hadolint: no findings" \
-    || bad "hadolint"
+if "$VENV/bin/hadolint" Dockerfile deploy/cluster/s3s-fs.Dockerfile; then
+    echo "ok   hadolint: no findings"
+else
+    bad "hadolint"
+fi
 "$PY" "$HERE/check_deploy.py" dockerfile || bad "Dockerfile structure"
 
 step "deploy/cluster/compose.yaml"
@@ -91,7 +99,10 @@ step "deploy/cluster/compose.yaml"
 "$PY" "$HERE/check_deploy.py" compose || bad "compose.yaml structure"
 
 step "deploy/k8s"
-mapfile -t manifests < <(ls "$ROOT"/deploy/k8s/*.yaml | grep -v '/kustomization.yaml$')
+manifests=()
+for f in "$ROOT"/deploy/k8s/*.yaml; do
+    [[ $f == */kustomization.yaml ]] || manifests+=("$f")
+done
 "$VENV/bin/kubernetes-validate" --strict --kubernetes-version 1.37.0 "${manifests[@]}" \
     || bad "k8s manifests against the Kubernetes 1.37 schemas"
 "$PY" "$HERE/check_deploy.py" k8s || bad "k8s structure"
@@ -183,7 +194,8 @@ lb_env=(WAGU_1_ADDR="127.0.0.1:$P1" WAGU_2_ADDR="127.0.0.1:$P2" WAGU_3_ADDR="127
     WAGU_4_ADDR="127.0.0.1:$P4" WAGU_5_ADDR="127.0.0.1:$P5" WAGU_6_ADDR="127.0.0.1:$P6"
     WAGU_LB_BIND="127.0.0.1:$PLB" WAGU_LB_STATS_BIND="127.0.0.1:$PSTATS"
     WAGU_LB_ADMIN="127.0.0.1:$PADMIN" WAGU_LB_DNS="127.0.0.1:$PDNS")
-if env "${lb_env[@]}" bash -c "$(declare -f haproxy); HAPROXY_HOME='$HAPROXY_HOME'; haproxy -c -dW -f '$HERE/haproxy.cfg'"; then
+if env "${lb_env[@]}" LD_LIBRARY_PATH="$HAPROXY_HOME/root/usr/lib/x86_64-linux-gnu" \
+    "$HAPROXY_HOME/root/usr/sbin/haproxy" -c -dW -f "$HERE/haproxy.cfg"; then
     echo "ok   haproxy -c -dW (no warning at all) with loopback addresses"
 else
     bad "haproxy -c -dW with loopback addresses"
