@@ -140,9 +140,12 @@ impl App {
             .context("cluster bus")?;
             rooms = rooms.with_remote(remote.clone()).await?;
             streams = streams.with_remote(remote).await?;
+            let index = wagu_storage::cluster::StreamIndex::new(f.connection().clone());
+            crate::cluster::publish_streams(index.clone(), streams.clone());
             cluster = Some(Arc::new(crate::cluster::Member {
                 fence: f.clone(),
                 bus: b,
+                streams: index,
             }));
         }
 

@@ -21,6 +21,44 @@ const LOAD_EVERY: Duration = Duration::from_secs(1);
 pub struct Member {
     pub fence: Fence,
     pub bus: wagu_storage::bus::Bus,
+    /// Live streams of every node (discovery answers the same everywhere).
+    pub streams: wagu_storage::cluster::StreamIndex,
+}
+
+/// How often a node publishes its live streams into the shared index, and how long an entry
+/// outlives its last publication (a dead node's streams drop out after this).
+const INDEX_EVERY: Duration = Duration::from_secs(1);
+const INDEX_TTL: Duration = Duration::from_secs(5);
+
+/// Keeps this node's live streams in the shared index. A stream this node stopped running
+/// (ended, or handed over) is removed at the next publication; one handed over reappears with
+/// the next publication of the node that took it (within a second).
+pub fn publish_streams(index: wagu_storage::cluster::StreamIndex, streams: Streams) {
+    tokio::spawn(async move {
+        let mut before: Vec<String> = Vec::new();
+        loop {
+            tokio::time::sleep(INDEX_EVERY).await;
+            let Ok(list) = streams.list().await else {
+                continue;
+            };
+            let live: Vec<wagu_storage::cluster::Listed> = list
+                .iter()
+                .filter_map(|s| {
+                    Some(wagu_storage::cluster::Listed {
+                        id: s.stream_id.0.clone(),
+                        summary: serde_json::to_vec(s).ok()?.into(),
+                        location: s.location.map(|l| (l.lat, l.lng)),
+                    })
+                })
+                .collect();
+            let now: Vec<String> = live.iter().map(|l| l.id.clone()).collect();
+            let gone: Vec<String> = before.into_iter().filter(|id| !now.contains(id)).collect();
+            if let Err(e) = index.publish(&live, &gone, INDEX_TTL).await {
+                tracing::warn!(error = %e, "could not publish live streams to the shared index");
+            }
+            before = now;
+        }
+    });
 }
 
 /// Whether this node is draining: `/readyz` answers 503 and no new session starts here.

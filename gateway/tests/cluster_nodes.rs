@@ -309,10 +309,14 @@ fn a_cluster_needs_redis_as_its_store_and_a_valid_node_id() {
 
 /// The node (by its id) that owns room `room_id` now, from the owner record in Redis.
 async fn owner_of(redis: &str, room_id: &str) -> Option<String> {
+    owner_of_kind(redis, "room", room_id).await
+}
+
+async fn owner_of_kind(redis: &str, kind: &str, id: &str) -> Option<String> {
     let client = redis::Client::open(redis).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("HGET")
-        .arg(format!("wagu:{{room:{room_id}}}:owner"))
+        .arg(format!("wagu:{{{kind}:{id}}}:owner"))
         .arg("node")
         .query_async(&mut c)
         .await
@@ -479,5 +483,76 @@ async fn three_nodes_serve_shared_rooms_through_any_gateway_and_survive_kill_9_o
                 log.gateway
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn every_node_lists_the_same_live_streams_with_geo_search() {
+    let Some(bed) = services("cluster_nodes") else {
+        return;
+    };
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
+    let tag = format!("t{:08x}", rand_u64() as u32);
+    let mut ids = Vec::new();
+    for (node, lat) in [(a.addr, 37.51), (b.addr, 35.10)] {
+        let body = json!({"title": tag, "place_id": "kakao:1", "location": {"lat": lat, "lng": 127.0}, "menu": []});
+        let (status, text) = http(node, "POST", "/api/streams", &body.to_string()).await;
+        assert_eq!(status, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        ids.push(v["stream_id"].as_str().unwrap().to_string());
+    }
+    let mine = |body: &str| -> Vec<String> {
+        let v: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+        let mut out: Vec<String> = v
+            .iter()
+            .filter(|s| s["title"] == tag.as_str())
+            .map(|s| s["stream_id"].as_str().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let mut want = ids.clone();
+    want.sort();
+    // Nodes publish every second: within a few, both list both.
+    let t = Instant::now();
+    loop {
+        let (_, on_a) = http(a.addr, "GET", "/api/streams?limit=200", "").await;
+        let (_, on_b) = http(b.addr, "GET", "/api/streams?limit=200", "").await;
+        if mine(&on_a) == want && mine(&on_b) == want {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "a: {on_a}\nb: {on_b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Near Seoul: only the first, on either node.
+    for node in [a.addr, b.addr] {
+        let (status, body) =
+            http(node, "GET", "/api/streams?near=37.5,127.0&radius_km=20", "").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(mine(&body), [ids[0].clone()], "{body}");
+    }
+    // A node that dies: its streams leave every list once their entries expire; the others stay.
+    let mut on_a = Vec::new();
+    for id in &ids {
+        if owner_of_kind(&bed.0, "stream", id).await.as_deref() == Some(a.node_id().as_str()) {
+            on_a.push(id.clone());
+        }
+    }
+    let kept: Vec<String> = want.iter().filter(|i| !on_a.contains(i)).cloned().collect();
+    a.kill_9();
+    let t = Instant::now();
+    loop {
+        let (_, on_b) = http(b.addr, "GET", "/api/streams?limit=200", "").await;
+        if mine(&on_b) == kept {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "want {kept:?}: {on_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

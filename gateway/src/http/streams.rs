@@ -130,7 +130,27 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(AppError::bad_request("limit must be 1 to 200"));
     }
-    let mut all = app.streams.list().await?;
+    let mut all = match &app.cluster {
+        // Every node's streams, from the shared index (geo search when `near` is given).
+        Some(c) => {
+            let found = c
+                .streams
+                .list(near.map(|l| (l.lat, l.lng, radius)))
+                .await
+                .map_err(|e| {
+                    AppError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        wagu_proto::ErrorCode::Unavailable,
+                        format!("stream index: {e}"),
+                    )
+                })?;
+            found
+                .iter()
+                .filter_map(|b| serde_json::from_slice::<StreamSummary>(b).ok())
+                .collect()
+        }
+        None => app.streams.list().await?,
+    };
     if let Some(p) = &q.place_id {
         all.retain(|s| &s.place_id.0 == p);
     }

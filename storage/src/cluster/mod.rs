@@ -24,9 +24,11 @@
 //! persistence off, a Redis restart forgets owners and tokens (tokens are also floored at
 //! Redis's clock in ms, so a new token is still above any old one unless that clock went back).
 
+mod index;
 mod lease;
 mod owner;
 
+pub use self::index::{Listed, StreamIndex};
 pub use self::lease::{LeaseConfig, NodeLease, NodeLoad, NodeStatus, is_live, live_nodes};
 pub use self::owner::{Claim, Ownership, SessionKey};
 
