@@ -42,7 +42,8 @@ enum Command {
     #[command(subcommand)]
     Places(PlacesCommand),
     /// Ask the node running on this host (at `listen`) to drain and stop, as SIGTERM does:
-    /// `/readyz` turns 503, sessions are handed over to other nodes, then it exits.
+    /// `/readyz` turns 503, sessions are handed over to other nodes, then it exits. Returns
+    /// once it has stopped (or fails after `cluster.drain_timeout_s` + 10 s).
     Drain,
 }
 
@@ -190,7 +191,26 @@ async fn drain(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("POST {url}: {status} {body}");
     }
     println!("{body}");
-    Ok(())
+    // Block until the node has stopped (its drain handed everything over), so a preStop hook
+    // that runs this holds the pod until then.
+    let client = reqwest::Client::new();
+    let health = format!("http://{addr}/healthz");
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(config.cluster.drain_timeout_s + 10);
+    while std::time::Instant::now() < deadline {
+        let up = client
+            .get(&health)
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok();
+        if !up {
+            println!("stopped");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the node at {addr} was still answering after the drain timeout")
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -348,6 +348,21 @@ impl Log {
 
 #[tokio::test]
 async fn three_nodes_serve_shared_rooms_through_any_gateway_and_survive_kill_9_of_an_owner() {
+    shared_rooms_survive_losing_an_owner(Stop::Kill9).await;
+}
+
+#[tokio::test]
+async fn three_nodes_serve_shared_rooms_through_any_gateway_and_survive_draining_an_owner() {
+    shared_rooms_survive_losing_an_owner(Stop::Drain).await;
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Kill9,
+    Drain,
+}
+
+async fn shared_rooms_survive_losing_an_owner(stop: Stop) {
     let Some(bed) = services("cluster_nodes") else {
         return;
     };
@@ -407,7 +422,15 @@ async fn three_nodes_serve_shared_rooms_through_any_gateway_and_survive_kill_9_o
         .position(|i| *i == owner)
         .expect("owner is one of ours");
     let t = Instant::now();
-    nodes[victim].take().unwrap().kill_9();
+    let mut gone = nodes[victim].take().unwrap();
+    match stop {
+        Stop::Kill9 => gone.kill_9(),
+        Stop::Drain => {
+            gone.signal(Signal::TERM);
+            let status = gone.exited(Duration::from_secs(30)).await;
+            assert!(status.success(), "{status}: {}", gone.log());
+        }
+    }
     let survivors: Vec<usize> = (0..3).filter(|g| *g != victim).collect();
 
     // Every client resumes: through its own gateway if that one lives, else another.
@@ -454,7 +477,7 @@ async fn three_nodes_serve_shared_rooms_through_any_gateway_and_survive_kill_9_o
         }
     }
     eprintln!(
-        "owner {owner} killed; first ack again after {:?} (all resumes: {took:?})",
+        "owner {owner} stopped ({stop:?}); first ack again after {:?} (all resumes: {took:?})",
         t.elapsed()
     );
 
@@ -555,4 +578,37 @@ async fn every_node_lists_the_same_live_streams_with_geo_search() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test]
+async fn wagu_drain_drains_the_local_node_and_returns_once_it_stopped() {
+    let Some(bed) = services("cluster_nodes") else {
+        return;
+    };
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
+    let room = create_room(a.addr, r#"{"title":"wagu drain"}"#).await;
+    let mut host = Client::new(a.addr).await;
+    host.join(&room.share, "Host", Some(&room.host_key)).await;
+    // The room may have been placed on b; drain whichever node owns it.
+    assert!(acked(&host.call(json!({"type":"chat","text":"before"})).await));
+    let addr = a.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wagu"))
+            .env_clear()
+            .args(["--listen", &addr, "drain"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("draining") && stdout.contains("stopped"), "{stdout}");
+    assert!(a.exited(Duration::from_secs(5)).await.success());
+    assert_eq!(host.close_code().await, Some(wagu_proto::close::RESUME));
+    resume_on(&mut host, b.addr, &room.share).await;
+    assert_eq!(chat_texts(b.addr, &room.share).await, ["before"]);
 }
