@@ -97,3 +97,6 @@ step "OpenAPI: validate the served document, call the server through a generated
 # Its tools are needed without the services too (idempotent: a no-op when present).
 WAGU_SKIP_REDIS=1 WAGU_SKIP_CASSANDRA=1 WAGU_SKIP_S3=1 WAGU_SKIP_NATS=1 WAGU_SKIP_OIDC=1 bash "$ROOT/deploy/install.sh"
 bash "$ROOT/deploy/openapi/check.sh"
+
+step "deployment files: Dockerfile, compose, HAProxy (live, in front of real nodes), k8s, wagu.toml (docs/DEPLOY.md)"
+WAGU_BIN="$CARGO_TARGET_DIR/debug/wagu" bash "$ROOT/deploy/cluster/check.sh"
