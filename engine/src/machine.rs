@@ -398,6 +398,86 @@ pub fn dispatch(
     reply_then_close(out, effects, conn, reply);
 }
 
+/// How many commands a session remembers for [`RecentCommands`].
+pub const RECENT_COMMANDS: usize = 128;
+
+/// The last commands that changed a session, kept with it (snapshots and journal replay
+/// rebuild it, so it survives a move to another node): a retry of one — same participant, same
+/// `id`, same content — after its ack was lost is acknowledged again with the first one's
+/// `seq`, never applied twice. A new command that reuses an id with other content is applied.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecentCommands(std::collections::VecDeque<(ParticipantId, RequestId, u64, Seq)>);
+
+impl RecentCommands {
+    /// What identifies a command for retries: its id and a hash of its content (stable across
+    /// processes and nodes: FNV-1a over its JSON). `None` for commands without an id.
+    pub fn key(msg: &ClientMessage) -> Option<(RequestId, u64)> {
+        let id = msg.id()?;
+        let bytes = serde_json::to_vec(msg).ok()?;
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Some((id, hash))
+    }
+
+    /// The `seq` a command with this key got when `participant` sent it before, if it did.
+    pub fn applied(&self, participant: ParticipantId, key: (RequestId, u64)) -> Option<Seq> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(p, id, h, _)| *p == participant && (*id, *h) == key)
+            .map(|e| e.3)
+    }
+
+    pub fn remember(&mut self, participant: ParticipantId, key: (RequestId, u64), seq: Seq) {
+        if self.0.len() >= RECENT_COMMANDS {
+            self.0.pop_front();
+        }
+        self.0.push_back((participant, key.0, key.1, seq));
+    }
+
+    /// Runs one command through [`dispatch`] unless it is a retry of one already applied (then
+    /// acknowledges it again), and remembers it when it changed the session.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch_once<S>(
+        session: &mut S,
+        recent: impl Fn(&mut S) -> &mut RecentCommands,
+        seq: impl Fn(&S) -> Seq,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        current: Option<ConnId>,
+        participant: ParticipantId,
+        msg: ClientMessage,
+        what: &str,
+        run: impl FnOnce(&mut S, ClientMessage, &mut Vec<Output>) -> Result<Seq, Refusal>,
+    ) {
+        let key = Self::key(&msg);
+        if current == Some(conn)
+            && let Some(key) = key
+            && let Some(first) = recent(session).applied(participant, key)
+        {
+            out.push(Output::Send {
+                conn,
+                msg: ServerMessage::Ack {
+                    id: key.0,
+                    seq: Some(first),
+                },
+            });
+            return;
+        }
+        let before = seq(session);
+        dispatch(out, conn, current, before, msg, what, |msg, effects| {
+            run(session, msg, effects)
+        });
+        let after = seq(session);
+        if after != before
+            && let Some(key) = key
+        {
+            recent(session).remember(participant, key, after);
+        }
+    }
+}
+
 /// Appends a chat message to a session's tail (the last [`wagu_proto::limits::CHAT_TAIL`]
 /// kept) and returns it, for the event that announces it. `seq` is that event's number.
 pub fn keep_chat(

@@ -593,7 +593,9 @@ async fn wagu_drain_drains_the_local_node_and_returns_once_it_stopped() {
     let mut host = Client::new(a.addr).await;
     host.join(&room.share, "Host", Some(&room.host_key)).await;
     // The room may have been placed on b; drain whichever node owns it.
-    assert!(acked(&host.call(json!({"type":"chat","text":"before"})).await));
+    assert!(acked(
+        &host.call(json!({"type":"chat","text":"before"})).await
+    ));
     let addr = a.addr.to_string();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_wagu"))
@@ -605,8 +607,15 @@ async fn wagu_drain_drains_the_local_node_and_returns_once_it_stopped() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("draining") && stdout.contains("stopped"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("draining") && stdout.contains("stopped"),
+        "{stdout}"
+    );
     assert!(a.exited(Duration::from_secs(5)).await.success());
     assert_eq!(host.close_code().await, Some(wagu_proto::close::RESUME));
     resume_on(&mut host, b.addr, &room.share).await;

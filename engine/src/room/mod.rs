@@ -20,7 +20,7 @@
 pub mod votes;
 
 use crate::machine::{
-    Machine, Refusal, ReplayLog, dispatch, keep_chat, refuse_by_scope, refuse_ended,
+    Machine, RecentCommands, Refusal, ReplayLog, keep_chat, refuse_by_scope, refuse_ended,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -104,6 +104,9 @@ pub struct Room {
     vote: VoteState,
     chat: VecDeque<ChatMessage>,
     seq: Seq,
+    /// The last commands that changed it, so that a retry is not applied twice.
+    #[serde(default)]
+    recent: RecentCommands,
     replay: ReplayLog,
     dirty_presence: BTreeSet<ParticipantId>,
     last_presence_flush: UnixMillis,
@@ -143,6 +146,7 @@ impl Room {
             vote: VoteState::Open,
             chat: VecDeque::new(),
             seq: Seq(0),
+            recent: RecentCommands::default(),
             replay,
             dirty_presence: BTreeSet::new(),
             last_presence_flush: 0,
@@ -220,17 +224,19 @@ impl Room {
                 msg,
             } => {
                 let current = self.participants.get(&participant).and_then(|p| p.conn);
-                let before = self.seq;
-                dispatch(
+                RecentCommands::dispatch_once(
+                    self,
+                    |r| &mut r.recent,
+                    |r| r.seq,
                     &mut out,
                     conn,
                     current,
-                    before,
+                    participant,
                     msg,
                     "room",
-                    |msg, effects| {
-                        self.command(now, conn, participant, msg, effects)
-                            .map(|()| self.seq)
+                    |r, msg, effects| {
+                        r.command(now, conn, participant, msg, effects)
+                            .map(|()| r.seq)
                     },
                 );
             }

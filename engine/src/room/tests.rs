@@ -924,3 +924,43 @@ fn a_room_resume_with_last_seq_0_gets_a_fresh_snapshot_as_in_a_stream() {
     );
     assert_eq!(ack_seq(&out), Some(h.room.seq()));
 }
+
+fn ack_of(out: &[Output], id: RequestId) -> Option<Option<Seq>> {
+    out.iter().find_map(|o| match o {
+        Output::Send {
+            msg: ServerMessage::Ack { id: r, seq },
+            ..
+        } if *r == id => Some(*seq),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_retry_after_a_lost_ack_is_acknowledged_again_not_applied_twice() {
+    let mut h = Harness::new(VoteMode::Single);
+    let (p, c, _) = h.join("Mina", false);
+    let chat = |text: &str| ClientMessage::Chat {
+        id: RequestId(50),
+        text: text.into(),
+    };
+    let first = ack_of(&h.cmd(p, c, chat("see you at 7")), RequestId(50))
+        .flatten()
+        .expect("applied with a seq");
+    // The ack was lost (the node died); the client resumes and sends the same command again,
+    // on a room rebuilt from its snapshot (as a new owner would).
+    let bytes = serde_json::to_vec(&h.room).unwrap();
+    h.room = serde_json::from_slice(&bytes).unwrap();
+    let again = h.cmd(p, c, chat("see you at 7"));
+    assert_eq!(ack_of(&again, RequestId(50)), Some(Some(first)));
+    assert_eq!(again.len(), 1, "nothing but the ack: {again:?}");
+    assert_eq!(h.room.chat.len(), 1);
+    // The same id with other content is a new command (a client that restarted its ids).
+    let other = h.cmd(p, c, chat("make it 8"));
+    assert!(ack_of(&other, RequestId(50)).flatten().unwrap() > first);
+    assert_eq!(h.room.chat.len(), 2);
+    // Another participant's command with the same id and content is its own.
+    let (q, d, _) = h.join("Jun", false);
+    let theirs = h.cmd(q, d, chat("see you at 7"));
+    assert!(ack_of(&theirs, RequestId(50)).flatten().unwrap() > first);
+    assert_eq!(h.room.chat.len(), 3);
+}

@@ -17,7 +17,7 @@
 //! Its tests are in `tests.rs`.
 
 use crate::machine::{
-    ConnId, Input, Machine, Output, Refusal, ReplayLog, dispatch, keep_chat, refuse_by_scope,
+    ConnId, Input, Machine, Output, RecentCommands, Refusal, ReplayLog, keep_chat, refuse_by_scope,
     refuse_ended,
 };
 use serde::{Deserialize, Serialize};
@@ -130,6 +130,9 @@ pub struct Stream {
     banned: BTreeSet<ParticipantId>,
     banned_keys: BTreeSet<String>,
     seq: Seq,
+    /// The last commands that changed it, so that a retry is not applied twice.
+    #[serde(default)]
+    recent: RecentCommands,
     /// Bumped by every durable change, evented or not (joins are not broadcast).
     revision: u64,
     replay: ReplayLog,
@@ -159,6 +162,7 @@ impl Stream {
             banned: BTreeSet::new(),
             banned_keys: BTreeSet::new(),
             seq: Seq(0),
+            recent: RecentCommands::default(),
             revision: 0,
             replay,
             ended: None,
@@ -303,18 +307,17 @@ impl Stream {
                 msg,
             } => {
                 let current = self.members.get(&participant).and_then(|m| m.conn);
-                let before = self.seq;
-                dispatch(
+                RecentCommands::dispatch_once(
+                    self,
+                    |s| &mut s.recent,
+                    |s| s.seq,
                     &mut out,
                     conn,
                     current,
-                    before,
+                    participant,
                     msg,
                     "stream",
-                    |msg, effects| {
-                        self.command(now, participant, msg, effects)
-                            .map(|()| self.seq)
-                    },
+                    |s, msg, effects| s.command(now, participant, msg, effects).map(|()| s.seq),
                 );
             }
             Input::Disconnect { conn, participant } => {
