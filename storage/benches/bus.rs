@@ -209,6 +209,10 @@ fn drain(mut stream: Payloads) -> tokio::task::JoinHandle<Received> {
             let sent = u64::from_le_bytes(p[..8].try_into().unwrap());
             let us = (now_ns().saturating_sub(sent) / 1000).clamp(1, HIST_MAX_US);
             r.latency.record(us).unwrap();
+            if std::env::var_os("BUS_DEBUG").is_some() && us > 20_000 {
+                let seq = u64::from_le_bytes(p[8..16].try_into().unwrap());
+                eprintln!("slow: seq {seq} {us} us at {} ms", now_ns() / 1_000_000);
+            }
             r.count += 1;
         }
         r
