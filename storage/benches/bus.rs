@@ -7,15 +7,16 @@
 //!    (loses messages, or its p99 passes 50 ms, or the publisher cannot keep the rate);
 //! 2. what bus load costs the Redis every ack waits on: latency of the fenced journal append
 //!    (`cluster::Ownership::append`, one `EVALSHA`) at 500 appends/s, with no bus load, with
-//!    10k msgs/s on NATS, and with 10k msgs/s through that same Redis's pub/sub; plus the CPU the
-//!    Redis process used meanwhile.
+//!    10k and 50k msgs/s on NATS, and with the same through that same Redis's pub/sub; plus the
+//!    CPU that Redis, nats-server (when `WAGU_BENCH_NATS_PID` names it) and the clients used.
 //!
 //! Run (figures in docs/PERFORMANCE.md, "The bus between nodes"):
 //!
 //! ```text
 //! WAGU_TESTBED_DIR=/tmp/tb-bus WAGU_TESTBED_SERVICES="redis nats" deploy/services.sh start
 //! source /tmp/tb-bus/env
-//! cargo bench -p wagu-storage --bench bus            # -- --secs 5 --runs 3 to change the defaults
+//! WAGU_BENCH_NATS_PID=$(cat /tmp/tb-bus/pids/nats.pid) \
+//!     cargo bench -p wagu-storage --bench bus        # -- --secs 5 --runs 3 to change the defaults
 //! WAGU_TESTBED_DIR=/tmp/tb-bus WAGU_TESTBED_SERVICES="redis nats" deploy/services.sh stop
 //! ```
 //!
@@ -209,10 +210,6 @@ fn drain(mut stream: Payloads) -> tokio::task::JoinHandle<Received> {
             let sent = u64::from_le_bytes(p[..8].try_into().unwrap());
             let us = (now_ns().saturating_sub(sent) / 1000).clamp(1, HIST_MAX_US);
             r.latency.record(us).unwrap();
-            if std::env::var_os("BUS_DEBUG").is_some() && us > 20_000 {
-                let seq = u64::from_le_bytes(p[8..16].try_into().unwrap());
-                eprintln!("slow: seq {seq} {us} us at {} ms", now_ns() / 1_000_000);
-            }
             r.count += 1;
         }
         r
@@ -271,31 +268,80 @@ async fn manager(url: &str) -> ConnectionManager {
         .unwrap()
 }
 
-/// The Redis server's pid (from INFO) and its CPU time so far, in clock ticks.
-async fn redis_cpu(conn: &mut ConnectionManager) -> Option<u64> {
+/// The Redis server's pid, from INFO.
+async fn redis_pid(conn: &mut ConnectionManager) -> Option<String> {
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(conn)
         .await
         .ok()?;
-    let pid = info
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))?
-        .trim()
-        .to_owned();
+    Some(
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))?
+            .trim()
+            .to_owned(),
+    )
+}
+
+/// A process's CPU time so far (user + system), in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// Fenced appends at `rate`/s for `secs` while `load` (if any) carries 10k msgs/s; returns the
-/// append latencies, the Redis CPU share meanwhile (%) and the bus messages delivered.
+/// CPU use of some processes between two readings, in % of one core.
+struct CpuMeter {
+    pids: Vec<Option<String>>,
+    start: Vec<Option<u64>>,
+    wall: Instant,
+}
+
+impl CpuMeter {
+    fn start(pids: Vec<Option<String>>) -> CpuMeter {
+        let start = pids.iter().map(|p| cpu_ticks(p.as_deref()?)).collect();
+        CpuMeter {
+            pids,
+            start,
+            wall: Instant::now(),
+        }
+    }
+
+    fn percent(&self) -> Vec<Option<f64>> {
+        let tick = rustix::param::clock_ticks_per_second() as f64;
+        let secs = self.wall.elapsed().as_secs_f64();
+        self.pids
+            .iter()
+            .zip(&self.start)
+            .map(|(p, a)| {
+                let b = cpu_ticks(p.as_deref()?)?;
+                Some((b - (*a)?) as f64 / tick / secs * 100.0)
+            })
+            .collect()
+    }
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map(|c| format!("{c:.1}")).unwrap_or_else(|| "?".into())
+}
+
+struct AppendRun {
+    latency: Histogram<u64>,
+    /// CPU of Redis, nats-server and this process (the clients), % of one core.
+    cpu: Vec<Option<f64>>,
+    delivered: u64,
+}
+
+/// Fenced appends at `rate`/s for `secs` while `load` (if any) carries `bus_rate` msgs/s to two
+/// subscribers; returns the append latencies, the CPU used meanwhile and the bus messages
+/// delivered.
 async fn append_under_load(
     s: &Services,
     load: Option<Transport>,
+    bus_rate: u64,
     rate: u64,
     secs: f64,
-) -> (Histogram<u64>, Option<f64>, u64) {
+) -> AppendRun {
     let mut admin = manager(&s.redis).await;
     let owner = Ownership::new(
         manager(&s.redis).await,
@@ -318,11 +364,14 @@ async fn append_under_load(
             memory: s.memory.clone(),
         };
         // Runs a little longer than the appends so they see load from start to end.
-        tokio::spawn(async move { fan_out(&services, t, 10_000, secs + 1.0).await })
+        tokio::spawn(async move { fan_out(&services, t, bus_rate, secs + 1.0).await })
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu_before = redis_cpu(&mut admin).await;
-    let wall = Instant::now();
+    let meter = CpuMeter::start(vec![
+        redis_pid(&mut admin).await,
+        std::env::var("WAGU_BENCH_NATS_PID").ok(),
+        Some(std::process::id().to_string()),
+    ]);
     let mut h = hist();
     let total = (rate as f64 * secs) as u64;
     let started = tokio::time::Instant::now();
@@ -334,12 +383,7 @@ async fn append_under_load(
         h.record((t.elapsed().as_micros() as u64).clamp(1, HIST_MAX_US))
             .unwrap();
     }
-    let cpu_after = redis_cpu(&mut admin).await;
-    let tick = rustix::param::clock_ticks_per_second() as f64;
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) => Some((b - a) as f64 / tick / wall.elapsed().as_secs_f64() * 100.0),
-        _ => None,
-    };
+    let cpu = meter.percent();
     let delivered = match bus {
         Some(task) => {
             let (_, _, got) = task.await.unwrap();
@@ -354,7 +398,11 @@ async fn append_under_load(
         .query_async(&mut admin)
         .await
         .unwrap();
-    (h, cpu, delivered)
+    AppendRun {
+        latency: h,
+        cpu,
+        delivered,
+    }
 }
 
 // ----------------------------------------------------------------- main --
@@ -397,8 +445,8 @@ async fn smoke(s: &Services) {
         }
         println!("smoke {}: {sent} messages to 2 subscribers", t.name());
     }
-    let (h, _, _) = append_under_load(s, Some(Transport::Nats), 200, 0.2).await;
-    assert_eq!(h.len(), 40);
+    let run = append_under_load(s, Some(Transport::Nats), 1_000, 200, 0.2).await;
+    assert_eq!(run.latency.len(), 40);
     println!("smoke: fenced appends under bus load");
 }
 
@@ -435,14 +483,22 @@ async fn bench(s: &Services, a: &Args) {
         MAX_P99.as_millis()
     );
     println!(
-        "| bus | target msgs/s | achieved send msgs/s | lost (worst subscriber) | p50 ms | p99 ms | kept up |"
+        "| bus | target msgs/s | achieved send msgs/s | lost (worst subscriber) | p50 ms | p99 ms | server CPU % | clients CPU % | kept up |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let redis_server = redis_pid(&mut manager(&s.redis).await).await;
+    let nats_server = std::env::var("WAGU_BENCH_NATS_PID").ok();
     let secs = (a.secs / 2.0).max(1.0);
     for t in [Transport::Nats, Transport::Redis] {
         let mut best = 0;
         for rate in [10_000u64, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000] {
+            let server = match t {
+                Transport::Redis => redis_server.clone(),
+                _ => nats_server.clone(),
+            };
+            let meter = CpuMeter::start(vec![server, Some(std::process::id().to_string())]);
             let (sent, achieved, got) = fan_out(s, t, rate, secs).await;
+            let cpu = meter.percent();
             let h = merged(&got);
             let lost = got
                 .iter()
@@ -453,10 +509,12 @@ async fn bench(s: &Services, a: &Args) {
                 && h.value_at_quantile(0.99) <= MAX_P99.as_micros() as u64
                 && achieved >= rate as f64 * 0.95;
             println!(
-                "| {} | {rate} | {achieved:.0} | {lost} | {} | {} | {} |",
+                "| {} | {rate} | {achieved:.0} | {lost} | {} | {} | {} | {} | {} |",
                 t.name(),
                 ms(h.value_at_quantile(0.5)),
                 ms(h.value_at_quantile(0.99)),
+                pct(cpu[0]),
+                pct(cpu[1]),
                 if ok { "yes" } else { "no" },
             );
             if !ok {
@@ -465,34 +523,45 @@ async fn bench(s: &Services, a: &Args) {
             best = rate;
         }
         println!(
-            "| **{}** | **highest rate kept up: {best}** | | | | | |",
+            "| **{}** | **highest rate kept up: {best}** | | | | | | | |",
             t.name()
         );
     }
 
     println!(
-        "\n## 2. Fenced append (Ownership::append, EVALSHA) at 500/s on the Redis every ack waits on (latency in ms)\n"
+        "\n## 2. Fenced append (Ownership::append, EVALSHA) at 500/s on the Redis every ack waits on, under bus load to 2 nodes (latency in ms; CPU in % of one core)\n"
     );
     println!(
-        "| bus load (10k msgs/s to 2 nodes) | run | appends | p50 | p99 | p99.9 | max | Redis CPU % | bus msgs delivered |"
+        "| bus load | msgs/s | run | appends | p50 | p99 | p99.9 | max | Redis CPU | nats-server CPU | clients CPU | bus msgs delivered |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for run in 1..=a.runs {
-        for (label, load) in [
-            ("none", None),
-            ("NATS", Some(Transport::Nats)),
-            ("Redis pub/sub (same Redis)", Some(Transport::Redis)),
-        ] {
-            let (h, cpu, delivered) = append_under_load(s, load, 500, a.secs).await;
-            println!(
-                "| {label} | {run} | {} | {} | {} | {} | {} | {} | {delivered} |",
-                h.len(),
-                ms(h.value_at_quantile(0.5)),
-                ms(h.value_at_quantile(0.99)),
-                ms(h.value_at_quantile(0.999)),
-                ms(h.max()),
-                cpu.map(|c| format!("{c:.1}")).unwrap_or_else(|| "?".into()),
-            );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for bus_rate in [10_000u64, 50_000] {
+        for run in 1..=a.runs {
+            for (label, load) in [
+                ("none", None),
+                ("NATS", Some(Transport::Nats)),
+                ("Redis pub/sub (same Redis)", Some(Transport::Redis)),
+            ] {
+                let r = append_under_load(s, load, bus_rate, 500, a.secs).await;
+                let h = &r.latency;
+                println!(
+                    "| {label} | {} | {run} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    if load.is_some() {
+                        bus_rate.to_string()
+                    } else {
+                        "0".into()
+                    },
+                    h.len(),
+                    ms(h.value_at_quantile(0.5)),
+                    ms(h.value_at_quantile(0.99)),
+                    ms(h.value_at_quantile(0.999)),
+                    ms(h.max()),
+                    pct(r.cpu[0]),
+                    pct(r.cpu[1]),
+                    pct(r.cpu[2]),
+                    r.delivered,
+                );
+            }
         }
     }
     println!("\nload average after: {}", load_average());
