@@ -8,7 +8,9 @@
 //! 2. what bus load costs the Redis every ack waits on: latency of the fenced journal append
 //!    (`cluster::Ownership::append`, one `EVALSHA`) at 500 appends/s, with no bus load, with
 //!    10k and 50k msgs/s on NATS, and with the same through that same Redis's pub/sub; plus the
-//!    CPU that Redis, nats-server (when `WAGU_BENCH_NATS_PID` names it) and the clients used.
+//!    CPU that Redis, nats-server (when `WAGU_BENCH_NATS_PID` names it) and the clients used;
+//! 3. request/reply between two nodes (NATS and memory; Redis pub/sub has none): the round trip
+//!    of an answered request, and how fast a request nobody subscribes to fails.
 //!
 //! Run (figures in docs/PERFORMANCE.md, "The bus between nodes"):
 //!
@@ -16,7 +18,7 @@
 //! WAGU_TESTBED_DIR=/tmp/tb-bus WAGU_TESTBED_SERVICES="redis nats" deploy/services.sh start
 //! source /tmp/tb-bus/env
 //! WAGU_BENCH_NATS_PID=$(cat /tmp/tb-bus/pids/nats.pid) \
-//!     cargo bench -p wagu-storage --bench bus        # -- --secs 5 --runs 3 to change the defaults
+//!     cargo bench -p wagu-storage --bench bus    # -- --secs 5 --runs 3 --only 1a,1b,2,3 (the defaults: all)
 //! WAGU_TESTBED_DIR=/tmp/tb-bus WAGU_TESTBED_SERVICES="redis nats" deploy/services.sh stop
 //! ```
 //!
@@ -405,12 +407,68 @@ async fn append_under_load(
     }
 }
 
+// -------------------------------------------------------- request/reply --
+
+/// Requests one after another for `secs` from one node to another that echoes them (or, with
+/// `answered` false, to a subject nobody subscribes to: the no-responders path).
+async fn round_trips(s: &Services, t: Transport, answered: bool, secs: f64) -> Histogram<u64> {
+    let connect = async |name: &str| match t {
+        Transport::Memory => s.memory.clone(),
+        _ => Bus::connect(&s.nats, name).await.unwrap(),
+    };
+    let (requester, owner) = (connect("bench-gateway").await, connect("bench-owner").await);
+    let subject = unique("bench.owner");
+    let responder = if answered {
+        let mut sub = owner.subscribe(&subject).await.unwrap();
+        owner.flush().await.unwrap();
+        owner.ping().await.unwrap();
+        let owner = owner.clone();
+        Some(tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                if let Some(reply) = m.reply {
+                    owner.respond(&reply, m.payload).await.unwrap();
+                }
+            }
+        }))
+    } else {
+        None
+    };
+    let mut h = hist();
+    let body = Bytes::from(vec![b'r'; PAYLOAD]);
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < secs {
+        let t0 = Instant::now();
+        let r = requester
+            .request(&subject, body.clone(), Duration::from_secs(5))
+            .await;
+        match (answered, r) {
+            (true, Ok(reply)) => assert_eq!(reply.len(), PAYLOAD),
+            (false, Err(wagu_storage::bus::BusError::NoResponders)) => {}
+            (_, other) => panic!("{}: unexpected {other:?}", t.name()),
+        }
+        h.record((t0.elapsed().as_micros() as u64).clamp(1, HIST_MAX_US))
+            .unwrap();
+    }
+    if let Some(task) = responder {
+        task.abort();
+    }
+    h
+}
+
 // ----------------------------------------------------------------- main --
 
 struct Args {
     bench: bool,
     secs: f64,
     runs: usize,
+    /// Sections to run (`--only 1a,3`); empty: all.
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 fn args() -> Args {
@@ -418,6 +476,7 @@ fn args() -> Args {
         bench: false,
         secs: 5.0,
         runs: 3,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -425,6 +484,14 @@ fn args() -> Args {
             "--bench" => a.bench = true,
             "--secs" => a.secs = it.next().and_then(|v| v.parse().ok()).expect("--secs N"),
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--only" => {
+                a.only = it
+                    .next()
+                    .expect("--only 1a,1b,2,3")
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            }
             _ => {} // cargo's own flags
         }
     }
@@ -448,6 +515,12 @@ async fn smoke(s: &Services) {
     let run = append_under_load(s, Some(Transport::Nats), 1_000, 200, 0.2).await;
     assert_eq!(run.latency.len(), 40);
     println!("smoke: fenced appends under bus load");
+    for t in [Transport::Memory, Transport::Nats] {
+        for answered in [true, false] {
+            assert!(!round_trips(s, t, answered, 0.1).await.is_empty());
+        }
+    }
+    println!("smoke: request/reply and no-responders");
 }
 
 async fn bench(s: &Services, a: &Args) {
@@ -458,112 +531,141 @@ async fn bench(s: &Services, a: &Args) {
         load_average()
     );
 
-    println!("\n## 1a. Fan-out to 2 nodes at 1k msgs/s, 200-byte payloads (latency in ms)\n");
-    println!("| bus | run | sent | received (each) | p50 | p99 | p99.9 | max |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for t in [Transport::Memory, Transport::Nats, Transport::Redis] {
-        for run in 1..=a.runs {
-            let (sent, _, got) = fan_out(s, t, 1_000, a.secs).await;
-            let h = merged(&got);
-            let counts: Vec<String> = got.iter().map(|r| r.count.to_string()).collect();
-            println!(
-                "| {} | {run} | {sent} | {} | {} | {} | {} | {} |",
-                t.name(),
-                counts.join(" / "),
-                ms(h.value_at_quantile(0.5)),
-                ms(h.value_at_quantile(0.99)),
-                ms(h.value_at_quantile(0.999)),
-                ms(h.max()),
-            );
-        }
-    }
-
-    println!(
-        "\n## 1b. Rising rate until a subscriber falls behind (loss, p99 > {} ms, or the publisher misses the rate)\n",
-        MAX_P99.as_millis()
-    );
-    println!(
-        "| bus | target msgs/s | achieved send msgs/s | lost (worst subscriber) | p50 ms | p99 ms | server CPU % | clients CPU % | kept up |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let redis_server = redis_pid(&mut manager(&s.redis).await).await;
-    let nats_server = std::env::var("WAGU_BENCH_NATS_PID").ok();
-    let secs = (a.secs / 2.0).max(1.0);
-    for t in [Transport::Nats, Transport::Redis] {
-        let mut best = 0;
-        for rate in [10_000u64, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000] {
-            let server = match t {
-                Transport::Redis => redis_server.clone(),
-                _ => nats_server.clone(),
-            };
-            let meter = CpuMeter::start(vec![server, Some(std::process::id().to_string())]);
-            let (sent, achieved, got) = fan_out(s, t, rate, secs).await;
-            let cpu = meter.percent();
-            let h = merged(&got);
-            let lost = got
-                .iter()
-                .map(|r| sent - r.count.min(sent))
-                .max()
-                .unwrap_or(0);
-            let ok = lost == 0
-                && h.value_at_quantile(0.99) <= MAX_P99.as_micros() as u64
-                && achieved >= rate as f64 * 0.95;
-            println!(
-                "| {} | {rate} | {achieved:.0} | {lost} | {} | {} | {} | {} | {} |",
-                t.name(),
-                ms(h.value_at_quantile(0.5)),
-                ms(h.value_at_quantile(0.99)),
-                pct(cpu[0]),
-                pct(cpu[1]),
-                if ok { "yes" } else { "no" },
-            );
-            if !ok {
-                break;
-            }
-            best = rate;
-        }
-        println!(
-            "| **{}** | **highest rate kept up: {best}** | | | | | | | |",
-            t.name()
-        );
-    }
-
-    println!(
-        "\n## 2. Fenced append (Ownership::append, EVALSHA) at 500/s on the Redis every ack waits on, under bus load to 2 nodes (latency in ms; CPU in % of one core)\n"
-    );
-    println!(
-        "| bus load | msgs/s | run | appends | p50 | p99 | p99.9 | max | Redis CPU | nats-server CPU | clients CPU | bus msgs delivered |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for bus_rate in [10_000u64, 50_000] {
-        for run in 1..=a.runs {
-            for (label, load) in [
-                ("none", None),
-                ("NATS", Some(Transport::Nats)),
-                ("Redis pub/sub (same Redis)", Some(Transport::Redis)),
-            ] {
-                let r = append_under_load(s, load, bus_rate, 500, a.secs).await;
-                let h = &r.latency;
+    if a.runs("1a") {
+        println!("\n## 1a. Fan-out to 2 nodes at 1k msgs/s, 200-byte payloads (latency in ms)\n");
+        println!("| bus | run | sent | received (each) | p50 | p99 | p99.9 | max |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for t in [Transport::Memory, Transport::Nats, Transport::Redis] {
+            for run in 1..=a.runs {
+                let (sent, _, got) = fan_out(s, t, 1_000, a.secs).await;
+                let h = merged(&got);
+                let counts: Vec<String> = got.iter().map(|r| r.count.to_string()).collect();
                 println!(
-                    "| {label} | {} | {run} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    if load.is_some() {
-                        bus_rate.to_string()
-                    } else {
-                        "0".into()
-                    },
+                    "| {} | {run} | {sent} | {} | {} | {} | {} | {} |",
+                    t.name(),
+                    counts.join(" / "),
+                    ms(h.value_at_quantile(0.5)),
+                    ms(h.value_at_quantile(0.99)),
+                    ms(h.value_at_quantile(0.999)),
+                    ms(h.max()),
+                );
+            }
+        }
+    }
+
+    if a.runs("1b") {
+        println!(
+            "\n## 1b. Rising rate until a subscriber falls behind (loss, p99 > {} ms, or the publisher misses the rate)\n",
+            MAX_P99.as_millis()
+        );
+        println!(
+            "| bus | target msgs/s | achieved send msgs/s | lost (worst subscriber) | p50 ms | p99 ms | server CPU % | clients CPU % | kept up |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let redis_server = redis_pid(&mut manager(&s.redis).await).await;
+        let nats_server = std::env::var("WAGU_BENCH_NATS_PID").ok();
+        let secs = (a.secs / 2.0).max(1.0);
+        for t in [Transport::Nats, Transport::Redis] {
+            let mut best = 0;
+            for rate in [10_000u64, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000] {
+                let server = match t {
+                    Transport::Redis => redis_server.clone(),
+                    _ => nats_server.clone(),
+                };
+                let meter = CpuMeter::start(vec![server, Some(std::process::id().to_string())]);
+                let (sent, achieved, got) = fan_out(s, t, rate, secs).await;
+                let cpu = meter.percent();
+                let h = merged(&got);
+                let lost = got
+                    .iter()
+                    .map(|r| sent - r.count.min(sent))
+                    .max()
+                    .unwrap_or(0);
+                let ok = lost == 0
+                    && h.value_at_quantile(0.99) <= MAX_P99.as_micros() as u64
+                    && achieved >= rate as f64 * 0.95;
+                println!(
+                    "| {} | {rate} | {achieved:.0} | {lost} | {} | {} | {} | {} | {} |",
+                    t.name(),
+                    ms(h.value_at_quantile(0.5)),
+                    ms(h.value_at_quantile(0.99)),
+                    pct(cpu[0]),
+                    pct(cpu[1]),
+                    if ok { "yes" } else { "no" },
+                );
+                if !ok {
+                    break;
+                }
+                best = rate;
+            }
+            println!(
+                "| **{}** | **highest rate kept up: {best}** | | | | | | | |",
+                t.name()
+            );
+        }
+    }
+
+    if a.runs("2") {
+        println!(
+            "\n## 2. Fenced append (Ownership::append, EVALSHA) at 500/s on the Redis every ack waits on, under bus load to 2 nodes (latency in ms; CPU in % of one core)\n"
+        );
+        println!(
+            "| bus load | msgs/s | run | appends | p50 | p99 | p99.9 | max | Redis CPU | nats-server CPU | clients CPU | bus msgs delivered |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for bus_rate in [10_000u64, 50_000] {
+            for run in 1..=a.runs {
+                for (label, load) in [
+                    ("none", None),
+                    ("NATS", Some(Transport::Nats)),
+                    ("Redis pub/sub (same Redis)", Some(Transport::Redis)),
+                ] {
+                    let r = append_under_load(s, load, bus_rate, 500, a.secs).await;
+                    let h = &r.latency;
+                    println!(
+                        "| {label} | {} | {run} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        if load.is_some() {
+                            bus_rate.to_string()
+                        } else {
+                            "0".into()
+                        },
+                        h.len(),
+                        ms(h.value_at_quantile(0.5)),
+                        ms(h.value_at_quantile(0.99)),
+                        ms(h.value_at_quantile(0.999)),
+                        ms(h.max()),
+                        pct(r.cpu[0]),
+                        pct(r.cpu[1]),
+                        pct(r.cpu[2]),
+                        r.delivered,
+                    );
+                }
+            }
+        }
+    }
+
+    if a.runs("3") {
+        println!(
+            "\n## 3. Request/reply between two nodes, 200-byte payloads, one request at a time (latency in ms)\n"
+        );
+        println!("| bus | what | requests | p50 | p99 | p99.9 | max |");
+        println!("|---|---|---|---|---|---|---|");
+        for t in [Transport::Memory, Transport::Nats] {
+            for (what, answered) in [("answered", true), ("no responders", false)] {
+                let h = round_trips(s, t, answered, a.secs).await;
+                println!(
+                    "| {} | {what} | {} | {} | {} | {} | {} |",
+                    t.name(),
                     h.len(),
                     ms(h.value_at_quantile(0.5)),
                     ms(h.value_at_quantile(0.99)),
                     ms(h.value_at_quantile(0.999)),
                     ms(h.max()),
-                    pct(r.cpu[0]),
-                    pct(r.cpu[1]),
-                    pct(r.cpu[2]),
-                    r.delivered,
                 );
             }
         }
     }
+
     println!("\nload average after: {}", load_average());
 }
 
