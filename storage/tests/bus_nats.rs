@@ -285,6 +285,16 @@ async fn connecting_to_a_port_with_no_server_fails_with_a_typed_error() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+#[tokio::test]
+async fn a_comma_separated_url_list_connects_to_the_server_that_answers() {
+    let Some(url) = testbed::service(NATS_URL, "bus_nats") else {
+        return;
+    };
+    let dead = format!("nats://127.0.0.1:{}", free_port());
+    let bus = node(&format!("{dead}, {url}"), "listed").await;
+    bus.ping().await.unwrap();
+}
+
 // ------------------------------------------------------------ own server --
 
 fn free_port() -> u16 {

@@ -119,7 +119,9 @@ impl MemoryBus {
     ) -> Result<Bytes, BusError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let inbox = format!("_INBOX.memory{id}");
-        let mut replies = self.add(&inbox, None, 1);
+        // Room for a few answers: only the first counts, the others must not look like a slow
+        // consumer.
+        let mut replies = self.add(&inbox, None, 8);
         if self.publish(subject, payload, Some(inbox)) == 0 {
             return Err(BusError::NoResponders);
         }

@@ -19,7 +19,7 @@
 //! to at most [`RECONNECT_DELAY_MAX`]) and re-sends its subscriptions, so a [`Subscription`]
 //! keeps working across a server restart. While the client knows it is disconnected, `publish`,
 //! `request` and `ping` fail at once with [`BusError::Disconnected`] — nothing is queued to be
-//! delivered late. What was handed to the client just before it noticed the outage (at most
+//! delivered late; a `subscribe` meanwhile is queued and takes effect on the reconnect. What was handed to the client just before it noticed the outage (at most
 //! [`CLIENT_CAPACITY`] commands plus one socket buffer) is either written after the reconnect
 //! or lost; a send that finds that buffer full waits at most [`SEND_WAIT`] and then fails.
 //!

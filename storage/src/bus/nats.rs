@@ -30,6 +30,8 @@ fn reconnect_delay(attempts: usize) -> Duration {
 
 impl NatsBus {
     pub(super) async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
+        // Several servers of one NATS cluster: `nats://a:4222,nats://b:4222`.
+        let servers: Vec<&str> = url.split(',').map(str::trim).collect();
         let node = name.to_owned();
         let client = async_nats::ConnectOptions::new()
             .name(name)
@@ -54,7 +56,7 @@ impl NatsBus {
                     }
                 }
             })
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| BusError::Connect {
                 url: url.to_owned(),
