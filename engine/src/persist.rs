@@ -201,7 +201,8 @@ pub struct Revived<M> {
 pub struct SessionStore {
     store: EphemeralStore,
     ttl: Duration,
-    fence: Option<Fence>,
+    /// Behind a pointer: every session and connection holds a copy of the store.
+    fence: Option<Arc<Fence>>,
 }
 
 fn snap_key<M: Machine>(id: &str) -> String {
@@ -231,13 +232,13 @@ impl SessionStore {
         SessionStore {
             store,
             ttl,
-            fence: Some(fence),
+            fence: Some(Arc::new(fence)),
         }
     }
 
     /// This node's cluster membership, when the store is fenced.
     pub fn fence(&self) -> Option<&Fence> {
-        self.fence.as_ref()
+        self.fence.as_deref()
     }
 
     /// The epoch for a session created on this node: a fresh fencing token in a cluster (the

@@ -210,7 +210,13 @@ impl App {
         }
         let (shutdown_tx, shutdown) = watch::channel(false);
         photos.spawn_sweeper(shutdown.clone());
-        let state = AppState {
+        let trusted_proxies: Arc<[ipnet::IpNet]> = config
+            .limits
+            .trusted_proxies()
+            .map_err(|e| anyhow::anyhow!("limits.trusted_proxies: {e}"))?
+            .into();
+        let state = AppState::new(crate::state::Shared {
+            trusted_proxies,
             config: Arc::new(config),
             rooms,
             streams,
@@ -231,7 +237,7 @@ impl App {
             draining,
             drain_requested: Arc::new(tokio::sync::Notify::new()),
             cluster,
-        };
+        });
         let router = Router::new()
             .merge(http::router())
             .merge(http::photos::router(&state.config.photos))

@@ -12,9 +12,26 @@ use wagu_engine::sessions::{Rooms, Streams};
 use wagu_storage::records::Records;
 use wagu_storage::{BlobStore, EphemeralStore};
 
-/// Shared by every handler. Cheap to clone.
+/// Shared by every handler and connection: one pointer (each WebSocket holds a copy for its
+/// whole life, so its size is per-connection memory), fields reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+pub struct Shared {
     pub config: Arc<Config>,
     pub rooms: Rooms,
     pub streams: Streams,
@@ -33,6 +50,8 @@ pub struct AppState {
     /// WebSockets this node accepts: `limits.max_connections`, lowered to what the open-file
     /// limit leaves (see [`crate::fdlimit`]).
     pub max_connections: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (`limits.trusted_proxies`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// Per-address limit on creating rooms and streams.
     pub creates: Arc<crate::http::limit::CreateLimiter>,
     /// Per-address limit on sign-ups and log-ins.

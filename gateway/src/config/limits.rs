@@ -32,6 +32,10 @@ pub struct Limits {
     pub max_viewers: usize,
     /// How long viewers wait for a dropped streamer before the stream ends, seconds.
     pub streamer_grace_secs: u64,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: behind
+    /// them, per-address limits apply to the client's address, not the proxy's. Empty: the TCP
+    /// peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Limits {
@@ -52,13 +56,29 @@ impl Default for Limits {
             max_streams: 1_000,
             max_viewers: 20_000,
             streamer_grace_secs: 120,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl Limits {
+    /// `trusted_proxies` parsed (a bare address is a one-address range).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|t| {
+                t.parse::<ipnet::IpNet>()
+                    .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{t:?} is neither an address nor a CIDR range"))
+            })
+            .collect()
+    }
+
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         let l = self;
+        if let Err(e) = l.trusted_proxies() {
+            return bad("limits.trusted_proxies", e);
+        }
         if l.max_frame_bytes < 256 || l.max_frame_bytes > wagu_proto::limits::MAX_CLIENT_FRAME_BYTES
         {
             return bad(

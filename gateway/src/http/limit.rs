@@ -2,8 +2,10 @@
 //! account, so without this one client could fill a node's room or stream limit), on sign-ups
 //! and log-ins (password guessing) and on writes of posts and places.
 //!
-//! The address is the TCP peer. Behind a reverse proxy every client shares the proxy's address;
-//! the limit then applies to all of them together (raise `rate.creates_per_minute`).
+//! The address is the TCP peer's, unless that peer is a trusted proxy
+//! (`limits.trusted_proxies`): then it is the rightmost address of `X-Forwarded-For` that is not
+//! itself a trusted proxy. Without trusted proxies, behind a reverse proxy every client shares
+//! the proxy's address and the limits apply to all of them together.
 
 use crate::ws::ratelimit::Bucket;
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -85,27 +87,92 @@ pub fn check_rate(
     }
 }
 
-/// The TCP peer's address, when the server was started with connection info (always, through
-/// `wagu_gateway::serve`).
+/// The client's address: the TCP peer's (the server is started with connection info, always
+/// through `wagu_gateway::serve`), or behind trusted proxies the one they forwarded.
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<crate::state::AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientIp(peer.map(|p| {
+            client_ip(p, &parts.headers, &app.trusted_proxies)
+        })))
     }
+}
+
+/// `peer`, or — when `peer` is a trusted proxy — the rightmost `X-Forwarded-For` address that
+/// is not one (each proxy appends the address it saw, so that one is where the trusted chain
+/// begins; anything left of it the client may have written). A malformed entry stops the walk
+/// at the last trusted hop.
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn behind_trusted_proxies_the_client_is_the_first_untrusted_forwarded_address() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = axum::http::HeaderMap::new();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // No proxy: the peer, whatever the header says.
+        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
+        // Through the proxy: what it saw.
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("203.0.113.9"));
+        // A client that writes its own header cannot pick its address: the proxy appended the
+        // real one last.
+        h.insert("x-forwarded-for", "1.2.3.4, 203.0.113.9".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("203.0.113.9"));
+        // Two proxies in a row, and header lines split over several fields.
+        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        h.append("x-forwarded-for", "10.0.0.7".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("203.0.113.9"));
+        // Garbage stops at the last trusted hop; no header at all is the proxy itself.
+        h.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("10.0.0.5"));
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &axum::http::HeaderMap::new(), &trusted),
+            ip("10.0.0.5")
+        );
+    }
 
     #[test]
     fn a_minute_worth_then_refill() {
