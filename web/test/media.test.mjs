@@ -9,6 +9,17 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { ARTIFACTS, DESKTOP, PHONE, findChromium, guard, startTiles, startWagu } from "./harness.mjs";
 
+// Screenshots of pages playing live media are for people to look at, not assertions: on a
+// loaded machine Chromium may not settle a frame within the timeout, which says nothing about
+// the media. Such a timeout is logged, never a failure.
+async function artifact(page, name) {
+  try {
+    await page.screenshot({ path: join(ARTIFACTS, name), timeout: 30_000 });
+  } catch (e) {
+    console.log(`screenshot ${name} not taken: ${e.message.split("\n")[0]}`);
+  }
+}
+
 let tiles, wagu, browser;
 const problems = [];
 
@@ -90,8 +101,8 @@ test("two browsers talk in a map room through the SFU, and a muted one goes sile
   const heard = await loudness(B.page, 2500);
   assert.ok(heard.tracks >= 1, `Jun has a remote audio track (${heard.tracks})`);
   assert.ok(heard.max > 0.01, `Jun hears Mina: max RMS ${heard.max}`);
-  await A.page.screenshot({ path: join(ARTIFACTS, "room-voice-desktop.png") });
-  await B.page.screenshot({ path: join(ARTIFACTS, "room-voice-phone.png") });
+  await artifact(A.page, "room-voice-desktop.png");
+  await artifact(B.page, "room-voice-phone.png");
 
   // Mina mutes: the server stops forwarding her, so Jun hears nothing.
   await A.page.click("#voice-mute");
@@ -137,8 +148,8 @@ test("a browser watches a live stream and decodes the streamer's camera", async 
   });
   assert.ok(frames.w > 0 && frames.h > 0, `decoded a picture: ${JSON.stringify(frames)}`);
   console.log(`viewer decoded ${frames.frames} frames of ${frames.w}x${frames.h}; 11 frames within ${firstPictureMs} ms of joining`);
-  await S.page.screenshot({ path: join(ARTIFACTS, "studio-camera-desktop.png") });
-  await V.page.screenshot({ path: join(ARTIFACTS, "stream-video-phone.png") });
+  await artifact(S.page, "studio-camera-desktop.png");
+  await artifact(V.page, "stream-video-phone.png");
   await S.ctx.close();
   await V.ctx.close();
 });
