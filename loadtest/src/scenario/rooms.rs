@@ -333,16 +333,26 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
     let mut last_seen = vec![0u64; ctx.participants];
     let mut encoder = ctx.cluster.driver().encoder(&room.access);
     let (mut presence_n, mut chat_n) = (0u64, 0u64);
-    let mut shutdown = ctx.shutdown.clone();
+    // One wait for the stop, pinned for the whole session: a fresh `changed()` per frame would
+    // register with (and leave) the run's one shutdown channel for every frame read or sent.
+    let mut stop_rx = ctx.shutdown.clone();
+    let stop = stop_rx.changed();
+    tokio::pin!(stop);
+    let shutdown = &ctx.shutdown;
     let failed = |shutdown: &watch::Receiver<bool>| {
         if !*shutdown.borrow() {
             stats.errors.close(ABNORMAL);
         }
     };
+    if *shutdown.borrow() {
+        // The run stopped while this client was joining.
+        goodbye(&mut ws).await;
+        return;
+    }
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
+            _ = &mut stop => {
                 goodbye(&mut ws).await;
                 return;
             }
@@ -351,7 +361,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                     let pings = on_text(ctx, room, slot, &t, &mut last_seen);
                     for _ in 0..pings {
                         if send(stats, &mut ws, ctx.cluster.driver().pong().to_string()).await.is_err() {
-                            failed(&shutdown);
+                            failed(shutdown);
                             return;
                         }
                     }
@@ -370,7 +380,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
-                    failed(&shutdown);
+                    failed(shutdown);
                     return;
                 }
             },
@@ -381,7 +391,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 // real client's would.
                 room.presence.record(slot, presence_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
-                    failed(&shutdown);
+                    failed(shutdown);
                     return;
                 }
                 stats.add(C::PresenceSent, 1);
@@ -391,7 +401,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 let frame = encoder.chat(slot, chat_n);
                 room.chat.record(slot, chat_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
-                    failed(&shutdown);
+                    failed(shutdown);
                     return;
                 }
                 stats.add(C::ChatSent, 1);
