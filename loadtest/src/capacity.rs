@@ -171,9 +171,10 @@ pub fn step(kind: &str, target: &str, load: u64, v: &Value) -> Step {
                     .and_then(|_| num(v, "/chat/latency_ms/p99"))
             })
             .flatten(),
-        delivery: num(v, &format!("{main}/delivery_ratio")),
+        delivery: num(v, &format!("{main}/delivered_share"))
+            .or_else(|| num(v, &format!("{main}/delivery_ratio"))),
         chat_delivery: (kind == "rooms")
-            .then(|| num(v, "/chat/delivery_ratio"))
+            .then(|| num(v, "/chat/delivered_share").or_else(|| num(v, "/chat/delivery_ratio")))
             .flatten(),
         sent_ratio: match (sent, target_rate) {
             (Some(s), Some(t)) => ratio_of(s, t).map(|r| (r * 1000.0).round() / 1000.0),
@@ -239,8 +240,8 @@ pub fn quiet(target: &str, v: &Value) -> Quiet {
         join_p99_ms: num(v, "/join_latency_ms/p99"),
         presence_p50_ms: lat("presence", "p50"),
         presence_p99_ms: lat("presence", "p99"),
-        delivery: num(v, "/presence/delivery_ratio"),
-        chat_delivery: num(v, "/chat/delivery_ratio"),
+        delivery: num(v, "/presence/delivered_share").or_else(|| num(v, "/presence/delivery_ratio")),
+        chat_delivery: num(v, "/chat/delivered_share").or_else(|| num(v, "/chat/delivery_ratio")),
         chat_p99_ms: lat("chat", "p99"),
         sent_ratio: match (
             num(v, "/presence/sent_per_sec"),
@@ -324,11 +325,16 @@ fn ratio3(x: Option<f64>) -> String {
     x.map_or("—".into(), |x| format!("{x:.3}"))
 }
 
+/// A delivered share: four places, so 0.9990 and 0.9985 read apart.
+fn share(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{x:.4}"))
+}
+
 /// The summary line of a search: capacity per server, then the ratios of the first to the others.
 fn capacity_table(out: &mut String, caps: &[Capacity], unit: &str, main: &str) {
     let _ = writeln!(
         out,
-        "| server | capacity at SLO ({unit}) | at it: {main} p50 / p99 ms | fan-out p99 | chat p99 | delivery | sent / target | server CPU avg (max) | generator CPU | server RSS | first failing step: why |"
+        "| server | capacity at SLO ({unit}) | at it: {main} p50 / p99 ms | fan-out p99 | chat p99 | delivered | sent / target | server CPU avg (max) | generator CPU | server RSS | first failing step: why |"
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in caps {
@@ -359,7 +365,7 @@ fn capacity_table(out: &mut String, caps: &[Capacity], unit: &str, main: &str) {
             f1(at.p99_ms),
             f1(at.fanout_p99_ms),
             f1(at.chat_p99_ms),
-            ratio3(at.delivery),
+            share(at.delivery),
             ratio3(at.sent_ratio),
             pct(at.server_cpu),
             pct(at.server_cpu_max),
@@ -393,7 +399,7 @@ fn esc_pipe(s: &str) -> String {
 fn steps_table(out: &mut String, caps: &[Capacity], unit: &str, main: &str) {
     let _ = writeln!(
         out,
-        "| server | {unit} | connections | verdict | {main} p50 / p99 ms | fan-out p99 | chat p99 | delivery (chat) | sent / target | server CPU | generator CPU | RSS MB | errors |"
+        "| server | {unit} | connections | verdict | {main} p50 / p99 ms | fan-out p99 | chat p99 | delivered (chat) | sent / target | server CPU | generator CPU | RSS MB | errors |"
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in caps {
@@ -413,8 +419,8 @@ fn steps_table(out: &mut String, caps: &[Capacity], unit: &str, main: &str) {
                 f1(s.p99_ms),
                 f1(s.fanout_p99_ms),
                 f1(s.chat_p99_ms),
-                ratio3(s.delivery),
-                ratio3(s.chat_delivery),
+                share(s.delivery),
+                share(s.chat_delivery),
                 ratio3(s.sent_ratio),
                 pct(s.server_cpu),
                 pct(s.generator_cpu),
@@ -426,7 +432,7 @@ fn steps_table(out: &mut String, caps: &[Capacity], unit: &str, main: &str) {
 }
 
 fn quiet_table(out: &mut String, rows: &[Quiet]) {
-    out.push_str("| server | rooms × participants | joined | joins done in (offered over) | join p90 / p99 ms | presence e2e p50 / p99 ms | delivery (chat) | chat p99 ms | sent / target | server CPU | generator CPU | server RSS avg (max) | errors | SLO |\n");
+    out.push_str("| server | rooms × participants | joined | joins done in (offered over) | join p90 / p99 ms | presence e2e p50 / p99 ms | delivered (chat) | chat p99 ms | sent / target | server CPU | generator CPU | server RSS avg (max) | errors | SLO |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for q in rows {
         let _ = writeln!(
@@ -442,8 +448,8 @@ fn quiet_table(out: &mut String, rows: &[Quiet]) {
             f1(q.join_p99_ms),
             f1(q.presence_p50_ms),
             f1(q.presence_p99_ms),
-            ratio3(q.delivery),
-            ratio3(q.chat_delivery),
+            share(q.delivery),
+            share(q.chat_delivery),
             f1(q.chat_p99_ms),
             ratio3(q.sent_ratio),
             pct(q.server_cpu),

@@ -14,6 +14,8 @@ fn flow(p99: f64) -> Flow {
         delivery_ratio: 1.0,
         late: 0,
         late_after_ms: 5000.0,
+        lost: 0,
+        delivered_share: 1.0,
         latency_ms: Latency {
             samples: 100,
             p99,
@@ -226,7 +228,7 @@ fn mixed_nests_both_sections_and_gates_both() {
 fn capacity_gates_presence_delivery_and_unstamped_targets() {
     let rooms = |target: Target, p99: f64, delivery: f64, fanout_samples: u64| {
         let mut presence = flow(p99);
-        presence.delivery_ratio = delivery;
+        presence.delivered_share = delivery;
         let mut chat = flow(4.0);
         chat.delivery_ratio = 1.0;
         let mut r = result(Detail::Rooms(RoomsDetail {
@@ -262,7 +264,7 @@ fn capacity_gates_presence_delivery_and_unstamped_targets() {
     );
     assert_eq!(bare.presence_p99_ms, Some(50.0));
     let late = judge(&rooms(Target::Wagu, 90.0, 0.99, 10), 100.0);
-    assert_eq!(late.violations, vec!["presence delivery 0.990 is below 0.999"]);
+    assert_eq!(late.violations, vec!["presence delivered 0.9900 is below 0.999"]);
     assert!(!late.passed);
     // Wagu without fan-out samples is still a violation (it should stamp every batch).
     assert!(!judge(&rooms(Target::Wagu, 90.0, 1.0, 0), 100.0).passed);
@@ -271,8 +273,8 @@ fn capacity_gates_presence_delivery_and_unstamped_targets() {
     s.target = Target::Centrifugo;
     if let Detail::Streams(d) = &mut s.detail {
         d.chat_fanout_ms.samples = 0;
-        d.chat.delivery_ratio = 0.95;
+        d.chat.delivered_share = 0.95;
     }
     let slo = judge(&s, 50.0);
-    assert_eq!(slo.violations, vec!["stream chat delivery 0.950 is below 0.999"]);
+    assert_eq!(slo.violations, vec!["stream chat delivered 0.9500 is below 0.999"]);
 }

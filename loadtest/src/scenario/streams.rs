@@ -511,6 +511,8 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
         waiting = false;
     }
     let (mut next_id, mut chat_n) = (wagu::STREAM_FIRST_FREE_ID, 0u64);
+    // The last counter seen from each chatter (for the gap count).
+    let mut seen = vec![0u64; if ctx.chat_period.is_some() { ctx.chatters } else { 0 }];
     // Other targets: their own chat frames (Centrifugo wraps it in a `publish`).
     let mut encoder = match &stream.access {
         Access::Room(access) => Some(ctx.cluster.driver().encoder(access)),
@@ -543,9 +545,9 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     if encoder.is_none() {
-                        on_text(ctx, stream, role, me, &t);
+                        on_text(ctx, stream, role, me, &t, &mut seen);
                     } else {
-                        let pings = on_text_generic(ctx, stream, me, &t);
+                        let pings = on_text_generic(ctx, stream, me, &t, &mut seen);
                         for _ in 0..pings {
                             if send(stats, &mut ws, ctx.cluster.driver().pong().to_string()).await.is_err() {
                                 failed();
@@ -605,13 +607,28 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
 }
 
 /// Records one received chat marker (end to end; the fan-out too when the server stamped it).
-fn on_chat(ctx: &Ctx, stream: &LiveStream, me: Option<usize>, from: usize, counter: u64, at_ms: Option<u64>) {
+#[allow(clippy::too_many_arguments)]
+fn on_chat(
+    ctx: &Ctx,
+    stream: &LiveStream,
+    me: Option<usize>,
+    seen: &mut [u64],
+    from: usize,
+    counter: u64,
+    at_ms: Option<u64>,
+) {
     let stats = &*ctx.stats;
     // Our own message, echoed (before its ack, on Wagu): not a delivery.
     if me == Some(from) {
         return;
     }
     stats.add(C::ChatIn, 1);
+    if let Some(s) = seen.get_mut(from) {
+        if *s != 0 && counter > *s + 1 {
+            stats.add(C::ChatGaps, counter - *s - 1);
+        }
+        *s = (*s).max(counter);
+    }
     let lat = match stream.chat.lookup(from, counter) {
         Lookup::Sent(t) => stats.now_us().saturating_sub(t),
         Lookup::Late => {
@@ -637,13 +654,19 @@ fn on_chat(ctx: &Ctx, stream: &LiveStream, me: Option<usize>, from: usize, count
 
 /// Handles one text frame of a stream client on Centrifugo or the bare relay; returns how many
 /// application pings it carried (each needs a pong).
-fn on_text_generic(ctx: &Ctx, stream: &LiveStream, me: Option<usize>, text: &str) -> usize {
+fn on_text_generic(
+    ctx: &Ctx,
+    stream: &LiveStream,
+    me: Option<usize>,
+    text: &str,
+    seen: &mut [u64],
+) -> usize {
     let stats = &*ctx.stats;
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
     let mut pings = 0;
     ctx.cluster.driver().classify(text, |i| match i {
-        Incoming::Chat { from, counter } => on_chat(ctx, stream, me, from, counter, None),
+        Incoming::Chat { from, counter } => on_chat(ctx, stream, me, seen, from, counter, None),
         Incoming::Ack(_) => stats.add(C::AcksIn, 1),
         Incoming::Ping => pings += 1,
         Incoming::Error(code) => stats.errors.error_frame(&code),
@@ -654,7 +677,14 @@ fn on_text_generic(ctx: &Ctx, stream: &LiveStream, me: Option<usize>, text: &str
 }
 
 /// Handles one text frame of a joined stream client.
-fn on_text(ctx: &Ctx, stream: &LiveStream, role: Role, me: Option<usize>, text: &str) {
+fn on_text(
+    ctx: &Ctx,
+    stream: &LiveStream,
+    role: Role,
+    me: Option<usize>,
+    text: &str,
+    seen: &mut [u64],
+) {
     let stats = &*ctx.stats;
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
@@ -663,7 +693,7 @@ fn on_text(ctx: &Ctx, stream: &LiveStream, role: Role, me: Option<usize>, text: 
             from,
             counter,
             at_ms,
-        } => on_chat(ctx, stream, me, from, counter, Some(at_ms)),
+        } => on_chat(ctx, stream, me, seen, from, counter, Some(at_ms)),
         StreamFrame::Viewers => {
             stats.add(C::ViewersIn, 1);
             if role == Role::Streamer
