@@ -30,12 +30,13 @@ pub struct Cli {
 pub enum Command {
     /// Map rooms: M participants per room stream presence (and optionally chat) to each other.
     Rooms(RoomsArgs),
-    /// Live streams (Wagu target only): per stream one streamer and V viewers; K viewers chat
-    /// and every other client of the stream measures each message from send to receipt.
+    /// Live streams: per stream one streamer and V viewers; K viewers chat and every other
+    /// client of the stream measures each message from send to receipt.
     #[command(
-        long_about = "Live streams, Wagu target only (--target must be wagu): per stream, \
-                      POST /api/streams, one streamer joins with the streamer key, then V \
-                      viewers join, spread evenly over the ramp. From the warmup on, K of the \
+        long_about = "Live streams. On Wagu, per stream: POST /api/streams, one streamer joins \
+                      with the streamer key, then V viewers join, spread evenly over the ramp. \
+                      On Centrifugo and the bare relay a stream is one room (channel) of V + 1 \
+                      members. From the warmup on, K of the \
                       viewers (spread evenly over the audience) send R chat messages a second \
                       in all, each text a marker (`lt <chatter> <counter>`); the streamer and \
                       every viewer but the sender read it and record send → receipt latency. \
@@ -85,6 +86,8 @@ pub enum Command {
     BareServer(BareServerArgs),
     /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).
     Compare(CompareArgs),
+    /// The capacity tables and curves of `deploy/bench.sh` from the step results in a directory.
+    Capacity(crate::capacity::CapacityArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -253,6 +256,8 @@ impl RecordsArgs {
             outputs: self.outputs.clone(),
             slo: self.slo.clone(),
             slo_fanout_p99_ms: None,
+            slo_presence_p99_ms: None,
+            slo_min_delivery: None,
             source_ips: Vec::new(),
             threads: self.threads,
             create_concurrency: self.signup_concurrency,
@@ -301,6 +306,16 @@ pub struct Common {
     /// Rooms: server presence batch → friend; streams: server chat stamp → receiver.
     #[arg(long)]
     pub slo_fanout_p99_ms: Option<f64>,
+    /// Rooms: fail (exit 2) when the steady-state presence end-to-end p99 exceeds this many ms
+    /// (a tighter limit than --slo-p99-ms for presence alone, e.g. coalescing window + 50 ms).
+    /// Targets that stamp nothing (Centrifugo, bare) have no fan-out figure of their own: their
+    /// end to end is their fan-out, so this is the limit that stands for it there.
+    #[arg(long)]
+    pub slo_presence_p99_ms: Option<f64>,
+    /// Fail (exit 2) when a traced flow's delivery ratio (rooms: presence and chat; streams:
+    /// chat) during the window is below this, e.g. 0.999.
+    #[arg(long)]
+    pub slo_min_delivery: Option<f64>,
     /// Local addresses to connect from, round-robin (default: as many 127.0.0.x as the
     /// connection count needs when the server is on loopback).
     #[arg(long, value_delimiter = ',')]

@@ -37,11 +37,11 @@ pub struct Row {
     pub errors: f64,
 }
 
-fn num(v: &Value, path: &str) -> Option<f64> {
+pub fn num(v: &Value, path: &str) -> Option<f64> {
     v.pointer(path).and_then(Value::as_f64)
 }
 
-fn load(path: &Path) -> anyhow::Result<Value> {
+pub fn load(path: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
     serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))
 }
@@ -90,7 +90,7 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
     x.map_or("—".into(), f)
 }
 
-fn thousands(x: f64) -> String {
+pub fn thousands(x: f64) -> String {
     let n = x.round() as i64;
     let s = n.abs().to_string();
     let mut out = String::new();

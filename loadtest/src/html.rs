@@ -16,11 +16,11 @@ use std::fmt::Write as _;
 const W: u32 = 900;
 const H: u32 = 280;
 
-struct Line {
-    label: &'static str,
-    color: RGBColor,
+pub(crate) struct Line {
+    pub label: &'static str,
+    pub color: RGBColor,
     /// `None` breaks the line (a second with nothing to show).
-    points: Vec<(f64, Option<f64>)>,
+    pub points: Vec<(f64, Option<f64>)>,
 }
 
 fn series(
@@ -65,9 +65,20 @@ fn segments(points: &[(f64, Option<f64>)]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-/// One line chart as an SVG string.
+/// One line chart over the run's seconds as an SVG string.
 fn chart(
     title: &str,
+    y_desc: &str,
+    lines: &[Line],
+    band: Option<(f64, f64)>,
+) -> anyhow::Result<String> {
+    xy_chart(title, "seconds since start", y_desc, lines, band)
+}
+
+/// One line chart as an SVG string, `x_desc` naming its x axis; `band` shades an x range.
+pub(crate) fn xy_chart(
+    title: &str,
+    x_desc: &str,
     y_desc: &str,
     lines: &[Line],
     band: Option<(f64, f64)>,
@@ -102,7 +113,7 @@ fn chart(
             }
         };
         c.configure_mesh()
-            .x_desc("seconds since start")
+            .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&y_fmt)
@@ -147,7 +158,7 @@ fn chart(
     Ok(svg)
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -17,15 +17,17 @@
 //! wagu-loadtest bare-server --listen 127.0.0.1:18400 &
 //! wagu-loadtest rooms --target bare --url http://127.0.0.1:18400 …
 //! wagu-loadtest compare --run wagu=a.json,a-idle.json --run centrifugo=b.json,b-idle.json
+//! wagu-loadtest capacity --dir target/bench/<time>     # the tables of deploy/bench.sh
 //! ```
 //!
 //! Modules: [`cli`] (flags), [`scenario`] (phases, monitor, and one module per scenario),
 //! [`target`] (one module per server protocol), [`bare_server`] (the relay baseline),
 //! [`net`] and [`http`] (sockets; the `records` scenario uses reqwest), [`stats`] (counters,
 //! histograms, send logs), [`report`] (JSON, summary, SLO), [`html`] (the charts), [`compare`]
-//! (the side-by-side table), [`progress`] (the bar), [`sys`] (rlimit, /proc).
+//! (the side-by-side table), [`capacity`] (capacity at SLO from stepped runs), [`progress`] (the bar), [`sys`] (rlimit, /proc).
 
 mod bare_server;
+mod capacity;
 mod cli;
 mod compare;
 mod html;
@@ -62,6 +64,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::BareServer(a) => a.threads,
         Command::Media(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Capacity(a) => return capacity::run(a).map(|()| ExitCode::SUCCESS),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -87,7 +90,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             });
         }
-        Command::Compare(_) => unreachable!("handled above"),
+        Command::Compare(_) | Command::Capacity(_) => unreachable!("handled above"),
     };
 
     report::print_summary(&result);

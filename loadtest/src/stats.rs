@@ -39,8 +39,13 @@ pub enum C {
     AcksIn,
     /// Streams: `viewers` frames (the coalesced viewer count) received.
     ViewersIn,
+    /// Updates a receiver never saw: the gaps in a sender's counters between two it did see
+    /// (a superseded presence that a server coalesced away counts here too).
+    PresenceGaps,
+    /// Chat messages a receiver never saw (gaps in a sender's counters).
+    ChatGaps,
 }
-const NC: usize = C::ViewersIn as usize + 1;
+const NC: usize = C::ChatGaps as usize + 1;
 
 /// Latency histograms, in microseconds.
 #[derive(Clone, Copy, Debug)]

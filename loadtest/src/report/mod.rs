@@ -11,4 +11,4 @@ mod tests;
 
 pub use print::print_summary;
 pub use result::*;
-pub use slo::{Slo, evaluate};
+pub use slo::{Slo, evaluate, tighten};

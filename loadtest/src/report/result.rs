@@ -196,6 +196,13 @@ pub struct Flow {
     /// the latency histogram as `late_after_ms`, a lower bound.
     pub late: u64,
     pub late_after_ms: f64,
+    /// Messages receivers never saw, found as gaps in each sender's counters between two
+    /// messages they did see (window only). Unlike `delivery_ratio` it has no edge effects at
+    /// the window's ends: what it misses is only a sender's last messages before a receiver's
+    /// end.
+    pub lost: u64,
+    /// `received / (received + lost)`: the share of messages that reached their receivers.
+    pub delivered_share: f64,
     pub latency_ms: Latency,
 }
 
@@ -350,6 +357,7 @@ pub struct FlowSpec {
     pub received: C,
     pub frames: C,
     pub late: C,
+    pub lost: C,
     pub hist: H,
 }
 
@@ -358,6 +366,7 @@ pub const PRESENCE: FlowSpec = FlowSpec {
     received: C::PresenceUpdatesIn,
     frames: C::PresenceFramesIn,
     late: C::PresenceLate,
+    lost: C::PresenceGaps,
     hist: H::Presence,
 };
 
@@ -367,6 +376,7 @@ pub const CHAT: FlowSpec = FlowSpec {
     received: C::ChatIn,
     frames: C::ChatIn,
     late: C::ChatLate,
+    lost: C::ChatGaps,
     hist: H::Chat,
 };
 
@@ -393,6 +403,15 @@ pub fn flow(
         frames_per_sec: rate(s.window(spec.frames), secs),
         late: s.window(spec.late),
         late_after_ms,
+        lost: s.window(spec.lost),
+        delivered_share: {
+            let lost = s.window(spec.lost);
+            if received + lost > 0 {
+                (received as f64 / (received + lost) as f64 * 1e5).round() / 1e5
+            } else {
+                0.0
+            }
+        },
         latency_ms: Latency::from_hist(&s.merged(spec.hist)),
     }
 }

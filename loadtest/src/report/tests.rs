@@ -14,6 +14,8 @@ fn flow(p99: f64) -> Flow {
         delivery_ratio: 1.0,
         late: 0,
         late_after_ms: 5000.0,
+        lost: 0,
+        delivered_share: 1.0,
         latency_ms: Latency {
             samples: 100,
             p99,
@@ -220,4 +222,59 @@ fn mixed_nests_both_sections_and_gates_both() {
     );
     assert!(evaluate(&r, Some(300.0), Some(50.0), Some(0)).passed);
     assert!(crate::html::render(&r).is_ok());
+}
+
+#[test]
+fn capacity_gates_presence_delivery_and_unstamped_targets() {
+    let rooms = |target: Target, p99: f64, delivery: f64, fanout_samples: u64| {
+        let mut presence = flow(p99);
+        presence.delivered_share = delivery;
+        let mut chat = flow(4.0);
+        chat.delivery_ratio = 1.0;
+        let mut r = result(Detail::Rooms(RoomsDetail {
+            rooms: 2,
+            rooms_created: 2,
+            participants: 10,
+            presence_hz: 10.0,
+            chat_per_min: 6.0,
+            presence,
+            presence_fanout_ms: Latency {
+                samples: fanout_samples,
+                p99: 2.0,
+                ..Default::default()
+            },
+            chat: Some(chat),
+        }));
+        r.target = target;
+        r
+    };
+    let judge = |r: &RunResult, presence_limit: f64| {
+        let mut slo = evaluate(r, Some(100.0), Some(50.0), Some(0));
+        tighten(&mut slo, r, Some(presence_limit), Some(0.999));
+        slo
+    };
+    // Wagu: window 50 ms + 50 ms.
+    assert!(judge(&rooms(Target::Wagu, 90.0, 1.0, 10), 100.0).passed);
+    // The relay stamps nothing: no fan-out figure is not a violation; its presence limit is 50.
+    let bare = judge(&rooms(Target::Bare, 60.0, 1.0, 0), 50.0);
+    assert_eq!(
+        bare.violations,
+        vec!["presence p99 60.0 ms exceeds 50 ms"],
+        "{bare:?}"
+    );
+    assert_eq!(bare.presence_p99_ms, Some(50.0));
+    let late = judge(&rooms(Target::Wagu, 90.0, 0.99, 10), 100.0);
+    assert_eq!(late.violations, vec!["presence delivered 0.9900 is below 0.999"]);
+    assert!(!late.passed);
+    // Wagu without fan-out samples is still a violation (it should stamp every batch).
+    assert!(!judge(&rooms(Target::Wagu, 90.0, 1.0, 0), 100.0).passed);
+    // Streams on another target: chat delivery is gated, the fan-out is not expected.
+    let mut s = streams(50.0, 0.0);
+    s.target = Target::Centrifugo;
+    if let Detail::Streams(d) = &mut s.detail {
+        d.chat_fanout_ms.samples = 0;
+        d.chat.delivered_share = 0.95;
+    }
+    let slo = judge(&s, 50.0);
+    assert_eq!(slo.violations, vec!["stream chat delivered 0.9500 is below 0.999"]);
 }

@@ -11,6 +11,10 @@ use crate::stats::C;
 
 pub async fn run(args: MixedArgs) -> anyhow::Result<RunResult> {
     let (ra, sa) = (args.rooms_args(), args.streams_args());
+    // Elsewhere a stream is a room, and both workloads would number theirs from 0.
+    if args.common.target != crate::target::Target::Wagu {
+        anyhow::bail!("the mixed scenario drives Wagu only: use --target wagu");
+    }
     rooms::validate(&ra)?;
     streams::validate(&sa)?;
     let c = &args.common;

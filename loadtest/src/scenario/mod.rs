@@ -315,6 +315,9 @@ impl Finished {
             c.slo_fanout_p99_ms,
             c.slo.slo_max_errors,
         );
+        let mut slo = std::mem::take(&mut result.slo);
+        report::tighten(&mut slo, &result, c.slo_presence_p99_ms, c.slo_min_delivery);
+        result.slo = slo;
         result
     }
 }

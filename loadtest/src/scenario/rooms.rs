@@ -331,27 +331,39 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
     let mut presence = ctx.presence_period.map(|p| every(p, 0));
     let mut chat = ctx.chat_period.map(|p| every(p, 0xC4A7));
     let mut last_seen = vec![0u64; ctx.participants];
+    // The last chat counter seen from each friend (for the gap count).
+    let mut chat_seen = vec![0u64; if ctx.chat_period.is_some() { ctx.participants } else { 0 }];
     let mut encoder = ctx.cluster.driver().encoder(&room.access);
     let (mut presence_n, mut chat_n) = (0u64, 0u64);
-    let mut shutdown = ctx.shutdown.clone();
+    // One wait for the stop, pinned for the whole session: a fresh `changed()` per frame would
+    // register with (and leave) the run's one shutdown channel for every frame read or sent.
+    let mut stop_rx = ctx.shutdown.clone();
+    let stop = stop_rx.changed();
+    tokio::pin!(stop);
+    let shutdown = &ctx.shutdown;
     let failed = |shutdown: &watch::Receiver<bool>| {
         if !*shutdown.borrow() {
             stats.errors.close(ABNORMAL);
         }
     };
+    if *shutdown.borrow() {
+        // The run stopped while this client was joining.
+        goodbye(&mut ws).await;
+        return;
+    }
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
+            _ = &mut stop => {
                 goodbye(&mut ws).await;
                 return;
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let pings = on_text(ctx, room, slot, &t, &mut last_seen);
+                    let pings = on_text(ctx, room, slot, &t, &mut last_seen, &mut chat_seen);
                     for _ in 0..pings {
                         if send(stats, &mut ws, ctx.cluster.driver().pong().to_string()).await.is_err() {
-                            failed(&shutdown);
+                            failed(shutdown);
                             return;
                         }
                     }
@@ -370,7 +382,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
-                    failed(&shutdown);
+                    failed(shutdown);
                     return;
                 }
             },
@@ -381,7 +393,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 // real client's would.
                 room.presence.record(slot, presence_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
-                    failed(&shutdown);
+                    failed(shutdown);
                     return;
                 }
                 stats.add(C::PresenceSent, 1);
@@ -391,7 +403,7 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
                 let frame = encoder.chat(slot, chat_n);
                 room.chat.record(slot, chat_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
-                    failed(&shutdown);
+                    failed(shutdown);
                     return;
                 }
                 stats.add(C::ChatSent, 1);
@@ -402,7 +414,14 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
 
 /// Handles one text frame of a joined client; returns how many application pings it carried
 /// (each needs a pong).
-fn on_text(ctx: &Ctx, room: &Room, slot: usize, text: &str, last_seen: &mut [u64]) -> usize {
+fn on_text(
+    ctx: &Ctx,
+    room: &Room,
+    slot: usize,
+    text: &str,
+    last_seen: &mut [u64],
+    chat_seen: &mut [u64],
+) -> usize {
     let stats = &*ctx.stats;
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
@@ -418,6 +437,12 @@ fn on_text(ctx: &Ctx, room: &Room, slot: usize, text: &str, last_seen: &mut [u64
                     return;
                 }
                 stats.add(C::ChatIn, 1);
+                if let Some(seen) = chat_seen.get_mut(from) {
+                    if *seen != 0 && counter > *seen + 1 {
+                        stats.add(C::ChatGaps, counter - *seen - 1);
+                    }
+                    *seen = (*seen).max(counter);
+                }
                 let lat = match room.chat.lookup(from, counter) {
                     Lookup::Sent(t) => stats.now_us().saturating_sub(t),
                     Lookup::Late => {
@@ -463,11 +488,16 @@ fn on_presence(
     }
     // A batch holds at most one update per participant: a fixed array, no allocation.
     let mut lats = [0u64; 64];
-    let (mut n, mut fresh, mut late) = (0, 0, 0);
+    let (mut n, mut fresh, mut late, mut gaps) = (0, 0, 0, 0u64);
     for &(from, counter) in updates {
         // Own echo, a sender outside this room's slots, or an update seen before.
         if from == slot || from >= last_seen.len() || counter <= last_seen[from] {
             continue;
+        }
+        // Counters this receiver skipped since the last one it saw from this friend (not at
+        // the first sighting: a receiver that joined late never saw the earlier ones).
+        if last_seen[from] != 0 {
+            gaps += counter - last_seen[from] - 1;
         }
         last_seen[from] = counter;
         fresh += 1;
@@ -489,6 +519,9 @@ fn on_presence(
     }
     record_all(stats, &lats[..n], measuring);
     stats.add(C::PresenceUpdatesIn, fresh);
+    if gaps > 0 {
+        stats.add(C::PresenceGaps, gaps);
+    }
     if late > 0 {
         stats.add(C::PresenceLate, late);
     }

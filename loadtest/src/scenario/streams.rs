@@ -1,4 +1,4 @@
-//! The `streams` scenario (Wagu only): S live streams, each with one streamer and V viewers, K
+//! The `streams` scenario: S live streams, each with one streamer and V viewers, K
 //! of whom chat; every other client of the stream times each message from its send to its
 //! receipt. The issue's benchmark is one stream of 10,000 viewers with chat at 20 messages a
 //! second, delivered to all with p99 under 200 ms.
@@ -20,6 +20,12 @@
 //! fan-out alone). `viewers` frames are only counted; the streamer also reads their count, so
 //! the result shows whether the server counted the whole audience. A message is expected V
 //! times (V + 1 clients, less its sender).
+//!
+//! On Centrifugo and the bare relay (the side-by-side baseline of `deploy/bench.sh`) a stream is
+//! one room of that target with V + 1 members — a channel `room:<n>`, or `?room=<n>` on the
+//! relay — and the chatters send the same marked chat frames as in a room (Centrifugo: as a
+//! `publish`); every member reads each message. Neither stamps its messages, so there is no
+//! fan-out figure there (end to end is the fan-out: they forward each message as it comes).
 
 use crate::cli::StreamsArgs;
 use crate::http::HttpClient;
@@ -31,7 +37,7 @@ use crate::scenario::{
 };
 use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
 use crate::target::wagu::{self, StreamFrame};
-use crate::target::{Step, Target};
+use crate::target::{Incoming, RoomAccess, Step, Target};
 use anyhow::bail;
 use futures_util::StreamExt;
 use std::net::SocketAddr;
@@ -75,13 +81,20 @@ struct Ctx {
 /// One stream as its clients see it.
 struct LiveStream {
     index: usize,
-    id: StreamId,
-    streamer_key: HostKey,
+    access: Access,
     ws_url: String,
     addr: SocketAddr,
     chat: SendLog,
     /// The last viewer count the streamer read.
     count_seen: AtomicU64,
+}
+
+/// How a stream's clients join it.
+enum Access {
+    /// A Wagu live stream (`join_stream`).
+    Wagu { id: StreamId, streamer_key: HostKey },
+    /// One room of another target, every member in it.
+    Room(RoomAccess),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,13 +105,6 @@ enum Role {
 }
 
 pub fn validate(a: &StreamsArgs) -> anyhow::Result<()> {
-    if a.common.target != Target::Wagu {
-        bail!(
-            "the streams scenario speaks Wagu's live-stream protocol only: use --target wagu \
-             (not {})",
-            a.common.target.name()
-        );
-    }
     if a.streams == 0 || a.viewers == 0 {
         bail!("--streams and --viewers must be at least 1");
     }
@@ -111,7 +117,10 @@ pub fn validate(a: &StreamsArgs) -> anyhow::Result<()> {
             a.viewers
         );
     }
-    if a.chat_per_sec > 0.0 && a.chat_per_sec / a.chatters as f64 > SERVER_CHAT_RATE {
+    if a.common.target == Target::Wagu
+        && a.chat_per_sec > 0.0
+        && a.chat_per_sec / a.chatters as f64 > SERVER_CHAT_RATE
+    {
         tracing::warn!(
             "each chatter sends {:.1} chats/s, above Wagu's default limit of {SERVER_CHAT_RATE}/s \
              per connection: expect rate_limited errors unless the server allows more \
@@ -340,19 +349,37 @@ async fn create_streams(
         let http = https[home]
             .get_or_insert_with(|| HttpClient::new(ctx.cluster.nodes[home].base.clone()));
         let resolved = &mut resolveds[home];
-        let created = match wagu::create_stream(http, index).await {
+        let driver = ctx.cluster.driver();
+        let created = if driver.target == Target::Wagu {
+            wagu::create_stream(http, index).await.map(|c| {
+                tracing::debug!(stream = %c.stream_id, index, "stream created");
+                let access = Access::Wagu {
+                    id: c.stream_id,
+                    streamer_key: c.streamer_key,
+                };
+                (access, c.ws_url)
+            })
+        } else {
+            driver
+                .open_room(http, index)
+                .await
+                .map(|r| (r.ws_url.clone(), r))
+                .map(|(url, r)| (Access::Room(r), url))
+        };
+        let (access, ws_url) = match created {
             Ok(c) => c,
             Err(why) => {
                 fail(why);
                 continue;
             }
         };
-        tracing::debug!(stream = %created.stream_id, index, "stream created");
+        // Every stream of a node has the same WebSocket host: resolve it once.
+        let host = ws_url.split('?').next().unwrap_or_default().to_string();
         let addr = match &*resolved {
-            Some((url, addr)) if *url == created.ws_url => *addr,
-            _ => match resolve_ws(&created.ws_url).await {
+            Some((url, addr)) if *url == host => *addr,
+            _ => match resolve_ws(&ws_url).await {
                 Ok(addr) => {
-                    *resolved = Some((created.ws_url.clone(), addr));
+                    *resolved = Some((host, addr));
                     addr
                 }
                 Err(e) => {
@@ -365,9 +392,8 @@ async fn create_streams(
         ctx.created.fetch_add(1, Ordering::Relaxed);
         let stream = Arc::new(LiveStream {
             index,
-            id: created.stream_id,
-            streamer_key: created.streamer_key,
-            ws_url: created.ws_url,
+            access,
+            ws_url,
             addr,
             chat: SendLog::new(
                 if ctx.chat_period.is_some() {
@@ -403,27 +429,33 @@ async fn client(
     joined: Option<oneshot::Sender<()>>,
     _guard: TaskGuard,
 ) {
-    let frame = match role {
-        Role::Streamer => wagu::join_stream(
-            &stream.id,
-            format!("lt{}-streamer", stream.index),
-            Some(stream.streamer_key.clone()),
-            None,
-        ),
+    let steps = match (&stream.access, role) {
+        (Access::Wagu { id, streamer_key }, Role::Streamer) => vec![join_step(
+            wagu::join_stream(
+                id,
+                format!("lt{}-streamer", stream.index),
+                Some(streamer_key.clone()),
+                None,
+            ),
+        )],
         // A device key as apps send (bans apply to it); unique per viewer of the run.
-        Role::Viewer(v) => wagu::join_stream(
-            &stream.id,
+        (Access::Wagu { id, .. }, Role::Viewer(v)) => vec![join_step(wagu::join_stream(
+            id,
             format!("lt{}-v{v}", stream.index),
             None,
             Some(format!("lt-{}-{v}", stream.index)),
-        ),
+        ))],
+        (Access::Room(access), Role::Streamer) => {
+            ctx.cluster
+                .driver()
+                .opening(access, 0, format!("lt{}-streamer", stream.index))
+        }
+        (Access::Room(access), Role::Viewer(v)) => {
+            ctx.cluster
+                .driver()
+                .opening(access, v + 1, format!("lt{}-v{v}", stream.index))
+        }
     };
-    let steps = vec![Step {
-        frame,
-        id: wagu::STREAM_JOIN_ID,
-        needs_welcome: true,
-        what: "join_stream",
-    }];
     let stats = &*ctx.stats;
     let Some(ws) = open_client(
         stats,
@@ -441,6 +473,15 @@ async fn client(
     };
     session(&ctx, &stream, role, ws).await;
     stats.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn join_step(frame: String) -> Step {
+    Step {
+        frame,
+        id: wagu::STREAM_JOIN_ID,
+        needs_welcome: true,
+        what: "join_stream",
+    }
 }
 
 /// A joined client: reads and measures the stream's chat (and, as a chatter, sends its share
@@ -470,6 +511,13 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
         waiting = false;
     }
     let (mut next_id, mut chat_n) = (wagu::STREAM_FIRST_FREE_ID, 0u64);
+    // The last counter seen from each chatter (for the gap count).
+    let mut seen = vec![0u64; if ctx.chat_period.is_some() { ctx.chatters } else { 0 }];
+    // Other targets: their own chat frames (Centrifugo wraps it in a `publish`).
+    let mut encoder = match &stream.access {
+        Access::Room(access) => Some(ctx.cluster.driver().encoder(access)),
+        Access::Wagu { .. } => None,
+    };
     // One wait for the stop, pinned for the whole session: a fresh `changed()` per frame would
     // register with (and leave) the run's one shutdown channel 200,000 times a second across
     // threads, which showed in profiles of the 10,000-viewer run.
@@ -495,7 +543,19 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
                 return;
             }
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => on_text(ctx, stream, role, me, &t),
+                Some(Ok(Message::Text(t))) => {
+                    if encoder.is_none() {
+                        on_text(ctx, stream, role, me, &t, &mut seen);
+                    } else {
+                        let pings = on_text_generic(ctx, stream, me, &t, &mut seen);
+                        for _ in 0..pings {
+                            if send(stats, &mut ws, ctx.cluster.driver().pong().to_string()).await.is_err() {
+                                failed();
+                                return;
+                            }
+                        }
+                    }
+                }
                 Some(Ok(Message::Binary(b))) => {
                     stats.add(C::MsgsIn, 1);
                     stats.add(C::BytesIn, b.len() as u64);
@@ -527,8 +587,13 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
                 // Only a chatter has an interval.
                 let slot = me.unwrap_or_default();
                 chat_n += 1;
-                let frame = wagu::chat(next_id, slot, chat_n);
-                next_id += 1;
+                let frame = match encoder.as_mut() {
+                    Some(e) => e.chat(slot, chat_n),
+                    None => {
+                        next_id += 1;
+                        wagu::chat(next_id - 1, slot, chat_n)
+                    }
+                };
                 // Stamped just before the write: the latency covers our send path too.
                 stream.chat.record(slot, chat_n, stats.now_us());
                 if send(stats, &mut ws, frame).await.is_err() {
@@ -541,8 +606,85 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
     }
 }
 
+/// Records one received chat marker (end to end; the fan-out too when the server stamped it).
+#[allow(clippy::too_many_arguments)]
+fn on_chat(
+    ctx: &Ctx,
+    stream: &LiveStream,
+    me: Option<usize>,
+    seen: &mut [u64],
+    from: usize,
+    counter: u64,
+    at_ms: Option<u64>,
+) {
+    let stats = &*ctx.stats;
+    // Our own message, echoed (before its ack, on Wagu): not a delivery.
+    if me == Some(from) {
+        return;
+    }
+    stats.add(C::ChatIn, 1);
+    if let Some(s) = seen.get_mut(from) {
+        if *s != 0 && counter > *s + 1 {
+            stats.add(C::ChatGaps, counter - *s - 1);
+        }
+        *s = (*s).max(counter);
+    }
+    let lat = match stream.chat.lookup(from, counter) {
+        Lookup::Sent(t) => stats.now_us().saturating_sub(t),
+        Lookup::Late => {
+            stats.add(C::ChatLate, 1);
+            ctx.chat_late_us
+        }
+        Lookup::Unknown => return,
+    };
+    if stats.measuring() {
+        stats.with_hist(H::Chat, |h| record(h, lat));
+        if let Some(at_ms) = at_ms {
+            let wall_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+            // `at` has millisecond resolution: add half a millisecond to centre the error.
+            let fanout = wall_us.saturating_sub(at_ms * 1000 + 500);
+            stats.with_hist(H::ChatFanout, |h| record(h, fanout));
+        }
+    }
+    stats.with_hist(H::Recent, |h| record(h, lat));
+}
+
+/// Handles one text frame of a stream client on Centrifugo or the bare relay; returns how many
+/// application pings it carried (each needs a pong).
+fn on_text_generic(
+    ctx: &Ctx,
+    stream: &LiveStream,
+    me: Option<usize>,
+    text: &str,
+    seen: &mut [u64],
+) -> usize {
+    let stats = &*ctx.stats;
+    stats.add(C::MsgsIn, 1);
+    stats.add(C::BytesIn, text.len() as u64);
+    let mut pings = 0;
+    ctx.cluster.driver().classify(text, |i| match i {
+        Incoming::Chat { from, counter } => on_chat(ctx, stream, me, seen, from, counter, None),
+        Incoming::Ack(_) => stats.add(C::AcksIn, 1),
+        Incoming::Ping => pings += 1,
+        Incoming::Error(code) => stats.errors.error_frame(&code),
+        Incoming::Undecodable => stats.errors.error_frame("(undecodable frame)"),
+        Incoming::Presence { .. } | Incoming::Welcome | Incoming::Other => {}
+    });
+    pings
+}
+
 /// Handles one text frame of a joined stream client.
-fn on_text(ctx: &Ctx, stream: &LiveStream, role: Role, me: Option<usize>, text: &str) {
+fn on_text(
+    ctx: &Ctx,
+    stream: &LiveStream,
+    role: Role,
+    me: Option<usize>,
+    text: &str,
+    seen: &mut [u64],
+) {
     let stats = &*ctx.stats;
     stats.add(C::MsgsIn, 1);
     stats.add(C::BytesIn, text.len() as u64);
@@ -551,32 +693,7 @@ fn on_text(ctx: &Ctx, stream: &LiveStream, role: Role, me: Option<usize>, text: 
             from,
             counter,
             at_ms,
-        } => {
-            // Our own message, echoed before its ack: not a delivery.
-            if me == Some(from) {
-                return;
-            }
-            stats.add(C::ChatIn, 1);
-            let lat = match stream.chat.lookup(from, counter) {
-                Lookup::Sent(t) => stats.now_us().saturating_sub(t),
-                Lookup::Late => {
-                    stats.add(C::ChatLate, 1);
-                    ctx.chat_late_us
-                }
-                Lookup::Unknown => return,
-            };
-            if stats.measuring() {
-                stats.with_hist(H::Chat, |h| record(h, lat));
-                let wall_us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or(0);
-                // `at` has millisecond resolution: add half a millisecond to centre the error.
-                let fanout = wall_us.saturating_sub(at_ms * 1000 + 500);
-                stats.with_hist(H::ChatFanout, |h| record(h, fanout));
-            }
-            stats.with_hist(H::Recent, |h| record(h, lat));
-        }
+        } => on_chat(ctx, stream, me, seen, from, counter, Some(at_ms)),
         StreamFrame::Viewers => {
             stats.add(C::ViewersIn, 1);
             if role == Role::Streamer
@@ -652,7 +769,7 @@ mod tests {
         );
 
         let refused = |args: &[&str]| validate(&parse(args)).unwrap_err().to_string();
-        assert!(refused(&["--target", "centrifugo"]).contains("Wagu"));
+        assert!(validate(&parse(&["--target", "centrifugo"])).is_ok());
         assert!(refused(&["--viewers", "0"]).contains("at least 1"));
         assert!(refused(&["--viewers", "5", "--chatters", "6"]).contains("--chatters"));
         assert!(refused(&["--chatters", "0"]).contains("--chatters"));

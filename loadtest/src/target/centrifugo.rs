@@ -25,7 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
-use wagu_proto::model::Viewport;
+use super::wagu::MarkerViewport;
 
 pub const WS_PATH: &str = "/connection/websocket";
 pub const CONNECT_ID: u64 = 1;
@@ -81,11 +81,12 @@ pub fn publish(id: u64, channel: &str, data: &str) -> String {
 }
 
 #[derive(Deserialize)]
-struct Reply {
+struct Reply<'a> {
     #[serde(default)]
     id: u64,
     error: Option<ReplyError>,
-    push: Option<Push>,
+    #[serde(borrow)]
+    push: Option<Push<'a>>,
     // The results (`connect`, `subscribe`, `publish`) are not needed: a reply with an id and
     // no error is a success.
 }
@@ -98,27 +99,30 @@ struct ReplyError {
 }
 
 #[derive(Deserialize)]
-struct Push {
-    #[serde(rename = "pub")]
-    publication: Option<Publication>,
+struct Push<'a> {
+    #[serde(rename = "pub", borrow)]
+    publication: Option<Publication<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Publication {
-    data: Marked,
+struct Publication<'a> {
+    #[serde(borrow)]
+    data: Marked<'a>,
 }
 
 /// The fields of a harness frame that carry its marker; everything else is ignored. The bare
 /// relay target parses its frames with it too.
+/// Only the viewport's centre and the text are read (borrowed when it has no escapes).
 #[derive(Deserialize)]
-pub struct Marked {
-    viewport: Option<Viewport>,
-    text: Option<String>,
+pub struct Marked<'a> {
+    viewport: Option<MarkerViewport>,
+    #[serde(borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
 }
 
-impl Marked {
+impl Marked<'_> {
     pub fn incoming(self) -> Incoming {
-        if let Some((from, counter)) = self.viewport.as_ref().and_then(super::wagu::read_marker) {
+        if let Some((from, counter)) = self.viewport.as_ref().and_then(MarkerViewport::marker) {
             Incoming::Presence {
                 at_ms: None,
                 updates: vec![(from, counter)],
