@@ -719,3 +719,35 @@ async fn wagu_drain_drains_the_local_node_and_returns_once_it_stopped() {
     resume_on(&mut host, b.addr, &room.share).await;
     assert_eq!(chat_texts(b.addr, &room.share).await, ["before"]);
 }
+
+#[tokio::test]
+async fn participants_of_a_gateway_node_that_dies_become_away_on_the_owner() {
+    let Some(bed) = services("cluster_nodes") else {
+        return;
+    };
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
+    let room = create_room(a.addr, r#"{"title":"Ghosts"}"#).await;
+    let owner = owner_of(&bed.0, &room.room_id).await.expect("an owner");
+    let (owner_node, gateway_node) = if owner == a.node_id() { (a, b) } else { (b, a) };
+    // One client on the owner, one through the other node.
+    let mut local = Client::new(owner_node.addr).await;
+    local.join(&room.share, "Local", Some(&room.host_key)).await;
+    let mut remote = Client::new(gateway_node.addr).await;
+    remote.join(&room.share, "Remote", None).await;
+    let remote_id = remote.me;
+    gateway_node.kill_9();
+    // The owner hears nothing from the dead gateway; once its lease lapses, the remote
+    // participant is away (resumable), as after any dropped socket.
+    let t = Instant::now();
+    let away = local
+        .wait_for(|m| {
+            matches!(m, ServerMessage::ParticipantAway { participant, .. } if participant.0 == remote_id)
+        })
+        .await;
+    assert!(matches!(away, ServerMessage::ParticipantAway { .. }));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(remote);
+}

@@ -55,6 +55,8 @@ pub struct Remote {
     relays: Mutex<HashMap<String, Relay>>,
     /// Ordered publishes of commands and disconnects.
     out: mpsc::UnboundedSender<(String, Bytes)>,
+    /// How often the liveness of the other side of remote connections is checked.
+    check_every: Duration,
 }
 
 struct Sink {
@@ -96,6 +98,7 @@ impl Remote {
             sinks: Mutex::new(HashMap::new()),
             relays: Mutex::new(HashMap::new()),
             out,
+            check_every,
         });
         tokio::spawn(async move {
             while let Some((subject, payload)) = out_rx.recv().await {
@@ -134,6 +137,21 @@ impl Remote {
 
     pub fn bus(&self) -> &Bus {
         &self.bus
+    }
+
+    /// The nodes whose lease is live now (`None` when Redis cannot be read).
+    pub(crate) async fn live(&self) -> Option<Vec<String>> {
+        let nodes = live_nodes(&self.conn).await.ok()?;
+        Some(
+            nodes
+                .into_iter()
+                .map(|n| n.node.as_str().to_string())
+                .collect(),
+        )
+    }
+
+    pub(crate) fn check_every(&self) -> Duration {
+        self.check_every
     }
 
     /// Where a new session goes: the open live node with the fewest sessions, `None` when the

@@ -15,13 +15,49 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wagu_storage::bus::BusError;
 
+/// Remote connections joined here: their id on this node → (gateway node, handle).
+type Handles = Arc<Mutex<HashMap<u64, (String, SessionHandle)>>>;
+
 /// Starts serving this node's sessions of kind `M` to other nodes.
 pub async fn serve<M: Machine>(remote: Arc<Remote>, sessions: Sessions<M>) -> Result<(), BusError> {
     let node = remote.node().as_str().to_string();
     let mut rpcs = remote.bus().subscribe(&rpc_subject(&node, M::KIND)).await?;
     let mut cmds = remote.bus().subscribe(&cmd_subject(&node, M::KIND)).await?;
-    // Remote connections joined here, by their id on this node.
-    let handles: Arc<Mutex<HashMap<u64, SessionHandle>>> = Default::default();
+    // Remote connections joined here, by their id on this node, with their gateway node.
+    let handles: Handles = Default::default();
+
+    // A gateway node that dies takes its sockets with it without a word: its connections here
+    // become away (resumable), as a dropped socket on this node would.
+    let (r, h) = (remote.clone(), Arc::downgrade(&handles));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(r.check_every()).await;
+            let Some(handles) = h.upgrade() else { return };
+            let Some(live) = r.live().await else { continue };
+            let gone: Vec<SessionHandle> = {
+                let mut map = handles.lock().expect("handles");
+                let dead: Vec<u64> = map
+                    .iter()
+                    .filter(|(_, (gw, _))| !live.contains(gw))
+                    .map(|(c, _)| *c)
+                    .collect();
+                dead.iter()
+                    .filter_map(|c| map.remove(c))
+                    .map(|(_, h)| h)
+                    .collect()
+            };
+            if !gone.is_empty() {
+                tracing::warn!(
+                    kind = M::KIND,
+                    connections = gone.len(),
+                    "a gateway node's lease lapsed: its connections here are away"
+                );
+                for h in gone {
+                    h.disconnect();
+                }
+            }
+        }
+    });
 
     let (r, s, h) = (remote.clone(), sessions.clone(), handles.clone());
     tokio::spawn(async move {
@@ -52,13 +88,13 @@ pub async fn serve<M: Machine>(remote: Arc<Remote>, sessions: Sessions<M>) -> Re
                         .lock()
                         .expect("handles")
                         .get(&owner_conn)
-                        .map(|h| h.send(msg, Instant::now()));
+                        .map(|(_, h)| h.send(msg, Instant::now()));
                     if !matches!(sent, Some(Ok(()))) {
                         counter!("wagu_remote_commands_lost_total", "kind" => M::KIND).increment(1);
                     }
                 }
                 Ok(Cmd::Disconnect { owner_conn, .. }) => {
-                    if let Some(h) = handles.lock().expect("handles").remove(&owner_conn) {
+                    if let Some((_, h)) = handles.lock().expect("handles").remove(&owner_conn) {
                         h.disconnect();
                     }
                 }
@@ -72,7 +108,7 @@ pub async fn serve<M: Machine>(remote: Arc<Remote>, sessions: Sessions<M>) -> Re
 async fn answer<M: Machine>(
     remote: &Arc<Remote>,
     sessions: &Sessions<M>,
-    handles: &Arc<Mutex<HashMap<u64, SessionHandle>>>,
+    handles: &Handles,
     rpc: Rpc<M::Spec>,
 ) -> Reply<M::Summary> {
     let result = match rpc {
@@ -89,10 +125,11 @@ async fn answer<M: Machine>(
 async fn join<M: Machine>(
     remote: &Arc<Remote>,
     sessions: &Sessions<M>,
-    handles: &Arc<Mutex<HashMap<u64, SessionHandle>>>,
+    handles: &Handles,
     w: JoinWire,
 ) -> Reply<M::Summary> {
     let outbound = remote.relayed_outbound(&w.gateway, w.conn);
+    let gateway = w.gateway.clone();
     let args = sessions.join_args(w.id, w.name, w.host_key, w.resume, w.client_key, outbound);
     match sessions.join_here(w.session, args).await {
         Ok(h) => {
@@ -102,7 +139,10 @@ async fn join<M: Machine>(
                 resumed: h.resumed,
                 owner_conn: h.conn.0,
             };
-            handles.lock().expect("handles").insert(h.conn.0, h);
+            handles
+                .lock()
+                .expect("handles")
+                .insert(h.conn.0, (gateway, h));
             reply
         }
         Err(e) => refusal(e),
