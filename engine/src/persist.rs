@@ -406,6 +406,11 @@ impl SessionStore {
     ) -> Result<Option<Revived<M>>, PersistError> {
         let (found, epoch) = match &self.fence {
             Some(f) => {
+                // Before any round trip: a node that may not own sessions does not wait on a
+                // Redis it may not reach.
+                if let Some(why) = f.refusal() {
+                    return Err(PersistError::NotOwning(why));
+                }
                 let key = SessionKey::new(M::KIND, id);
                 // Nothing stored: unknown, and no owner record is made for a made-up id.
                 if !f.has_snapshot(&key).await? {

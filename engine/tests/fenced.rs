@@ -26,6 +26,10 @@ struct Node {
 }
 
 async fn node(url: &str, name: &str) -> Node {
+    node_with_lease(url, name, Duration::from_secs(3)).await
+}
+
+async fn node_with_lease(url: &str, name: &str, lease_ttl: Duration) -> Node {
     let conn = ConnectionManager::new_with_config(
         redis::Client::open(url).unwrap(),
         ConnectionManagerConfig::new()
@@ -38,7 +42,7 @@ async fn node(url: &str, name: &str) -> Node {
     let lease = NodeLease::acquire(
         conn.clone(),
         id.clone(),
-        LeaseConfig::with_ttl(Duration::from_secs(3)),
+        LeaseConfig::with_ttl(lease_ttl),
         NodeLoad {
             open: true,
             ..NodeLoad::default()
@@ -282,5 +286,78 @@ async fn a_handed_over_room_is_taken_by_another_node_at_once_with_everything_ack
         "the last acknowledged chat survived the hand-over"
     );
     a.rooms.shutdown().await;
+    b.rooms.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_redis_hands_its_rooms_over_before_its_lease_lapses() {
+    let Some(url) = testbed::service(testbed::REDIS_URL, "fenced") else {
+        return;
+    };
+    let proxy = testbed::CuttableProxy::to(&url).await;
+    let a = node_with_lease(&proxy.url(), "a", Duration::from_millis(1500)).await;
+    let b = node(&url, "b").await;
+    let created = a.rooms.create(CreateRoom::default()).await.unwrap();
+    let mut host = join(&a.rooms, &created.share, "Host", Some(created.host_key)).await;
+    assert!(acked(
+        &command(&mut host, chat(2, "before the cut")).await,
+        2
+    ));
+
+    // The partition: a cannot renew its lease; it stops acting as the owner before the lease
+    // can lapse in Redis, letting its clients go to resume elsewhere.
+    proxy.cut();
+    let t = Instant::now();
+    queue_ends(&mut host).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    // Its copy goes once its last snapshot attempt gives up (Redis is unreachable).
+    while a.rooms.count().await.unwrap() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the cut-off copy lingers"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Once the lease has lapsed, b takes the room with everything acknowledged on a.
+    let t = Instant::now();
+    let guest = loop {
+        let (out, rx) = wagu_engine::actor::outbound::Outbound::channel(256);
+        match b
+            .rooms
+            .join(
+                wagu_engine::sessions::JoinRequest {
+                    id: RequestId(1),
+                    share: created.share.clone(),
+                    name: "Guest".into(),
+                    host_key: None,
+                    resume: None,
+                    account: None,
+                },
+                out,
+            )
+            .await
+        {
+            Ok(_) => break rx,
+            Err(e)
+                if e.code() == ErrorCode::Unavailable && t.elapsed() < Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("b could not take the room: {e}"),
+        }
+    };
+    let mut guest = guest;
+    let ServerMessage::Welcome { room, .. } = next(&mut guest).await else {
+        panic!("welcome")
+    };
+    assert_eq!(
+        room.chat.last().map(|m| m.text.as_str()),
+        Some("before the cut")
+    );
     b.rooms.shutdown().await;
 }

@@ -41,3 +41,54 @@ pub fn s3(test: &str) -> Option<crate::blob::S3Config> {
         path_style: true,
     })
 }
+
+/// A TCP proxy to a service (a `redis://host:port/` URL) that a test can cut, as a network
+/// partition would: every connection through it dies and new ones are refused.
+pub struct CuttableProxy {
+    addr: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    pub async fn to(redis_url: &str) -> CuttableProxy {
+        let target = redis_url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port for the proxy");
+        let addr = listener.local_addr().expect("bound");
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                t.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        CuttableProxy {
+            addr,
+            tasks,
+            accept,
+        }
+    }
+
+    /// The proxy as a Redis URL.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.accept.abort();
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}

@@ -328,59 +328,12 @@ async fn live_nodes_report_their_load_and_placement_skips_a_closed_node() {
     }
 }
 
-/// A TCP proxy to Redis that the test can cut, as a partition would.
-struct Cuttable {
-    addr: std::net::SocketAddr,
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Cuttable {
-    async fn to(redis_url: &str) -> Cuttable {
-        let target = redis_url
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tasks = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let t = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                t.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                }));
-            }
-        });
-        Cuttable {
-            addr,
-            tasks,
-            accept,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}/", self.addr)
-    }
-
-    /// Drops every connection and refuses new ones.
-    fn cut(&self) {
-        self.accept.abort();
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_node_cut_off_from_redis_stops_counting_on_its_lease_before_the_lease_lapses() {
     let Some(url) = testbed::service(testbed::REDIS_URL, "cluster_redis") else {
         return;
     };
-    let proxy = Cuttable::to(&url).await;
+    let proxy = testbed::CuttableProxy::to(&url).await;
     let direct = conn(&url).await;
     let id = node("cut");
     let cfg = LeaseConfig::with_ttl(Duration::from_millis(1500));

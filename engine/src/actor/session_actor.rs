@@ -450,6 +450,9 @@ impl<M: Machine> Actor for SessionActor<M> {
         if let Some(sfu) = state.media.session.take() {
             sfu.send(wagu_proto::media::SfuRequest::Close);
         }
+        // Let the clients go first: they resume wherever the session runs next, without waiting
+        // for the writes below (which may take the store's timeouts when it is unreachable).
+        state.conns.clear();
         // Let the journal task finish what it was given, so nothing it writes lands after the
         // snapshot below.
         state.journal = None;
