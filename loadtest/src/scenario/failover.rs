@@ -46,6 +46,10 @@ pub enum Mode {
     Kill,
     /// `SIGTERM`: the node drains (hands its rooms over) and exits.
     Drain,
+    /// `kill -9` of a node that does *not* own the room but has clients in it, which do not
+    /// come back (their phones died with it): counts `ghosts`, those clients still shown
+    /// online a few leases later.
+    Gateway,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -133,6 +137,9 @@ pub struct RunReport {
     pub resumed_by_replay: usize,
     pub resumed_by_snapshot: usize,
     pub errors: Vec<String>,
+    /// `--mode gateway`: clients of the dead gateway the room still shows online, a few leases
+    /// after the kill.
+    pub ghosts: usize,
     pub loadavg: String,
 }
 
@@ -166,6 +173,7 @@ pub struct FailoverResult {
     pub duplicated: usize,
     pub seq_gaps: usize,
     pub seq_acked_twice: usize,
+    pub ghosts: usize,
     pub loadavg_start: String,
     pub loadavg_end: String,
 }
@@ -193,7 +201,7 @@ pub fn dist(v: &[f64]) -> Dist {
 pub fn compare(acked: &[String], room: &[String]) -> (usize, usize) {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in room {
-        *counts.entry(t).or_default() += 1;
+        *counts.entry(t.as_str()).or_default() += 1;
     }
     let lost = acked
         .iter()
@@ -344,8 +352,27 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow:
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("http: no status line")?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((status, body.to_string()))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
 }
 
 fn loadavg() -> String {
@@ -483,6 +510,8 @@ struct RunShared {
     max_chats: usize,
     run: usize,
     resume_timeout: Duration,
+    /// Clients of a dead gateway do not come back (`--mode gateway`).
+    stay_dead: bool,
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
@@ -675,12 +704,14 @@ async fn client(
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => lost_socket = true,
                 Some(Ok(_)) => {}
             },
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if pending.values().next().is_some_and(|(_, at)| at.elapsed() > STALL) {
-                    log.errors.push(format!("c{index}: chat unacked for {STALL:?}: resuming"));
-                    lost_socket = true;
-                }
-            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if stopping.is_none()
+            && !lost_socket
+            && pending.values().next().is_some_and(|(_, at)| at.elapsed() > STALL)
+        {
+            log.errors.push(format!("c{index}: chat unacked for {STALL:?}: resuming"));
+            lost_socket = true;
         }
         if let Some(at) = stopping {
             // Stopping: wait (up to 3 s) for the acks of what was sent, then leave.
@@ -696,6 +727,9 @@ async fn client(
         // The socket ended (its node died, or it was told to resume): what was in flight
         // has an unknown fate and counts for nothing.
         pending.clear();
+        if shared.stay_dead && !shared.alive[gateway].load(Ordering::SeqCst) {
+            return log;
+        }
         generation += 1;
         let started = Instant::now();
         let mut g = gateway;
@@ -709,7 +743,7 @@ async fn client(
             }
             // Its own gateway if that one lives, else the next live one.
             let n = shared.addrs.len();
-            g = (0..n).map(|k| (g + k) % n).find(|k| shared.alive[*k].load(Ordering::SeqCst)).unwrap_or(g);
+            g = (0..n).map(|k| (g + k) % n).find(|k| shared.alive[*k].load(Ordering::SeqCst)).unwrap_or(g % n);
             let join = json!({"type":"join","id":2,"share":share,"name":format!("c{index}"),
                 "resume":{"participant":me.participant,"token":me.token,"last_seq":log.seq.last()}});
             match open(shared.addrs[g], join, &mut me, &mut log).await {
@@ -770,7 +804,12 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<FailoverResult> {
         chat_hz: args.chat_hz,
         presence_hz: args.presence_hz,
         node_cpus: args.node_cpus.clone(),
-        failed_runs: runs.iter().filter(|r| r.all_ms.is_none() || !r.errors.is_empty()).count(),
+        failed_runs: runs
+            .iter()
+            .filter(|r| {
+                !r.errors.is_empty() || (args.mode != Mode::Gateway && r.all_ms.is_none())
+            })
+            .count(),
         first_ack_ms: dist(&pick(&|r| r.first_ack_ms)),
         all_ms: dist(&pick(&|r| r.all_ms)),
         gap_ms: dist(&pick(&|r| r.gap_ms)),
@@ -779,13 +818,14 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<FailoverResult> {
         duplicated: runs.iter().map(|r| r.duplicated).sum(),
         seq_gaps: runs.iter().map(|r| r.seq_gaps).sum(),
         seq_acked_twice: runs.iter().map(|r| r.seq_acked_twice).sum(),
+        ghosts: runs.iter().map(|r| r.ghosts).sum(),
         runs,
         loadavg_start,
         loadavg_end: loadavg(),
     };
     let d = &result.first_ack_ms;
     println!(
-        "failover ({:?}, {} nodes, lease {} ms, {} clients): first ack again p50 {:.0} ms p99 {:.0} ms (min {:.0}, max {:.0}, n {}); every client p50 {:.0} ms p99 {:.0} ms; acked {} lost {} duplicated {} seq gaps {} seq acked twice {}; failed runs {}; load {} → {}",
+        "failover ({:?}, {} nodes, lease {} ms, {} clients): first ack again p50 {:.0} ms p99 {:.0} ms (min {:.0}, max {:.0}, n {}); every client p50 {:.0} ms p99 {:.0} ms; acked {} lost {} duplicated {} seq gaps {} seq acked twice {} ghosts {}; failed runs {}; load {} → {}",
         result.mode,
         result.nodes,
         result.lease_ms,
@@ -802,6 +842,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<FailoverResult> {
         result.duplicated,
         result.seq_gaps,
         result.seq_acked_twice,
+        result.ghosts,
         result.failed_runs,
         result.loadavg_start,
         result.loadavg_end
@@ -827,7 +868,7 @@ async fn run_all(
     for run in 0..args.runs {
         let r = one_run(args, cluster, run, clients).await?;
         println!(
-            "run {run:>3}: owner {} (node {}) {:?}: first ack again {} ms, every client {} ms, gap {} ms; acked {} lost {} dup {} seq gaps {} acked twice {}; unavailable {} replay/snapshot {}/{}; load {}{}",
+            "run {run:>3}: owner {} (node {}) {:?}: first ack again {} ms, every client {} ms, gap {} ms; acked {} lost {} dup {} seq gaps {} acked twice {} ghosts {}; unavailable {} replay/snapshot {}/{}; load {}{}",
             r.owner,
             r.victim,
             args.mode,
@@ -839,6 +880,7 @@ async fn run_all(
             r.duplicated,
             r.seq_gaps,
             r.seq_acked_twice,
+            r.ghosts,
             r.unavailable,
             r.resumed_by_replay,
             r.resumed_by_snapshot,
@@ -884,6 +926,7 @@ async fn one_run(
         max_chats: per_client,
         run,
         resume_timeout: Duration::from_secs(args.resume_timeout_secs),
+        stay_dead: args.mode == Mode::Gateway,
     });
     let mut tasks = Vec::new();
     for i in 0..clients {
@@ -900,15 +943,19 @@ async fn one_run(
     let owner = hget(&args.redis_url, &key, "node")
         .await?
         .with_context(|| format!("no owner record {key}"))?;
-    let victim = cluster
+    let owner_index = cluster
         .nodes
         .iter()
         .position(|nd| nd.id == owner)
         .with_context(|| format!("owner {owner} is none of this run's nodes"))?;
+    let victim = match args.mode {
+        Mode::Gateway => (owner_index + 1) % n,
+        _ => owner_index,
+    };
     let child = cluster.nodes[victim].child.as_mut().context("victim not running")?;
     let pid = rustix::process::Pid::from_raw(child.id() as i32).context("pid")?;
     let signal = match args.mode {
-        Mode::Kill => rustix::process::Signal::KILL,
+        Mode::Kill | Mode::Gateway => rustix::process::Signal::KILL,
         Mode::Drain => rustix::process::Signal::TERM,
     };
     shared.alive[victim].store(false, Ordering::SeqCst);
@@ -916,8 +963,33 @@ async fn one_run(
     let t0 = Instant::now();
     rustix::process::kill_process(pid, signal).context("signal the owner")?;
 
+    let mut ghosts = 0;
+    if args.mode == Mode::Gateway {
+        // Nobody needs to resume: the owner lives. Wait a few leases, then look.
+        tokio::time::sleep(Duration::from_millis(3 * args.lease_ms + 2000)).await;
+        let audit_at = addrs[owner_index];
+        let room = audit(audit_at, &share).await.context("audit")?;
+        let dead: Vec<String> = (0..clients)
+            .filter(|i| i % n == victim)
+            .map(|i| format!("c{i}"))
+            .collect();
+        ghosts = room["participants"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| {
+                        p["status"].as_str() == Some("online")
+                            && p["name"].as_str().is_some_and(|nm| dead.iter().any(|d| d == nm))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+    }
     let deadline = t0 + Duration::from_secs(args.resume_timeout_secs);
-    while shared.resumed.load(Ordering::SeqCst) < clients && Instant::now() < deadline {
+    while args.mode != Mode::Gateway
+        && shared.resumed.load(Ordering::SeqCst) < clients
+        && Instant::now() < deadline
+    {
         if tasks.iter().all(|t| t.is_finished()) {
             break;
         }
@@ -954,7 +1026,7 @@ async fn one_run(
 
     // The room as a fresh client on a live gateway sees it.
     let audit_at = addrs[(victim + 1) % n];
-    let room_chat = audit(audit_at, &share).await.context("audit")?;
+    let room_chat = chat_texts(&audit(audit_at, &share).await.context("audit")?);
     let acked: Vec<String> = logs.iter().flat_map(|l| l.acked.clone()).collect();
     let (lost, duplicated) = compare(&acked, &room_chat);
     let mut seqs: Vec<u64> = logs.iter().flat_map(|l| l.ack_seqs.clone()).collect();
@@ -985,6 +1057,7 @@ async fn one_run(
         resumed_by_replay: logs.iter().map(|l| l.by_replay).sum(),
         resumed_by_snapshot: logs.iter().map(|l| l.by_snapshot).sum(),
         errors,
+        ghosts,
         loadavg: loadavg(),
     };
     // A fresh node in the dead one's place for the next run.
@@ -993,9 +1066,20 @@ async fn one_run(
     Ok(report)
 }
 
-/// The chat texts of the room as a fresh joiner through `addr` sees them (retrying while the
-/// room is still moving).
-async fn audit(addr: SocketAddr, share: &str) -> anyhow::Result<Vec<String>> {
+fn chat_texts(room: &Value) -> Vec<String> {
+    room["chat"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["text"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The room (its snapshot) as a fresh joiner through `addr` sees it (retrying while the room is
+/// still moving).
+async fn audit(addr: SocketAddr, share: &str) -> anyhow::Result<Value> {
     let t = Instant::now();
     loop {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
@@ -1021,15 +1105,8 @@ async fn audit(addr: SocketAddr, share: &str) -> anyhow::Result<Vec<String>> {
             }
         }
         let _ = ws.close(None).await;
-        if let Some(w) = welcome {
-            return Ok(w["room"]["chat"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m["text"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default());
+        if let Some(mut w) = welcome {
+            return Ok(w["room"].take());
         }
         tokio::time::sleep(RETRY).await;
     }
@@ -1095,6 +1172,12 @@ mod tests {
         assert!(parse_bulk(b"-ERR x\r\n").unwrap().is_err());
         assert!(parse_bulk(b"$5\r\nab").is_none(), "incomplete");
         assert!(parse_bulk(b"$5").is_none(), "incomplete");
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
+        assert_eq!(dechunk("0\r\n\r\n"), "");
     }
 
     #[test]
