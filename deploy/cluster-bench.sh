@@ -24,7 +24,7 @@
 #   CB_RAMP_SECS [5]  CB_WARMUP_SECS [5]  CB_DURATION_SECS [20]
 #   CB_SCENARIOS ["one three local remote"]
 #   CB_SERVER_CPUS [1]  CB_CLIENT_CPUS [0]: taskset -c lists ("" = no pinning)
-#   CB_REDIS_PORT [36380]  CB_NATS_PORT [34232]  CB_PORT_BASE [18600] (nodes on +0, +1, +2)
+#   CB_REDIS_PORT [26391]  CB_NATS_PORT [24391]  CB_PORT_BASE [18600] (nodes on +0, +1, +2)
 #   CB_WAGU_BIN, CB_LOADTEST_BIN [$CARGO_TARGET_DIR/release/…]  CB_NATS_BIN [~/.cache/wagu/nats-server-2.15.3/bin/nats-server]
 #   CB_LEASE_MS [3000]  CB_OUT [target/cluster-bench/<UTC time>]
 set -euo pipefail
@@ -45,8 +45,8 @@ DURATION="${CB_DURATION_SECS:-20}"
 SCENARIOS="${CB_SCENARIOS:-one three local remote}"
 SERVER_CPUS="${CB_SERVER_CPUS-1}"
 CLIENT_CPUS="${CB_CLIENT_CPUS-0}"
-REDIS_PORT="${CB_REDIS_PORT:-36380}"
-NATS_PORT="${CB_NATS_PORT:-34232}"
+REDIS_PORT="${CB_REDIS_PORT:-26391}"
+NATS_PORT="${CB_NATS_PORT:-24391}"
 PORT_BASE="${CB_PORT_BASE:-18600}"
 LEASE_MS="${CB_LEASE_MS:-3000}"
 OUT="${CB_OUT:-$ROOT/target/cluster-bench/$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -173,7 +173,8 @@ measure() {
     for p in "${procs[@]}"; do t0[$p]="$(ticks "${p#*:}" 2>/dev/null || echo 0)"; done
     local s0 s1
     s0="$(date +%s.%N)"
-    sleep "$DURATION"
+    # a second short of the window: the harness exits at its end
+    sleep "$(awk -v d="$DURATION" 'BEGIN { print (d > 2 ? d - 1 : d / 2) }')"
     s1="$(date +%s.%N)"
     {
         echo "# process cpu% (of one core) over the window, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
