@@ -14,7 +14,9 @@
 #           through b and c): every frame crosses the bus
 #
 # On a 2-core machine this shows overhead and correctness, not scaling: the nodes share the
-# cores (pinned to CB_SERVER_CPUS with Redis and NATS, the load generator to CB_CLIENT_CPUS).
+# cores with Redis, NATS and the load generator. Nothing is pinned by default: pinned to one
+# core (CB_SERVER_CPUS=1 CB_CLIENT_CPUS=0), the three nodes with Redis and NATS saturate it at
+# the default load once clients are remote (docs/PERFORMANCE.md).
 #
 #   CARGO_TARGET_DIR=/root/.cache/wagu/target-fail deploy/cluster-bench.sh
 #   CB_SCENARIOS="local remote" CB_ROOMS=50 deploy/cluster-bench.sh
@@ -23,7 +25,8 @@
 #   CB_ROOMS [100]  CB_PARTICIPANTS [10]  CB_PRESENCE_HZ [10]  CB_CHAT_PER_MIN [6]
 #   CB_RAMP_SECS [5]  CB_WARMUP_SECS [5]  CB_DURATION_SECS [20]
 #   CB_SCENARIOS ["one three local remote"]
-#   CB_SERVER_CPUS [1]  CB_CLIENT_CPUS [0]: taskset -c lists ("" = no pinning)
+#   CB_SERVER_CPUS [""]  CB_CLIENT_CPUS [""]: taskset -c lists for the servers (nodes, Redis, NATS)
+#     and for the load generator ("" = no pinning)
 #   CB_REDIS_PORT [26391]  CB_NATS_PORT [24391]  CB_PORT_BASE [18600] (nodes on +0, +1, +2)
 #   CB_WAGU_BIN, CB_LOADTEST_BIN [$CARGO_TARGET_DIR/release/…]  CB_NATS_BIN [~/.cache/wagu/nats-server-2.15.3/bin/nats-server]
 #   CB_LEASE_MS [3000]  CB_OUT [target/cluster-bench/<UTC time>]
@@ -43,8 +46,8 @@ RAMP="${CB_RAMP_SECS:-5}"
 WARMUP="${CB_WARMUP_SECS:-5}"
 DURATION="${CB_DURATION_SECS:-20}"
 SCENARIOS="${CB_SCENARIOS:-one three local remote}"
-SERVER_CPUS="${CB_SERVER_CPUS-1}"
-CLIENT_CPUS="${CB_CLIENT_CPUS-0}"
+SERVER_CPUS="${CB_SERVER_CPUS:-}"
+CLIENT_CPUS="${CB_CLIENT_CPUS:-}"
 REDIS_PORT="${CB_REDIS_PORT:-26391}"
 NATS_PORT="${CB_NATS_PORT:-24391}"
 PORT_BASE="${CB_PORT_BASE:-18600}"
