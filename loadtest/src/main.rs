@@ -63,6 +63,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Records(a) => a.threads,
         Command::BareServer(a) => a.threads,
         Command::Media(a) => a.threads,
+        Command::Failover(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
         Command::Capacity(a) => return capacity::run(a).map(|()| ExitCode::SUCCESS),
     };
@@ -84,6 +85,15 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Media(a) => {
             let r = rt.block_on(scenario::media::run(a))?;
             let ok = r.steps.first().is_some_and(|s| s.passed);
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
+        }
+        Command::Failover(a) => {
+            let r = rt.block_on(scenario::failover::run(a))?;
+            let ok = r.failed_runs == 0 && r.lost == 0 && r.duplicated == 0 && r.ghosts == 0;
             return Ok(if ok {
                 ExitCode::SUCCESS
             } else {
