@@ -311,15 +311,32 @@ impl<M: Machine> Sessions<M> {
     ) -> Result<crate::remote::wire::Reply<M::Summary>, EngineError> {
         let payload = serde_json::to_vec(rpc)
             .map_err(|e| EngineError::Unavailable(format!("request did not encode: {e}")))?;
-        let answer = remote
-            .bus()
-            .request(
-                &crate::remote::rpc_subject(node.as_str(), M::KIND),
-                bytes::Bytes::from(payload),
-                crate::remote::REQUEST_TIMEOUT,
-            )
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("node {node}: {e}")))?;
+        let ask = remote.bus().request(
+            &crate::remote::rpc_subject(node.as_str(), M::KIND),
+            bytes::Bytes::from(payload),
+            crate::remote::REQUEST_TIMEOUT,
+        );
+        // A node that died a moment ago may still have its subscription on the bus (NATS has
+        // not seen its socket close yet): the request then waits for an answer that never
+        // comes. Its lease tells sooner: give up when it lapses.
+        let lapsed = async {
+            loop {
+                tokio::time::sleep(remote.check_every()).await;
+                if remote
+                    .live()
+                    .await
+                    .is_some_and(|live| !live.iter().any(|n| n == node.as_str()))
+                {
+                    return;
+                }
+            }
+        };
+        let answer = tokio::select! {
+            r = ask => r.map_err(|e| EngineError::Unavailable(format!("node {node}: {e}")))?,
+            () = lapsed => {
+                return Err(EngineError::Unavailable(format!("node {node}'s lease lapsed")));
+            }
+        };
         serde_json::from_slice(&answer)
             .map_err(|e| EngineError::Unavailable(format!("node {node} answered badly: {e}")))
     }
