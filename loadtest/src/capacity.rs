@@ -155,11 +155,18 @@ pub fn step(kind: &str, target: &str, load: u64, v: &Value) -> Step {
         target: target.to_string(),
         load,
         connections: num(v, "/connections").unwrap_or(0.0),
-        passed: v.pointer("/slo/passed").and_then(Value::as_bool).unwrap_or(false),
+        passed: v
+            .pointer("/slo/passed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         violations: v
             .pointer("/slo/violations")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
         p50_ms: lat("p50"),
         p99_ms: lat("p99"),
@@ -240,7 +247,8 @@ pub fn quiet(target: &str, v: &Value) -> Quiet {
         join_p99_ms: num(v, "/join_latency_ms/p99"),
         presence_p50_ms: lat("presence", "p50"),
         presence_p99_ms: lat("presence", "p99"),
-        delivery: num(v, "/presence/delivered_share").or_else(|| num(v, "/presence/delivery_ratio")),
+        delivery: num(v, "/presence/delivered_share")
+            .or_else(|| num(v, "/presence/delivery_ratio")),
         chat_delivery: num(v, "/chat/delivered_share").or_else(|| num(v, "/chat/delivery_ratio")),
         chat_p99_ms: lat("chat", "p99"),
         sent_ratio: match (
@@ -255,11 +263,18 @@ pub fn quiet(target: &str, v: &Value) -> Quiet {
         rss_mb: num(v, "/server/rss_mb_avg"),
         rss_mb_max: num(v, "/server/rss_mb_max"),
         errors: num(v, "/errors/total").unwrap_or(0.0),
-        slo_passed: v.pointer("/slo/passed").and_then(Value::as_bool).unwrap_or(false),
+        slo_passed: v
+            .pointer("/slo/passed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         violations: v
             .pointer("/slo/violations")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -597,7 +612,11 @@ pub fn html(r: &Report, title: &str) -> anyhow::Result<String> {
         r.generator_limit
     );
     let charts: [(&[Capacity], &str, &str); 2] = [
-        (&r.rooms, "rooms (10 participants, 10 Hz presence)", "presence e2e"),
+        (
+            &r.rooms,
+            "rooms (10 participants, 10 Hz presence)",
+            "presence e2e",
+        ),
         (&r.stream, "viewers of one stream (chat 20/s)", "chat e2e"),
     ];
     for (caps, x, main) in charts {
@@ -660,7 +679,10 @@ pub fn build(dir: &Path, targets: &[String], generator_limit: f64) -> anyhow::Re
 pub fn run(args: &CapacityArgs) -> anyhow::Result<()> {
     let r = build(&args.dir, &args.targets, args.generator_limit)?;
     print!("{}", markdown(&r));
-    let out = args.out.clone().unwrap_or_else(|| args.dir.join("capacity.json"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dir.join("capacity.json"));
     std::fs::write(&out, serde_json::to_vec_pretty(&r)?)
         .with_context(|| format!("write {}", out.display()))?;
     let report = args
@@ -718,7 +740,11 @@ mod tests {
         assert_eq!(c.last_pass.unwrap().fanout_p99_ms, None, "only Wagu stamps");
 
         // No failure at all: a lower bound too.
-        let c = capacity("wagu", vec![step("rooms", "wagu", 50, &result(30.0, true, 10.0))], 85.0);
+        let c = capacity(
+            "wagu",
+            vec![step("rooms", "wagu", 50, &result(30.0, true, 10.0))],
+            85.0,
+        );
         assert!(c.lower_bound);
         let md = markdown(&Report {
             generator_limit: 85.0,

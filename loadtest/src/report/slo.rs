@@ -48,7 +48,11 @@ pub fn evaluate(
         let expected = d.chat_per_sec > 0.0 && d.viewers > 0;
         (
             ("stream chat", &d.chat.latency_ms, expected),
-            ("stream chat fan-out", &d.chat_fanout_ms, expected && stamped),
+            (
+                "stream chat fan-out",
+                &d.chat_fanout_ms,
+                expected && stamped,
+            ),
         )
     }
     // Mixed: both workloads' gates.
@@ -124,7 +128,12 @@ pub fn evaluate(
 /// The capacity gates of `deploy/bench.sh` on top of [`evaluate`]'s: a presence end-to-end
 /// limit of its own and a least delivery ratio for every traced flow. Adds their violations
 /// to `slo` and judges it again.
-pub fn tighten(slo: &mut Slo, r: &RunResult, presence_p99_ms: Option<f64>, min_delivery: Option<f64>) {
+pub fn tighten(
+    slo: &mut Slo,
+    r: &RunResult,
+    presence_p99_ms: Option<f64>,
+    min_delivery: Option<f64>,
+) {
     slo.presence_p99_ms = presence_p99_ms;
     slo.min_delivery = min_delivery;
     let rooms = match &r.detail {
@@ -155,13 +164,21 @@ pub fn tighten(slo: &mut Slo, r: &RunResult, presence_p99_ms: Option<f64>, min_d
         // The gap count, not `delivery_ratio`: the window's edges move the latter by more than
         // a tenth of a percent when few messages flow (20 chats/s for 15 s).
         if let Some(d) = rooms.filter(|d| d.participants > 1) {
-            check("presence", d.presence.delivered_share, d.presence.received_per_sec);
+            check(
+                "presence",
+                d.presence.delivered_share,
+                d.presence.received_per_sec,
+            );
             if let Some(c) = &d.chat {
                 check("chat", c.delivered_share, c.received_per_sec);
             }
         }
         if let Some(d) = streams.filter(|d| d.viewers > 0) {
-            check("stream chat", d.chat.delivered_share, d.chat.received_per_sec);
+            check(
+                "stream chat",
+                d.chat.delivered_share,
+                d.chat.received_per_sec,
+            );
         }
     }
     slo.passed = slo.violations.is_empty();

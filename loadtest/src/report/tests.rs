@@ -264,7 +264,10 @@ fn capacity_gates_presence_delivery_and_unstamped_targets() {
     );
     assert_eq!(bare.presence_p99_ms, Some(50.0));
     let late = judge(&rooms(Target::Wagu, 90.0, 0.99, 10), 100.0);
-    assert_eq!(late.violations, vec!["presence delivered 0.9900 is below 0.999"]);
+    assert_eq!(
+        late.violations,
+        vec!["presence delivered 0.9900 is below 0.999"]
+    );
     assert!(!late.passed);
     // Wagu without fan-out samples is still a violation (it should stamp every batch).
     assert!(!judge(&rooms(Target::Wagu, 90.0, 1.0, 0), 100.0).passed);
@@ -276,5 +279,8 @@ fn capacity_gates_presence_delivery_and_unstamped_targets() {
         d.chat.delivered_share = 0.95;
     }
     let slo = judge(&s, 50.0);
-    assert_eq!(slo.violations, vec!["stream chat delivered 0.9500 is below 0.999"]);
+    assert_eq!(
+        slo.violations,
+        vec!["stream chat delivered 0.9500 is below 0.999"]
+    );
 }

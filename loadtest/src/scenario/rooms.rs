@@ -332,7 +332,14 @@ async fn session(ctx: &Ctx, room: &Room, slot: usize, mut ws: Ws) {
     let mut chat = ctx.chat_period.map(|p| every(p, 0xC4A7));
     let mut last_seen = vec![0u64; ctx.participants];
     // The last chat counter seen from each friend (for the gap count).
-    let mut chat_seen = vec![0u64; if ctx.chat_period.is_some() { ctx.participants } else { 0 }];
+    let mut chat_seen = vec![
+        0u64;
+        if ctx.chat_period.is_some() {
+            ctx.participants
+        } else {
+            0
+        }
+    ];
     let mut encoder = ctx.cluster.driver().encoder(&room.access);
     let (mut presence_n, mut chat_n) = (0u64, 0u64);
     // One wait for the stop, pinned for the whole session: a fresh `changed()` per frame would

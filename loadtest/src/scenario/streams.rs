@@ -430,14 +430,12 @@ async fn client(
     _guard: TaskGuard,
 ) {
     let steps = match (&stream.access, role) {
-        (Access::Wagu { id, streamer_key }, Role::Streamer) => vec![join_step(
-            wagu::join_stream(
-                id,
-                format!("lt{}-streamer", stream.index),
-                Some(streamer_key.clone()),
-                None,
-            ),
-        )],
+        (Access::Wagu { id, streamer_key }, Role::Streamer) => vec![join_step(wagu::join_stream(
+            id,
+            format!("lt{}-streamer", stream.index),
+            Some(streamer_key.clone()),
+            None,
+        ))],
         // A device key as apps send (bans apply to it); unique per viewer of the run.
         (Access::Wagu { id, .. }, Role::Viewer(v)) => vec![join_step(wagu::join_stream(
             id,
@@ -512,7 +510,14 @@ async fn session(ctx: &Ctx, stream: &LiveStream, role: Role, mut ws: Ws) {
     }
     let (mut next_id, mut chat_n) = (wagu::STREAM_FIRST_FREE_ID, 0u64);
     // The last counter seen from each chatter (for the gap count).
-    let mut seen = vec![0u64; if ctx.chat_period.is_some() { ctx.chatters } else { 0 }];
+    let mut seen = vec![
+        0u64;
+        if ctx.chat_period.is_some() {
+            ctx.chatters
+        } else {
+            0
+        }
+    ];
     // Other targets: their own chat frames (Centrifugo wraps it in a `publish`).
     let mut encoder = match &stream.access {
         Access::Room(access) => Some(ctx.cluster.driver().encoder(access)),

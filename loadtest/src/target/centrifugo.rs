@@ -21,11 +21,11 @@
 //! Wagu.
 
 use super::Incoming;
+use super::wagu::MarkerViewport;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
-use super::wagu::MarkerViewport;
 
 pub const WS_PATH: &str = "/connection/websocket";
 pub const CONNECT_ID: u64 = 1;
