@@ -195,9 +195,11 @@ generate() {
     shift
     local code=0
     echo "$(date -u +%FT%TZ) $name start load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.log"
+    # The command first, so a step can be rerun by hand.
+    echo "+ ${GEN_PIN[*]} $LOADTEST $* --threads 1 --server-pid $PID" >"$OUT/$name.log"
     WAGU_LOADTEST_CENTRIFUGO_SECRET="$SECRET" "${GEN_PIN[@]}" "$LOADTEST" "$@" --threads 1 \
         --server-pid "$PID" --no-progress --progress-secs 5 \
-        --out "$OUT/$name.json" --report "$OUT/$name.html" >"$OUT/$name.txt" 2>"$OUT/$name.log" || code=$?
+        --out "$OUT/$name.json" --report "$OUT/$name.html" >"$OUT/$name.txt" 2>>"$OUT/$name.log" || code=$?
     echo "$(date -u +%FT%TZ) $name end   load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.log"
     echo "$code" >"$OUT/$name.exit"
     grep -E '^(presence|chat|  end-to-end|delivered|server|          RSS|harness|errors|SLO)' "$OUT/$name.txt" || true

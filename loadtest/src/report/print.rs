@@ -200,12 +200,14 @@ fn print_rooms(r: &RunResult, d: &RoomsDetail, alone: bool) {
     }
     let p = &d.presence;
     println!(
-        "presence  sent {:.0}/s (target {:.0}/s)  friends' updates received {:.0}/s in {:.0} frames/s (delivery {:.3})",
+        "presence  sent {:.0}/s (target {:.0}/s)  friends' updates received {:.0}/s in {:.0} frames/s (delivery {:.3}; {} lost: {:.4} delivered)",
         p.sent_per_sec,
         p.target_sent_per_sec,
         p.received_per_sec,
         p.frames_per_sec,
-        p.delivery_ratio
+        p.delivery_ratio,
+        p.lost,
+        p.delivered_share
     );
     if r.target == crate::target::Target::Wagu {
         println!(
@@ -227,10 +229,11 @@ fn print_rooms(r: &RunResult, d: &RoomsDetail, alone: bool) {
     }
     if let Some(c) = &d.chat {
         println!(
-            "chat      sent {:.1}/s  received {:.1}/s (delivery {:.3})  latency {}",
+            "chat      sent {:.1}/s  received {:.1}/s (delivery {:.3}; {} lost)  latency {}",
             c.sent_per_sec,
             c.received_per_sec,
             c.delivery_ratio,
+            c.lost,
             lat_line(&c.latency_ms)
         );
     }
@@ -260,8 +263,13 @@ fn print_streams(r: &RunResult, d: &StreamsDetail, alone: bool) {
     }
     let c = &d.chat;
     println!(
-        "chat      sent {:.1}/s (target {:.1}/s)  delivered {:.0}/s (delivery {:.4} of sent × {} receivers)",
-        c.sent_per_sec, c.target_sent_per_sec, c.received_per_sec, c.delivery_ratio, d.viewers
+        "chat      sent {:.1}/s (target {:.1}/s)  delivered {:.0}/s (delivery {:.4} of sent × {} receivers; {} lost)",
+        c.sent_per_sec,
+        c.target_sent_per_sec,
+        c.received_per_sec,
+        c.delivery_ratio,
+        d.viewers,
+        c.lost
     );
     println!(
         "  end-to-end (send → every receiver) {}",

@@ -147,7 +147,9 @@ pub fn tighten(
         _ => None,
     };
     let v = &mut slo.violations;
-    if let (Some(limit), Some(d)) = (presence_p99_ms, rooms) {
+    // Only when tighter than the general limit, which already judged presence.
+    let tighter = presence_p99_ms.filter(|l| slo.p99_ms.is_none_or(|p| *l < p));
+    if let (Some(limit), Some(d)) = (tighter, rooms) {
         let l = &d.presence.latency_ms;
         if l.samples > 0 && l.p99 > limit {
             v.push(format!("presence p99 {:.1} ms exceeds {limit} ms", l.p99));
