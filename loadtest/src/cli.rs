@@ -81,6 +81,9 @@ pub enum Command {
     /// Voice and video through the SFU (Wagu only): str0m peers publish Opus (and VP8) in rooms
     /// or streams; forwarding delay, loss and CPU per step of load (`deploy/media-bench.sh`).
     Media(crate::scenario::media::MediaArgs),
+    /// Failover time of a cluster (Wagu only): starts N nodes, kills (or drains) the owner of a
+    /// busy room, measures until the room acks again and checks nothing acked was lost.
+    Failover(crate::scenario::failover::FailoverArgs),
     /// Run the bare WebSocket relay (the `--target bare` server) until SIGTERM or Ctrl-C.
     BareServer(BareServerArgs),
     /// Print the side-by-side table of several results (what `deploy/bench.sh` shows).

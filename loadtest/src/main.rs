@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Records(a) => a.threads,
         Command::BareServer(a) => a.threads,
         Command::Media(a) => a.threads,
+        Command::Failover(a) => a.threads,
         Command::Compare(a) => return compare::run(a).map(|()| ExitCode::SUCCESS),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -86,6 +87,11 @@ fn main() -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(2)
             });
+        }
+        Command::Failover(a) => {
+            let r = rt.block_on(scenario::failover::run(a))?;
+            let ok = r.failed_runs == 0 && r.lost == 0 && r.duplicated == 0 && r.ghosts == 0;
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) });
         }
         Command::Compare(_) => unreachable!("handled above"),
     };

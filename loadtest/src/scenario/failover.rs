@@ -140,6 +140,9 @@ pub struct RunReport {
     /// `--mode gateway`: clients of the dead gateway the room still shows online, a few leases
     /// after the kill.
     pub ghosts: usize,
+    /// Resume attempts that took over a second (client, gateway, when after the kill, how
+    /// long, outcome).
+    pub slow_resumes: Vec<String>,
     pub loadavg: String,
 }
 
@@ -496,6 +499,8 @@ struct ClientLog {
     by_replay: usize,
     by_snapshot: usize,
     errors: Vec<String>,
+    /// Resume attempts that took over a second: which gateway, how long, what came of it.
+    slow: Vec<String>,
 }
 
 /// What every client of a run shares.
@@ -504,6 +509,7 @@ struct RunShared {
     alive: Vec<AtomicBool>,
     resumed: AtomicUsize,
     killed: AtomicBool,
+    killed_at: std::sync::OnceLock<Instant>,
     stop: watch::Receiver<bool>,
     chat_every: Duration,
     presence_every: Option<Duration>,
@@ -746,7 +752,21 @@ async fn client(
             g = (0..n).map(|k| (g + k) % n).find(|k| shared.alive[*k].load(Ordering::SeqCst)).unwrap_or(g % n);
             let join = json!({"type":"join","id":2,"share":share,"name":format!("c{index}"),
                 "resume":{"participant":me.participant,"token":me.token,"last_seq":log.seq.last()}});
-            match open(shared.addrs[g], join, &mut me, &mut log).await {
+            let attempt = Instant::now();
+            let r = open(shared.addrs[g], join, &mut me, &mut log).await;
+            if attempt.elapsed() > Duration::from_secs(1) {
+                let what = match &r {
+                    Ok(Some(_)) => "joined".to_string(),
+                    Ok(None) => "unavailable".to_string(),
+                    Err(e) => format!("{e:#}"),
+                };
+                log.slow.push(format!(
+                    "c{index} via gateway {g}: attempt at +{:.0} ms took {:.0} ms: {what}",
+                    ms(started - *shared.killed_at.get().unwrap_or(&started)),
+                    ms(attempt.elapsed())
+                ));
+            }
+            match r {
                 Ok(Some(ws)) => break ws,
                 Ok(None) => log.unavailable += 1,
                 Err(e) => {
@@ -885,7 +905,11 @@ async fn run_all(
             r.resumed_by_replay,
             r.resumed_by_snapshot,
             r.loadavg,
-            if r.errors.is_empty() {
+            if !r.slow_resumes.is_empty() {
+                format!("; slow resumes: {}", r.slow_resumes.join(" | "))
+            } else {
+                String::new()
+            } + &if r.errors.is_empty() {
                 String::new()
             } else {
                 format!("; {} errors: {}", r.errors.len(), r.errors[..r.errors.len().min(3)].join(" | "))
@@ -920,6 +944,7 @@ async fn one_run(
         alive: (0..n).map(|_| AtomicBool::new(true)).collect(),
         resumed: AtomicUsize::new(0),
         killed: AtomicBool::new(false),
+        killed_at: std::sync::OnceLock::new(),
         stop: stop_rx,
         chat_every: Duration::from_secs_f64(1.0 / args.chat_hz),
         presence_every: (args.presence_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / args.presence_hz)),
@@ -961,6 +986,7 @@ async fn one_run(
     shared.alive[victim].store(false, Ordering::SeqCst);
     shared.killed.store(true, Ordering::SeqCst);
     let t0 = Instant::now();
+    let _ = shared.killed_at.set(t0);
     rustix::process::kill_process(pid, signal).context("signal the owner")?;
 
     let mut ghosts = 0;
@@ -1058,6 +1084,7 @@ async fn one_run(
         resumed_by_snapshot: logs.iter().map(|l| l.by_snapshot).sum(),
         errors,
         ghosts,
+        slow_resumes: logs.iter().flat_map(|l| l.slow.clone()).collect(),
         loadavg: loadavg(),
     };
     // A fresh node in the dead one's place for the next run.

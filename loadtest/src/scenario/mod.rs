@@ -11,6 +11,7 @@
 //! [`Stats`].
 
 pub mod cluster;
+pub mod failover;
 pub mod media;
 pub mod mixed;
 pub mod records;
