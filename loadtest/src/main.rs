@@ -91,7 +91,11 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Failover(a) => {
             let r = rt.block_on(scenario::failover::run(a))?;
             let ok = r.failed_runs == 0 && r.lost == 0 && r.duplicated == 0 && r.ghosts == 0;
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
         }
         Command::Compare(_) => unreachable!("handled above"),
     };

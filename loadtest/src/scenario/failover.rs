@@ -335,7 +335,12 @@ async fn read_reply(
 }
 
 /// A plain HTTP/1.1 request (`Connection: close`): status and body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
     let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .context("connect timed out")??;
@@ -359,7 +364,14 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow:
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
 }
 
 /// The body of a `Transfer-Encoding: chunked` response.
@@ -404,7 +416,9 @@ impl Nodes<'_> {
         let id = format!("n{index}-{}-{}", std::process::id(), self.started);
         let dir = self.root.join(&id);
         std::fs::create_dir_all(&dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = std::fs::File::create(dir.join("server.log"))?;
         let mut cmd = match &self.args.node_cpus {
@@ -636,7 +650,8 @@ async fn client(
     let mut ws = match open(shared.addrs[gateway], join, &mut me, &mut log).await {
         Ok(Some(ws)) => ws,
         Ok(None) => {
-            log.errors.push(format!("c{index}: join refused: unavailable"));
+            log.errors
+                .push(format!("c{index}: join refused: unavailable"));
             return log;
         }
         Err(e) => {
@@ -653,7 +668,8 @@ async fn client(
     let mut chat = tokio::time::interval(shared.chat_every);
     // Spread the clients' ticks.
     chat.reset_after(shared.chat_every.mul_f64((index % 7) as f64 / 7.0));
-    let mut presence = tokio::time::interval(shared.presence_every.unwrap_or(Duration::from_secs(3600)));
+    let mut presence =
+        tokio::time::interval(shared.presence_every.unwrap_or(Duration::from_secs(3600)));
     let mut slot_counter = 0u64;
     let mut stopping: Option<Instant> = None;
     loop {
@@ -717,9 +733,13 @@ async fn client(
         }
         if stopping.is_none()
             && !lost_socket
-            && pending.values().next().is_some_and(|(_, at)| at.elapsed() > STALL)
+            && pending
+                .values()
+                .next()
+                .is_some_and(|(_, at)| at.elapsed() > STALL)
         {
-            log.errors.push(format!("c{index}: chat unacked for {STALL:?}: resuming"));
+            log.errors
+                .push(format!("c{index}: chat unacked for {STALL:?}: resuming"));
             lost_socket = true;
         }
         if let Some(at) = stopping {
@@ -744,7 +764,10 @@ async fn client(
         let mut g = gateway;
         ws = loop {
             if started.elapsed() > shared.resume_timeout {
-                log.errors.push(format!("c{index}: no resume within {:?}", shared.resume_timeout));
+                log.errors.push(format!(
+                    "c{index}: no resume within {:?}",
+                    shared.resume_timeout
+                ));
                 return log;
             }
             if *stop.borrow() {
@@ -752,7 +775,10 @@ async fn client(
             }
             // Its own gateway if that one lives, else the next live one.
             let n = shared.addrs.len();
-            g = (0..n).map(|k| (g + k) % n).find(|k| shared.alive[*k].load(Ordering::SeqCst)).unwrap_or(g % n);
+            g = (0..n)
+                .map(|k| (g + k) % n)
+                .find(|k| shared.alive[*k].load(Ordering::SeqCst))
+                .unwrap_or(g % n);
             let join = json!({"type":"join","id":2,"share":share,"name":format!("c{index}"),
                 "resume":{"participant":me.participant,"token":me.token,"last_seq":log.seq.last()}});
             let attempt = Instant::now();
@@ -775,7 +801,8 @@ async fn client(
                 Err(e) => {
                     let e = format!("{e:#}");
                     if !e.contains("Connection refused") {
-                        log.errors.push(format!("c{index}: resume via gateway {g}: {e}"));
+                        log.errors
+                            .push(format!("c{index}: resume via gateway {g}: {e}"));
                     }
                     g += 1;
                 }
@@ -818,7 +845,9 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<FailoverResult> {
     cluster.stop_all();
     let runs = out?;
     let ok: Vec<&RunReport> = runs.iter().collect();
-    let pick = |f: &dyn Fn(&RunReport) -> Option<f64>| -> Vec<f64> { ok.iter().filter_map(|r| f(r)).collect() };
+    let pick = |f: &dyn Fn(&RunReport) -> Option<f64>| -> Vec<f64> {
+        ok.iter().filter_map(|r| f(r)).collect()
+    };
     let result = FailoverResult {
         mode: args.mode,
         nodes: args.nodes,
@@ -829,9 +858,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<FailoverResult> {
         node_cpus: args.node_cpus.clone(),
         failed_runs: runs
             .iter()
-            .filter(|r| {
-                !r.errors.is_empty() || (args.mode != Mode::Gateway && r.all_ms.is_none())
-            })
+            .filter(|r| !r.errors.is_empty() || (args.mode != Mode::Gateway && r.all_ms.is_none()))
             .count(),
         first_ack_ms: dist(&pick(&|r| r.first_ack_ms)),
         all_ms: dist(&pick(&|r| r.all_ms)),
@@ -915,7 +942,11 @@ async fn run_all(
             } + &if r.errors.is_empty() {
                 String::new()
             } else {
-                format!("; {} errors: {}", r.errors.len(), r.errors[..r.errors.len().min(3)].join(" | "))
+                format!(
+                    "; {} errors: {}",
+                    r.errors.len(),
+                    r.errors[..r.errors.len().min(3)].join(" | ")
+                )
             }
         );
         reports.push(r);
@@ -931,13 +962,25 @@ async fn one_run(
 ) -> anyhow::Result<RunReport> {
     let n = cluster.nodes.len();
     let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.addr).collect();
-    let (status, body) = http(addrs[run % n], "POST", "/api/rooms", r#"{"title":"failover"}"#).await?;
+    let (status, body) = http(
+        addrs[run % n],
+        "POST",
+        "/api/rooms",
+        r#"{"title":"failover"}"#,
+    )
+    .await?;
     if status != 201 {
         bail!("create room: {status} {body}");
     }
     let created: Value = serde_json::from_str(&body)?;
-    let share = created["share_token"].as_str().context("share_token")?.to_string();
-    let host_key = created["host_key"].as_str().context("host_key")?.to_string();
+    let share = created["share_token"]
+        .as_str()
+        .context("share_token")?
+        .to_string();
+    let host_key = created["host_key"]
+        .as_str()
+        .context("host_key")?
+        .to_string();
     let room_id = created["room_id"].as_str().context("room_id")?.to_string();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -950,7 +993,8 @@ async fn one_run(
         killed_at: std::sync::OnceLock::new(),
         stop: stop_rx,
         chat_every: Duration::from_secs_f64(1.0 / args.chat_hz),
-        presence_every: (args.presence_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / args.presence_hz)),
+        presence_every: (args.presence_hz > 0.0)
+            .then(|| Duration::from_secs_f64(1.0 / args.presence_hz)),
         max_chats: per_client,
         run,
         resume_timeout: Duration::from_secs(args.resume_timeout_secs),
@@ -960,7 +1004,13 @@ async fn one_run(
     for i in 0..clients {
         let g = i % n;
         let key = (i == 0).then(|| host_key.clone());
-        tasks.push(tokio::spawn(client(shared.clone(), i, g, share.clone(), key)));
+        tasks.push(tokio::spawn(client(
+            shared.clone(),
+            i,
+            g,
+            share.clone(),
+            key,
+        )));
         if i == 0 {
             // The host first: the room's creator, as in the app.
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -980,7 +1030,10 @@ async fn one_run(
         Mode::Gateway => (owner_index + 1) % n,
         _ => owner_index,
     };
-    let child = cluster.nodes[victim].child.as_mut().context("victim not running")?;
+    let child = cluster.nodes[victim]
+        .child
+        .as_mut()
+        .context("victim not running")?;
     let pid = rustix::process::Pid::from_raw(child.id() as i32).context("pid")?;
     let signal = match args.mode {
         Mode::Kill | Mode::Gateway => rustix::process::Signal::KILL,
@@ -1008,7 +1061,9 @@ async fn one_run(
                 ps.iter()
                     .filter(|p| {
                         p["status"].as_str() == Some("online")
-                            && p["name"].as_str().is_some_and(|nm| dead.iter().any(|d| d == nm))
+                            && p["name"]
+                                .as_str()
+                                .is_some_and(|nm| dead.iter().any(|d| d == nm))
                     })
                     .count()
             })
@@ -1113,10 +1168,16 @@ async fn audit(addr: SocketAddr, share: &str) -> anyhow::Result<Value> {
     let t = Instant::now();
     loop {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
-        ws.send(Message::Text(json!({"type":"hello","id":1,"protocol":1}).to_string().into()))
-            .await?;
         ws.send(Message::Text(
-            json!({"type":"join","id":2,"share":share,"name":"Auditor"}).to_string().into(),
+            json!({"type":"hello","id":1,"protocol":1})
+                .to_string()
+                .into(),
+        ))
+        .await?;
+        ws.send(Message::Text(
+            json!({"type":"join","id":2,"share":share,"name":"Auditor"})
+                .to_string()
+                .into(),
         ))
         .await?;
         let mut welcome = None;
@@ -1126,7 +1187,9 @@ async fn audit(addr: SocketAddr, share: &str) -> anyhow::Result<Value> {
                 "welcome" => welcome = Some(v),
                 "ack" if v["id"].as_u64() == Some(2) => break,
                 "error" if v["id"].as_u64() == Some(2) => {
-                    if v["code"].as_str() == Some("unavailable") && t.elapsed() < Duration::from_secs(15) {
+                    if v["code"].as_str() == Some("unavailable")
+                        && t.elapsed() < Duration::from_secs(15)
+                    {
                         break;
                     }
                     bail!("auditor refused: {v}");
@@ -1150,7 +1213,10 @@ mod tests {
     fn percentiles_are_nearest_rank() {
         let v: Vec<f64> = (1..=20).map(f64::from).collect();
         let d = dist(&v);
-        assert_eq!((d.n, d.min, d.p50, d.p90, d.p99, d.max), (20, 1.0, 10.0, 18.0, 20.0, 20.0));
+        assert_eq!(
+            (d.n, d.min, d.p50, d.p90, d.p99, d.max),
+            (20, 1.0, 10.0, 18.0, 20.0, 20.0)
+        );
         assert_eq!(d.mean, 10.5);
         assert_eq!(dist(&[]), Dist::default());
         assert_eq!(dist(&[7.0]).p99, 7.0);
@@ -1191,12 +1257,21 @@ mod tests {
 
     #[test]
     fn redis_urls_and_replies() {
-        assert_eq!(redis_addr("redis://127.0.0.1:36380/").unwrap(), ("127.0.0.1:36380".into(), 0));
+        assert_eq!(
+            redis_addr("redis://127.0.0.1:36380/").unwrap(),
+            ("127.0.0.1:36380".into(), 0)
+        );
         assert_eq!(redis_addr("redis://h:1/3").unwrap(), ("h:1".into(), 3));
         assert_eq!(redis_addr("redis://:pw@h").unwrap(), ("h:6379".into(), 0));
         assert!(redis_addr("http://h").is_err());
-        assert_eq!(resp(&["HGET", "k", "node"]), b"*3\r\n$4\r\nHGET\r\n$1\r\nk\r\n$4\r\nnode\r\n");
-        assert_eq!(parse_bulk(b"$2\r\nab\r\n").unwrap().unwrap(), Some("ab".into()));
+        assert_eq!(
+            resp(&["HGET", "k", "node"]),
+            b"*3\r\n$4\r\nHGET\r\n$1\r\nk\r\n$4\r\nnode\r\n"
+        );
+        assert_eq!(
+            parse_bulk(b"$2\r\nab\r\n").unwrap().unwrap(),
+            Some("ab".into())
+        );
         assert_eq!(parse_bulk(b"$-1\r\n").unwrap().unwrap(), None);
         assert_eq!(parse_bulk(b"+OK\r\n").unwrap().unwrap(), Some("OK".into()));
         assert!(parse_bulk(b"-ERR x\r\n").unwrap().is_err());
@@ -1206,7 +1281,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_joined() {
-        assert_eq!(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
         assert_eq!(dechunk("0\r\n\r\n"), "");
     }
 
@@ -1214,13 +1292,26 @@ mod tests {
     fn the_flags_parse() {
         use clap::Parser;
         let cli = crate::cli::Cli::try_parse_from([
-            "wagu-loadtest", "failover", "--wagu", "/x/wagu", "--redis-url", "redis://h:1/",
-            "--nats-url", "nats://h:2", "--runs", "3", "--mode", "drain",
+            "wagu-loadtest",
+            "failover",
+            "--wagu",
+            "/x/wagu",
+            "--redis-url",
+            "redis://h:1/",
+            "--nats-url",
+            "nats://h:2",
+            "--runs",
+            "3",
+            "--mode",
+            "drain",
         ])
         .unwrap();
         match cli.command {
             crate::cli::Command::Failover(a) => {
-                assert_eq!((a.nodes, a.runs, a.lease_ms, a.mode), (3, 3, 1000, Mode::Drain));
+                assert_eq!(
+                    (a.nodes, a.runs, a.lease_ms, a.mode),
+                    (3, 3, 1000, Mode::Drain)
+                );
             }
             other => panic!("{other:?}"),
         }
