@@ -515,6 +515,8 @@ struct ClientLog {
     errors: Vec<String>,
     /// Resume attempts that took over a second: which gateway, how long, what came of it.
     slow: Vec<String>,
+    /// The message of the last `unavailable` answer.
+    last_refusal: String,
 }
 
 /// What every client of a run shares.
@@ -619,6 +621,7 @@ async fn open(
             }
             if kind(&v) == "error" {
                 if v["code"].as_str() == Some("unavailable") {
+                    log.last_refusal = v["message"].as_str().unwrap_or("").to_string();
                     return Ok(None);
                 }
                 bail!("{} refused: {v}", msg["type"]);
@@ -783,7 +786,7 @@ async fn client(
             if attempt.elapsed() > Duration::from_secs(1) {
                 let what = match &r {
                     Ok(Some(_)) => "joined".to_string(),
-                    Ok(None) => "unavailable".to_string(),
+                    Ok(None) => format!("unavailable ({})", log.last_refusal),
                     Err(e) => format!("{e:#}"),
                 };
                 log.slow.push(format!(
