@@ -311,8 +311,9 @@ impl<M: Machine> Sessions<M> {
     ) -> Result<crate::remote::wire::Reply<M::Summary>, EngineError> {
         let payload = serde_json::to_vec(rpc)
             .map_err(|e| EngineError::Unavailable(format!("request did not encode: {e}")))?;
+        let subject = crate::remote::rpc_subject(node.as_str(), M::KIND);
         let ask = remote.bus().request(
-            &crate::remote::rpc_subject(node.as_str(), M::KIND),
+            &subject,
             bytes::Bytes::from(payload),
             crate::remote::REQUEST_TIMEOUT,
         );

@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 use wagu_storage::cluster::{
     Claim, ClusterError, LeaseConfig, NodeId, NodeLease, NodeLoad, Ownership, SessionKey, Token,
