@@ -144,24 +144,7 @@ async fn panicking_room_restarts_from_snapshot_without_losing_acked_state() {
         // Nothing acknowledged was lost: check through a fresh joiner's snapshot.
         let viewer = join(&rooms, &created.share, "Viewer", None).await;
         drop(viewer.rx);
-        let (out, mut rx2) = Outbound::channel(256);
-        let _s = rooms
-            .join(
-                JoinRequest {
-                    id: RequestId(1),
-                    share: created.share.clone(),
-                    name: "V2".into(),
-                    host_key: None,
-                    resume: None,
-                    account: None,
-                },
-                out,
-            )
-            .await
-            .unwrap();
-        let ServerMessage::Welcome { room, .. } = next(&mut rx2).await else {
-            panic!()
-        };
+        let room = welcome_room(&rooms, &created.share, "V2").await;
         assert_eq!(room.candidates.len(), 1, "[{backend}] candidate lost");
         assert_eq!(room.ballots.len(), 1, "[{backend}] vote lost");
         assert_eq!(

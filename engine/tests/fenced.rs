@@ -108,14 +108,7 @@ async fn a_room_owned_by_a_live_node_is_not_revived_by_another() {
     let refused = b
         .rooms
         .join(
-            wagu_engine::sessions::JoinRequest {
-                id: RequestId(1),
-                share: created.share.clone(),
-                name: "Guest".into(),
-                host_key: None,
-                resume: None,
-                account: None,
-            },
+            newcomer(&created.share, "Guest"),
             wagu_engine::actor::outbound::Outbound::channel(16).0,
         )
         .await
@@ -180,27 +173,7 @@ async fn after_a_lease_lapses_another_node_takes_over_and_the_old_copy_is_fenced
     );
 
     // The room on b: the five chats acknowledged on a, then b's, and nothing of the zombie.
-    let viewer = join(&b.rooms, &created.share, "Viewer", None).await;
-    drop(viewer);
-    let (out, mut rx) = wagu_engine::actor::outbound::Outbound::channel(256);
-    let _s = b
-        .rooms
-        .join(
-            wagu_engine::sessions::JoinRequest {
-                id: RequestId(1),
-                share: created.share.clone(),
-                name: "V2".into(),
-                host_key: None,
-                resume: None,
-                account: None,
-            },
-            out,
-        )
-        .await
-        .unwrap();
-    let ServerMessage::Welcome { room, .. } = next(&mut rx).await else {
-        panic!("welcome")
-    };
+    let room = welcome_room(&b.rooms, &created.share, "Viewer").await;
     let texts: Vec<&str> = room.chat.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(
         texts,
@@ -241,15 +214,12 @@ async fn a_handed_over_room_is_taken_by_another_node_at_once_with_everything_ack
         .join(
             wagu_engine::sessions::JoinRequest {
                 id: RequestId(7),
-                share: created.share.clone(),
-                name: "Host".into(),
-                host_key: None,
                 resume: Some(wagu_proto::ResumeRequest {
                     participant: host.session.participant,
                     token: host.token.clone(),
                     last_seq: host.last_seq,
                 }),
-                account: None,
+                ..newcomer(&created.share, "Host")
             },
             wagu_engine::actor::outbound::Outbound::channel(2048).0,
         )
@@ -261,25 +231,7 @@ async fn a_handed_over_room_is_taken_by_another_node_at_once_with_everything_ack
     let refused = a.rooms.create(CreateRoom::default()).await.unwrap_err();
     assert_eq!(refused.code(), ErrorCode::Unavailable, "{refused:?}");
 
-    let (out, mut rx) = wagu_engine::actor::outbound::Outbound::channel(256);
-    let _v = b
-        .rooms
-        .join(
-            wagu_engine::sessions::JoinRequest {
-                id: RequestId(1),
-                share: created.share.clone(),
-                name: "V".into(),
-                host_key: None,
-                resume: None,
-                account: None,
-            },
-            out,
-        )
-        .await
-        .unwrap();
-    let ServerMessage::Welcome { room, .. } = next(&mut rx).await else {
-        panic!("welcome")
-    };
+    let room = welcome_room(&b.rooms, &created.share, "V").await;
     assert_eq!(
         room.chat.last().map(|m| m.text.clone()),
         Some(format!("m{}", n - 1)),
@@ -325,23 +277,9 @@ async fn a_node_cut_off_from_redis_hands_its_rooms_over_before_its_lease_lapses(
 
     // Once the lease has lapsed, b takes the room with everything acknowledged on a.
     let t = Instant::now();
-    let guest = loop {
+    let mut guest = loop {
         let (out, rx) = wagu_engine::actor::outbound::Outbound::channel(256);
-        match b
-            .rooms
-            .join(
-                wagu_engine::sessions::JoinRequest {
-                    id: RequestId(1),
-                    share: created.share.clone(),
-                    name: "Guest".into(),
-                    host_key: None,
-                    resume: None,
-                    account: None,
-                },
-                out,
-            )
-            .await
-        {
+        match b.rooms.join(newcomer(&created.share, "Guest"), out).await {
             Ok(_) => break rx,
             Err(e)
                 if e.code() == ErrorCode::Unavailable && t.elapsed() < Duration::from_secs(5) =>
@@ -351,7 +289,6 @@ async fn a_node_cut_off_from_redis_hands_its_rooms_over_before_its_lease_lapses(
             Err(e) => panic!("b could not take the room: {e}"),
         }
     };
-    let mut guest = guest;
     let ServerMessage::Welcome { room, .. } = next(&mut guest).await else {
         panic!("welcome")
     };

@@ -8,6 +8,7 @@ use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::sessions::{JoinRequest, Rooms, SessionHandle};
 use wagu_proto::codec::decode_server;
 use wagu_proto::ids::*;
+use wagu_proto::model::RoomSnapshot;
 use wagu_proto::{ClientMessage, ServerMessage};
 
 pub async fn next(rx: &mut Receiver<Frame>) -> ServerMessage {
@@ -37,17 +38,35 @@ pub struct Client {
     pub last_seq: Seq,
 }
 
+/// A first join (request id 1) through `share`, as `name`, without host key or resume.
+pub fn newcomer(share: &ShareToken, name: &str) -> JoinRequest {
+    JoinRequest {
+        id: RequestId(1),
+        share: share.clone(),
+        name: name.into(),
+        host_key: None,
+        resume: None,
+        account: None,
+    }
+}
+
+/// The room as a newcomer named `name` sees it in its welcome.
+pub async fn welcome_room(rooms: &Rooms, share: &ShareToken, name: &str) -> Box<RoomSnapshot> {
+    let (out, mut rx) = Outbound::channel(256);
+    let _session = rooms.join(newcomer(share, name), out).await.unwrap();
+    match next(&mut rx).await {
+        ServerMessage::Welcome { room, .. } => room,
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
 pub async fn join(rooms: &Rooms, share: &ShareToken, name: &str, host: Option<HostKey>) -> Client {
     let (out, mut rx) = Outbound::channel(256);
     let session = rooms
         .join(
             JoinRequest {
-                id: RequestId(1),
-                share: share.clone(),
-                name: name.into(),
                 host_key: host,
-                resume: None,
-                account: None,
+                ..newcomer(share, name)
             },
             out,
         )
