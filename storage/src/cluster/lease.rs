@@ -210,12 +210,25 @@ async fn renew_loop(
         next = now + config.renew_every;
         let load = shared.lock().unwrap().load;
         let t0 = Instant::now();
-        match tokio::time::timeout(
+        let renewal = tokio::time::timeout(
             config.renew_every,
             renew(&conn, &node, &nonce, config, load),
-        )
-        .await
-        {
+        );
+        tokio::pin!(renewal);
+        // A renewal that hangs (Redis cut off) may outlast the lease: stop counting on the
+        // lease the moment it may lapse, not when the renewal gives up.
+        let until = shared.lock().unwrap().valid_until;
+        let outcome = match until {
+            Some(until) => tokio::select! {
+                r = &mut renewal => r,
+                () = tokio::time::sleep_until(until) => {
+                    valid_tx.send_if_modified(|v| std::mem::replace(v, false));
+                    renewal.await
+                }
+            },
+            None => renewal.await,
+        };
+        match outcome {
             Ok(Ok(())) => {
                 let until = t0 + config.ttl - config.margin;
                 shared.lock().unwrap().valid_until = Some(until);
