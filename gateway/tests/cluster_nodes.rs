@@ -51,6 +51,37 @@ async fn cluster_node(
     .await
 }
 
+/// What a test with its own nodes holds until it ends: this file's one-at-a-time lock, the
+/// nodes' directory, and the test bed's Redis and NATS URLs.
+struct Held {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    _dir: tempfile::TempDir,
+    bed: (String, String),
+}
+
+/// Two fresh nodes of one cluster.
+async fn two_nodes() -> Option<(Held, Wagu, Wagu)> {
+    let bed = services("cluster_nodes")?;
+    let serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
+    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
+    let held = Held {
+        _serial: serial,
+        _dir: dir,
+        bed,
+    };
+    Some((held, a, b))
+}
+
+/// A room created through node `a`, and its host joined there.
+async fn room_with_host_on(a: &Wagu, title: &str) -> (Room, Client) {
+    let room = create_room(a.addr, &json!({ "title": title }).to_string()).await;
+    let mut host = Client::new(a.addr).await;
+    host.join(&room.share, "Host", Some(&room.host_key)).await;
+    (room, host)
+}
+
 /// Chat texts of the room as a fresh joiner on `addr` sees them.
 async fn chat_texts(addr: SocketAddr, share: &str) -> Vec<String> {
     let mut c = Client::new(addr).await;
@@ -107,16 +138,10 @@ fn acked(r: &ServerMessage) -> bool {
 
 #[tokio::test]
 async fn a_node_paused_past_its_lease_is_replaced_and_fenced_off_when_it_wakes() {
-    let Some(bed) = services("cluster_nodes") else {
+    let Some((_held, a, b)) = two_nodes().await else {
         return;
     };
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
-    let room = create_room(a.addr, r#"{"title":"Zombie test"}"#).await;
-    let mut host = Client::new(a.addr).await;
-    host.join(&room.share, "Host", Some(&room.host_key)).await;
+    let (room, mut host) = room_with_host_on(&a, "Zombie test").await;
     for i in 0..3 {
         assert!(acked(
             &host
@@ -183,16 +208,10 @@ async fn a_node_paused_past_its_lease_is_replaced_and_fenced_off_when_it_wakes()
 
 #[tokio::test]
 async fn sigterm_hands_a_nodes_rooms_to_another_node_at_once() {
-    let Some(bed) = services("cluster_nodes") else {
+    let Some((_held, mut a, b)) = two_nodes().await else {
         return;
     };
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = cluster_node(&dir.path().join("a"), &bed, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
-    let room = create_room(a.addr, r#"{"title":"Drain test"}"#).await;
-    let mut host = Client::new(a.addr).await;
-    host.join(&room.share, "Host", Some(&room.host_key)).await;
+    let (room, mut host) = room_with_host_on(&a, "Drain test").await;
     assert!(acked(
         &host
             .call(json!({"type":"add_candidate","place_id":"p1","name":"Sundae","lat":37.0,"lng":127.0}))
@@ -222,16 +241,10 @@ async fn sigterm_hands_a_nodes_rooms_to_another_node_at_once() {
 
 #[tokio::test]
 async fn kill_9_of_an_owner_loses_no_acknowledged_event() {
-    let Some(bed) = services("cluster_nodes") else {
+    let Some((_held, a, b)) = two_nodes().await else {
         return;
     };
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
-    let room = create_room(a.addr, r#"{"title":"Kill test"}"#).await;
-    let mut host = Client::new(a.addr).await;
-    host.join(&room.share, "Host", Some(&room.host_key)).await;
+    let (room, mut host) = room_with_host_on(&a, "Kill test").await;
     // Pipelined chats: the acks that came back before the kill are what must survive.
     let mut sent = BTreeMap::new();
     for i in 0..200 {
@@ -609,13 +622,10 @@ async fn shared_rooms_survive_losing_an_owner(stop: Stop) {
 
 #[tokio::test]
 async fn every_node_lists_the_same_live_streams_with_geo_search() {
-    let Some(bed) = services("cluster_nodes") else {
+    let Some((held, a, b)) = two_nodes().await else {
         return;
     };
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
+    let bed = &held.bed;
     let tag = format!("t{:08x}", rand_u64() as u32);
     let mut ids = Vec::new();
     for (node, lat) in [(a.addr, 37.51), (b.addr, 35.10)] {
@@ -680,16 +690,10 @@ async fn every_node_lists_the_same_live_streams_with_geo_search() {
 
 #[tokio::test]
 async fn wagu_drain_drains_the_local_node_and_returns_once_it_stopped() {
-    let Some(bed) = services("cluster_nodes") else {
+    let Some((_held, mut a, b)) = two_nodes().await else {
         return;
     };
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = cluster_node(&dir.path().join("a"), &bed, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
-    let room = create_room(a.addr, r#"{"title":"wagu drain"}"#).await;
-    let mut host = Client::new(a.addr).await;
-    host.join(&room.share, "Host", Some(&room.host_key)).await;
+    let (room, mut host) = room_with_host_on(&a, "wagu drain").await;
     // The room may have been placed on b; drain whichever node owns it.
     assert!(acked(
         &host.call(json!({"type":"chat","text":"before"})).await
@@ -722,13 +726,10 @@ async fn wagu_drain_drains_the_local_node_and_returns_once_it_stopped() {
 
 #[tokio::test]
 async fn participants_of_a_gateway_node_that_dies_become_away_on_the_owner() {
-    let Some(bed) = services("cluster_nodes") else {
+    let Some((held, a, b)) = two_nodes().await else {
         return;
     };
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = cluster_node(&dir.path().join("a"), &bed, "a").await;
-    let b = cluster_node(&dir.path().join("b"), &bed, "b").await;
+    let bed = &held.bed;
     let room = create_room(a.addr, r#"{"title":"Ghosts"}"#).await;
     let owner = owner_of(&bed.0, &room.room_id).await.expect("an owner");
     let (owner_node, gateway_node) = if owner == a.node_id() { (a, b) } else { (b, a) };
