@@ -239,13 +239,10 @@ impl Remote {
         if owners.is_empty() {
             return;
         }
-        let Ok(live) = live_nodes(&self.conn).await else {
+        let Some(live) = self.live().await else {
             return;
         };
-        let dead: Vec<String> = owners
-            .into_iter()
-            .filter(|o| !live.iter().any(|n| n.node.as_str() == o))
-            .collect();
+        let dead: Vec<String> = owners.into_iter().filter(|o| !live.contains(o)).collect();
         if !dead.is_empty() {
             tracing::warn!(?dead, "owners' leases lapsed: their sockets resume");
             self.sinks
