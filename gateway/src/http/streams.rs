@@ -109,7 +109,8 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, operation_id = "list_streams", path = "/api/streams", tag = "streams", params(ListQuery),
-    responses((status = 200, body = Vec<StreamSummary>), (status = 400, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = Vec<StreamSummary>), (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
