@@ -67,6 +67,13 @@ pub enum Output {
     /// An event for every attached connection. `lossy` frames may be skipped for a slow
     /// connection (presence, viewer counts); reliable ones may not.
     Broadcast { msg: ServerMessage, lossy: bool },
+    /// A lossy frame for every attached connection except those of `author`, whose own
+    /// update is all it holds (a presence batch with one entry): nobody needs their own
+    /// echo, and in a quiet room that is one write in every group-size.
+    BroadcastOthers {
+        msg: ServerMessage,
+        author: ParticipantId,
+    },
     /// Close this connection with this WebSocket close code.
     Detach { conn: ConnId, code: u16 },
     /// The session is over: stop the actor and forget its state.

@@ -48,6 +48,13 @@ async fn friends_decide_together() {
         unreachable!()
     };
     assert_eq!(updates[0].viewport.unwrap().zoom, 15.0);
+    // ... and not back to a: a batch holding only a's own update skips its author.
+    while let Some(m) = a.try_recv(Duration::from_millis(300)).await {
+        assert!(
+            !matches!(m, ServerMessage::Presence { .. }),
+            "a got its own presence back: {m:?}"
+        );
+    }
 
     // Candidates: add two, a duplicate is refused.
     let r = a.call(json!({"type":"add_candidate","place_id":"kakao:1","name":"Gukbap House","lat":37.5,"lng":127.0})).await;

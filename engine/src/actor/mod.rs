@@ -30,6 +30,11 @@ pub struct EngineConfig {
     pub store_ttl: Duration,
     /// Journal entries after which the room writes a fresh snapshot.
     pub snapshot_every: u64,
+    /// Time after which a session with any new journal entry writes a fresh snapshot at its
+    /// next input, however few the entries (they bound what a revive replays; this bounds how
+    /// old the snapshot gets). Each snapshot writes the whole session, so a short period makes
+    /// every quietly chatting room rewrite itself often.
+    pub snapshot_after: Duration,
     /// Frames one connection may have queued before it counts as too slow. At least twice the
     /// replay capacity: a resume queues every missed event at once.
     pub outbound_queue: usize,
@@ -49,6 +54,7 @@ impl Default for EngineConfig {
             share_ttl: Duration::from_secs(24 * 3600),
             store_ttl: Duration::from_secs(48 * 3600),
             snapshot_every: 256,
+            snapshot_after: Duration::from_secs(60),
             outbound_queue: 1024,
             max_restarts_per_minute: 5,
             media: None,

@@ -371,14 +371,7 @@ impl<M: Machine> Actor for SessionActor<M> {
                     return Ok(());
                 }
                 state.armed = None;
-                if state.report {
-                    let _ = state
-                        .supervisor
-                        .cast(crate::actor::supervisor::SupervisorMsg::Report(
-                            state.machine.key().to_string(),
-                            state.machine.summary(),
-                        ));
-                }
+                report(state);
                 Input::Tick
             }
             SessionMsg::Summary(reply) => {
@@ -535,6 +528,18 @@ async fn after<M: Machine>(
     maybe_snapshot(state).await?;
     arm(myself, state);
     Ok(())
+}
+
+/// Tells the supervisor the session's summary, for kinds that are discovered (`report`).
+fn report<M: Machine>(state: &SessionState<M>) {
+    if state.report {
+        let _ = state
+            .supervisor
+            .cast(crate::actor::supervisor::SupervisorMsg::Report(
+                state.machine.key().to_string(),
+                state.machine.summary(),
+            ));
+    }
 }
 
 /// Feeds one input (and any disconnects it causes) through the room. An input that changed
@@ -716,13 +721,18 @@ fn apply<M: Machine>(
                     }
                 }
             }
-            Output::Broadcast { msg, lossy } => {
+            Output::Broadcast { .. } | Output::BroadcastOthers { .. } => {
+                let (msg, lossy, skip) = match o {
+                    Output::Broadcast { msg, lossy } => (msg, lossy, None),
+                    Output::BroadcastOthers { msg, author } => (msg, true, Some(author)),
+                    _ => unreachable!("matched above"),
+                };
                 let bytes = encode_server(&msg);
                 let mut sent = 0u64;
                 let mut full = Vec::new();
                 let now = state.now();
                 for (id, c) in state.conns.iter_mut() {
-                    if c.participant.is_none() {
+                    if c.participant.is_none() || c.participant == skip {
                         continue;
                     }
                     if lossy {
@@ -774,7 +784,7 @@ fn apply<M: Machine>(
 
 async fn maybe_snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), ActorProcessingErr> {
     let due = state.since_snapshot >= state.config.snapshot_every
-        || (state.since_snapshot > 0 && state.last_snapshot.elapsed() >= Duration::from_secs(5));
+        || (state.since_snapshot > 0 && state.last_snapshot.elapsed() >= state.config.snapshot_after);
     if due {
         state
             .store

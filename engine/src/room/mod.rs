@@ -883,7 +883,7 @@ impl Room {
         if !self.dirty_presence.is_empty()
             && now >= self.last_presence_flush + self.config.presence_interval_ms
         {
-            let updates = std::mem::take(&mut self.dirty_presence)
+            let updates: Vec<PresenceEntry> = std::mem::take(&mut self.dirty_presence)
                 .into_iter()
                 .filter_map(|pid| {
                     self.participants.get(&pid).map(|p| PresenceEntry {
@@ -894,13 +894,19 @@ impl Room {
                 })
                 .collect();
             self.last_presence_flush = now;
-            out.push(Output::Broadcast {
-                msg: ServerMessage::Presence {
-                    seq: self.seq,
-                    at: now,
-                    updates,
-                },
-                lossy: true,
+            let only = match updates.as_slice() {
+                [one] => Some(one.participant),
+                _ => None,
+            };
+            let msg = ServerMessage::Presence {
+                seq: self.seq,
+                at: now,
+                updates,
+            };
+            out.push(match only {
+                // Its one author does not need its own update back.
+                Some(author) => Output::BroadcastOthers { msg, author },
+                None => Output::Broadcast { msg, lossy: true },
             });
         }
         // A room with nobody online retires after the idle time.

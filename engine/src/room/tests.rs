@@ -363,7 +363,7 @@ fn presence_is_coalesced_and_rate_bounded() {
     );
     assert_eq!(
         out.iter()
-            .filter(|o| matches!(o, Output::Broadcast { lossy: true, .. }))
+            .filter(|o| matches!(o, Output::BroadcastOthers { author, .. } if *author == a))
             .count(),
         1
     );
@@ -379,7 +379,10 @@ fn presence_is_coalesced_and_rate_bounded() {
                 pointer: None,
             },
         );
-        assert!(out.iter().all(|o| !matches!(o, Output::Broadcast { .. })));
+        assert!(out.iter().all(|o| !matches!(
+            o,
+            Output::Broadcast { .. } | Output::BroadcastOthers { .. }
+        )));
     }
     let deadline = h.room.next_deadline().unwrap();
     assert_eq!(deadline, 1000 + 50);
@@ -388,9 +391,9 @@ fn presence_is_coalesced_and_rate_bounded() {
     let batch = out
         .iter()
         .find_map(|o| match o {
-            Output::Broadcast {
+            Output::BroadcastOthers {
                 msg: ServerMessage::Presence { updates, .. },
-                lossy: true,
+                ..
             } => Some(updates.clone()),
             _ => None,
         })
@@ -398,6 +401,51 @@ fn presence_is_coalesced_and_rate_bounded() {
     // Latest wins: one entry, the last viewport.
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].viewport.unwrap().center.lat, 4.0);
+}
+
+#[test]
+fn a_presence_batch_of_one_author_skips_that_author_and_a_shared_batch_goes_to_everyone() {
+    let mut h = Harness::new(VoteMode::Single);
+    let (a, ac, _) = h.join("A", true);
+    let (b, bc, _) = h.join("B", false);
+    let presence = |lat: f64| ClientMessage::Presence {
+        id: None,
+        viewport: None,
+        pointer: Some(LatLng { lat, lng: 127.0 }),
+    };
+    // A alone moved: the batch is A's own update, so it goes to everyone but A.
+    let out = h.cmd(a, ac, presence(1.0));
+    let only_a: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::BroadcastOthers {
+                msg: ServerMessage::Presence { updates, .. },
+                author,
+            } => Some((*author, updates.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(only_a, vec![(a, 1)]);
+    // A and B both move within the window: one batch with both, for everyone (each sees the
+    // other's update; its own in the same frame is harmless).
+    h.now += 10;
+    h.cmd(a, ac, presence(2.0));
+    h.now += 10;
+    h.cmd(b, bc, presence(3.0));
+    h.now = h.room.next_deadline().unwrap();
+    let out = h.room.handle(h.now, Input::Tick);
+    let shared: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Broadcast {
+                msg: ServerMessage::Presence { updates, .. },
+                lossy: true,
+            } => Some(updates.len()),
+            Output::BroadcastOthers { .. } => panic!("a batch of two authors skipped one"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shared, vec![2]);
 }
 
 #[test]
