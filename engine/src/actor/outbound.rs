@@ -10,12 +10,15 @@
 //! when the session lets the connection go, the relay tells the gateway, with any close code.
 
 use bytes::Bytes;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    /// One encoded JSON text frame, shared by every connection it goes to.
-    Text(Bytes),
+    /// One encoded JSON text frame, shared by every connection it goes to. Behind an `Arc`
+    /// (one more pointer than `Bytes`) so that a queue slot is 16 bytes, not 40: the queue's
+    /// first block of 32 slots is allocated with it, for every connection, idle or not.
+    Text(Arc<Bytes>),
     /// Close the WebSocket with this code.
     Close(u16),
 }
@@ -87,6 +90,13 @@ pub enum Pushed {
     Sent,
     /// The queue is full (or the connection is gone).
     Full,
+}
+
+impl Frame {
+    /// A text frame for one connection.
+    pub fn text(bytes: Bytes) -> Frame {
+        Frame::Text(Arc::new(bytes))
+    }
 }
 
 impl Outbound {

@@ -490,43 +490,57 @@ async fn after<M: Machine>(
         return Ok(());
     }
     if state.retire {
-        state.retired = true;
-        // First of all, before the store is touched: from now on the supervisor answers
-        // lookups of this id with "ended" (so nobody revives it from the store while it is
-        // being deleted, and a join whose message to this actor fails learns why).
-        let _ = state
-            .supervisor
-            .cast(crate::actor::supervisor::SupervisorMsg::Ended(
-                state.machine.key().to_string(),
-            ));
-        if let Some(sfu) = state.media.session.take() {
-            sfu.send(wagu_proto::media::SfuRequest::Close);
-        }
-        // The journal task may still be writing entries of this session: let it finish, so
-        // that nothing of the session is written after it is deleted.
-        state.journal = None;
-        if let Some(task) = state.journal_task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-        if let (Some(records), Some((key, body))) = (&state.records, state.machine.ended_record())
-            && let Err(e) = records.put(&key, body.into(), "application/json").await
-        {
-            tracing::warn!(key, error = %e, "could not keep the ended record");
-        }
-        if let Err(e) = state.store.delete(&state.machine, state.epoch).await {
-            tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
-        }
-        counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
-        // Drain rather than stop: messages already queued (joins racing the end) are still
-        // handled, by the `retired` branch of `handle`; later sends fail and the directory
-        // asks the supervisor, which knows the session ended.
-        if myself.drain().is_err() {
-            myself.stop(Some("retired".into()));
-        }
-        return Ok(());
+        // Boxed, like the snapshot below: the store's futures are large, and everything
+        // `handle` awaits inline sits in every session actor's (boxed once, kept for life)
+        // message loop, so inline they cost every idle session about 20 kB.
+        return Box::pin(retire(myself, state)).await;
     }
-    maybe_snapshot(state).await?;
+    if snapshot_due(state) {
+        Box::pin(snapshot(state)).await?;
+    }
     arm(myself, state);
+    Ok(())
+}
+
+/// The session ended: tell the supervisor, close media, let the journal finish, keep the
+/// ended record, delete the session from the store and drain the mailbox.
+async fn retire<M: Machine>(
+    myself: &ActorRef<SessionMsg<M>>,
+    state: &mut SessionState<M>,
+) -> Result<(), ActorProcessingErr> {
+    state.retired = true;
+    // First of all, before the store is touched: from now on the supervisor answers
+    // lookups of this id with "ended" (so nobody revives it from the store while it is
+    // being deleted, and a join whose message to this actor fails learns why).
+    let _ = state
+        .supervisor
+        .cast(crate::actor::supervisor::SupervisorMsg::Ended(
+            state.machine.key().to_string(),
+        ));
+    if let Some(sfu) = state.media.session.take() {
+        sfu.send(wagu_proto::media::SfuRequest::Close);
+    }
+    // The journal task may still be writing entries of this session: let it finish, so
+    // that nothing of the session is written after it is deleted.
+    state.journal = None;
+    if let Some(task) = state.journal_task.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    if let (Some(records), Some((key, body))) = (&state.records, state.machine.ended_record())
+        && let Err(e) = records.put(&key, body.into(), "application/json").await
+    {
+        tracing::warn!(key, error = %e, "could not keep the ended record");
+    }
+    if let Err(e) = state.store.delete(&state.machine, state.epoch).await {
+        tracing::warn!(id = state.machine.key(), error = %e, "could not delete retired session");
+    }
+    counter!("wagu_sessions_retired_total", "kind" => M::KIND).increment(1);
+    // Drain rather than stop: messages already queued (joins racing the end) are still
+    // handled, by the `retired` branch of `handle`; later sends fail and the directory
+    // asks the supervisor, which knows the session ended.
+    if myself.drain().is_err() {
+        myself.stop(Some("retired".into()));
+    }
     Ok(())
 }
 
@@ -691,7 +705,7 @@ fn apply<M: Machine>(
                 }
             }
             Output::Send { conn, msg } => {
-                let frame = Frame::Text(encode_server(&msg));
+                let frame = Frame::text(encode_server(&msg));
                 counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
                 let full = match state.conns.get(&conn) {
                     Some(c) => matches!(c.outbound.push(frame), Pushed::Full),
@@ -727,7 +741,7 @@ fn apply<M: Machine>(
                     Output::BroadcastOthers { msg, author } => (msg, true, Some(author)),
                     _ => unreachable!("matched above"),
                 };
-                let bytes = encode_server(&msg);
+                let bytes = std::sync::Arc::new(encode_server(&msg));
                 let mut sent = 0u64;
                 let mut full = Vec::new();
                 let now = state.now();
@@ -747,7 +761,7 @@ fn apply<M: Machine>(
                             // Drained again: send the whole lossy picture instead of this batch.
                             c.presence_owed = false;
                             if let Pushed::Full =
-                                c.outbound.push(Frame::Text(encode_server(&resync)))
+                                c.outbound.push(Frame::text(encode_server(&resync)))
                             {
                                 c.presence_owed = true;
                             }
@@ -782,24 +796,28 @@ fn apply<M: Machine>(
     lagged
 }
 
-async fn maybe_snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), ActorProcessingErr> {
-    let due = state.since_snapshot >= state.config.snapshot_every
-        || (state.since_snapshot > 0 && state.last_snapshot.elapsed() >= state.config.snapshot_after);
-    if due {
-        state
-            .store
-            .save(
-                &state.machine,
-                state.applied,
-                state.epoch,
-                state.clock_floor,
-                state.untrimmed,
-            )
-            .await?;
-        state.untrimmed = 0;
-        state.since_snapshot = 0;
-        state.last_snapshot = Instant::now();
-    }
+/// Whether a fresh snapshot is due (see `EngineConfig::snapshot_every` and `snapshot_after`).
+fn snapshot_due<M: Machine>(state: &SessionState<M>) -> bool {
+    state.since_snapshot >= state.config.snapshot_every
+        || (state.since_snapshot > 0
+            && state.last_snapshot.elapsed() >= state.config.snapshot_after)
+}
+
+/// Writes a fresh snapshot (which trims the journal).
+async fn snapshot<M: Machine>(state: &mut SessionState<M>) -> Result<(), ActorProcessingErr> {
+    state
+        .store
+        .save(
+            &state.machine,
+            state.applied,
+            state.epoch,
+            state.clock_floor,
+            state.untrimmed,
+        )
+        .await?;
+    state.untrimmed = 0;
+    state.since_snapshot = 0;
+    state.last_snapshot = Instant::now();
     Ok(())
 }
 
@@ -923,7 +941,7 @@ fn open_media<M: Machine>(myself: &ActorRef<SessionMsg<M>>, state: &mut SessionS
 fn send_to<M: Machine>(state: &SessionState<M>, conn: ConnId, msg: &wagu_proto::ServerMessage) {
     if let Some(c) = state.conns.get(&conn) {
         counter!("wagu_messages_out_total", "type" => msg.kind()).increment(1);
-        let _ = c.outbound.push(Frame::Text(encode_server(msg)));
+        let _ = c.outbound.push(Frame::text(encode_server(msg)));
     }
 }
 

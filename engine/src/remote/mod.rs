@@ -197,6 +197,7 @@ impl Remote {
         for item in b.items {
             match item {
                 Item::Text(conns, bytes) => {
+                    let bytes = std::sync::Arc::new(bytes);
                     for c in conns {
                         let full = sinks.get(&c).is_some_and(|s| {
                             matches!(

@@ -210,7 +210,7 @@ pub fn push_frame(items: &mut Vec<Item>, conn: u64, frame: Frame) {
                 conns.push(conn);
                 return;
             }
-            items.push(Item::Text(vec![conn], bytes));
+            items.push(Item::Text(vec![conn], Bytes::clone(&bytes)));
         }
         Frame::Close(code) => items.push(Item::Close(conn, code)),
     }
@@ -224,9 +224,9 @@ mod tests {
     fn a_broadcast_goes_into_a_batch_once_for_all_its_connections() {
         let shared = Bytes::from_static(br#"{"type":"chat"}"#);
         let mut items = Vec::new();
-        push_frame(&mut items, 1, Frame::Text(shared.clone()));
-        push_frame(&mut items, 2, Frame::Text(shared.clone()));
-        push_frame(&mut items, 3, Frame::Text(Bytes::from_static(b"{}")));
+        push_frame(&mut items, 1, Frame::text(shared.clone()));
+        push_frame(&mut items, 2, Frame::text(shared.clone()));
+        push_frame(&mut items, 3, Frame::text(Bytes::from_static(b"{}")));
         push_frame(&mut items, 3, Frame::Close(4001));
         assert_eq!(items.len(), 3);
         assert_eq!(items[0], Item::Text(vec![1, 2], shared));

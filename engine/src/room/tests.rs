@@ -379,10 +379,10 @@ fn presence_is_coalesced_and_rate_bounded() {
                 pointer: None,
             },
         );
-        assert!(out.iter().all(|o| !matches!(
-            o,
-            Output::Broadcast { .. } | Output::BroadcastOthers { .. }
-        )));
+        assert!(
+            out.iter()
+                .all(|o| !matches!(o, Output::Broadcast { .. } | Output::BroadcastOthers { .. }))
+        );
     }
     let deadline = h.room.next_deadline().unwrap();
     assert_eq!(deadline, 1000 + 50);

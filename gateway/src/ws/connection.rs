@@ -80,12 +80,12 @@ where
                     // that stops reading cannot block the task forever (the room has already
                     // dropped it if it lagged).
                     let batch = tokio::time::timeout(WRITE_TIMEOUT, async {
-                        feed_text(&mut sink, bytes).await?;
+                        feed_text(&mut sink, bytes::Bytes::clone(&bytes)).await?;
                         let mut closing = None;
                         if let Some(rx) = c.room_rx.as_mut() {
                             for _ in 0..64 {
                                 match rx.try_recv() {
-                                    Ok(Frame::Text(b)) => feed_text(&mut sink, b).await?,
+                                    Ok(Frame::Text(b)) => feed_text(&mut sink, bytes::Bytes::clone(&b)).await?,
                                     Ok(Frame::Close(code)) => {
                                         closing = Some(code);
                                         break;
@@ -195,8 +195,11 @@ async fn next_room_frame(rx: &mut Option<Receiver<Frame>>) -> Option<Frame> {
 }
 
 /// Queues one text frame on the sink (no flush). Callers bound the time it may take.
-async fn feed_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
-    let text = Utf8Bytes::try_from(bytes).map_err(|_| ())?;
+async fn feed_text<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    bytes: impl Into<bytes::Bytes>,
+) -> Result<(), ()> {
+    let text = Utf8Bytes::try_from(bytes.into()).map_err(|_| ())?;
     sink.feed(Message::Text(text)).await.map_err(|_| ())
 }
 

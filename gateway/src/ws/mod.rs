@@ -58,7 +58,7 @@ async fn upgrade(
         // tungstenite's defaults (128 KiB read and write buffers) would cost a quarter of a
         // megabyte per idle connection. Client frames are small (the read buffer grows for a
         // larger one); writes are batched per flush, so the write buffer may grow to a batch.
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(16 * 1024)
         // Only a backstop: a single frame larger than this could never be written, and a room
         // snapshot with 200 long chat messages can approach a megabyte.
