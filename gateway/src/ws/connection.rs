@@ -56,6 +56,10 @@ where
     let open = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
     gauge!("wagu_connections").set(open as f64);
     let mut shutdown = app.shutdown.clone();
+    // Made once and polled by every loop turn: a fresh `changed()` per turn would join and
+    // leave the node-wide watch channel's waiter list for every frame.
+    let shutdown = shutdown.changed();
+    tokio::pin!(shutdown);
     let ping_every = Duration::from_secs(app.config.limits.ping_interval_secs);
     let idle = Duration::from_secs(app.config.limits.idle_timeout_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -72,7 +76,7 @@ where
         // Not `biased`: under sustained fan-out the room queue is rarely empty, and a fixed
         // order would starve reading the client's own frames and the ping timer.
         tokio::select! {
-            _ = shutdown.changed() => break End::Close(close::RESUME, "server restarting; resume"),
+            _ = &mut shutdown => break End::Close(close::RESUME, "server restarting; resume"),
             frame = next_room_frame(&mut c.room_rx) => match frame {
                 Some(Frame::Text(bytes)) => {
                     // Write this frame and whatever else is queued, then flush once: fewer
