@@ -67,6 +67,7 @@ pub enum ServerMessage {
     },
     /// Batched, coalesced presence (latest per participant). Lossy; does not advance `seq`.
     /// `at` is when the server sent the batch (Unix ms), for smoothing and staleness.
+    /// A batch whose only entry is your own is not sent to you.
     Presence {
         seq: Seq,
         at: UnixMillis,
