@@ -21,12 +21,30 @@ const n = Math.floor(Math.random() * 1e9);
 const OIDC_SUBJECT = `web-oidc-${n}`;
 const NAVER_SUBJECT = `web-naver-${n}`;
 
-/** provider.mjs on a free port with its real login and consent pages; stopped by `stop()`. */
+/**
+ * provider.mjs on a free port with its real login and consent pages; stopped by `stop()`.
+ * A provider that does not say "ready" in time is killed and started again (up to three
+ * times): once in a CI run on this machine Node 20 hung at start-up, between loading
+ * oidc-provider and listening, and the orphaned child then kept this test process alive.
+ */
 async function startProvider(redirectUri, subject, extra) {
   const modules = process.env.WAGU_TEST_OIDC_NODE_MODULES;
   if (!modules || !existsSync(join(modules, "oidc-provider", "package.json"))) {
     throw new Error(`WAGU_TEST_OIDC_NODE_MODULES must name the node_modules holding oidc-provider (got ${modules ?? "nothing"}): run deploy/install.sh and source the test bed's env`);
   }
+  let last;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await startProviderOnce(modules, redirectUri, subject, extra);
+    } catch (e) {
+      last = e;
+      console.error(`provider.mjs, attempt ${attempt} of 3: ${e.message}`);
+    }
+  }
+  throw last;
+}
+
+async function startProviderOnce(modules, redirectUri, subject, extra) {
   // ESM imports resolve from the script's directory: run a copy next to a link to the modules.
   const dir = mkdtempSync(join(tmpdir(), "wagu-op-"));
   copyFileSync(join(import.meta.dirname, "..", "..", "deploy", "oidc", "provider.mjs"), join(dir, "provider.mjs"));
@@ -36,16 +54,25 @@ async function startProvider(redirectUri, subject, extra) {
   const child = spawn(process.execPath, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stderr.on("data", (d) => (log += d));
-  await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`provider.mjs: no ready in 30 s: ${log}`)), 30_000);
-    child.stdout.on("data", (d) => {
-      if (String(d).includes("ready")) {
+  try {
+    await new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`provider.mjs: no ready in 20 s: ${log}`)), 20_000);
+      child.stdout.on("data", (d) => {
+        if (String(d).includes("ready")) {
+          clearTimeout(timer);
+          ok();
+        }
+      });
+      child.once("exit", (code) => {
         clearTimeout(timer);
-        ok();
-      }
+        fail(new Error(`provider.mjs exited (${code}): ${log}`));
+      });
     });
-    child.once("exit", (code) => fail(new Error(`provider.mjs exited (${code}): ${log}`)));
-  });
+  } catch (e) {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     issuer: `http://127.0.0.1:${port}`,
     async stop() {
