@@ -371,7 +371,14 @@ impl<M: Machine> Actor for SessionActor<M> {
                     return Ok(());
                 }
                 state.armed = None;
-                report(state);
+                if state.report {
+                    let _ = state
+                        .supervisor
+                        .cast(crate::actor::supervisor::SupervisorMsg::Report(
+                            state.machine.key().to_string(),
+                            state.machine.summary(),
+                        ));
+                }
                 Input::Tick
             }
             SessionMsg::Summary(reply) => {
@@ -456,16 +463,7 @@ impl<M: Machine> Actor for SessionActor<M> {
         // or another node can revive the room and its clients resume there; in a cluster, also
         // release it so another node claims it at once. A copy fenced off writes nothing.
         if !state.retired && !state.fenced_off {
-            state
-                .store
-                .save(
-                    &state.machine,
-                    state.applied,
-                    state.epoch,
-                    state.clock_floor,
-                    state.untrimmed,
-                )
-                .await?;
+            snapshot(state).await?;
             state
                 .store
                 .release::<M>(state.machine.key(), state.epoch)
@@ -542,18 +540,6 @@ async fn retire<M: Machine>(
         myself.stop(Some("retired".into()));
     }
     Ok(())
-}
-
-/// Tells the supervisor the session's summary, for kinds that are discovered (`report`).
-fn report<M: Machine>(state: &SessionState<M>) {
-    if state.report {
-        let _ = state
-            .supervisor
-            .cast(crate::actor::supervisor::SupervisorMsg::Report(
-                state.machine.key().to_string(),
-                state.machine.summary(),
-            ));
-    }
 }
 
 /// Feeds one input (and any disconnects it causes) through the room. An input that changed
@@ -735,48 +721,13 @@ fn apply<M: Machine>(
                     }
                 }
             }
-            Output::Broadcast { .. } | Output::BroadcastOthers { .. } => {
-                let (msg, lossy, skip) = match o {
-                    Output::Broadcast { msg, lossy } => (msg, lossy, None),
-                    Output::BroadcastOthers { msg, author } => (msg, true, Some(author)),
-                    _ => unreachable!("matched above"),
-                };
-                let bytes = std::sync::Arc::new(encode_server(&msg));
-                let mut sent = 0u64;
-                let mut full = Vec::new();
-                let now = state.now();
-                for (id, c) in state.conns.iter_mut() {
-                    if c.participant.is_none() || c.participant == skip {
-                        continue;
-                    }
-                    if lossy {
-                        if c.outbound.congested() {
-                            c.presence_owed = true;
-                            counter!("wagu_queue_drops_total", "kind" => "presence").increment(1);
-                            continue;
-                        }
-                        if c.presence_owed
-                            && let Some(resync) = state.machine.resync(now)
-                        {
-                            // Drained again: send the whole lossy picture instead of this batch.
-                            c.presence_owed = false;
-                            if let Pushed::Full =
-                                c.outbound.push(Frame::text(encode_server(&resync)))
-                            {
-                                c.presence_owed = true;
-                            }
-                            sent += 1;
-                            continue;
-                        }
-                    }
-                    match c.outbound.push(Frame::Text(bytes.clone())) {
-                        Pushed::Sent => sent += 1,
-                        Pushed::Full if lossy => c.presence_owed = true,
-                        Pushed::Full => full.push(*id),
-                    }
+            Output::Broadcast { msg, lossy } => {
+                for id in broadcast(state, &msg, lossy, None) {
+                    drop_conn(state, &mut lagged, &mut dropped, id);
                 }
-                counter!("wagu_messages_out_total", "type" => msg.kind()).increment(sent);
-                for id in full {
+            }
+            Output::BroadcastOthers { msg, author } => {
+                for id in broadcast(state, &msg, true, Some(author)) {
                     drop_conn(state, &mut lagged, &mut dropped, id);
                 }
             }
@@ -794,6 +745,51 @@ fn apply<M: Machine>(
         }
     }
     lagged
+}
+
+/// Queues `msg` once, shared, for every attached connection except those of `skip`. Returns
+/// the connections a reliable frame did not fit (they are dropped as lagging); a lossy frame
+/// that does not fit, or finds a queue three-quarters full, is skipped and owed as a resync.
+fn broadcast<M: Machine>(
+    state: &mut SessionState<M>,
+    msg: &wagu_proto::ServerMessage,
+    lossy: bool,
+    skip: Option<ParticipantId>,
+) -> Vec<ConnId> {
+    let bytes = std::sync::Arc::new(encode_server(msg));
+    let mut sent = 0u64;
+    let mut full = Vec::new();
+    let now = state.now();
+    for (id, c) in state.conns.iter_mut() {
+        if c.participant.is_none() || c.participant == skip {
+            continue;
+        }
+        if lossy {
+            if c.outbound.congested() {
+                c.presence_owed = true;
+                counter!("wagu_queue_drops_total", "kind" => "presence").increment(1);
+                continue;
+            }
+            if c.presence_owed
+                && let Some(resync) = state.machine.resync(now)
+            {
+                // Drained again: send the whole lossy picture instead of this batch.
+                c.presence_owed = false;
+                if let Pushed::Full = c.outbound.push(Frame::text(encode_server(&resync))) {
+                    c.presence_owed = true;
+                }
+                sent += 1;
+                continue;
+            }
+        }
+        match c.outbound.push(Frame::Text(bytes.clone())) {
+            Pushed::Sent => sent += 1,
+            Pushed::Full if lossy => c.presence_owed = true,
+            Pushed::Full => full.push(*id),
+        }
+    }
+    counter!("wagu_messages_out_total", "type" => msg.kind()).increment(sent);
+    full
 }
 
 /// Whether a fresh snapshot is due (see `EngineConfig::snapshot_every` and `snapshot_after`).
