@@ -297,6 +297,47 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// Counts one chat message received from sender `from` with its `counter`: the counters
+    /// skipped since the last one seen from that sender (`seen`, per sender; not at the first
+    /// sighting) as gaps, and one older than `log`'s window as late (its latency is then
+    /// `late_us`). Returns the latency, or `None` for a message the harness never sent.
+    pub fn chat_received(
+        &self,
+        log: &SendLog,
+        late_us: u64,
+        seen: &mut [u64],
+        from: usize,
+        counter: u64,
+    ) -> Option<u64> {
+        self.add(C::ChatIn, 1);
+        if let Some(s) = seen.get_mut(from) {
+            if *s != 0 && counter > *s + 1 {
+                self.add(C::ChatGaps, counter - *s - 1);
+            }
+            *s = (*s).max(counter);
+        }
+        match log.lookup(from, counter) {
+            Lookup::Sent(t) => Some(self.now_us().saturating_sub(t)),
+            Lookup::Late => {
+                self.add(C::ChatLate, 1);
+                Some(late_us)
+            }
+            Lookup::Unknown => None,
+        }
+    }
+}
+
+/// Time from a server's stamp `at_ms` (Unix ms) to now on the wall clock, in µs. The stamp has
+/// millisecond resolution: half a millisecond is added to centre the error.
+pub fn since_stamp_us(at_ms: u64) -> u64 {
+    let wall_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    wall_us.saturating_sub(at_ms * 1000 + 500)
+}
+
 /// Records a latency in µs, saturating at the histogram's top.
 pub fn record(h: &mut Histogram<u64>, us: u64) {
     h.saturating_record(us.max(1));

@@ -24,7 +24,9 @@ use crate::scenario::cluster::Cluster;
 use crate::scenario::{
     ABNORMAL, Run, Shared, close_code, goodbye, open_client, send, tick, validate_timing,
 };
-use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
+use crate::stats::{
+    C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, since_stamp_us, unit_jitter,
+};
 use crate::target::{Incoming, RoomAccess, wagu};
 use anyhow::bail;
 use futures_util::StreamExt;
@@ -443,20 +445,10 @@ fn on_text(
                 if from == slot {
                     return;
                 }
-                stats.add(C::ChatIn, 1);
-                if let Some(seen) = chat_seen.get_mut(from) {
-                    if *seen != 0 && counter > *seen + 1 {
-                        stats.add(C::ChatGaps, counter - *seen - 1);
-                    }
-                    *seen = (*seen).max(counter);
-                }
-                let lat = match room.chat.lookup(from, counter) {
-                    Lookup::Sent(t) => stats.now_us().saturating_sub(t),
-                    Lookup::Late => {
-                        stats.add(C::ChatLate, 1);
-                        ctx.chat_late_us
-                    }
-                    Lookup::Unknown => return,
+                let Some(lat) =
+                    stats.chat_received(&room.chat, ctx.chat_late_us, chat_seen, from, counter)
+                else {
+                    return;
                 };
                 if stats.measuring() {
                     stats.with_hist(H::Chat, |h| record(h, lat));
@@ -485,12 +477,7 @@ fn on_presence(
     let now = stats.now_us();
     let measuring = stats.measuring();
     if let (Some(at), true) = (at_ms, measuring) {
-        let wall_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        // `at` has millisecond resolution: add half a millisecond to centre the error.
-        let lat = wall_us.saturating_sub(at * 1000 + 500);
+        let lat = since_stamp_us(at);
         stats.with_hist(H::PresenceFanout, |h| record(h, lat));
     }
     // A batch holds at most one update per participant: a fixed array, no allocation.

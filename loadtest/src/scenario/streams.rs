@@ -35,7 +35,7 @@ use crate::scenario::cluster::Cluster;
 use crate::scenario::{
     ABNORMAL, Shared, close_code, goodbye, open_client, send, tick, validate_timing,
 };
-use crate::stats::{C, H, Lookup, SendLog, Stats, TaskGuard, Tasks, record, unit_jitter};
+use crate::stats::{C, H, SendLog, Stats, TaskGuard, Tasks, record, since_stamp_us, unit_jitter};
 use crate::target::wagu::{self, StreamFrame};
 use crate::target::{Incoming, RoomAccess, Step, Target};
 use anyhow::bail;
@@ -627,30 +627,13 @@ fn on_chat(
     if me == Some(from) {
         return;
     }
-    stats.add(C::ChatIn, 1);
-    if let Some(s) = seen.get_mut(from) {
-        if *s != 0 && counter > *s + 1 {
-            stats.add(C::ChatGaps, counter - *s - 1);
-        }
-        *s = (*s).max(counter);
-    }
-    let lat = match stream.chat.lookup(from, counter) {
-        Lookup::Sent(t) => stats.now_us().saturating_sub(t),
-        Lookup::Late => {
-            stats.add(C::ChatLate, 1);
-            ctx.chat_late_us
-        }
-        Lookup::Unknown => return,
+    let Some(lat) = stats.chat_received(&stream.chat, ctx.chat_late_us, seen, from, counter) else {
+        return;
     };
     if stats.measuring() {
         stats.with_hist(H::Chat, |h| record(h, lat));
         if let Some(at_ms) = at_ms {
-            let wall_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0);
-            // `at` has millisecond resolution: add half a millisecond to centre the error.
-            let fanout = wall_us.saturating_sub(at_ms * 1000 + 500);
+            let fanout = since_stamp_us(at_ms);
             stats.with_hist(H::ChatFanout, |h| record(h, fanout));
         }
     }
