@@ -155,19 +155,8 @@ pub fn step(kind: &str, target: &str, load: u64, v: &Value) -> Step {
         target: target.to_string(),
         load,
         connections: num(v, "/connections").unwrap_or(0.0),
-        passed: v
-            .pointer("/slo/passed")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        violations: v
-            .pointer("/slo/violations")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        passed: slo_passed(v),
+        violations: slo_violations(v),
         p50_ms: lat("p50"),
         p99_ms: lat("p99"),
         fanout_p99_ms: num(v, fanout).filter(|_| target == "wagu"),
@@ -263,20 +252,28 @@ pub fn quiet(target: &str, v: &Value) -> Quiet {
         rss_mb: num(v, "/server/rss_mb_avg"),
         rss_mb_max: num(v, "/server/rss_mb_max"),
         errors: num(v, "/errors/total").unwrap_or(0.0),
-        slo_passed: v
-            .pointer("/slo/passed")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        violations: v
-            .pointer("/slo/violations")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        slo_passed: slo_passed(v),
+        violations: slo_violations(v),
     }
+}
+
+/// Whether the run's SLO gates passed (`/slo/passed`; false when the run had none).
+fn slo_passed(v: &Value) -> bool {
+    v.pointer("/slo/passed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The SLO gates the run broke, in the harness's words (`/slo/violations`).
+fn slo_violations(v: &Value) -> Vec<String> {
+    v.pointer("/slo/violations")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn idle(target: &str, v: &Value) -> Idle {
