@@ -3,7 +3,7 @@
 //! in-process store, on the embedded file and, when the test bed provides it, on real Redis.
 
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
+use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::EngineConfig;
 use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::error::EngineError;
@@ -278,7 +278,7 @@ mod streams {
         key: Option<HostKey>,
         client_key: Option<&str>,
         resume: Option<ResumeRequest>,
-    ) -> Result<(SessionHandle, Receiver<Frame>, Vec<ServerMessage>), EngineError> {
+    ) -> Result<(SessionHandle, Receiver, Vec<ServerMessage>), EngineError> {
         let (out, mut rx) = Outbound::channel(256);
         let s = streams
             .join(

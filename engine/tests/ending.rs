@@ -4,7 +4,7 @@
 //! joins in a tight loop on its own worker thread while another ends the session, many times.
 
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
+use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::EngineConfig;
 use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::error::EngineError;
@@ -20,7 +20,7 @@ use wagu_storage::{BlobStore, EphemeralStore};
 /// twelve that met a stream in its last moments answered `unavailable`.
 const ROUNDS: usize = 25;
 
-async fn until_reply(rx: &mut Receiver<Frame>, id: u64) -> Vec<ServerMessage> {
+async fn until_reply(rx: &mut Receiver, id: u64) -> Vec<ServerMessage> {
     let mut seen = Vec::new();
     loop {
         let m = match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {

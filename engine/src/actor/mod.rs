@@ -7,6 +7,7 @@
 //!
 //! Settings shared by both live in [`EngineConfig`].
 
+pub mod frame_queue;
 pub mod media;
 pub mod outbound;
 pub mod session_actor;

@@ -1,5 +1,5 @@
-//! A connection's outbound queue as the room sees it: a bounded channel of already-encoded
-//! frames. The room never waits on it. A reliable frame that does not fit means the client cannot
+//! A connection's outbound queue as the room sees it: a bounded queue of already-encoded
+//! frames ([`super::frame_queue`]). The room never waits on it. A reliable frame that does not fit means the client cannot
 //! keep up: the room drops the sender, the gateway sees the queue end without a close frame and
 //! closes the socket with "resume" (4000). Lossy frames (presence) are skipped instead when the
 //! queue is three-quarters full, and the connection gets a full presence picture once it drains.
@@ -9,6 +9,8 @@
 //! the bus (see `crate::remote`). The same rules hold there (a full queue drops the connection);
 //! when the session lets the connection go, the relay tells the gateway, with any close code.
 
+use super::frame_queue;
+pub use super::frame_queue::Receiver;
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -32,7 +34,7 @@ pub struct Outbound {
 #[derive(Debug, Clone)]
 enum To {
     /// A socket on this node.
-    Local(mpsc::Sender<Frame>),
+    Local(frame_queue::Sender),
     /// A socket on another node, through that node's relay queue.
     Relayed {
         /// The connection's id on its gateway node.
@@ -100,14 +102,14 @@ impl Frame {
 }
 
 impl Outbound {
-    pub fn channel(capacity: usize) -> (Outbound, mpsc::Receiver<Frame>) {
+    pub fn channel(capacity: usize) -> (Outbound, Receiver) {
         let (outbound, rx, _) = Self::channel_with_close(capacity);
         (outbound, rx)
     }
 
     /// Like [`Outbound::channel`], with the slot a close code lands in when the queue is full.
-    pub fn channel_with_close(capacity: usize) -> (Outbound, mpsc::Receiver<Frame>, CloseSlot) {
-        let (tx, rx) = mpsc::channel(capacity.max(4));
+    pub fn channel_with_close(capacity: usize) -> (Outbound, Receiver, CloseSlot) {
+        let (tx, rx) = frame_queue::queue(capacity.max(4));
         let close = CloseSlot::default();
         (
             Outbound {
@@ -163,7 +165,7 @@ impl Outbound {
     /// Whether a lossy frame should be skipped to leave room for reliable ones.
     pub fn congested(&self) -> bool {
         match &self.to {
-            To::Local(tx) => tx.capacity() * 4 < tx.max_capacity(),
+            To::Local(tx) => (tx.capacity() - tx.len()) * 4 < tx.capacity(),
             To::Relayed { tx, .. } => tx.capacity() * 4 < tx.max_capacity(),
         }
     }

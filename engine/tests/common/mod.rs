@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
+use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::sessions::{JoinRequest, Rooms, SessionHandle};
 use wagu_proto::codec::decode_server;
@@ -11,7 +11,7 @@ use wagu_proto::ids::*;
 use wagu_proto::model::RoomSnapshot;
 use wagu_proto::{ClientMessage, ServerMessage};
 
-pub async fn next(rx: &mut Receiver<Frame>) -> ServerMessage {
+pub async fn next(rx: &mut Receiver) -> ServerMessage {
     match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
         Ok(Some(Frame::Text(b))) => decode_server(&b).unwrap(),
         other => panic!("expected a frame, got {other:?}"),
@@ -19,7 +19,7 @@ pub async fn next(rx: &mut Receiver<Frame>) -> ServerMessage {
 }
 
 /// Reads until the ack or error of request `id`, returning everything read.
-pub async fn until_reply(rx: &mut Receiver<Frame>, id: u64) -> Vec<ServerMessage> {
+pub async fn until_reply(rx: &mut Receiver, id: u64) -> Vec<ServerMessage> {
     let mut seen = Vec::new();
     loop {
         let m = next(rx).await;
@@ -33,7 +33,7 @@ pub async fn until_reply(rx: &mut Receiver<Frame>, id: u64) -> Vec<ServerMessage
 
 pub struct Client {
     pub session: SessionHandle,
-    pub rx: Receiver<Frame>,
+    pub rx: Receiver,
     pub token: ResumeToken,
     pub last_seq: Seq,
 }
