@@ -8,6 +8,8 @@
 #
 # Suites (BENCH_SUITES, in this order; each runs for every target before the next suite):
 #   idle   – BENCH_IDLE_ROOMS x 10 clients open their sessions and sit: memory per idle connection.
+#            10,000 by default: at 1,000 the code first paged in by the joins (about 2.8 MB of
+#            the binary's file pages for Wagu) added about 2.8 kB to every connection's share.
 #   rooms  – capacity at the SLO: rooms of 10 at 10 Hz presence and 6 chats/min each, stepped
 #            up (BENCH_ROOM_STEPS) until a step fails the SLO; the last passing step is the
 #            server's capacity. SLO per step (judged by the harness, exit 2 when broken):
@@ -31,7 +33,7 @@
 #   BENCH_ROOM_STEPS ["25 50 75 100 125 150 175 200 250 300 400"]
 #   BENCH_STREAM_STEPS ["1000 2500 5000 7500 10000 15000"]  BENCH_STREAM_JOINS_PER_SEC [500]
 #   BENCH_QUIET_ROOMS [2000]  BENCH_QUIET_RAMP_SECS [20]  BENCH_QUIET_DURATION_SECS [20]
-#   BENCH_IDLE_ROOMS [100]  BENCH_IDLE_SECS [5]
+#   BENCH_IDLE_ROOMS [1000]  BENCH_IDLE_SECS [5]
 #   BENCH_RAMP_SECS [5]  BENCH_WARMUP_SECS [5]  BENCH_DURATION_SECS [15]   (rooms and stream steps)
 #   BENCH_WAGU_WINDOW_MS [50]: wagu's presence coalescing window (engine presence_interval_ms)
 #   BENCH_SERVER_CPU [0]  BENCH_GENERATOR_CPU [1]  BENCH_PIN [1]: 0 runs nothing pinned
@@ -76,7 +78,7 @@ STREAM_JOINS="${BENCH_STREAM_JOINS_PER_SEC:-500}"
 QUIET_ROOMS="${BENCH_QUIET_ROOMS:-2000}"
 QUIET_RAMP="${BENCH_QUIET_RAMP_SECS:-20}"
 QUIET_DURATION="${BENCH_QUIET_DURATION_SECS:-20}"
-IDLE_ROOMS="${BENCH_IDLE_ROOMS:-100}"
+IDLE_ROOMS="${BENCH_IDLE_ROOMS:-1000}"
 IDLE_SECS="${BENCH_IDLE_SECS:-5}"
 RAMP="${BENCH_RAMP_SECS:-5}"
 WARMUP="${BENCH_WARMUP_SECS:-5}"

@@ -17,8 +17,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use metrics::{counter, gauge};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
-use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound};
+use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound, Receiver};
 use wagu_engine::error::EngineError;
 use wagu_engine::sessions::{JoinRequest, SessionHandle};
 use wagu_proto::codec::{decode_client_within, encode_server};
@@ -40,7 +39,7 @@ enum End {
 struct Conn {
     app: AppState,
     session: Option<SessionHandle>,
-    room_rx: Option<Receiver<Frame>>,
+    room_rx: Option<Receiver>,
     /// Where the room leaves a close code it could not queue (see `CloseSlot`).
     room_close: CloseSlot,
     limiter: Limiter,
@@ -72,6 +71,8 @@ where
         last_heard: Instant::now(),
     };
 
+    // The rare branches below (refusals, pings, the close) box what they await: this
+    // future lives as long as the connection, and it is as large as its largest await.
     let end = loop {
         // Not `biased`: under sustained fan-out the room queue is rarely empty, and a fixed
         // order would starve reading the client's own frames and the ping timer.
@@ -82,25 +83,31 @@ where
                     // Write this frame and whatever else is queued, then flush once: fewer
                     // syscalls under fan-out. One timer bounds the whole batch, so a client
                     // that stops reading cannot block the task forever (the room has already
-                    // dropped it if it lagged).
-                    let batch = tokio::time::timeout(WRITE_TIMEOUT, async {
-                        feed_text(&mut sink, bytes::Bytes::clone(&bytes)).await?;
+                    // dropped it if it lagged). Boxed like the rare branches: inline, the
+                    // batch's state (its timer, the sink's feed and flush) would add a quarter
+                    // to every idle connection's future; one allocation per batch is small
+                    // beside the write's syscall.
+                    let batch = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
+                        let mut pending = 0;
+                        write_batched(&mut sink, &bytes, &mut pending).await?;
                         let mut closing = None;
                         if let Some(rx) = c.room_rx.as_mut() {
                             for _ in 0..64 {
                                 match rx.try_recv() {
-                                    Ok(Frame::Text(b)) => feed_text(&mut sink, bytes::Bytes::clone(&b)).await?,
-                                    Ok(Frame::Close(code)) => {
+                                    Some(Frame::Text(b)) => write_batched(&mut sink, &b, &mut pending).await?,
+                                    Some(Frame::Close(code)) => {
                                         closing = Some(code);
                                         break;
                                     }
-                                    Err(_) => break,
+                                    None => break,
                                 }
                             }
                         }
-                        sink.flush().await.map_err(|_| ())?;
+                        if pending > 0 {
+                            sink.flush().await.map_err(|_| ())?;
+                        }
                         Ok::<_, ()>(closing)
-                    })
+                    }))
                     .await;
                     match batch {
                         Ok(Ok(Some(code))) => break End::Close(code, reason(code)),
@@ -132,7 +139,7 @@ where
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let e = ServerMessage::error(None, ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text");
-                        if let Some(end) = c.refuse(&mut sink, e).await { break end; }
+                        if let Some(end) = Box::pin(c.refuse(&mut sink, e)).await { break end; }
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break End::Gone,
@@ -141,7 +148,8 @@ where
                         // socket broke. Say why if the socket still takes a frame.
                         if is_over_capacity(e) {
                             counter!("wagu_frames_refused_total", "code" => "frame_too_large").increment(1);
-                            let _ = write_msg(&mut sink, &ServerMessage::error(None, ErrorCode::FrameTooLarge, "frame exceeds the size limit")).await;
+                            let e = ServerMessage::error(None, ErrorCode::FrameTooLarge, "frame exceeds the size limit");
+                            let _ = Box::pin(async { write_msg(&mut sink, &e).await }).await;
                             break End::Close(close::TOO_BIG, "frame too large");
                         }
                         break End::Gone;
@@ -152,7 +160,7 @@ where
                 if c.last_heard.elapsed() > idle {
                     break End::Close(close::IDLE_TIMEOUT, "idle timeout; resume");
                 }
-                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
+                match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default())))).await {
                     Ok(Ok(())) => {}
                     _ => break End::Gone,
                 }
@@ -165,10 +173,10 @@ where
             code,
             reason: Utf8Bytes::from_static(why),
         }));
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        let _ = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
             let _ = sink.send(frame).await;
             let _ = sink.close().await;
-        })
+        }))
         .await;
     }
     if let Some(s) = c.session.take() {
@@ -190,12 +198,42 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-async fn next_room_frame(rx: &mut Option<Receiver<Frame>>) -> Option<Frame> {
+async fn next_room_frame(rx: &mut Option<Receiver>) -> Option<Frame> {
     match rx {
         Some(rx) => rx.recv().await,
         // Not in a room yet: never resolves, so select! waits on the other branches.
         None => std::future::pending().await,
     }
+}
+
+/// A flush carries at most this many bytes of frames (unless one frame is larger).
+const BATCH_BYTES: usize = 4096;
+/// A frame larger than this is flushed on its own.
+const ALONE_BYTES: usize = 512;
+
+/// Queues one frame of a batch of the room's frames, flushing so that the transport's write
+/// buffer stays small. tungstenite's buffer keeps the capacity of the most it ever held, for
+/// the connection's life, and grows by doubling: a join's batch (a kilobyte of `welcome`, then
+/// `ack` and `media_state`) left every idle connection holding twice its welcome. So a large
+/// frame (a welcome, a resume's replay) goes alone, and a batch of small ones stops at
+/// [`BATCH_BYTES`]. `pending` counts the bytes fed since the last flush.
+async fn write_batched<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    bytes: &bytes::Bytes,
+    pending: &mut usize,
+) -> Result<(), ()> {
+    let len = bytes.len();
+    if *pending > 0 && (len > ALONE_BYTES || *pending + len > BATCH_BYTES) {
+        sink.flush().await.map_err(|_| ())?;
+        *pending = 0;
+    }
+    feed_text(sink, bytes.clone()).await?;
+    *pending += len;
+    if len > ALONE_BYTES {
+        sink.flush().await.map_err(|_| ())?;
+        *pending = 0;
+    }
+    Ok(())
 }
 
 /// Queues one text frame on the sink (no flush). Callers bound the time it may take.
