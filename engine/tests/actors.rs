@@ -3,8 +3,8 @@
 //! in-process store, on the embedded file and, when the test bed provides it, on real Redis.
 
 use std::time::{Duration, Instant};
-use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::EngineConfig;
+use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::error::EngineError;
 use wagu_engine::persist::SessionStore;

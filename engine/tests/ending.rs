@@ -4,8 +4,8 @@
 //! joins in a tight loop on its own worker thread while another ends the session, many times.
 
 use std::time::{Duration, Instant};
-use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::EngineConfig;
+use wagu_engine::actor::outbound::Receiver;
 use wagu_engine::actor::outbound::{Frame, Outbound};
 use wagu_engine::error::EngineError;
 use wagu_engine::persist::SessionStore;

@@ -234,7 +234,10 @@ mod tests {
         assert_eq!(rx.0.lock().frames.capacity(), 0);
         tx.try_send(text("y")).unwrap();
         rx.try_recv();
-        assert!(rx.0.lock().frames.capacity() <= KEEP_SLOTS, "small deques are kept");
+        assert!(
+            rx.0.lock().frames.capacity() <= KEEP_SLOTS,
+            "small deques are kept"
+        );
     }
 
     #[tokio::test]
