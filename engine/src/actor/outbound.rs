@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// One encoded JSON text frame, shared by every connection it goes to. Behind an `Arc`
-    /// (one more pointer than `Bytes`) so that a queue slot is 16 bytes, not 40: the queue's
-    /// first block of 32 slots is allocated with it, for every connection, idle or not.
+    /// (one more pointer than `Bytes`) so that a queue slot is 16 bytes, not 40: a connection's
+    /// queue keeps the slots of its last few frames (see `frame_queue::KEEP_SLOTS`).
     Text(Arc<Bytes>),
     /// Close the WebSocket with this code.
     Close(u16),

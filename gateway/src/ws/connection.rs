@@ -237,11 +237,8 @@ async fn write_batched<S: Sink<Message> + Unpin>(
 }
 
 /// Queues one text frame on the sink (no flush). Callers bound the time it may take.
-async fn feed_text<S: Sink<Message> + Unpin>(
-    sink: &mut S,
-    bytes: impl Into<bytes::Bytes>,
-) -> Result<(), ()> {
-    let text = Utf8Bytes::try_from(bytes.into()).map_err(|_| ())?;
+async fn feed_text<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> Result<(), ()> {
+    let text = Utf8Bytes::try_from(bytes).map_err(|_| ())?;
     sink.feed(Message::Text(text)).await.map_err(|_| ())
 }
 
