@@ -58,7 +58,12 @@ impl App {
             EphemeralBackend::Memory => EphemeralStore::memory(),
             EphemeralBackend::Embedded => {
                 let dir = config.data_dir.join("ephemeral");
-                EphemeralStore::embedded(&dir, EPHEMERAL_SWEEP_EVERY)
+                let options = wagu_storage::ephemeral::embedded::Options {
+                    sweep_every: EPHEMERAL_SWEEP_EVERY,
+                    checkpoint_every: Duration::from_millis(config.ephemeral.checkpoint_ms),
+                    ..Default::default()
+                };
+                EphemeralStore::embedded_with(&dir, options)
                     .await
                     .with_context(|| format!("ephemeral store in {}", dir.display()))?
             }

@@ -190,7 +190,10 @@ async fn a_room_outlives_a_graceful_restart_on_the_embedded_store() {
 #[tokio::test]
 async fn a_room_outlives_kill_9_of_the_real_server() {
     let root = tempfile::tempdir().unwrap();
-    let server = Wagu::spawn(root.path(), &[]).await;
+    // No durable commit of the store's file after it opens: every acknowledged write is only
+    // in its log, so the restart must replay it.
+    let only_the_log = [("WAGU_EPHEMERAL__CHECKPOINT_MS", "600000")];
+    let server = Wagu::spawn(root.path(), &only_the_log).await;
     let mut b = room_with_history(server.addr).await;
     // Killed right after the last acknowledgement: what was acknowledged was on disk.
     server.kill_9();
@@ -201,6 +204,13 @@ async fn a_room_outlives_kill_9_of_the_real_server() {
     );
 
     let server = Wagu::spawn(root.path(), &[]).await;
+    assert!(
+        server
+            .log()
+            .contains("ephemeral store: replayed the log after an unclean stop"),
+        "the restart replayed nothing: {}",
+        server.log()
+    );
     friend_resumes_exactly(server.addr, &b).await;
     room_is_whole(server.addr, &mut b).await;
     server.kill_9();

@@ -5,9 +5,11 @@
 //! file.
 
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wagu_storage::EphemeralStore;
 use wagu_storage::ephemeral::EmbeddedStore;
+use wagu_storage::ephemeral::embedded::Options;
 use wagu_storage::testbed;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -326,4 +328,113 @@ async fn a_second_server_cannot_open_the_same_embedded_file() {
         panic!("two stores on one file")
     };
     assert!(e.to_string().contains("in use by another server"), "{e}");
+}
+
+/// Copies the store's files as they are on disk now, as a crash would leave them (the page
+/// cache survives `kill -9`; what a power cut would lose is what nothing synced).
+fn crash_copy(from: &std::path::Path, to: &std::path::Path, with_log: bool) {
+    std::fs::copy(
+        from.join(wagu_storage::ephemeral::embedded::FILE_NAME),
+        to.join(wagu_storage::ephemeral::embedded::FILE_NAME),
+    )
+    .unwrap();
+    if with_log {
+        std::fs::copy(
+            from.join(wagu_storage::ephemeral::wal::FILE_NAME),
+            to.join(wagu_storage::ephemeral::wal::FILE_NAME),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn embedded_writes_acknowledged_between_durable_commits_survive_a_crash_through_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        Options {
+            checkpoint_every: Duration::from_secs(3600),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    store
+        .put("snap", Bytes::from_static(b"v1"), LONG)
+        .await
+        .unwrap();
+    store
+        .put("snap", Bytes::from_static(b"v2"), LONG)
+        .await
+        .unwrap();
+    store
+        .put("gone", Bytes::from_static(b"x"), LONG)
+        .await
+        .unwrap();
+    store.delete(&["gone"]).await.unwrap();
+    for i in 0..20u8 {
+        store
+            .append("log", Bytes::from(vec![i]), LONG)
+            .await
+            .unwrap();
+    }
+    store
+        .append_many(
+            "log",
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+            LONG,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats().durable_commits.load(Ordering::Relaxed),
+        0,
+        "nothing was committed durably after opening: the writes are only in the log"
+    );
+
+    // The database file alone, without its log, lacks them: the log is what keeps them.
+    let bare = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), bare.path(), false);
+    let without = EmbeddedStore::open(bare.path(), LONG).await.unwrap();
+    assert_eq!(without.get("snap").await.unwrap(), None);
+    assert!(without.list("log").await.unwrap().is_empty());
+
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path(), true);
+    let revived = EmbeddedStore::open(crashed.path(), LONG).await.unwrap();
+    assert_eq!(revived.stats().replayed.load(Ordering::Relaxed), 25);
+    assert_eq!(
+        revived.get("snap").await.unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert_eq!(revived.get("gone").await.unwrap(), None);
+    let log = revived.list("log").await.unwrap();
+    assert_eq!(log.len(), 22, "each append once, in order");
+    assert_eq!(log[19].as_ref(), &[19]);
+    assert_eq!(log[21].as_ref(), b"b");
+    // The revived store goes on: new writes follow, and a clean close leaves nothing to replay.
+    revived
+        .append("log", Bytes::from_static(b"c"), LONG)
+        .await
+        .unwrap();
+    drop(revived);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = EmbeddedStore::open(crashed.path(), LONG).await.unwrap();
+    assert_eq!(again.stats().replayed.load(Ordering::Relaxed), 0);
+    assert_eq!(again.list("log").await.unwrap().len(), 23);
+}
+
+#[tokio::test]
+async fn embedded_store_refuses_to_open_over_a_log_record_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(embedded(dir.path()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A whole record with a good checksum whose contents are no write this store knows.
+    let (mut wal, _) = wagu_storage::ephemeral::wal::Wal::open(dir.path(), 0, 1 << 20).unwrap();
+    wal.append(1, 0, b"\xffnot a write").unwrap();
+    drop(wal);
+    let Err(e) = EmbeddedStore::open(dir.path(), LONG).await else {
+        panic!("opened over a corrupt log record")
+    };
+    assert!(e.to_string().contains("record 1 is corrupt"), "{e}");
 }

@@ -11,6 +11,9 @@ pub struct EphemeralConfig {
     pub redis_url: Option<String>,
     /// How long a stored room outlives its last snapshot, seconds.
     pub room_ttl_secs: u64,
+    /// The embedded store: at most this long between durable commits of its file, ms; writes
+    /// in between are durable in its log, which a restart after a crash replays.
+    pub checkpoint_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -27,6 +30,7 @@ impl Default for EphemeralConfig {
             backend: EphemeralBackend::Embedded,
             redis_url: None,
             room_ttl_secs: 48 * 3600,
+            checkpoint_ms: 1000,
         }
     }
 }
@@ -37,6 +41,12 @@ impl EphemeralConfig {
             return bad(
                 "ephemeral.redis_url",
                 "required when ephemeral.backend = \"redis\"".into(),
+            );
+        }
+        if !(10..=600_000).contains(&self.checkpoint_ms) {
+            return bad(
+                "ephemeral.checkpoint_ms",
+                format!("{} is outside 10..=600000", self.checkpoint_ms),
             );
         }
         Ok(())

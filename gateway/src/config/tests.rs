@@ -98,6 +98,11 @@ fn bad_values_name_the_setting() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("ephemeral.redis_url"), "{e}");
+    std::fs::write(&f, "[ephemeral]\ncheckpoint_ms = 0\n").unwrap();
+    let e = Config::load(Some(&f), FlagOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ephemeral.checkpoint_ms"), "{e}");
     let e = Config::load(Some(&dir.join("missing.toml")), FlagOverrides::default()).unwrap_err();
     assert!(e.to_string().contains("does not exist"));
     std::fs::remove_dir_all(dir).unwrap();

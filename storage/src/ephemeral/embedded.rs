@@ -13,13 +13,22 @@
 //! | `lists` | key | (expires at; length) |
 //! | `items` | (key, index) | bytes |
 //! | `expiry` | (expires at, key) | — the sweep's index, one row per live key |
+//! | `meta` | `"log_seq"` | the last log record the data holds (written in the same commit) |
 //!
-//! **Durability: group commit.** Every write goes to one writer thread, which takes whatever
-//! writes are waiting (up to [`MAX_BATCH`]), applies them in one write transaction and commits
-//! it with redb's default durability (fsync before `commit` returns), then answers every caller
-//! of the batch. A write's future resolves only after the fsync that covers it, so the engine's
-//! journal-before-ack rule keeps its meaning; concurrent writers (many rooms, many connections)
-//! share one fsync instead of queueing for one each. A failed commit fails the whole batch.
+//! **Durability: group commit and a write-ahead log.** Every write goes to one writer thread,
+//! which takes whatever writes are waiting (up to [`MAX_BATCH`]), applies them in one redb
+//! transaction committed without an fsync, appends the batch as one record to the log
+//! ([`super::wal`], `ephemeral.wal`) and syncs that, then answers every caller of the batch. A
+//! write's future resolves only after the sync that covers it, so the engine's journal-before-ack
+//! rule keeps its meaning; concurrent writers (many rooms, many connections) share one sync.
+//! Every [`CHECKPOINT_EVERY`] (and when the log is full, and when the store closes) a durable
+//! redb commit covers the batches so far and the log starts again. Opening the store replays the
+//! records the last durable commit does not cover, each with the clock it was written at, so a
+//! crash (`kill -9`, a power cut) loses no acknowledged write. Why a log: a durable redb commit
+//! is about 14 separate page writes, and on a virtual disk each is a request to the host; a log
+//! record is one (measured in `docs/PERFORMANCE.md`). A failed commit fails the whole batch; a
+//! failed log write stops the store taking writes (like redb after an I/O error), since what it
+//! applied is no longer sure to be on disk, and `/readyz` says so.
 //!
 //! **Bounded disk.** What is stored is bounded by the engine's limits (rooms, streams, each
 //! journal cleared by its next snapshot); expired keys are swept every `sweep_every`, at most
@@ -29,13 +38,16 @@
 //! What it does not do: share a file between processes (redb locks it: a second server on the
 //! same data directory fails at start-up), or serve several nodes (that is Redis's job).
 
+use super::wal::{self, Wal};
 use crate::StorageError;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// The file, under the directory given to [`EmbeddedStore::open`].
@@ -45,6 +57,9 @@ const VALUES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("values
 const LISTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("lists");
 const ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("items");
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `meta` key: the last log record the data holds, written in the same commit as the data.
+const LOG_SEQ: &str = "log_seq";
 
 /// Most writes one commit covers: enough that a burst shares an fsync, few enough that one
 /// transaction stays short.
@@ -57,6 +72,11 @@ const QUEUE: usize = 8192;
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// redb's page cache: the store is small (snapshots, journals, links), so a modest cap.
 const CACHE_BYTES: usize = 32 << 20;
+/// How often a durable redb commit covers the log, at most (only when something was logged):
+/// what a crash leaves to replay, and how long freed pages wait to be reused.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The log's size cap: a batch that does not fit is committed durably instead.
+pub const LOG_CAP_BYTES: u64 = 8 << 20;
 
 /// Commits and writes so far: `writes / commits` is the mean group-commit batch.
 #[derive(Debug, Default)]
@@ -64,6 +84,10 @@ pub struct CommitStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
     pub swept: AtomicU64,
+    /// Durable redb commits (checkpoints and batches too large for the log).
+    pub durable_commits: AtomicU64,
+    /// Log records replayed when the store was opened.
+    pub replayed: AtomicU64,
 }
 
 /// The redb backend. Cloning shares the file and its writer (one pointer: every connection's
@@ -77,6 +101,26 @@ struct Inner {
     db: Arc<Database>,
     tx: mpsc::Sender<Job>,
     stats: Arc<CommitStats>,
+    /// Set when a log write failed: the store takes no more writes and is not ready.
+    failed: Arc<OnceLock<String>>,
+}
+
+/// How the store makes writes durable; [`Options::default`] is what the server uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub sweep_every: Duration,
+    pub checkpoint_every: Duration,
+    pub log_cap_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sweep_every: Duration::from_secs(60),
+            checkpoint_every: CHECKPOINT_EVERY,
+            log_cap_bytes: LOG_CAP_BYTES,
+        }
+    }
 }
 
 enum Op {
@@ -119,18 +163,43 @@ impl EmbeddedStore {
     /// Opens (creating if needed) `dir/ephemeral.redb`, compacts it, and starts its writer and
     /// its sweep (every `sweep_every`). Both stop when the last clone is dropped.
     pub async fn open(dir: impl AsRef<Path>, sweep_every: Duration) -> Result<Self, StorageError> {
+        Self::open_with(
+            dir,
+            Options {
+                sweep_every,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// [`EmbeddedStore::open`] with every setting given (tests stretch the checkpoint interval
+    /// to leave writes only in the log).
+    pub async fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self, StorageError> {
         let dir = dir.as_ref().to_path_buf();
-        let db = tokio::task::spawn_blocking(move || open_blocking(&dir))
-            .await
-            .map_err(err)??;
-        let db = Arc::new(db);
         let stats = Arc::new(CommitStats::default());
+        let (db, log) = {
+            let stats = stats.clone();
+            tokio::task::spawn_blocking(move || open_blocking(&dir, &options, &stats))
+                .await
+                .map_err(err)??
+        };
+        let db = Arc::new(db);
+        let failed = Arc::new(OnceLock::new());
+        let sweep_every = options.sweep_every;
         let (tx, rx) = mpsc::channel(QUEUE);
         {
-            let (db, stats) = (db.clone(), stats.clone());
+            let writer = Writer {
+                db: db.clone(),
+                stats: stats.clone(),
+                failed: failed.clone(),
+                log,
+                checkpoint_every: options.checkpoint_every,
+                last_checkpoint: Instant::now(),
+            };
             std::thread::Builder::new()
                 .name("wagu-ephemeral-writer".into())
-                .spawn(move || writer(db, rx, stats))
+                .spawn(move || writer.run(rx))
                 .map_err(err)?;
         }
         // The sweeper holds only a weak sender, so it never keeps the writer alive.
@@ -154,7 +223,12 @@ impl EmbeddedStore {
             })
             .map_err(err)?;
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner { db, tx, stats }),
+            inner: Arc::new(Inner {
+                db,
+                tx,
+                stats,
+                failed,
+            }),
         })
     }
 
@@ -262,8 +336,11 @@ impl EmbeddedStore {
         .map_err(err)?
     }
 
-    /// Readiness: the file answers a read.
+    /// Readiness: the writer takes writes and the file answers a read.
     pub async fn ping(&self) -> Result<(), StorageError> {
+        if let Some(why) = self.inner.failed.get() {
+            return Err(err(why));
+        }
         let db = self.inner.db.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             db.begin_read()
@@ -282,7 +359,13 @@ impl EmbeddedStore {
     }
 }
 
-fn open_blocking(dir: &Path) -> Result<Database, StorageError> {
+/// Opens the file, replays the log records its last durable commit does not cover (a crash),
+/// commits them durably, then sweeps and compacts.
+fn open_blocking(
+    dir: &Path,
+    options: &Options,
+    stats: &CommitStats,
+) -> Result<(Database, Log), StorageError> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(FILE_NAME);
     // The previous owner may still be letting go (a server restarting in the same process
@@ -311,12 +394,52 @@ fn open_blocking(dir: &Path) -> Result<Database, StorageError> {
     w.open_table(LISTS).map_err(err)?;
     w.open_table(ITEMS).map_err(err)?;
     w.open_table(EXPIRY).map_err(err)?;
+    let covered = w
+        .open_table(META)
+        .map_err(err)?
+        .get(LOG_SEQ)
+        .map_err(err)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    // The log is read under the database's lock: no other server writes it.
+    let (mut wal, records) = Wal::open(dir, covered, options.log_cap_bytes).map_err(|e| {
+        StorageError::Embedded(format!("{}: {e}", dir.join(wal::FILE_NAME).display()))
+    })?;
+    let mut seq = covered;
+    for record in &records {
+        let ops = decode(&record.payload).ok_or_else(|| {
+            StorageError::Embedded(format!(
+                "{}: record {} is corrupt",
+                dir.join(wal::FILE_NAME).display(),
+                record.seq
+            ))
+        })?;
+        for op in &ops {
+            apply(&w, op, record.now).map_err(err)?;
+        }
+        seq = record.seq;
+    }
+    w.open_table(META)
+        .map_err(err)?
+        .insert(LOG_SEQ, seq)
+        .map_err(err)?;
     w.commit().map_err(err)?;
+    wal.reset();
+    stats
+        .replayed
+        .store(records.len() as u64, Ordering::Relaxed);
+    if !records.is_empty() {
+        // A warning: the server was stopped without closing the store (a crash, `kill -9`).
+        tracing::warn!(
+            records = records.len(),
+            "ephemeral store: replayed the log after an unclean stop"
+        );
+    }
     // Drop what expired while the server was down, then give the freed pages back.
     let now = now_ms();
     while sweep_once(&db, now)? >= SWEEP_BATCH {}
     db.compact().map_err(err)?;
-    Ok(db)
+    Ok((db, Log { wal, seq }))
 }
 
 /// Removes up to [`SWEEP_BATCH`] expired keys in one commit; returns how many.
@@ -327,75 +450,278 @@ fn sweep_once(db: &Database, now: u64) -> Result<usize, StorageError> {
     Ok(n)
 }
 
-/// The writer thread: one transaction and one fsync per batch of waiting writes.
-fn writer(db: Arc<Database>, mut rx: mpsc::Receiver<Job>, stats: Arc<CommitStats>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut sweep_again = false;
-    loop {
-        if sweep_again {
-            // The last sweep was full: more expired keys wait; go on after the queued writes.
-            batch.push(Job {
-                op: Op::Sweep,
-                done: None,
-            });
-        } else {
-            match rx.blocking_recv() {
-                Some(j) => batch.push(j),
-                None => return,
+/// The log and the number of its last record.
+struct Log {
+    wal: Wal,
+    seq: u64,
+}
+
+/// The writer thread's state: one transaction and one log sync per batch of waiting writes.
+struct Writer {
+    db: Arc<Database>,
+    stats: Arc<CommitStats>,
+    failed: Arc<OnceLock<String>>,
+    log: Log,
+    checkpoint_every: Duration,
+    last_checkpoint: Instant,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut sweep_again = false;
+        loop {
+            if sweep_again {
+                // The last sweep was full: more expired keys wait; go on after the queued writes.
+                batch.push(Job {
+                    op: Op::Sweep,
+                    done: None,
+                });
+            } else {
+                match rx.blocking_recv() {
+                    Some(j) => batch.push(j),
+                    None => break,
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            let (result, full_sweep) = match self.failed.get() {
+                Some(why) => (Err(why.clone()), false),
+                None => self.commit(&batch),
+            };
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .writes
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, writes = batch.len(), "ephemeral store: commit failed");
+            }
+            for job in batch.drain(..) {
+                if let Some(done) = job.done {
+                    let _ = done.send(result.clone());
+                }
+            }
+            sweep_again = full_sweep && result.is_ok();
+            if self.log.wal.written() > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_every
+            {
+                self.checkpoint();
             }
         }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
+        // Closing: a durable commit covers the log, so the next open replays nothing.
+        if self.log.wal.written() > 0 {
+            self.checkpoint();
         }
+    }
+
+    /// Applies a batch, makes it durable (a log record, or a durable commit when the record
+    /// does not fit), and says whether a sweep in it was full.
+    fn commit(&mut self, batch: &[Job]) -> (Result<(), String>, bool) {
         let now = now_ms();
+        let record = encode(batch);
+        let seq = self.log.seq + 1;
+        let durable = record.as_ref().is_some_and(|r| !self.log.wal.fits(r.len()));
         let mut full_sweep = false;
-        let result = (|| -> Result<(), redb::Error> {
-            let w = db.begin_write()?;
-            for job in &batch {
-                match &job.op {
-                    Op::Put {
-                        key,
-                        value,
-                        expires,
-                    } => put(&w, key, value, *expires)?,
-                    Op::Delete(keys) => {
-                        for k in keys {
-                            remove(&w, k)?;
-                        }
-                    }
-                    Op::Append {
-                        key,
-                        values,
-                        expires,
-                    } => append(&w, key, values, *expires, now)?,
-                    Op::Sweep => {
-                        let n = sweep(&w, now)?;
-                        stats.swept.fetch_add(n as u64, Ordering::Relaxed);
-                        full_sweep |= n >= SWEEP_BATCH;
-                    }
+        let applied = (|| -> Result<(), redb::Error> {
+            let mut w = self.db.begin_write()?;
+            if !durable {
+                w.set_durability(Durability::None)
+                    .map_err(redb::Error::from)?;
+            }
+            if record.is_some() {
+                // Whichever commit a crash leaves, it says which records it holds.
+                w.open_table(META)?.insert(LOG_SEQ, seq)?;
+            }
+            for job in batch {
+                if let Op::Sweep = job.op {
+                    let n = sweep(&w, now)?;
+                    self.stats.swept.fetch_add(n as u64, Ordering::Relaxed);
+                    full_sweep |= n >= SWEEP_BATCH;
+                } else {
+                    apply(&w, &job.op, now)?;
                 }
             }
             w.commit()?;
             Ok(())
         })();
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats
-            .writes
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = batch.len(), "ephemeral store: commit failed");
+        if let Err(e) = applied {
+            return (Err(e.to_string()), false);
         }
-        let result = result.map_err(|e| e.to_string());
-        for job in batch.drain(..) {
-            if let Some(done) = job.done {
-                let _ = done.send(result.clone());
+        let Some(record) = record else {
+            // Only sweeps: nothing a crash must keep (expired keys are swept again).
+            return (Ok(()), full_sweep);
+        };
+        if durable {
+            self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
+            self.log.seq = seq;
+            self.log.wal.reset();
+            self.last_checkpoint = Instant::now();
+            return (Ok(()), full_sweep);
+        }
+        match self.log.wal.append(seq, now, &record) {
+            Ok(()) => {
+                self.log.seq = seq;
+                (Ok(()), full_sweep)
+            }
+            Err(e) => (Err(self.fail(format!("writing the log: {e}"))), false),
+        }
+    }
+
+    /// A durable commit that covers every record in the log; then the log starts again.
+    fn checkpoint(&mut self) {
+        let seq = self.log.seq;
+        let done = (|| -> Result<(), redb::Error> {
+            let w = self.db.begin_write()?;
+            w.open_table(META)?.insert(LOG_SEQ, seq)?;
+            w.commit()?;
+            Ok(())
+        })();
+        match done {
+            Ok(()) => {
+                self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
+                self.log.wal.reset();
+                self.last_checkpoint = Instant::now();
+            }
+            Err(e) => {
+                self.fail(format!("durable commit: {e}"));
             }
         }
-        sweep_again = full_sweep && result.is_ok();
     }
+
+    /// Stops taking writes: what was applied may not be on disk.
+    fn fail(&self, why: String) -> String {
+        tracing::error!(error = %why, "ephemeral store: stops taking writes");
+        let _ = self.failed.set(why.clone());
+        why
+    }
+}
+
+/// Applies one write (not a sweep) as of `now` (the log replays it with the clock it ran at).
+fn apply(w: &WriteTransaction, op: &Op, now: u64) -> Result<(), redb::Error> {
+    match op {
+        Op::Put {
+            key,
+            value,
+            expires,
+        } => put(w, key, value, *expires),
+        Op::Delete(keys) => {
+            for k in keys {
+                remove(w, k)?;
+            }
+            Ok(())
+        }
+        Op::Append {
+            key,
+            values,
+            expires,
+        } => append(w, key, values, *expires, now),
+        Op::Sweep => Ok(()),
+    }
+}
+
+const TAG_PUT: u8 = 1;
+const TAG_DELETE: u8 = 2;
+const TAG_APPEND: u8 = 3;
+
+/// A batch's writes as one log record's payload; `None` when it holds only sweeps.
+fn encode(batch: &[Job]) -> Option<Vec<u8>> {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    let mut out = Vec::new();
+    for job in batch {
+        match &job.op {
+            Op::Put {
+                key,
+                value,
+                expires,
+            } => {
+                out.push(TAG_PUT);
+                bytes(&mut out, key.as_bytes());
+                bytes(&mut out, value);
+                out.extend_from_slice(&expires.to_le_bytes());
+            }
+            Op::Delete(keys) => {
+                out.push(TAG_DELETE);
+                out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+                for k in keys {
+                    bytes(&mut out, k.as_bytes());
+                }
+            }
+            Op::Append {
+                key,
+                values,
+                expires,
+            } => {
+                out.push(TAG_APPEND);
+                bytes(&mut out, key.as_bytes());
+                out.extend_from_slice(&expires.to_le_bytes());
+                out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+                for v in values {
+                    bytes(&mut out, v);
+                }
+            }
+            Op::Sweep => {}
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The writes of one log record; `None` if it does not parse (its checksum held, so this is
+/// a bug or a different version, not a torn write).
+fn decode(mut p: &[u8]) -> Option<Vec<Op>> {
+    fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (p.get(..n)?, p.get(n..)?);
+        *p = rest;
+        Some(head)
+    }
+    fn u32_(p: &mut &[u8]) -> Option<u32> {
+        Some(u32::from_le_bytes(take(p, 4)?.try_into().ok()?))
+    }
+    fn u64_(p: &mut &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(take(p, 8)?.try_into().ok()?))
+    }
+    fn bytes<'a>(p: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let n = u32_(p)? as usize;
+        take(p, n)
+    }
+    fn string(p: &mut &[u8]) -> Option<String> {
+        String::from_utf8(bytes(p)?.to_vec()).ok()
+    }
+    let mut ops = Vec::new();
+    while let Some(&tag) = p.first() {
+        p = &p[1..];
+        ops.push(match tag {
+            TAG_PUT => Op::Put {
+                key: string(&mut p)?,
+                value: Bytes::copy_from_slice(bytes(&mut p)?),
+                expires: u64_(&mut p)?,
+            },
+            TAG_DELETE => {
+                let n = u32_(&mut p)?;
+                Op::Delete((0..n).map(|_| string(&mut p)).collect::<Option<_>>()?)
+            }
+            TAG_APPEND => {
+                let key = string(&mut p)?;
+                let expires = u64_(&mut p)?;
+                let n = u32_(&mut p)?;
+                let values = (0..n)
+                    .map(|_| bytes(&mut p).map(Bytes::copy_from_slice))
+                    .collect::<Option<_>>()?;
+                Op::Append {
+                    key,
+                    values,
+                    expires,
+                }
+            }
+            _ => return None,
+        });
+    }
+    Some(ops)
 }
 
 fn put(w: &WriteTransaction, key: &str, value: &[u8], exp: u64) -> Result<(), redb::Error> {

@@ -10,6 +10,7 @@
 pub mod embedded;
 mod memory;
 mod redis;
+pub mod wal;
 
 pub use self::embedded::EmbeddedStore;
 pub use self::memory::MemoryStore;
@@ -39,6 +40,16 @@ impl EphemeralStore {
     ) -> Result<Self, StorageError> {
         Ok(EphemeralStore::Embedded(
             EmbeddedStore::open(dir, sweep_every).await?,
+        ))
+    }
+
+    /// [`EphemeralStore::embedded`] with every setting of the embedded store given.
+    pub async fn embedded_with(
+        dir: impl AsRef<std::path::Path>,
+        options: embedded::Options,
+    ) -> Result<Self, StorageError> {
+        Ok(EphemeralStore::Embedded(
+            EmbeddedStore::open_with(dir, options).await?,
         ))
     }
 
