@@ -1,5 +1,8 @@
 //! Criterion benchmark of the room state machine alone: how many commands per second one room
 //! applies (no actor, no sockets, no JSON). Run: `cargo bench -p wagu-engine --bench room`.
+//! Also, the `decode` group: one client frame from JSON bytes to a validated message, as the
+//! gateway does for every frame (`wagu_proto::codec::decode_client`), beside serde's general
+//! path for `ClientMessage` alone (what decoding cost before the `presence` fast path).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -146,5 +149,21 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(1));
+    let presence = br#"{"type":"presence","viewport":{"center":{"lat":35.6812,"lng":139.7671},"zoom":14.5},"pointer":{"lat":35.6815,"lng":139.7668}}"#;
+    let chat = br#"{"type":"chat","id":42,"text":"the ramen place by the station?"}"#;
+    for (name, frame) in [("presence", &presence[..]), ("chat", &chat[..])] {
+        g.bench_function(BenchmarkId::new("decode_client", name), |b| {
+            b.iter(|| wagu_proto::codec::decode_client(black_box(frame)).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("serde_general_path", name), |b| {
+            b.iter(|| serde_json::from_slice::<ClientMessage>(black_box(frame)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, decode);
 criterion_main!(benches);

@@ -47,17 +47,63 @@ pub fn decode_client_within(frame: &[u8], max_bytes: usize) -> Result<ClientMess
             ),
         });
     }
-    let msg: ClientMessage = serde_json::from_slice(frame).map_err(|e| DecodeError {
-        id: salvage_id(frame),
-        code: ErrorCode::BadFrame,
-        message: format!("cannot decode frame: {e}"),
-    })?;
+    // The fast path is tried only on frames that begin as encoders write a presence frame, so
+    // other frames pay nothing for it (a failed attempt costs an error message).
+    let presence = frame.starts_with(PRESENCE_PREFIX);
+    let fast = presence
+        .then(|| serde_json::from_slice::<PresenceFrame>(frame).ok())
+        .flatten();
+    let msg = match fast {
+        Some(p) => ClientMessage::Presence {
+            id: p.id,
+            viewport: p.viewport,
+            pointer: p.pointer,
+        },
+        // Any other frame, or a presence frame that does not parse: the general path decides,
+        // and words the error.
+        None => serde_json::from_slice(frame).map_err(|e| DecodeError {
+            id: salvage_id(frame),
+            code: ErrorCode::BadFrame,
+            message: format!("cannot decode frame: {e}"),
+        })?,
+    };
     msg.validate().map_err(|inv| DecodeError {
         id: msg.id(),
         code: inv.code,
         message: inv.message,
     })?;
     Ok(msg)
+}
+
+/// The frame clients send most, `presence` (every participant, up to 10 a second), decoded
+/// straight into its fields. `ClientMessage`'s derive (internally tagged by `type`) first copies
+/// every field of a frame into serde's intermediate `Content` tree to find the tag, then reads
+/// the variant from that: an allocation and a second pass per frame (0.5 % of the server's
+/// profile on the quiet workload, plus its allocations). This reads the same fields in one
+/// pass (0.72 → 0.38 µs a frame, validation included: `cargo bench -p wagu-engine --bench room
+/// -- decode`); it accepts exactly what the general path accepts as a `presence` and yields the
+/// same message (`the_presence_fast_path_agrees_with_the_general_path`), and anything it
+/// refuses goes to the general path.
+/// How a presence frame begins when `type` comes first, as every encoder here writes it (the
+/// fields of `ClientMessage` in declaration order) and as `docs/PROTOCOL.md`'s examples do.
+const PRESENCE_PREFIX: &[u8] = br#"{"type":"presence""#;
+
+#[derive(Deserialize)]
+struct PresenceFrame {
+    #[serde(rename = "type")]
+    _type: PresenceTag,
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(default)]
+    viewport: Option<crate::model::Viewport>,
+    #[serde(default)]
+    pointer: Option<crate::model::LatLng>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PresenceTag {
+    Presence,
 }
 
 /// Reads only `id` out of a frame that did not decode as a whole (wrong `type`, a bad field).
@@ -95,6 +141,69 @@ mod tests {
     use super::*;
     use crate::ids::*;
     use proptest::prelude::*;
+
+    /// One JSON value of the kinds a presence frame's fields might hold, right or wrong.
+    fn any_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_string()),
+            Just("\"presence\"".to_string()),
+            Just("\"chat\"".to_string()),
+            Just("{}".to_string()),
+            Just("[1,2]".to_string()),
+            (0u64..u64::MAX).prop_map(|n| n.to_string()),
+            (-1e3f64..1e3).prop_map(|f| format!("{f}")),
+            (-91f64..91.0, -181f64..181.0).prop_map(|(a, b)| format!(r#"{{"lat":{a},"lng":{b}}}"#)),
+            (-91f64..91.0, -181f64..181.0, -1f64..25.0).prop_map(|(a, b, z)| format!(
+                r#"{{"center":{{"lat":{a},"lng":{b}}},"zoom":{z}}}"#
+            )),
+            (-91f64..91.0, -181f64..181.0, 0f64..22.0).prop_map(|(a, b, z)| format!(
+                r#"{{"zoom":{z},"bounds":{{"sw":{{"lat":{a},"lng":{b}}},"ne":{{"lat":{a},"lng":{b}}}}},"center":{{"lng":{b},"lat":{a}}},"x":1}}"#
+            )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_presence_fast_path_agrees_with_the_general_path(
+            tag in prop_oneof![3 => Just(Some("\"presence\"".to_string())), 1 => Just(None), 1 => any_value().prop_map(Some)],
+            id in prop::option::of(prop_oneof![3 => (0u64..u64::MAX).prop_map(|n| n.to_string()), 1 => any_value()]),
+            viewport in prop::option::of(any_value()),
+            pointer in prop::option::of(any_value()),
+            extra in prop::option::of(any_value()),
+            duplicate in prop::option::of((prop::sample::select(vec!["type", "id", "pointer"]), any_value())),
+            order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+            type_first in any::<bool>(),
+        ) {
+            let mut order = order;
+            if type_first {
+                // As encoders write it: the fast path is tried only on such frames.
+                order.retain(|&i| i != 0);
+                order.insert(0, 0);
+            }
+            let named = [("type", tag), ("id", id), ("viewport", viewport), ("pointer", pointer), ("extra", extra)];
+            let mut parts: Vec<String> = Vec::new();
+            for i in order {
+                match (named.get(i), &duplicate) {
+                    (Some((k, Some(v))), _) => parts.push(format!("\"{k}\":{v}")),
+                    (None, Some((k, v))) => parts.push(format!("\"{k}\":{v}")),
+                    _ => {}
+                }
+            }
+            let frame = format!("{{{}}}", parts.join(","));
+            let general = serde_json::from_slice::<ClientMessage>(frame.as_bytes());
+            if let Ok(p) = serde_json::from_slice::<PresenceFrame>(frame.as_bytes()) {
+                let fast = ClientMessage::Presence { id: p.id, viewport: p.viewport, pointer: p.pointer };
+                prop_assert_eq!(general.as_ref().ok(), Some(&fast), "{}", frame);
+            }
+            // And what decoding returns is the general path's answer, error or message.
+            match (decode_client(frame.as_bytes()), general) {
+                (Ok(m), Ok(g)) => prop_assert_eq!(m, g),
+                (Err(e), Ok(g)) => prop_assert!(g.validate().is_err(), "{} refused: {}", frame, e),
+                (Ok(m), Err(e)) => prop_assert!(false, "{} decoded as {:?}; the general path: {}", frame, m, e),
+                (Err(_), Err(_)) => {}
+            }
+        }
+    }
 
     #[test]
     fn decodes_a_join() {
