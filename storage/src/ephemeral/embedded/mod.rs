@@ -1,4 +1,5 @@
-//! The embedded ephemeral store: one redb file, `<dir>/ephemeral.redb`, the default backend.
+//! The embedded ephemeral store: one redb file, `<dir>/ephemeral.redb`, and its write-ahead
+//! log, `<dir>/ephemeral.wal`; the default backend.
 //! Rooms, streams and share links outlive the process — a graceful stop, a deploy or `kill -9`
 //! — with nothing else installed.
 //!
@@ -21,9 +22,10 @@
 //! ([`super::wal`], `ephemeral.wal`) and syncs that, then answers every caller of the batch. A
 //! write's future resolves only after the sync that covers it, so the engine's journal-before-ack
 //! rule keeps its meaning; concurrent writers (many rooms, many connections) share one sync.
-//! Every [`CHECKPOINT_EVERY`] (and when the log is full, and when the store closes) a durable
-//! redb commit covers the batches so far and the log starts again. Opening the store replays the
-//! records the last durable commit does not cover, each with the clock it was written at, so a
+//! At most every `checkpoint_every` ([`CHECKPOINT_EVERY`] by default), when the log is full, and
+//! when the store closes, a durable redb commit covers the batches so far and the log starts
+//! again. Opening the store replays the records the file does not hold (the `meta` row says
+//! which it holds), each with the clock it was written at, so a
 //! crash (`kill -9`, a power cut) loses no acknowledged write. Why a log: a durable redb commit
 //! is about 14 separate page writes, and on a virtual disk each is a request to the host; a log
 //! record is one (measured in `docs/PERFORMANCE.md`). A failed commit fails the whole batch; a
@@ -35,15 +37,22 @@
 //! [`SWEEP_BATCH`] a transaction (a full sweep asks for another at once). redb reuses freed
 //! pages, so the file stays at the high-water mark of live data; opening it compacts it.
 //!
+//! Files: this one opens the store, replays the log and serves reads; `writer.rs` is the writer
+//! thread; `tables.rs` applies each write to the tables and encodes it for the log.
+//!
 //! What it does not do: share a file between processes (redb locks it: a second server on the
 //! same data directory fails at start-up), or serve several nodes (that is Redis's job).
 
+mod tables;
+mod writer;
+
+pub use self::tables::SWEEP_BATCH;
+use self::tables::{EXPIRY, ITEMS, LISTS, LOG_SEQ, META, Op, VALUES};
+use self::writer::{Log, Writer};
 use super::wal::{self, Wal};
 use crate::StorageError;
 use bytes::Bytes;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -53,19 +62,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The file, under the directory given to [`EmbeddedStore::open`].
 pub const FILE_NAME: &str = "ephemeral.redb";
 
-const VALUES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("values");
-const LISTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("lists");
-const ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("items");
-const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// `meta` key: the last log record the data holds, written in the same commit as the data.
-const LOG_SEQ: &str = "log_seq";
-
 /// Most writes one commit covers: enough that a burst shares an fsync, few enough that one
 /// transaction stays short.
 pub const MAX_BATCH: usize = 1024;
-/// Most expired keys one sweep transaction removes.
-pub const SWEEP_BATCH: usize = 1024;
 /// Writes waiting for the writer before callers wait for room (back-pressure).
 const QUEUE: usize = 8192;
 /// How long opening waits for a previous owner of the file to let go.
@@ -121,21 +120,6 @@ impl Default for Options {
             log_cap_bytes: LOG_CAP_BYTES,
         }
     }
-}
-
-enum Op {
-    Put {
-        key: String,
-        value: Bytes,
-        expires: u64,
-    },
-    Delete(Vec<String>),
-    Append {
-        key: String,
-        values: Vec<Bytes>,
-        expires: u64,
-    },
-    Sweep,
 }
 
 struct Job {
@@ -407,7 +391,7 @@ fn open_blocking(
     })?;
     let mut seq = covered;
     for record in &records {
-        let ops = decode(&record.payload).ok_or_else(|| {
+        let ops = tables::decode(&record.payload).ok_or_else(|| {
             StorageError::Embedded(format!(
                 "{}: record {} is corrupt",
                 dir.join(wal::FILE_NAME).display(),
@@ -415,7 +399,7 @@ fn open_blocking(
             ))
         })?;
         for op in &ops {
-            apply(&w, op, record.now).map_err(err)?;
+            tables::apply(&w, op, record.now).map_err(err)?;
         }
         seq = record.seq;
     }
@@ -445,359 +429,7 @@ fn open_blocking(
 /// Removes up to [`SWEEP_BATCH`] expired keys in one commit; returns how many.
 fn sweep_once(db: &Database, now: u64) -> Result<usize, StorageError> {
     let w = db.begin_write().map_err(err)?;
-    let n = sweep(&w, now).map_err(err)?;
+    let n = tables::sweep(&w, now).map_err(err)?;
     w.commit().map_err(err)?;
     Ok(n)
-}
-
-/// The log and the number of its last record.
-struct Log {
-    wal: Wal,
-    seq: u64,
-}
-
-/// The writer thread's state: one transaction and one log sync per batch of waiting writes.
-struct Writer {
-    db: Arc<Database>,
-    stats: Arc<CommitStats>,
-    failed: Arc<OnceLock<String>>,
-    log: Log,
-    checkpoint_every: Duration,
-    last_checkpoint: Instant,
-}
-
-impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut sweep_again = false;
-        loop {
-            if sweep_again {
-                // The last sweep was full: more expired keys wait; go on after the queued writes.
-                batch.push(Job {
-                    op: Op::Sweep,
-                    done: None,
-                });
-            } else {
-                match rx.blocking_recv() {
-                    Some(j) => batch.push(j),
-                    None => break,
-                }
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
-                }
-            }
-            let (result, full_sweep) = match self.failed.get() {
-                Some(why) => (Err(why.clone()), false),
-                None => self.commit(&batch),
-            };
-            self.stats.commits.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .writes
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, writes = batch.len(), "ephemeral store: commit failed");
-            }
-            for job in batch.drain(..) {
-                if let Some(done) = job.done {
-                    let _ = done.send(result.clone());
-                }
-            }
-            sweep_again = full_sweep && result.is_ok();
-            if self.log.wal.written() > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_every
-            {
-                self.checkpoint();
-            }
-        }
-        // Closing: a durable commit covers the log, so the next open replays nothing.
-        if self.log.wal.written() > 0 {
-            self.checkpoint();
-        }
-    }
-
-    /// Applies a batch, makes it durable (a log record, or a durable commit when the record
-    /// does not fit), and says whether a sweep in it was full.
-    fn commit(&mut self, batch: &[Job]) -> (Result<(), String>, bool) {
-        let now = now_ms();
-        let record = encode(batch);
-        let seq = self.log.seq + 1;
-        let durable = record.as_ref().is_some_and(|r| !self.log.wal.fits(r.len()));
-        let mut full_sweep = false;
-        let applied = (|| -> Result<(), redb::Error> {
-            let mut w = self.db.begin_write()?;
-            if !durable {
-                w.set_durability(Durability::None)
-                    .map_err(redb::Error::from)?;
-            }
-            if record.is_some() {
-                // Whichever commit a crash leaves, it says which records it holds.
-                w.open_table(META)?.insert(LOG_SEQ, seq)?;
-            }
-            for job in batch {
-                if let Op::Sweep = job.op {
-                    let n = sweep(&w, now)?;
-                    self.stats.swept.fetch_add(n as u64, Ordering::Relaxed);
-                    full_sweep |= n >= SWEEP_BATCH;
-                } else {
-                    apply(&w, &job.op, now)?;
-                }
-            }
-            w.commit()?;
-            Ok(())
-        })();
-        if let Err(e) = applied {
-            return (Err(e.to_string()), false);
-        }
-        let Some(record) = record else {
-            // Only sweeps: nothing a crash must keep (expired keys are swept again).
-            return (Ok(()), full_sweep);
-        };
-        if durable {
-            self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
-            self.log.seq = seq;
-            self.log.wal.reset();
-            self.last_checkpoint = Instant::now();
-            return (Ok(()), full_sweep);
-        }
-        match self.log.wal.append(seq, now, &record) {
-            Ok(()) => {
-                self.log.seq = seq;
-                (Ok(()), full_sweep)
-            }
-            Err(e) => (Err(self.fail(format!("writing the log: {e}"))), false),
-        }
-    }
-
-    /// A durable commit that covers every record in the log; then the log starts again.
-    fn checkpoint(&mut self) {
-        let seq = self.log.seq;
-        let done = (|| -> Result<(), redb::Error> {
-            let w = self.db.begin_write()?;
-            w.open_table(META)?.insert(LOG_SEQ, seq)?;
-            w.commit()?;
-            Ok(())
-        })();
-        match done {
-            Ok(()) => {
-                self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
-                self.log.wal.reset();
-                self.last_checkpoint = Instant::now();
-            }
-            Err(e) => {
-                self.fail(format!("durable commit: {e}"));
-            }
-        }
-    }
-
-    /// Stops taking writes: what was applied may not be on disk.
-    fn fail(&self, why: String) -> String {
-        tracing::error!(error = %why, "ephemeral store: stops taking writes");
-        let _ = self.failed.set(why.clone());
-        why
-    }
-}
-
-/// Applies one write (not a sweep) as of `now` (the log replays it with the clock it ran at).
-fn apply(w: &WriteTransaction, op: &Op, now: u64) -> Result<(), redb::Error> {
-    match op {
-        Op::Put {
-            key,
-            value,
-            expires,
-        } => put(w, key, value, *expires),
-        Op::Delete(keys) => {
-            for k in keys {
-                remove(w, k)?;
-            }
-            Ok(())
-        }
-        Op::Append {
-            key,
-            values,
-            expires,
-        } => append(w, key, values, *expires, now),
-        Op::Sweep => Ok(()),
-    }
-}
-
-const TAG_PUT: u8 = 1;
-const TAG_DELETE: u8 = 2;
-const TAG_APPEND: u8 = 3;
-
-/// A batch's writes as one log record's payload; `None` when it holds only sweeps.
-fn encode(batch: &[Job]) -> Option<Vec<u8>> {
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        out.extend_from_slice(b);
-    }
-    let mut out = Vec::new();
-    for job in batch {
-        match &job.op {
-            Op::Put {
-                key,
-                value,
-                expires,
-            } => {
-                out.push(TAG_PUT);
-                bytes(&mut out, key.as_bytes());
-                bytes(&mut out, value);
-                out.extend_from_slice(&expires.to_le_bytes());
-            }
-            Op::Delete(keys) => {
-                out.push(TAG_DELETE);
-                out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-                for k in keys {
-                    bytes(&mut out, k.as_bytes());
-                }
-            }
-            Op::Append {
-                key,
-                values,
-                expires,
-            } => {
-                out.push(TAG_APPEND);
-                bytes(&mut out, key.as_bytes());
-                out.extend_from_slice(&expires.to_le_bytes());
-                out.extend_from_slice(&(values.len() as u32).to_le_bytes());
-                for v in values {
-                    bytes(&mut out, v);
-                }
-            }
-            Op::Sweep => {}
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// The writes of one log record; `None` if it does not parse (its checksum held, so this is
-/// a bug or a different version, not a torn write).
-fn decode(mut p: &[u8]) -> Option<Vec<Op>> {
-    fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (p.get(..n)?, p.get(n..)?);
-        *p = rest;
-        Some(head)
-    }
-    fn u32_(p: &mut &[u8]) -> Option<u32> {
-        Some(u32::from_le_bytes(take(p, 4)?.try_into().ok()?))
-    }
-    fn u64_(p: &mut &[u8]) -> Option<u64> {
-        Some(u64::from_le_bytes(take(p, 8)?.try_into().ok()?))
-    }
-    fn bytes<'a>(p: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let n = u32_(p)? as usize;
-        take(p, n)
-    }
-    fn string(p: &mut &[u8]) -> Option<String> {
-        String::from_utf8(bytes(p)?.to_vec()).ok()
-    }
-    let mut ops = Vec::new();
-    while let Some(&tag) = p.first() {
-        p = &p[1..];
-        ops.push(match tag {
-            TAG_PUT => Op::Put {
-                key: string(&mut p)?,
-                value: Bytes::copy_from_slice(bytes(&mut p)?),
-                expires: u64_(&mut p)?,
-            },
-            TAG_DELETE => {
-                let n = u32_(&mut p)?;
-                Op::Delete((0..n).map(|_| string(&mut p)).collect::<Option<_>>()?)
-            }
-            TAG_APPEND => {
-                let key = string(&mut p)?;
-                let expires = u64_(&mut p)?;
-                let n = u32_(&mut p)?;
-                let values = (0..n)
-                    .map(|_| bytes(&mut p).map(Bytes::copy_from_slice))
-                    .collect::<Option<_>>()?;
-                Op::Append {
-                    key,
-                    values,
-                    expires,
-                }
-            }
-            _ => return None,
-        });
-    }
-    Some(ops)
-}
-
-fn put(w: &WriteTransaction, key: &str, value: &[u8], exp: u64) -> Result<(), redb::Error> {
-    remove(w, key)?;
-    w.open_table(VALUES)?.insert(key, (exp, value))?;
-    w.open_table(EXPIRY)?.insert((exp, key), ())?;
-    Ok(())
-}
-
-fn append(
-    w: &WriteTransaction,
-    key: &str,
-    values: &[Bytes],
-    exp: u64,
-    now: u64,
-) -> Result<(), redb::Error> {
-    // A single value under the key is replaced by the list, as the memory backend does.
-    let had_value = w.open_table(VALUES)?.get(key)?.is_some();
-    if had_value {
-        remove(w, key)?;
-    }
-    let meta = w.open_table(LISTS)?.get(key)?.map(|v| v.value());
-    let len = match meta {
-        Some((old, len)) if old > now => {
-            w.open_table(EXPIRY)?.remove((old, key))?;
-            len
-        }
-        Some(_) => {
-            // Expired but not swept yet: it is gone, start a new list.
-            remove(w, key)?;
-            0
-        }
-        None => 0,
-    };
-    {
-        let mut items = w.open_table(ITEMS)?;
-        for (i, v) in values.iter().enumerate() {
-            items.insert((key, len + i as u64), v.as_ref())?;
-        }
-    }
-    w.open_table(LISTS)?
-        .insert(key, (exp, len + values.len() as u64))?;
-    w.open_table(EXPIRY)?.insert((exp, key), ())?;
-    Ok(())
-}
-
-/// Removes whatever is stored under `key`, value or list, and its expiry row.
-fn remove(w: &WriteTransaction, key: &str) -> Result<(), redb::Error> {
-    let mut expiry = w.open_table(EXPIRY)?;
-    if let Some(exp) = w.open_table(VALUES)?.remove(key)?.map(|v| v.value().0) {
-        expiry.remove((exp, key))?;
-    }
-    let meta = w.open_table(LISTS)?.remove(key)?.map(|v| v.value());
-    if let Some((exp, len)) = meta {
-        expiry.remove((exp, key))?;
-        let mut items = w.open_table(ITEMS)?;
-        for i in 0..len {
-            items.remove((key, i))?;
-        }
-    }
-    Ok(())
-}
-
-/// Removes up to [`SWEEP_BATCH`] keys whose expiry has passed; returns how many.
-fn sweep(w: &WriteTransaction, now: u64) -> Result<usize, redb::Error> {
-    let due: Vec<String> = {
-        let expiry = w.open_table(EXPIRY)?;
-        let mut keys = Vec::new();
-        for row in expiry.range(..(now + 1, ""))?.take(SWEEP_BATCH) {
-            let (k, _) = row?;
-            keys.push(k.value().1.to_string());
-        }
-        keys
-    };
-    for k in &due {
-        remove(w, k)?;
-    }
-    Ok(due.len())
 }
