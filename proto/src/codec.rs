@@ -49,16 +49,13 @@ pub fn decode_client_within(frame: &[u8], max_bytes: usize) -> Result<ClientMess
     }
     // The fast path is tried only on frames that begin as encoders write a presence frame, so
     // other frames pay nothing for it (a failed attempt costs an error message).
-    let presence = frame.starts_with(PRESENCE_PREFIX);
-    let fast = presence
-        .then(|| serde_json::from_slice::<PresenceFrame>(frame).ok())
-        .flatten();
+    let fast = if frame.starts_with(PRESENCE_PREFIX) {
+        serde_json::from_slice::<PresenceFrame>(frame).ok()
+    } else {
+        None
+    };
     let msg = match fast {
-        Some(p) => ClientMessage::Presence {
-            id: p.id,
-            viewport: p.viewport,
-            pointer: p.pointer,
-        },
+        Some(p) => p.into_message(),
         // Any other frame, or a presence frame that does not parse: the general path decides,
         // and words the error.
         None => serde_json::from_slice(frame).map_err(|e| DecodeError {
@@ -75,6 +72,10 @@ pub fn decode_client_within(frame: &[u8], max_bytes: usize) -> Result<ClientMess
     Ok(msg)
 }
 
+/// How a presence frame begins when `type` comes first, as every encoder here writes it (the
+/// fields of `ClientMessage` in declaration order) and as `docs/PROTOCOL.md`'s examples do.
+const PRESENCE_PREFIX: &[u8] = br#"{"type":"presence""#;
+
 /// The frame clients send most, `presence` (every participant, up to 10 a second), decoded
 /// straight into its fields. `ClientMessage`'s derive (internally tagged by `type`) first copies
 /// every field of a frame into serde's intermediate `Content` tree to find the tag, then reads
@@ -84,10 +85,6 @@ pub fn decode_client_within(frame: &[u8], max_bytes: usize) -> Result<ClientMess
 /// -- decode`); it accepts exactly what the general path accepts as a `presence` and yields the
 /// same message (`the_presence_fast_path_agrees_with_the_general_path`), and anything it
 /// refuses goes to the general path.
-/// How a presence frame begins when `type` comes first, as every encoder here writes it (the
-/// fields of `ClientMessage` in declaration order) and as `docs/PROTOCOL.md`'s examples do.
-const PRESENCE_PREFIX: &[u8] = br#"{"type":"presence""#;
-
 #[derive(Deserialize)]
 struct PresenceFrame {
     #[serde(rename = "type")]
@@ -98,6 +95,16 @@ struct PresenceFrame {
     viewport: Option<crate::model::Viewport>,
     #[serde(default)]
     pointer: Option<crate::model::LatLng>,
+}
+
+impl PresenceFrame {
+    fn into_message(self) -> ClientMessage {
+        ClientMessage::Presence {
+            id: self.id,
+            viewport: self.viewport,
+            pointer: self.pointer,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -192,8 +199,7 @@ mod tests {
             let frame = format!("{{{}}}", parts.join(","));
             let general = serde_json::from_slice::<ClientMessage>(frame.as_bytes());
             if let Ok(p) = serde_json::from_slice::<PresenceFrame>(frame.as_bytes()) {
-                let fast = ClientMessage::Presence { id: p.id, viewport: p.viewport, pointer: p.pointer };
-                prop_assert_eq!(general.as_ref().ok(), Some(&fast), "{}", frame);
+                prop_assert_eq!(general.as_ref().ok(), Some(&p.into_message()), "{}", frame);
             }
             // And what decoding returns is the general path's answer, error or message.
             match (decode_client(frame.as_bytes()), general) {

@@ -343,8 +343,8 @@ impl EmbeddedStore {
     }
 }
 
-/// Opens the file, replays the log records its last durable commit does not cover (a crash),
-/// commits them durably, then sweeps and compacts.
+/// Opens the file, replays the log records it does not hold (a crash), commits them durably,
+/// then sweeps and compacts.
 fn open_blocking(
     dir: &Path,
     options: &Options,
@@ -386,23 +386,22 @@ fn open_blocking(
         .map(|v| v.value())
         .unwrap_or(0);
     // The log is read under the database's lock: no other server writes it.
-    let (mut wal, records) = Wal::open(dir, covered, options.log_cap_bytes).map_err(|e| {
-        StorageError::Embedded(format!("{}: {e}", dir.join(wal::FILE_NAME).display()))
-    })?;
-    let mut seq = covered;
+    let log_path = dir.join(wal::FILE_NAME);
+    let (mut wal, records) = Wal::open(dir, covered, options.log_cap_bytes)
+        .map_err(|e| StorageError::Embedded(format!("{}: {e}", log_path.display())))?;
     for record in &records {
         let ops = tables::decode(&record.payload).ok_or_else(|| {
             StorageError::Embedded(format!(
                 "{}: record {} is corrupt",
-                dir.join(wal::FILE_NAME).display(),
+                log_path.display(),
                 record.seq
             ))
         })?;
         for op in &ops {
             tables::apply(&w, op, record.now).map_err(err)?;
         }
-        seq = record.seq;
     }
+    let seq = records.last().map_or(covered, |r| r.seq);
     w.open_table(META)
         .map_err(err)?
         .insert(LOG_SEQ, seq)

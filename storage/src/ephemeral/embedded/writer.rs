@@ -121,10 +121,8 @@ impl Writer {
             return (Ok(()), full_sweep);
         };
         if durable {
-            self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
             self.log.seq = seq;
-            self.log.wal.reset();
-            self.last_checkpoint = Instant::now();
+            self.covered();
             return (Ok(()), full_sweep);
         }
         match self.log.wal.append(seq, now, &record) {
@@ -146,15 +144,18 @@ impl Writer {
             Ok(())
         })();
         match done {
-            Ok(()) => {
-                self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
-                self.log.wal.reset();
-                self.last_checkpoint = Instant::now();
-            }
+            Ok(()) => self.covered(),
             Err(e) => {
                 self.fail(format!("durable commit: {e}"));
             }
         }
+    }
+
+    /// A durable commit now holds every record written: the log starts again.
+    fn covered(&mut self) {
+        self.stats.durable_commits.fetch_add(1, Ordering::Relaxed);
+        self.log.wal.reset();
+        self.last_checkpoint = Instant::now();
     }
 
     /// Stops taking writes: what was applied may not be on disk.
