@@ -15,7 +15,10 @@ use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use metrics::{counter, gauge};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound, Receiver};
 use wagu_engine::error::EngineError;
@@ -46,22 +49,25 @@ struct Conn {
     last_heard: Instant,
 }
 
-/// Serves one connection until it closes. Generic so tests can pass channels.
-pub async fn serve<S, R>(mut sink: S, mut stream: R, app: AppState)
+/// Serves one connection until it closes. Generic so tests can pass channels. One object is
+/// both the sink and the stream (not the two halves of a split, whose shared lock every write
+/// and every read would take).
+pub async fn serve<W>(mut ws: W, app: AppState)
 where
-    S: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    W: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let open = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
     gauge!("wagu_connections").set(open as f64);
     let mut shutdown = app.shutdown.clone();
-    // Made once and polled by every loop turn: a fresh `changed()` per turn would join and
-    // leave the node-wide watch channel's waiter list for every frame.
+    // Made once and polled by the turns that look at it: a fresh `changed()` per turn would
+    // join and leave the node-wide watch channel's waiter list for every frame.
     let shutdown = shutdown.changed();
     tokio::pin!(shutdown);
     let ping_every = Duration::from_secs(app.config.limits.ping_interval_secs);
     let idle = Duration::from_secs(app.config.limits.idle_timeout_secs);
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    // Boxed: a timer is larger than the rest of an idle connection's loop state.
+    let mut ping = Box::pin(tokio::time::sleep(ping_every));
+    let mut turns = Turns::default();
     let mut c = Conn {
         limiter: Limiter::new(&app.config.rate, Instant::now()),
         app: app.clone(),
@@ -74,27 +80,35 @@ where
     // The rare branches below (refusals, pings, the close) box what they await: this
     // future lives as long as the connection, and it is as large as its largest await.
     let end = loop {
-        // Not `biased`: under sustained fan-out the room queue is rarely empty, and a fixed
-        // order would starve reading the client's own frames and the ping timer.
-        tokio::select! {
-            _ = &mut shutdown => break End::Close(close::RESUME, "server restarting; resume"),
-            frame = next_room_frame(&mut c.room_rx) => match frame {
+        let event = std::future::poll_fn(|cx| {
+            turns.poll(
+                cx,
+                &mut c.room_rx,
+                &mut ws,
+                shutdown.as_mut(),
+                ping.as_mut(),
+            )
+        })
+        .await;
+        match event {
+            Event::Shutdown => break End::Close(close::RESUME, "server restarting; resume"),
+            Event::Room(frame) => match frame {
                 Some(Frame::Text(bytes)) => {
                     // Write this frame and whatever else is queued, then flush once: fewer
-                    // syscalls under fan-out. One timer bounds the whole batch, so a client
-                    // that stops reading cannot block the task forever (the room has already
-                    // dropped it if it lagged). Boxed like the rare branches: inline, the
-                    // batch's state (its timer, the sink's feed and flush) would add a quarter
-                    // to every idle connection's future; one allocation per batch is small
-                    // beside the write's syscall.
-                    let batch = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
+                    // syscalls under fan-out. Boxed like the rare branches: inline, the
+                    // batch's state (the sink's feed and flush) would add a quarter to every
+                    // idle connection's future; one allocation per batch is small beside the
+                    // write's syscall.
+                    let mut batch = Box::pin(async {
                         let mut pending = 0;
-                        write_batched(&mut sink, &bytes, &mut pending).await?;
+                        write_batched(&mut ws, &bytes, &mut pending).await?;
                         let mut closing = None;
                         if let Some(rx) = c.room_rx.as_mut() {
                             for _ in 0..64 {
                                 match rx.try_recv() {
-                                    Some(Frame::Text(b)) => write_batched(&mut sink, &b, &mut pending).await?,
+                                    Some(Frame::Text(b)) => {
+                                        write_batched(&mut ws, &b, &mut pending).await?
+                                    }
                                     Some(Frame::Close(code)) => {
                                         closing = Some(code);
                                         break;
@@ -104,15 +118,24 @@ where
                             }
                         }
                         if pending > 0 {
-                            sink.flush().await.map_err(|_| ())?;
+                            ws.flush().await.map_err(|_| ())?;
                         }
                         Ok::<_, ()>(closing)
-                    }))
-                    .await;
+                    });
+                    // Almost every batch is written at once (the socket has room); only one
+                    // that waits on the socket gets a timer, which bounds the rest of it, so a
+                    // client that stops reading cannot block the task forever (the room has
+                    // already dropped it if it lagged).
+                    let batch = match poll_once(&mut batch).await {
+                        Some(done) => done,
+                        None => Box::pin(tokio::time::timeout(WRITE_TIMEOUT, batch))
+                            .await
+                            .unwrap_or(Err(())),
+                    };
                     match batch {
-                        Ok(Ok(Some(code))) => break End::Close(code, reason(code)),
-                        Ok(Ok(None)) => {}
-                        _ => break End::Gone,
+                        Ok(Some(code)) => break End::Close(code, reason(code)),
+                        Ok(None) => {}
+                        Err(()) => break End::Gone,
                     }
                 }
                 Some(Frame::Close(code)) => break End::Close(code, reason(code)),
@@ -127,19 +150,25 @@ where
                     break End::Close(close::RESUME, "fell behind or room restarted; resume");
                 }
             },
-            msg = stream.next() => {
+            Event::Client(msg) => {
                 c.last_heard = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         // Boxed: handling a frame (decode, join, dispatch) is a large future
                         // that an idle connection should not carry inline.
-                        if let Some(end) = Box::pin(c.on_text(&mut sink, text.as_bytes())).await {
+                        if let Some(end) = Box::pin(c.on_text(&mut ws, text.as_bytes())).await {
                             break end;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        let e = ServerMessage::error(None, ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text");
-                        if let Some(end) = Box::pin(c.refuse(&mut sink, e)).await { break end; }
+                        let e = ServerMessage::error(
+                            None,
+                            ErrorCode::BadFrame,
+                            "binary frames are not part of the protocol; send JSON text",
+                        );
+                        if let Some(end) = Box::pin(c.refuse(&mut ws, e)).await {
+                            break end;
+                        }
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break End::Gone,
@@ -147,20 +176,32 @@ where
                         // The transport refused the frame (over the hard size limit) or the
                         // socket broke. Say why if the socket still takes a frame.
                         if is_over_capacity(e) {
-                            counter!("wagu_frames_refused_total", "code" => "frame_too_large").increment(1);
-                            let e = ServerMessage::error(None, ErrorCode::FrameTooLarge, "frame exceeds the size limit");
-                            let _ = Box::pin(async { write_msg(&mut sink, &e).await }).await;
+                            counter!("wagu_frames_refused_total", "code" => "frame_too_large")
+                                .increment(1);
+                            let e = ServerMessage::error(
+                                None,
+                                ErrorCode::FrameTooLarge,
+                                "frame exceeds the size limit",
+                            );
+                            let _ = Box::pin(async { write_msg(&mut ws, &e).await }).await;
                             break End::Close(close::TOO_BIG, "frame too large");
                         }
                         break End::Gone;
                     }
                 }
             }
-            _ = ping.tick() => {
+            Event::Ping => {
                 if c.last_heard.elapsed() > idle {
                     break End::Close(close::IDLE_TIMEOUT, "idle timeout; resume");
                 }
-                match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default())))).await {
+                ping.as_mut()
+                    .reset(tokio::time::Instant::now() + ping_every);
+                match Box::pin(tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    ws.send(Message::Ping(Default::default())),
+                ))
+                .await
+                {
                     Ok(Ok(())) => {}
                     _ => break End::Gone,
                 }
@@ -174,8 +215,8 @@ where
             reason: Utf8Bytes::from_static(why),
         }));
         let _ = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, async {
-            let _ = sink.send(frame).await;
-            let _ = sink.close().await;
+            let _ = ws.send(frame).await;
+            let _ = ws.close().await;
         }))
         .await;
     }
@@ -198,12 +239,103 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-async fn next_room_frame(rx: &mut Option<Receiver>) -> Option<Frame> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        // Not in a room yet: never resolves, so select! waits on the other branches.
-        None => std::future::pending().await,
+/// What woke the connection's loop.
+enum Event {
+    Shutdown,
+    /// The room's next frame; `None` when the room let the connection go.
+    Room(Option<Frame>),
+    /// The client's next frame; `None` when the socket closed.
+    Client(Option<Result<Message, axum::Error>>),
+    /// Time to ping (and to check the client was heard from).
+    Ping,
+}
+
+/// After this many turns in a row that found a room frame first, one turn looks at everything
+/// else first: a room that always has a frame queued cannot starve the client's own frames,
+/// the ping or the shutdown.
+const ROOM_STREAK: u8 = 8;
+
+/// Which of the loop's sources to look at, and in what order. A turn polls only until one
+/// source is ready, and the room comes first: under fan-out most turns are woken by the room,
+/// and polling the socket's read side, the ping timer and the shutdown watch on each of them
+/// too (as `select!` does, in random order) registers their wakers again for nothing. What a
+/// turn does not poll keeps the waker it was last polled with, so it still wakes the task when
+/// it is ready.
+#[derive(Default)]
+struct Turns {
+    /// Room-first turns in a row that found a frame.
+    room_streak: u8,
+    /// Whether the ping timer holds the task's waker (it was polled since its last reset).
+    ping_armed: bool,
+}
+
+impl Turns {
+    fn poll<W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        room: &mut Option<Receiver>,
+        ws: &mut W,
+        shutdown: Pin<&mut impl Future>,
+        ping: Pin<&mut tokio::time::Sleep>,
+    ) -> Poll<Event>
+    where
+        W: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        let room_first = self.room_streak < ROOM_STREAK;
+        if room_first && let Poll::Ready(frame) = poll_room(room, cx) {
+            self.room_streak += 1;
+            return Poll::Ready(Event::Room(frame));
+        }
+        self.room_streak = 0;
+        if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+            return Poll::Ready(Event::Client(msg));
+        }
+        if poll_ping(&mut self.ping_armed, ping, cx).is_ready() {
+            return Poll::Ready(Event::Ping);
+        }
+        if shutdown.poll(cx).is_ready() {
+            return Poll::Ready(Event::Shutdown);
+        }
+        if !room_first && let Poll::Ready(frame) = poll_room(room, cx) {
+            self.room_streak = 1;
+            return Poll::Ready(Event::Room(frame));
+        }
+        Poll::Pending
     }
+}
+
+/// Ready when the ping timer fired. Once it holds the waker (`armed`), only its state is read
+/// until it fires; the caller resets the timer, which disarms it.
+fn poll_ping(
+    armed: &mut bool,
+    ping: Pin<&mut tokio::time::Sleep>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if *armed && !ping.is_elapsed() {
+        return Poll::Pending;
+    }
+    // Outside the task's budget: a poll the budget refused would not register the waker, and
+    // the timer would then fire into nothing.
+    let fired = std::pin::pin!(tokio::task::unconstrained(ping)).poll(cx);
+    *armed = fired.is_pending();
+    fired
+}
+
+fn poll_room(rx: &mut Option<Receiver>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+    match rx {
+        Some(rx) => rx.poll_recv(cx),
+        // Not in a room yet: nothing to wait for here.
+        None => Poll::Pending,
+    }
+}
+
+/// Polls `fut` once: its output if it is done, `None` if it waits.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *fut).poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// A flush carries at most this many bytes of frames (unless one frame is larger).
@@ -463,4 +595,118 @@ fn is_over_capacity(e: axum::Error) -> bool {
         e.into_inner().downcast_ref::<tungstenite::Error>(),
         Some(tungstenite::Error::Capacity(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    async fn turn<W>(
+        turns: &mut Turns,
+        room: &mut Option<Receiver>,
+        ws: &mut W,
+        shutdown: Pin<&mut std::future::Pending<()>>,
+        ping: Pin<&mut tokio::time::Sleep>,
+    ) -> Poll<Event>
+    where
+        W: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        let (mut shutdown, mut ping) = (shutdown, ping);
+        std::future::poll_fn(|cx| {
+            Poll::Ready(turns.poll(cx, room, ws, shutdown.as_mut(), ping.as_mut()))
+        })
+        .await
+    }
+
+    fn kind(e: &Poll<Event>) -> &'static str {
+        match e {
+            Poll::Ready(Event::Room(_)) => "room",
+            Poll::Ready(Event::Client(_)) => "client",
+            Poll::Ready(Event::Ping) => "ping",
+            Poll::Ready(Event::Shutdown) => "shutdown",
+            Poll::Pending => "pending",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_that_always_has_a_frame_cannot_starve_the_clients_frames() {
+        let (outbound, rx) = Outbound::channel(64);
+        for _ in 0..40 {
+            let _ = outbound.push(Frame::text(Bytes::from_static(b"{}")));
+        }
+        let mut room = Some(rx);
+        let mut ws = stream::iter(vec![Ok(Message::Text("hi".into()))]);
+        let mut shutdown = std::pin::pin!(std::future::pending::<()>());
+        let mut ping = Box::pin(tokio::time::sleep(Duration::from_secs(3600)));
+        let mut turns = Turns::default();
+        let mut seen = Vec::new();
+        for _ in 0..=ROOM_STREAK + 1 {
+            let e = turn(
+                &mut turns,
+                &mut room,
+                &mut ws,
+                shutdown.as_mut(),
+                ping.as_mut(),
+            )
+            .await;
+            seen.push(kind(&e));
+        }
+        let mut want = vec!["room"; usize::from(ROOM_STREAK)];
+        want.extend(["client", "room"]);
+        assert_eq!(seen, want);
+    }
+
+    #[tokio::test]
+    async fn the_ping_timer_wakes_a_connection_nobody_writes_to() {
+        let mut room = None;
+        let mut ws = stream::pending();
+        let mut shutdown = std::pin::pin!(std::future::pending::<()>());
+        let mut ping = Box::pin(tokio::time::sleep(Duration::from_millis(50)));
+        let mut turns = Turns::default();
+        let e = turn(
+            &mut turns,
+            &mut room,
+            &mut ws,
+            shutdown.as_mut(),
+            ping.as_mut(),
+        )
+        .await;
+        assert_eq!(kind(&e), "pending");
+        assert!(turns.ping_armed, "the first look registers the timer");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let e = turn(
+            &mut turns,
+            &mut room,
+            &mut ws,
+            shutdown.as_mut(),
+            ping.as_mut(),
+        )
+        .await;
+        assert_eq!(kind(&e), "ping");
+        assert!(!turns.ping_armed);
+        // Reset, it is looked at (and registered) again, and fires again.
+        ping.as_mut()
+            .reset(tokio::time::Instant::now() + Duration::from_millis(50));
+        let e = turn(
+            &mut turns,
+            &mut room,
+            &mut ws,
+            shutdown.as_mut(),
+            ping.as_mut(),
+        )
+        .await;
+        assert_eq!(kind(&e), "pending");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let e = turn(
+            &mut turns,
+            &mut room,
+            &mut ws,
+            shutdown.as_mut(),
+            ping.as_mut(),
+        )
+        .await;
+        assert_eq!(kind(&e), "ping");
+    }
 }

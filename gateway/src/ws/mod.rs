@@ -1,6 +1,6 @@
 //! `GET /ws`: the WebSocket edge. The upgrade handler checks the Origin allow-list and the
 //! node's connection limit, sets frame size limits, then hands the socket to
-//! [`connection::serve`], which is generic over `Sink`/`Stream` so tests can drive it with
+//! [`connection::serve`], which is generic over `Sink + Stream` so tests can drive it with
 //! channels.
 
 pub mod connection;
@@ -14,7 +14,6 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 
 pub fn router() -> Router<AppState> {
@@ -64,10 +63,9 @@ async fn upgrade(
         // snapshot with 200 long chat messages can approach a megabyte.
         .max_write_buffer_size(16 * 1024 * 1024)
         .on_upgrade(move |socket| {
-            let (sink, stream) = socket.split();
             // Boxed, so that the task axum spawns holds a pointer: a future awaited inside
             // another is laid out in it more than once (rust-lang/rust#62958), and inline this
             // one took 3.2 kB of every connection's task instead of its own 1.3 kB.
-            Box::pin(connection::serve(sink, stream, app))
+            Box::pin(connection::serve(socket, app))
         }))
 }
