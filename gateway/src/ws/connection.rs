@@ -603,30 +603,46 @@ mod tests {
     use bytes::Bytes;
     use futures_util::stream;
 
-    async fn turn<W>(
-        turns: &mut Turns,
-        room: &mut Option<Receiver>,
-        ws: &mut W,
-        shutdown: Pin<&mut std::future::Pending<()>>,
-        ping: Pin<&mut tokio::time::Sleep>,
-    ) -> Poll<Event>
-    where
-        W: Stream<Item = Result<Message, axum::Error>> + Unpin,
-    {
-        let (mut shutdown, mut ping) = (shutdown, ping);
-        std::future::poll_fn(|cx| {
-            Poll::Ready(turns.poll(cx, room, ws, shutdown.as_mut(), ping.as_mut()))
-        })
-        .await
+    /// One connection's sources, as the loop holds them, with a pending shutdown.
+    struct Sources<W> {
+        turns: Turns,
+        room: Option<Receiver>,
+        ws: W,
+        shutdown: Pin<Box<std::future::Pending<()>>>,
+        ping: Pin<Box<tokio::time::Sleep>>,
     }
 
-    fn kind(e: &Poll<Event>) -> &'static str {
-        match e {
-            Poll::Ready(Event::Room(_)) => "room",
-            Poll::Ready(Event::Client(_)) => "client",
-            Poll::Ready(Event::Ping) => "ping",
-            Poll::Ready(Event::Shutdown) => "shutdown",
-            Poll::Pending => "pending",
+    impl<W: Stream<Item = Result<Message, axum::Error>> + Unpin> Sources<W> {
+        fn new(room: Option<Receiver>, ws: W, ping: Duration) -> Self {
+            Sources {
+                turns: Turns::default(),
+                room,
+                ws,
+                shutdown: Box::pin(std::future::pending()),
+                ping: Box::pin(tokio::time::sleep(ping)),
+            }
+        }
+
+        /// One turn of the loop, without waiting: what it found.
+        async fn turn(&mut self) -> &'static str {
+            let s = self;
+            let event = std::future::poll_fn(|cx| {
+                Poll::Ready(s.turns.poll(
+                    cx,
+                    &mut s.room,
+                    &mut s.ws,
+                    s.shutdown.as_mut(),
+                    s.ping.as_mut(),
+                ))
+            })
+            .await;
+            match event {
+                Poll::Ready(Event::Room(_)) => "room",
+                Poll::Ready(Event::Client(_)) => "client",
+                Poll::Ready(Event::Ping) => "ping",
+                Poll::Ready(Event::Shutdown) => "shutdown",
+                Poll::Pending => "pending",
+            }
         }
     }
 
@@ -636,22 +652,11 @@ mod tests {
         for _ in 0..40 {
             let _ = outbound.push(Frame::text(Bytes::from_static(b"{}")));
         }
-        let mut room = Some(rx);
-        let mut ws = stream::iter(vec![Ok(Message::Text("hi".into()))]);
-        let mut shutdown = std::pin::pin!(std::future::pending::<()>());
-        let mut ping = Box::pin(tokio::time::sleep(Duration::from_secs(3600)));
-        let mut turns = Turns::default();
+        let ws = stream::iter(vec![Ok(Message::Text("hi".into()))]);
+        let mut sources = Sources::new(Some(rx), ws, Duration::from_secs(3600));
         let mut seen = Vec::new();
         for _ in 0..=ROOM_STREAK + 1 {
-            let e = turn(
-                &mut turns,
-                &mut room,
-                &mut ws,
-                shutdown.as_mut(),
-                ping.as_mut(),
-            )
-            .await;
-            seen.push(kind(&e));
+            seen.push(sources.turn().await);
         }
         let mut want = vec!["room"; usize::from(ROOM_STREAK)];
         want.extend(["client", "room"]);
@@ -660,53 +665,20 @@ mod tests {
 
     #[tokio::test]
     async fn the_ping_timer_wakes_a_connection_nobody_writes_to() {
-        let mut room = None;
-        let mut ws = stream::pending();
-        let mut shutdown = std::pin::pin!(std::future::pending::<()>());
-        let mut ping = Box::pin(tokio::time::sleep(Duration::from_millis(50)));
-        let mut turns = Turns::default();
-        let e = turn(
-            &mut turns,
-            &mut room,
-            &mut ws,
-            shutdown.as_mut(),
-            ping.as_mut(),
-        )
-        .await;
-        assert_eq!(kind(&e), "pending");
-        assert!(turns.ping_armed, "the first look registers the timer");
+        let mut sources = Sources::new(None, stream::pending(), Duration::from_millis(50));
+        assert_eq!(sources.turn().await, "pending");
+        assert!(
+            sources.turns.ping_armed,
+            "the first look registers the timer"
+        );
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let e = turn(
-            &mut turns,
-            &mut room,
-            &mut ws,
-            shutdown.as_mut(),
-            ping.as_mut(),
-        )
-        .await;
-        assert_eq!(kind(&e), "ping");
-        assert!(!turns.ping_armed);
+        assert_eq!(sources.turn().await, "ping");
+        assert!(!sources.turns.ping_armed);
         // Reset, it is looked at (and registered) again, and fires again.
-        ping.as_mut()
-            .reset(tokio::time::Instant::now() + Duration::from_millis(50));
-        let e = turn(
-            &mut turns,
-            &mut room,
-            &mut ws,
-            shutdown.as_mut(),
-            ping.as_mut(),
-        )
-        .await;
-        assert_eq!(kind(&e), "pending");
+        let again = tokio::time::Instant::now() + Duration::from_millis(50);
+        sources.ping.as_mut().reset(again);
+        assert_eq!(sources.turn().await, "pending");
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let e = turn(
-            &mut turns,
-            &mut room,
-            &mut ws,
-            shutdown.as_mut(),
-            ping.as_mut(),
-        )
-        .await;
-        assert_eq!(kind(&e), "ping");
+        assert_eq!(sources.turn().await, "ping");
     }
 }
