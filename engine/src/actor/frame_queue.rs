@@ -8,9 +8,16 @@
 //! deque that a burst grew is let go once it drains. A push takes an uncontended lock and wakes
 //! the connection only when it is waiting.
 //!
+//! A queue may also hold the connection's socket as a [`DirectWrite`]: inside a session's
+//! write-through scope ([`super::direct`]), a text frame pushed while the queue is empty and the
+//! connection holds nothing it took but has not written (it calls [`Receiver::settle`] once it
+//! has) goes to the socket instead, without waking the connection. Per-connection order holds:
+//! a frame only skips the queue when nothing is ahead of it.
+//!
 //! What it does not do: decide what to drop when full (the caller, [`super::outbound`], does)
 //! or carry frames to another node (relay queues are tokio channels: there are few of them).
 
+use super::direct::{self, DirectWrite};
 use super::outbound::Frame;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -22,22 +29,41 @@ const KEEP_SLOTS: usize = 16;
 
 /// A queue of at most `capacity` frames.
 pub fn queue(capacity: usize) -> (Sender, Receiver) {
+    queue_with(capacity, None)
+}
+
+/// A queue of at most `capacity` frames whose text frames may go straight to `socket` (see
+/// the module's head).
+pub fn queue_with(capacity: usize, socket: Option<Arc<dyn DirectWrite>>) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         capacity,
+        socket,
         state: Mutex::new(State {
             frames: VecDeque::new(),
             waker: None,
             senders: 1,
             receiver: true,
+            holding: false,
         }),
     });
     (Sender(shared.clone()), Receiver(shared))
 }
 
-#[derive(Debug)]
 struct Shared {
     capacity: usize,
+    /// The connection's socket, when it may be written to directly.
+    socket: Option<Arc<dyn DirectWrite>>,
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("capacity", &self.capacity)
+            .field("direct", &self.socket.is_some())
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -48,6 +74,9 @@ struct State {
     senders: usize,
     /// Whether the receiver still exists.
     receiver: bool,
+    /// Whether the receiver took a frame it has not settled yet (it may not be written: a
+    /// frame must not pass it on the way to the socket).
+    holding: bool,
 }
 
 impl Shared {
@@ -72,6 +101,14 @@ impl Sender {
             let mut s = self.0.lock();
             if !s.receiver || s.frames.len() >= self.0.capacity {
                 return Err(frame);
+            }
+            if s.frames.is_empty()
+                && !s.holding
+                && let (Some(socket), Frame::Text(bytes)) = (&self.0.socket, &frame)
+                && direct::in_scope()
+                && direct::offer(socket, bytes)
+            {
+                return Ok(());
             }
             s.frames.push_back(frame);
             s.waker.take()
@@ -135,6 +172,12 @@ impl Receiver {
         pop(&mut s)
     }
 
+    /// Says that every frame taken so far is in the socket's hands (written or buffered in
+    /// order), so later frames may go to the socket directly again.
+    pub fn settle(&mut self) {
+        self.0.lock().holding = false;
+    }
+
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         let mut s = self.0.lock();
         if let Some(frame) = pop(&mut s) {
@@ -153,6 +196,7 @@ impl Receiver {
 
 fn pop(s: &mut State) -> Option<Frame> {
     let frame = s.frames.pop_front()?;
+    s.holding = true;
     if s.frames.is_empty() && s.frames.capacity() > KEEP_SLOTS {
         s.frames = VecDeque::new();
     }
@@ -238,6 +282,122 @@ mod tests {
             rx.0.lock().frames.capacity() <= KEEP_SLOTS,
             "small deques are kept"
         );
+    }
+
+    /// A socket that takes frames while `open`, and records what was fed and flushed.
+    #[derive(Default)]
+    struct Socket {
+        open: std::sync::atomic::AtomicBool,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl DirectWrite for Socket {
+        fn feed(&self, frame: &Bytes) -> direct::Fed {
+            if !self.open.load(std::sync::atomic::Ordering::Relaxed) {
+                return direct::Fed::Refused;
+            }
+            let mut log = self.log.lock().unwrap();
+            let first = log.last().is_none_or(|l| l == "flush");
+            log.push(String::from_utf8(frame.to_vec()).unwrap());
+            if first {
+                direct::Fed::First
+            } else {
+                direct::Fed::Again
+            }
+        }
+
+        fn flush(&self) {
+            self.log.lock().unwrap().push("flush".into());
+        }
+    }
+
+    fn direct_queue() -> (Arc<Socket>, Sender, Receiver) {
+        let socket = Arc::new(Socket::default());
+        socket
+            .open
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = queue_with(8, Some(socket.clone() as Arc<dyn DirectWrite>));
+        (socket, tx, rx)
+    }
+
+    fn log(socket: &Socket) -> Vec<String> {
+        socket.log.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn frames_pushed_in_a_turn_go_to_an_idle_socket_and_are_flushed_once_at_its_end() {
+        let (socket, tx, mut rx) = direct_queue();
+        let ((), fed) = direct::scoped(|| {
+            tx.try_send(text("a")).unwrap();
+            tx.try_send(text("b")).unwrap();
+            assert_eq!(log(&socket), ["a", "b"], "not flushed inside the turn");
+        });
+        assert_eq!(fed.len(), 1, "one socket to flush, once");
+        fed.flush_now();
+        assert_eq!(log(&socket), ["a", "b", "flush"]);
+        assert_eq!(rx.try_recv(), None, "nothing was queued");
+    }
+
+    #[test]
+    fn outside_a_turn_every_frame_queues() {
+        let (socket, tx, mut rx) = direct_queue();
+        tx.try_send(text("a")).unwrap();
+        assert!(log(&socket).is_empty());
+        assert_eq!(rx.try_recv(), Some(text("a")));
+    }
+
+    #[test]
+    fn a_frame_never_passes_one_the_connection_took_but_has_not_written() {
+        let (socket, tx, mut rx) = direct_queue();
+        tx.try_send(text("a")).unwrap();
+        assert_eq!(rx.try_recv(), Some(text("a")), "taken, not yet written");
+        let ((), fed) = direct::scoped(|| tx.try_send(text("b")).unwrap());
+        assert!(fed.is_empty());
+        assert!(log(&socket).is_empty(), "b waits behind a");
+        rx.settle();
+        let ((), fed) = direct::scoped(|| tx.try_send(text("c")).unwrap());
+        assert!(fed.is_empty());
+        assert!(log(&socket).is_empty(), "c waits behind b, still queued");
+        assert_eq!(rx.try_recv(), Some(text("b")));
+        assert_eq!(rx.try_recv(), Some(text("c")));
+        rx.settle();
+        let ((), fed) = direct::scoped(|| tx.try_send(text("d")).unwrap());
+        fed.flush_now();
+        assert_eq!(
+            log(&socket),
+            ["d", "flush"],
+            "drained and settled: direct again"
+        );
+    }
+
+    #[test]
+    fn a_socket_that_declines_leaves_the_frame_to_the_queue_and_its_bound() {
+        let (socket, tx, mut rx) = direct_queue();
+        socket
+            .open
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let ((), fed) = direct::scoped(|| {
+            for _ in 0..8 {
+                tx.try_send(text("x")).unwrap();
+            }
+            assert_eq!(tx.try_send(text("y")), Err(text("y")), "the bound holds");
+            socket
+                .open
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tx.try_send(text("z")).unwrap_err();
+        });
+        assert!(fed.is_empty());
+        assert!(log(&socket).is_empty(), "nothing fed, nothing to flush");
+        assert_eq!(rx.try_recv(), Some(text("x")));
+    }
+
+    #[test]
+    fn close_frames_always_queue() {
+        let (socket, tx, mut rx) = direct_queue();
+        let ((), fed) = direct::scoped(|| tx.try_send(Frame::Close(4000)).unwrap());
+        assert!(fed.is_empty());
+        assert!(log(&socket).is_empty());
+        assert_eq!(rx.try_recv(), Some(Frame::Close(4000)));
     }
 
     #[tokio::test]

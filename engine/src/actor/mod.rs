@@ -5,8 +5,12 @@
 //! - [`supervisor::Supervisor`]: one per kind; spawns sessions on demand, restarts one that
 //!   panicked from its last snapshot plus journal, and forgets those that retired.
 //!
+//! - [`outbound`], [`frame_queue`], [`direct`]: what a session's frames go through to a
+//!   connection: its bounded queue, or (during a session's turn) straight into its socket.
+//!
 //! Settings shared by both live in [`EngineConfig`].
 
+pub mod direct;
 pub mod frame_queue;
 pub mod media;
 pub mod outbound;

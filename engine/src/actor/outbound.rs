@@ -9,6 +9,7 @@
 //! the bus (see `crate::remote`). The same rules hold there (a full queue drops the connection);
 //! when the session lets the connection go, the relay tells the gateway, with any close code.
 
+pub use super::direct::{DirectWrite, Fed};
 use super::frame_queue;
 pub use super::frame_queue::Receiver;
 use bytes::Bytes;
@@ -109,7 +110,16 @@ impl Outbound {
 
     /// Like [`Outbound::channel`], with the slot a close code lands in when the queue is full.
     pub fn channel_with_close(capacity: usize) -> (Outbound, Receiver, CloseSlot) {
-        let (tx, rx) = frame_queue::queue(capacity.max(4));
+        Self::channel_to(capacity, None)
+    }
+
+    /// Like [`Outbound::channel_with_close`]; with a `socket`, a session may write this
+    /// connection's frames straight into it (see [`super::direct`]).
+    pub fn channel_to(
+        capacity: usize,
+        socket: Option<Arc<dyn DirectWrite>>,
+    ) -> (Outbound, Receiver, CloseSlot) {
+        let (tx, rx) = frame_queue::queue_with(capacity.max(4), socket);
         let close = CloseSlot::default();
         (
             Outbound {

@@ -20,6 +20,7 @@
 //! share one `SessionState` and one ordering rule (journal before outputs); split, that rule
 //! would span files.
 
+use super::direct;
 use super::media::MediaSeats;
 use super::outbound::{Frame, Outbound, Pushed};
 use super::{EngineConfig, unix_now};
@@ -175,6 +176,8 @@ pub struct SessionState<M: Machine> {
     held: VecDeque<Held>,
     /// An `Output::Retire` left: retire after this message.
     retire: bool,
+    /// Flushes the sockets this session's turns wrote into directly (see `direct`).
+    flusher: direct::Flusher,
 }
 
 impl<M: Machine> SessionState<M> {
@@ -285,6 +288,7 @@ impl<M: Machine> Actor for SessionActor<M> {
             clock_floor: args.not_before,
             held: VecDeque::new(),
             retire: false,
+            flusher: direct::Flusher::default(),
         };
         arm(&myself, &mut state);
         Ok(state)
@@ -388,7 +392,9 @@ impl<M: Machine> Actor for SessionActor<M> {
             SessionMsg::Durable(n) => {
                 state.untrimmed += n.saturating_sub(state.durable);
                 state.durable = state.durable.max(n);
-                release(state)?;
+                let (released, fed) = direct::write_through(|| release(state)).await;
+                state.flusher.add(fed);
+                released?;
                 return after(&myself, state).await;
             }
             SessionMsg::JournalFailed(e) if e.is_fenced_off() => {
@@ -426,10 +432,17 @@ impl<M: Machine> Actor for SessionActor<M> {
             ),
         };
         let revision = state.machine.revision();
-        step(state, input, received)?;
-        if state.machine.revision() != revision {
-            end_gone_media(state);
-        }
+        // The turn's frames go straight into the sockets that can take them (see `direct`).
+        let (stepped, fed) = direct::write_through(|| {
+            step(state, input, received)?;
+            if state.machine.revision() != revision {
+                end_gone_media(state);
+            }
+            Ok::<_, ActorProcessingErr>(())
+        })
+        .await;
+        state.flusher.add(fed);
+        stepped?;
         after(&myself, state).await
     }
 

@@ -10,6 +10,7 @@
 //! the socket closes with 4000 "resume".
 
 use super::ratelimit::Limiter;
+use super::wire::Wire;
 use crate::auth::TokenError;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -20,7 +21,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use wagu_engine::actor::outbound::{CloseSlot, Frame, Outbound, Receiver};
+use wagu_engine::actor::outbound::{CloseSlot, DirectWrite, Frame, Outbound, Receiver};
 use wagu_engine::error::EngineError;
 use wagu_engine::sessions::{JoinRequest, SessionHandle};
 use wagu_proto::codec::{decode_client_within, encode_server};
@@ -47,15 +48,19 @@ struct Conn {
     room_close: CloseSlot,
     limiter: Limiter,
     last_heard: Instant,
+    /// The socket as a session may write to it directly (see `super::wire`).
+    socket: std::sync::Arc<dyn DirectWrite>,
 }
 
 /// Serves one connection until it closes. Generic so tests can pass channels. One object is
 /// both the sink and the stream (not the two halves of a split, whose shared lock every write
-/// and every read would take).
-pub async fn serve<W>(mut ws: W, app: AppState)
+/// and every read would take); the session the connection joins may write into it directly
+/// (see `super::wire`).
+pub async fn serve<W>(ws: W, app: AppState)
 where
-    W: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+    W: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
 {
+    let mut ws = Wire::new(ws);
     let open = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
     gauge!("wagu_connections").set(open as f64);
     let mut shutdown = app.shutdown.clone();
@@ -75,6 +80,7 @@ where
         room_rx: None,
         room_close: CloseSlot::default(),
         last_heard: Instant::now(),
+        socket: ws.direct(),
     };
 
     // The rare branches below (refusals, pings, the close) box what they await: this
@@ -119,6 +125,10 @@ where
                         }
                         if pending > 0 {
                             ws.flush().await.map_err(|_| ())?;
+                        }
+                        // Everything taken is written: the session may write directly again.
+                        if let Some(rx) = c.room_rx.as_mut() {
+                            rx.settle();
                         }
                         Ok::<_, ()>(closing)
                     });
@@ -190,6 +200,14 @@ where
                     }
                 }
             }
+            Event::Flush => {
+                // A session's write the socket did not take at once: finish it here, bounded
+                // like any write.
+                match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, ws.flush())).await {
+                    Ok(Ok(())) => {}
+                    _ => break End::Gone,
+                }
+            }
             Event::Ping => {
                 if c.last_heard.elapsed() > idle {
                     break End::Close(close::IDLE_TIMEOUT, "idle timeout; resume");
@@ -248,6 +266,8 @@ enum Event {
     Client(Option<Result<Message, axum::Error>>),
     /// Time to ping (and to check the client was heard from).
     Ping,
+    /// A session wrote into the socket and left a flush to finish.
+    Flush,
 }
 
 /// After this many turns in a row that found a room frame first, one turn looks at everything
@@ -274,13 +294,18 @@ impl Turns {
         &mut self,
         cx: &mut Context<'_>,
         room: &mut Option<Receiver>,
-        ws: &mut W,
+        ws: &mut Wire<W>,
         shutdown: Pin<&mut impl Future>,
         ping: Pin<&mut tokio::time::Sleep>,
     ) -> Poll<Event>
     where
         W: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
+        // First: a flush a session left must not wait behind the room's next frames (they
+        // queue behind it anyway).
+        if ws.flush_wanted(cx) {
+            return Poll::Ready(Event::Flush);
+        }
         let room_first = self.room_streak < ROOM_STREAK;
         if room_first && let Poll::Ready(frame) = poll_room(room, cx) {
             self.room_streak += 1;
@@ -449,8 +474,10 @@ impl Conn {
             );
             return self.refuse(sink, e).await;
         }
-        let (outbound, rx, slot) =
-            Outbound::channel_with_close(self.app.config.limits.outbound_queue);
+        let (outbound, rx, slot) = Outbound::channel_to(
+            self.app.config.limits.outbound_queue,
+            Some(self.socket.clone()),
+        );
         // Boxed: joining is rare and its future is large; inline, it would sit in every idle
         // connection's task for its whole life.
         match Box::pin(join(self.app.clone(), outbound)).await {
@@ -607,7 +634,7 @@ mod tests {
     struct Sources<W> {
         turns: Turns,
         room: Option<Receiver>,
-        ws: W,
+        ws: Wire<W>,
         shutdown: Pin<Box<std::future::Pending<()>>>,
         ping: Pin<Box<tokio::time::Sleep>>,
     }
@@ -617,7 +644,7 @@ mod tests {
             Sources {
                 turns: Turns::default(),
                 room,
-                ws,
+                ws: Wire::new(ws),
                 shutdown: Box::pin(std::future::pending()),
                 ping: Box::pin(tokio::time::sleep(ping)),
             }
@@ -641,6 +668,7 @@ mod tests {
                 Poll::Ready(Event::Client(_)) => "client",
                 Poll::Ready(Event::Ping) => "ping",
                 Poll::Ready(Event::Shutdown) => "shutdown",
+                Poll::Ready(Event::Flush) => "flush",
                 Poll::Pending => "pending",
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod connection;
 pub mod ratelimit;
+pub mod wire;
 
 use crate::error::AppError;
 use crate::state::AppState;

@@ -1,0 +1,350 @@
+//! A connection's WebSocket, shared between its task and the session it is in, so that the
+//! session can write frames straight into it (`wagu_engine::actor::direct`).
+//!
+//! [`Wire`] is the task's handle: a `Sink + Stream` like the socket itself, each call taking
+//! the socket's lock for that call only (never across an await). [`Wire::direct`] is the
+//! session's handle: its `feed` frames a text frame into the socket's write buffer during the
+//! session's turn, and its `flush` (from the session's flusher task) writes the buffer out,
+//! both without waiting. Both decline whenever the socket is locked (the task is using it on
+//! another thread) or its buffer still waits on the network: a stalled client's frames then
+//! queue, and the queue's bound drops it as before. There is one write buffer per socket (the
+//! transport's), so whatever the order of the two writers, every frame is whole and in order.
+//!
+//! A flush the socket does not finish is handed to the task, which finishes it under its write
+//! timeout: the session's writes register a waker ([`Handoff`]) that marks the flush as wanted
+//! and wakes the task, and the task looks at that mark at each turn ([`Wire::flush_wanted`]).
+//!
+//! What it does not do: decide when a frame may skip the queue (the queue does), or read.
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use futures_util::{Sink, Stream};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::task::{Context, Poll, Wake, Waker};
+use wagu_engine::actor::outbound::{DirectWrite, Fed};
+
+/// The connection task's handle on its socket.
+pub struct Wire<W>(Arc<Shared<W>>);
+
+struct Shared<W> {
+    socket: Mutex<Socket<W>>,
+    handoff: Arc<Handoff>,
+    /// A waker for [`Handoff`], made once.
+    handoff_waker: Waker,
+}
+
+struct Socket<W> {
+    ws: W,
+    /// Frames went into the write buffer since the last complete flush.
+    unflushed: bool,
+    /// The last flush (or readiness check) waited on the network: the buffer is not empty and
+    /// the session must not add to it.
+    stalled: bool,
+}
+
+/// What the session's writes leave for the task: a flush to finish.
+#[derive(Default)]
+struct Handoff {
+    wanted: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Handoff {
+    /// Marks a flush as wanted and wakes the task.
+    fn hand_off(&self) {
+        self.wanted.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// Fired by the socket when a write the session left waiting may go on.
+impl Wake for Handoff {
+    fn wake(self: Arc<Self>) {
+        self.hand_off();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.hand_off();
+    }
+}
+
+impl<W> Wire<W> {
+    pub fn new(ws: W) -> Self {
+        let handoff = Arc::new(Handoff::default());
+        Wire(Arc::new(Shared {
+            socket: Mutex::new(Socket {
+                ws,
+                unflushed: false,
+                stalled: false,
+            }),
+            handoff_waker: Waker::from(handoff.clone()),
+            handoff,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Socket<W>> {
+        // A panic inside the transport cannot leave these flags half-changed in a way that
+        // loses frames: at worst a flush is tried once more.
+        self.0.socket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a session's write left a flush for the task. The task's waker is registered
+    /// first, so a hand-off that comes after the look still wakes it.
+    pub fn flush_wanted(&self, cx: &Context<'_>) -> bool {
+        self.0.handoff.task.register(cx.waker());
+        self.0.handoff.wanted.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl<W> Wire<W>
+where
+    W: Sink<Message> + Unpin + Send + 'static,
+{
+    /// The session's handle on this socket.
+    pub fn direct(&self) -> Arc<dyn DirectWrite> {
+        self.0.clone()
+    }
+}
+
+impl<W> DirectWrite for Shared<W>
+where
+    W: Sink<Message> + Unpin + Send + 'static,
+{
+    fn feed(&self, frame: &Bytes) -> Fed {
+        let mut s = match self.socket.try_lock() {
+            Ok(s) => s,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Fed::Refused,
+        };
+        if s.stalled {
+            return Fed::Refused;
+        }
+        let Ok(text) = Utf8Bytes::try_from(frame.clone()) else {
+            return Fed::Refused;
+        };
+        let mut cx = Context::from_waker(&self.handoff_waker);
+        let ws = Pin::new(&mut s.ws);
+        match ws.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Pending => {
+                s.stalled = true;
+                return Fed::Refused;
+            }
+            // Broken: queued, the frame reaches the task, which finds out and closes.
+            Poll::Ready(Err(_)) => return Fed::Refused,
+        }
+        if Pin::new(&mut s.ws).start_send(Message::Text(text)).is_err() {
+            // The socket is broken and the frame is lost with it; the task sees the error at
+            // its next read or write and ends the connection.
+            self.handoff.hand_off();
+            return Fed::Again;
+        }
+        if std::mem::replace(&mut s.unflushed, true) {
+            Fed::Again
+        } else {
+            Fed::First
+        }
+    }
+
+    fn flush(&self) {
+        let mut s = match self.socket.try_lock() {
+            Ok(s) => s,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // The task is using the socket on another thread; it flushes for us.
+                self.handoff.hand_off();
+                return;
+            }
+        };
+        if !s.unflushed {
+            return;
+        }
+        let mut cx = Context::from_waker(&self.handoff_waker);
+        match Pin::new(&mut s.ws).poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => {
+                s.unflushed = false;
+                s.stalled = false;
+            }
+            Poll::Pending => {
+                // The task finishes it, under its write timeout.
+                s.stalled = true;
+                drop(s);
+                self.handoff.hand_off();
+            }
+            Poll::Ready(Err(_)) => {
+                drop(s);
+                self.handoff.hand_off();
+            }
+        }
+    }
+}
+
+impl<W: Sink<Message> + Unpin> Sink<Message> for Wire<W> {
+    type Error = W::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
+        let mut s = self.lock();
+        let ready = Pin::new(&mut s.ws).poll_ready(cx);
+        s.stalled = ready.is_pending();
+        ready
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), W::Error> {
+        let mut s = self.lock();
+        s.unflushed = true;
+        Pin::new(&mut s.ws).start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
+        let mut s = self.lock();
+        let flushed = Pin::new(&mut s.ws).poll_flush(cx);
+        s.stalled = flushed.is_pending();
+        if flushed.is_ready() {
+            s.unflushed = false;
+        }
+        flushed
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
+        let mut s = self.lock();
+        // Closed or closing: the session must not write any more.
+        s.stalled = true;
+        Pin::new(&mut s.ws).poll_close(cx)
+    }
+}
+
+impl<W: Stream + Unpin> Stream for Wire<W> {
+    type Item = W::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<W::Item>> {
+        Pin::new(&mut self.lock().ws).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::SinkExt;
+
+    /// A socket that writes on flush, or (blocked) waits like a full one and wakes the last
+    /// flusher once unblocked.
+    #[derive(Clone, Default)]
+    struct Pipe {
+        written: Arc<Mutex<Vec<String>>>,
+        buffered: Vec<String>,
+        blocked: Arc<AtomicBool>,
+        waiting: Arc<Mutex<Option<Waker>>>,
+    }
+
+    impl Pipe {
+        fn unblock(&self) {
+            self.blocked.store(false, Ordering::Relaxed);
+            if let Some(w) = self.waiting.lock().unwrap().take() {
+                w.wake();
+            }
+        }
+
+        fn written(&self) -> Vec<String> {
+            self.written.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink<Message> for Pipe {
+        type Error = axum::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, m: Message) -> Result<(), Self::Error> {
+            let Message::Text(t) = m else { unreachable!() };
+            self.buffered.push(t.to_string());
+            Ok(())
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            if self.blocked.load(Ordering::Relaxed) {
+                *self.waiting.lock().unwrap() = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let frames = std::mem::take(&mut self.buffered);
+            self.written.lock().unwrap().extend(frames);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn frame(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn a_session_feeds_frames_in_order_and_one_flush_writes_them() {
+        let pipe = Pipe::default();
+        let wire = Wire::new(pipe.clone());
+        let direct = wire.direct();
+        assert_eq!(direct.feed(&frame("a")), Fed::First);
+        assert_eq!(direct.feed(&frame("b")), Fed::Again);
+        assert!(pipe.written().is_empty(), "fed, not yet flushed");
+        direct.flush();
+        assert_eq!(pipe.written(), ["a", "b"]);
+        assert_eq!(direct.feed(&frame("c")), Fed::First, "a new turn");
+    }
+
+    #[tokio::test]
+    async fn a_flush_the_socket_does_not_finish_is_handed_to_the_task_and_nothing_is_added_meanwhile()
+     {
+        let pipe = Pipe::default();
+        let mut wire = Wire::new(pipe.clone());
+        let direct = wire.direct();
+        pipe.blocked.store(true, Ordering::Relaxed);
+        assert_eq!(direct.feed(&frame("a")), Fed::First);
+        direct.flush();
+        assert!(pipe.written().is_empty());
+        assert_eq!(
+            direct.feed(&frame("b")),
+            Fed::Refused,
+            "a stalled socket's frames queue (where the lag bound holds)"
+        );
+        let waker = Waker::noop();
+        let cx = Context::from_waker(waker);
+        assert!(
+            wire.flush_wanted(&cx),
+            "the task is told to finish the flush"
+        );
+        assert!(!wire.flush_wanted(&cx), "once");
+        // The task's flush waits on the socket like any write, then completes.
+        let flush = tokio::spawn(async move {
+            wire.flush().await.unwrap();
+            wire
+        });
+        tokio::task::yield_now().await;
+        pipe.unblock();
+        let _wire = flush.await.unwrap();
+        assert_eq!(pipe.written(), ["a"]);
+        assert_eq!(
+            direct.feed(&frame("b")),
+            Fed::First,
+            "drained: direct again"
+        );
+    }
+
+    #[test]
+    fn a_socket_in_use_by_its_task_declines_and_its_task_is_asked_to_flush() {
+        let pipe = Pipe::default();
+        let wire = Wire::new(pipe.clone());
+        let direct = wire.direct();
+        assert_eq!(direct.feed(&frame("a")), Fed::First);
+        let held = wire.lock();
+        assert_eq!(direct.feed(&frame("b")), Fed::Refused);
+        direct.flush();
+        drop(held);
+        let waker = Waker::noop();
+        assert!(wire.flush_wanted(&Context::from_waker(waker)));
+    }
+}
