@@ -10,7 +10,7 @@
 //! the socket closes with 4000 "resume".
 
 use super::ratelimit::Limiter;
-use super::wire::Wire;
+use super::wire::{ALONE_BYTES, Wire, flush_before};
 use crate::auth::TokenError;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -56,11 +56,19 @@ struct Conn {
 /// both the sink and the stream (not the two halves of a split, whose shared lock every write
 /// and every read would take); the session the connection joins may write into it directly
 /// (see `super::wire`).
-pub async fn serve<W>(ws: W, app: AppState)
+pub fn serve<W>(ws: W, app: AppState) -> impl Future<Output = ()>
 where
     W: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
 {
-    let mut ws = Wire::new(ws);
+    // Not an `async fn`: its future would keep a slot for the socket it was given, moved into
+    // the wire, for the connection's whole life (a few hundred bytes per idle connection).
+    serve_wire(Wire::new(ws), app)
+}
+
+async fn serve_wire<W>(mut ws: Wire<W>, app: AppState)
+where
+    W: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
+{
     let open = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
     gauge!("wagu_connections").set(open as f64);
     let mut shutdown = app.shutdown.clone();
@@ -363,24 +371,17 @@ async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
     .await
 }
 
-/// A flush carries at most this many bytes of frames (unless one frame is larger).
-const BATCH_BYTES: usize = 4096;
-/// A frame larger than this is flushed on its own.
-const ALONE_BYTES: usize = 512;
-
 /// Queues one frame of a batch of the room's frames, flushing so that the transport's write
-/// buffer stays small. tungstenite's buffer keeps the capacity of the most it ever held, for
-/// the connection's life, and grows by doubling: a join's batch (a kilobyte of `welcome`, then
-/// `ack` and `media_state`) left every idle connection holding twice its welcome. So a large
-/// frame (a welcome, a resume's replay) goes alone, and a batch of small ones stops at
-/// [`BATCH_BYTES`]. `pending` counts the bytes fed since the last flush.
+/// buffer stays small: a frame over [`ALONE_BYTES`] goes alone, a batch of small ones stops at
+/// 4 KiB (see `super::wire::BATCH_BYTES` for why). `pending` counts the bytes fed since the
+/// last flush.
 async fn write_batched<S: Sink<Message> + Unpin>(
     sink: &mut S,
     bytes: &bytes::Bytes,
     pending: &mut usize,
 ) -> Result<(), ()> {
     let len = bytes.len();
-    if *pending > 0 && (len > ALONE_BYTES || *pending + len > BATCH_BYTES) {
+    if flush_before(*pending, len) {
         sink.flush().await.map_err(|_| ())?;
         *pending = 0;
     }

@@ -26,6 +26,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 use wagu_engine::actor::outbound::{DirectWrite, Fed};
 
+/// A flush carries at most this many bytes of frames (unless one frame is larger).
+pub const BATCH_BYTES: usize = 4096;
+/// A frame larger than this is flushed on its own.
+///
+/// Why both: tungstenite's write buffer keeps the capacity of the most it ever held, for the
+/// connection's life, and grows by doubling. A join's frames together (a kilobyte of
+/// `welcome`, then `ack` and `media_state`) would leave every idle connection holding twice its
+/// welcome; so a large frame (a welcome, a resume's replay) goes alone, and a batch of small
+/// ones stops at [`BATCH_BYTES`]. The connection task's writes and the session's keep the same
+/// rule.
+pub const ALONE_BYTES: usize = 512;
+
+/// Whether the bytes already written (`pending`, unflushed) must be flushed before a frame of
+/// `len` bytes joins them.
+pub fn flush_before(pending: usize, len: usize) -> bool {
+    pending > 0 && (len > ALONE_BYTES || pending + len > BATCH_BYTES)
+}
+
 /// The connection task's handle on its socket.
 pub struct Wire<W>(Arc<Shared<W>>);
 
@@ -43,6 +61,8 @@ struct Socket<W> {
     /// The last flush (or readiness check) waited on the network: the buffer is not empty and
     /// the session must not add to it.
     stalled: bool,
+    /// Bytes of frames written since the last complete flush.
+    pending: usize,
 }
 
 /// What the session's writes leave for the task: a flush to finish.
@@ -79,6 +99,7 @@ impl<W> Wire<W> {
                 ws,
                 unflushed: false,
                 stalled: false,
+                pending: 0,
             }),
             handoff_waker: Waker::from(handoff.clone()),
             handoff,
@@ -125,9 +146,17 @@ where
         let Ok(text) = Utf8Bytes::try_from(frame.clone()) else {
             return Fed::Refused;
         };
+        let listed = s.unflushed;
+        let len = frame.len();
+        // The batching rule the task's writes keep too (see `ALONE_BYTES`).
+        if flush_before(s.pending, len) {
+            self.flush_locked(&mut s);
+            if s.stalled {
+                return Fed::Refused;
+            }
+        }
         let mut cx = Context::from_waker(&self.handoff_waker);
-        let ws = Pin::new(&mut s.ws);
-        match ws.poll_ready(&mut cx) {
+        match Pin::new(&mut s.ws).poll_ready(&mut cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Pending => {
                 s.stalled = true;
@@ -139,10 +168,18 @@ where
         if Pin::new(&mut s.ws).start_send(Message::Text(text)).is_err() {
             // The socket is broken and the frame is lost with it; the task sees the error at
             // its next read or write and ends the connection.
+            drop(s);
             self.handoff.hand_off();
             return Fed::Again;
         }
-        if std::mem::replace(&mut s.unflushed, true) {
+        s.unflushed = true;
+        s.pending += len;
+        if len > ALONE_BYTES {
+            self.flush_locked(&mut s);
+        }
+        // A socket already on the flusher's list stays there; one flushed here (or whose
+        // flush went to the task) needs nothing more.
+        if listed || !s.unflushed || s.stalled {
             Fed::Again
         } else {
             Fed::First
@@ -159,25 +196,32 @@ where
                 return;
             }
         };
-        if !s.unflushed {
-            return;
+        // Nothing left, or the task already owns finishing it.
+        if s.unflushed && !s.stalled {
+            self.flush_locked(&mut s);
         }
+    }
+}
+
+impl<W> Shared<W>
+where
+    W: Sink<Message> + Unpin,
+{
+    /// Flushes without waiting; a flush the socket does not finish (or that fails) is handed
+    /// to the task, which finishes it under its write timeout (or ends the connection).
+    fn flush_locked(&self, s: &mut Socket<W>) {
         let mut cx = Context::from_waker(&self.handoff_waker);
         match Pin::new(&mut s.ws).poll_flush(&mut cx) {
             Poll::Ready(Ok(())) => {
                 s.unflushed = false;
                 s.stalled = false;
+                s.pending = 0;
             }
             Poll::Pending => {
-                // The task finishes it, under its write timeout.
                 s.stalled = true;
-                drop(s);
                 self.handoff.hand_off();
             }
-            Poll::Ready(Err(_)) => {
-                drop(s);
-                self.handoff.hand_off();
-            }
+            Poll::Ready(Err(_)) => self.handoff.hand_off(),
         }
     }
 }
@@ -195,6 +239,11 @@ impl<W: Sink<Message> + Unpin> Sink<Message> for Wire<W> {
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), W::Error> {
         let mut s = self.lock();
         s.unflushed = true;
+        s.pending += match &item {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
         Pin::new(&mut s.ws).start_send(item)
     }
 
@@ -204,6 +253,7 @@ impl<W: Sink<Message> + Unpin> Sink<Message> for Wire<W> {
         s.stalled = flushed.is_pending();
         if flushed.is_ready() {
             s.unflushed = false;
+            s.pending = 0;
         }
         flushed
     }
@@ -234,6 +284,7 @@ mod tests {
     #[derive(Clone, Default)]
     struct Pipe {
         written: Arc<Mutex<Vec<String>>>,
+        flushed: Arc<Mutex<usize>>,
         buffered: Vec<String>,
         blocked: Arc<AtomicBool>,
         waiting: Arc<Mutex<Option<Waker>>>,
@@ -249,6 +300,10 @@ mod tests {
 
         fn written(&self) -> Vec<String> {
             self.written.lock().unwrap().clone()
+        }
+
+        fn flushes(&self) -> usize {
+            *self.flushed.lock().unwrap()
         }
     }
 
@@ -271,6 +326,9 @@ mod tests {
                 return Poll::Pending;
             }
             let frames = std::mem::take(&mut self.buffered);
+            if !frames.is_empty() {
+                *self.flushed.lock().unwrap() += 1;
+            }
             self.written.lock().unwrap().extend(frames);
             Poll::Ready(Ok(()))
         }
@@ -332,6 +390,32 @@ mod tests {
             Fed::First,
             "drained: direct again"
         );
+    }
+
+    #[test]
+    fn a_large_frame_leaves_alone_and_small_ones_in_batches_of_at_most_4_kib() {
+        let pipe = Pipe::default();
+        let wire = Wire::new(pipe.clone());
+        let direct = wire.direct();
+        let small = Bytes::from(vec![b's'; 100]);
+        let large = Bytes::from(vec![b'L'; ALONE_BYTES + 1]);
+        assert_eq!(direct.feed(&small), Fed::First);
+        assert_eq!(
+            direct.feed(&large),
+            Fed::Again,
+            "flushed before and after: nothing left to list"
+        );
+        assert_eq!(pipe.flushes(), 2);
+        assert_eq!(pipe.written().len(), 2);
+        // 41 small frames: the 41st would pass 4 KiB, so the first 40 leave first.
+        for i in 0..41 {
+            let fed = direct.feed(&small);
+            assert_eq!(fed, if i == 0 { Fed::First } else { Fed::Again });
+        }
+        assert_eq!(pipe.flushes(), 3);
+        assert_eq!(pipe.written().len(), 42);
+        direct.flush();
+        assert_eq!(pipe.written().len(), 43);
     }
 
     #[test]
