@@ -113,8 +113,10 @@ where
                     // batch's state (the sink's feed and flush) would add a quarter to every
                     // idle connection's future; one allocation per batch is small beside the
                     // write's syscall.
+                    // What the session wrote and nobody flushed yet counts toward the batch.
+                    let written = ws.pending();
                     let mut batch = Box::pin(async {
-                        let mut pending = 0;
+                        let mut pending = written;
                         write_batched(&mut ws, &bytes, &mut pending).await?;
                         let mut closing = None;
                         if let Some(rx) = c.room_rx.as_mut() {
@@ -134,8 +136,11 @@ where
                         if pending > 0 {
                             ws.flush().await.map_err(|_| ())?;
                         }
-                        // Everything taken is written: the session may write directly again.
-                        if let Some(rx) = c.room_rx.as_mut() {
+                        // Everything taken is written: the session may write directly again
+                        // (not to a connection about to close).
+                        if closing.is_none()
+                            && let Some(rx) = c.room_rx.as_mut()
+                        {
                             rx.settle();
                         }
                         Ok::<_, ()>(closing)

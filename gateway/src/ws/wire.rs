@@ -63,6 +63,10 @@ struct Socket<W> {
     stalled: bool,
     /// Bytes of frames written since the last complete flush.
     pending: usize,
+    /// The task let go of the socket, closed it, or a write failed: the session writes
+    /// nothing more (its frames find the queue, whose receiver is gone, and it drops the
+    /// connection as it always did).
+    closed: bool,
 }
 
 /// What the session's writes leave for the task: a flush to finish.
@@ -100,6 +104,7 @@ impl<W> Wire<W> {
                 unflushed: false,
                 stalled: false,
                 pending: 0,
+                closed: false,
             }),
             handoff_waker: Waker::from(handoff.clone()),
             handoff,
@@ -110,6 +115,12 @@ impl<W> Wire<W> {
         // A panic inside the transport cannot leave these flags half-changed in a way that
         // loses frames: at worst a flush is tried once more.
         self.0.socket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes written (by either writer) since the last complete flush: the task's batches
+    /// count them toward their limit too.
+    pub fn pending(&self) -> usize {
+        self.lock().pending
     }
 
     /// Whether a session's write left a flush for the task. The task's waker is registered
@@ -140,7 +151,7 @@ where
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return Fed::Refused,
         };
-        if s.stalled {
+        if s.stalled || s.closed {
             return Fed::Refused;
         }
         let Ok(text) = Utf8Bytes::try_from(frame.clone()) else {
@@ -151,7 +162,7 @@ where
         // The batching rule the task's writes keep too (see `ALONE_BYTES`).
         if flush_before(s.pending, len) {
             self.flush_locked(&mut s);
-            if s.stalled {
+            if s.stalled || s.closed {
                 return Fed::Refused;
             }
         }
@@ -163,11 +174,15 @@ where
                 return Fed::Refused;
             }
             // Broken: queued, the frame reaches the task, which finds out and closes.
-            Poll::Ready(Err(_)) => return Fed::Refused,
+            Poll::Ready(Err(_)) => {
+                s.closed = true;
+                return Fed::Refused;
+            }
         }
         if Pin::new(&mut s.ws).start_send(Message::Text(text)).is_err() {
             // The socket is broken and the frame is lost with it; the task sees the error at
             // its next read or write and ends the connection.
+            s.closed = true;
             drop(s);
             self.handoff.hand_off();
             return Fed::Again;
@@ -197,7 +212,7 @@ where
             }
         };
         // Nothing left, or the task already owns finishing it.
-        if s.unflushed && !s.stalled {
+        if s.unflushed && !s.stalled && !s.closed {
             self.flush_locked(&mut s);
         }
     }
@@ -221,7 +236,10 @@ where
                 s.stalled = true;
                 self.handoff.hand_off();
             }
-            Poll::Ready(Err(_)) => self.handoff.hand_off(),
+            Poll::Ready(Err(_)) => {
+                s.closed = true;
+                self.handoff.hand_off();
+            }
         }
     }
 }
@@ -232,7 +250,11 @@ impl<W: Sink<Message> + Unpin> Sink<Message> for Wire<W> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
         let mut s = self.lock();
         let ready = Pin::new(&mut s.ws).poll_ready(cx);
-        s.stalled = ready.is_pending();
+        // Only a completed flush clears it: the transport may be ready for a frame while
+        // bytes of an earlier flush still wait.
+        if ready.is_pending() {
+            s.stalled = true;
+        }
         ready
     }
 
@@ -261,8 +283,15 @@ impl<W: Sink<Message> + Unpin> Sink<Message> for Wire<W> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
         let mut s = self.lock();
         // Closed or closing: the session must not write any more.
-        s.stalled = true;
+        s.closed = true;
         Pin::new(&mut s.ws).poll_close(cx)
+    }
+}
+
+/// The task let go: whatever the session still holds, it writes nothing more.
+impl<W> Drop for Wire<W> {
+    fn drop(&mut self) {
+        self.lock().closed = true;
     }
 }
 
@@ -376,6 +405,16 @@ mod tests {
             "the task is told to finish the flush"
         );
         assert!(!wire.flush_wanted(&cx), "once");
+        let mut cx = Context::from_waker(waker);
+        assert!(matches!(
+            wire.poll_ready_unpin(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(
+            direct.feed(&frame("b")),
+            Fed::Refused,
+            "ready for a frame is not flushed: still stalled"
+        );
         // The task's flush waits on the socket like any write, then completes.
         let flush = tokio::spawn(async move {
             wire.flush().await.unwrap();
@@ -416,6 +455,17 @@ mod tests {
         assert_eq!(pipe.written().len(), 42);
         direct.flush();
         assert_eq!(pipe.written().len(), 43);
+    }
+
+    #[test]
+    fn once_the_task_lets_go_of_its_socket_the_session_writes_nothing_more() {
+        let pipe = Pipe::default();
+        let wire = Wire::new(pipe.clone());
+        let direct = wire.direct();
+        drop(wire);
+        assert_eq!(direct.feed(&frame("a")), Fed::Refused);
+        direct.flush();
+        assert!(pipe.written().is_empty());
     }
 
     #[test]
