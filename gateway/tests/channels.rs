@@ -81,7 +81,7 @@ async fn a_connection_over_channels_joins_and_chats() {
     );
     // Every idle connection holds this future for its whole life: keep rare, large futures
     // (joining, the frame handler, refusals, pings, the close and the write batch) boxed so it
-    // stays small. Measured 800 bytes in the test build (808 before the socket moved into the
+    // stays small. Measured 792 bytes in the test build (808 before the socket moved into the
     // wire a session may write to, and `serve` stopped being an `async fn` whose future kept a
     // slot for the socket it was given; 776 while the loop was a `select!` over
     // split halves with an inline `Interval`; 1,040 with the write batch and the rare

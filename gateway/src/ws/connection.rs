@@ -113,18 +113,13 @@ where
                     // batch's state (the sink's feed and flush) would add a quarter to every
                     // idle connection's future; one allocation per batch is small beside the
                     // write's syscall.
-                    // What the session wrote and nobody flushed yet counts toward the batch.
-                    let written = ws.pending();
                     let mut batch = Box::pin(async {
-                        let mut pending = written;
-                        write_batched(&mut ws, &bytes, &mut pending).await?;
+                        write_batched(&mut ws, &bytes).await?;
                         let mut closing = None;
                         if let Some(rx) = c.room_rx.as_mut() {
                             for _ in 0..64 {
                                 match rx.try_recv() {
-                                    Some(Frame::Text(b)) => {
-                                        write_batched(&mut ws, &b, &mut pending).await?
-                                    }
+                                    Some(Frame::Text(b)) => write_batched(&mut ws, &b).await?,
                                     Some(Frame::Close(code)) => {
                                         closing = Some(code);
                                         break;
@@ -133,7 +128,7 @@ where
                                 }
                             }
                         }
-                        if pending > 0 {
+                        if ws.pending() > 0 {
                             ws.flush().await.map_err(|_| ())?;
                         }
                         // Everything taken is written: the session may write directly again
@@ -378,23 +373,19 @@ async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
 
 /// Queues one frame of a batch of the room's frames, flushing so that the transport's write
 /// buffer stays small: a frame over [`ALONE_BYTES`] goes alone, a batch of small ones stops at
-/// 4 KiB (see `super::wire::BATCH_BYTES` for why). `pending` counts the bytes fed since the
-/// last flush.
-async fn write_batched<S: Sink<Message> + Unpin>(
-    sink: &mut S,
+/// 4 KiB (see `super::wire::BATCH_BYTES` for why). The wire counts the bytes written since
+/// its last flush, by this task and by the session alike.
+async fn write_batched<W: Sink<Message> + Unpin>(
+    ws: &mut Wire<W>,
     bytes: &bytes::Bytes,
-    pending: &mut usize,
 ) -> Result<(), ()> {
     let len = bytes.len();
-    if flush_before(*pending, len) {
-        sink.flush().await.map_err(|_| ())?;
-        *pending = 0;
+    if flush_before(ws.pending(), len) {
+        ws.flush().await.map_err(|_| ())?;
     }
-    feed_text(sink, bytes.clone()).await?;
-    *pending += len;
+    feed_text(ws, bytes.clone()).await?;
     if len > ALONE_BYTES {
-        sink.flush().await.map_err(|_| ())?;
-        *pending = 0;
+        ws.flush().await.map_err(|_| ())?;
     }
     Ok(())
 }

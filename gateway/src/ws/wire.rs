@@ -69,6 +69,15 @@ struct Socket<W> {
     closed: bool,
 }
 
+impl<W> Socket<W> {
+    /// A flush completed: nothing waits in the buffer any more.
+    fn flushed(&mut self) {
+        self.unflushed = false;
+        self.stalled = false;
+        self.pending = 0;
+    }
+}
+
 /// What the session's writes leave for the task: a flush to finish.
 #[derive(Default)]
 struct Handoff {
@@ -146,10 +155,8 @@ where
     W: Sink<Message> + Unpin + Send + 'static,
 {
     fn feed(&self, frame: &Bytes) -> Fed {
-        let mut s = match self.socket.try_lock() {
-            Ok(s) => s,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return Fed::Refused,
+        let Some(mut s) = self.try_socket() else {
+            return Fed::Refused;
         };
         if s.stalled || s.closed {
             return Fed::Refused;
@@ -202,14 +209,10 @@ where
     }
 
     fn flush(&self) {
-        let mut s = match self.socket.try_lock() {
-            Ok(s) => s,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                // The task is using the socket on another thread; it flushes for us.
-                self.handoff.hand_off();
-                return;
-            }
+        let Some(mut s) = self.try_socket() else {
+            // The task is using the socket on another thread; it flushes for us.
+            self.handoff.hand_off();
+            return;
         };
         // Nothing left, or the task already owns finishing it.
         if s.unflushed && !s.stalled && !s.closed {
@@ -222,16 +225,21 @@ impl<W> Shared<W>
 where
     W: Sink<Message> + Unpin,
 {
+    /// The socket, unless its task holds it (on another thread) right now.
+    fn try_socket(&self) -> Option<MutexGuard<'_, Socket<W>>> {
+        match self.socket.try_lock() {
+            Ok(s) => Some(s),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Flushes without waiting; a flush the socket does not finish (or that fails) is handed
     /// to the task, which finishes it under its write timeout (or ends the connection).
     fn flush_locked(&self, s: &mut Socket<W>) {
         let mut cx = Context::from_waker(&self.handoff_waker);
         match Pin::new(&mut s.ws).poll_flush(&mut cx) {
-            Poll::Ready(Ok(())) => {
-                s.unflushed = false;
-                s.stalled = false;
-                s.pending = 0;
-            }
+            Poll::Ready(Ok(())) => s.flushed(),
             Poll::Pending => {
                 s.stalled = true;
                 self.handoff.hand_off();
@@ -272,10 +280,9 @@ impl<W: Sink<Message> + Unpin> Sink<Message> for Wire<W> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
         let mut s = self.lock();
         let flushed = Pin::new(&mut s.ws).poll_flush(cx);
-        s.stalled = flushed.is_pending();
-        if flushed.is_ready() {
-            s.unflushed = false;
-            s.pending = 0;
+        match flushed {
+            Poll::Ready(_) => s.flushed(),
+            Poll::Pending => s.stalled = true,
         }
         flushed
     }
@@ -366,15 +373,21 @@ mod tests {
         }
     }
 
+    /// A pipe, the task's wire over it, and the session's handle on that wire.
+    fn wired() -> (Pipe, Wire<Pipe>, Arc<dyn DirectWrite>) {
+        let pipe = Pipe::default();
+        let wire = Wire::new(pipe.clone());
+        let direct = wire.direct();
+        (pipe, wire, direct)
+    }
+
     fn frame(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())
     }
 
     #[test]
     fn a_session_feeds_frames_in_order_and_one_flush_writes_them() {
-        let pipe = Pipe::default();
-        let wire = Wire::new(pipe.clone());
-        let direct = wire.direct();
+        let (pipe, _wire, direct) = wired();
         assert_eq!(direct.feed(&frame("a")), Fed::First);
         assert_eq!(direct.feed(&frame("b")), Fed::Again);
         assert!(pipe.written().is_empty(), "fed, not yet flushed");
@@ -386,9 +399,7 @@ mod tests {
     #[tokio::test]
     async fn a_flush_the_socket_does_not_finish_is_handed_to_the_task_and_nothing_is_added_meanwhile()
      {
-        let pipe = Pipe::default();
-        let mut wire = Wire::new(pipe.clone());
-        let direct = wire.direct();
+        let (pipe, mut wire, direct) = wired();
         pipe.blocked.store(true, Ordering::Relaxed);
         assert_eq!(direct.feed(&frame("a")), Fed::First);
         direct.flush();
@@ -433,9 +444,7 @@ mod tests {
 
     #[test]
     fn a_large_frame_leaves_alone_and_small_ones_in_batches_of_at_most_4_kib() {
-        let pipe = Pipe::default();
-        let wire = Wire::new(pipe.clone());
-        let direct = wire.direct();
+        let (pipe, _wire, direct) = wired();
         let small = Bytes::from(vec![b's'; 100]);
         let large = Bytes::from(vec![b'L'; ALONE_BYTES + 1]);
         assert_eq!(direct.feed(&small), Fed::First);
@@ -459,9 +468,7 @@ mod tests {
 
     #[test]
     fn once_the_task_lets_go_of_its_socket_the_session_writes_nothing_more() {
-        let pipe = Pipe::default();
-        let wire = Wire::new(pipe.clone());
-        let direct = wire.direct();
+        let (pipe, wire, direct) = wired();
         drop(wire);
         assert_eq!(direct.feed(&frame("a")), Fed::Refused);
         direct.flush();
@@ -470,9 +477,7 @@ mod tests {
 
     #[test]
     fn a_socket_in_use_by_its_task_declines_and_its_task_is_asked_to_flush() {
-        let pipe = Pipe::default();
-        let wire = Wire::new(pipe.clone());
-        let direct = wire.direct();
+        let (_pipe, wire, direct) = wired();
         assert_eq!(direct.feed(&frame("a")), Fed::First);
         let held = wire.lock();
         assert_eq!(direct.feed(&frame("b")), Fed::Refused);
