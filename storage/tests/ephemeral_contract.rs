@@ -320,6 +320,66 @@ async fn embedded_concurrent_writes_share_commits() {
 }
 
 #[tokio::test]
+async fn embedded_writes_reach_the_tables_many_batches_at_a_time_and_a_read_still_sees_every_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        Options {
+            checkpoint_every: Duration::from_secs(3600),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let applies = |s: &EmbeddedStore| s.stats().applies.load(Ordering::Relaxed);
+    // One after another: each write is its own batch, its own log record and sync.
+    for i in 0..50u8 {
+        store
+            .append("chat", Bytes::from(vec![i]), LONG)
+            .await
+            .unwrap();
+    }
+    store
+        .put("snap", Bytes::from_static(b"v1"), LONG)
+        .await
+        .unwrap();
+    assert_eq!(store.stats().commits.load(Ordering::Relaxed), 51);
+    assert_eq!(
+        applies(&store),
+        0,
+        "acknowledged, in the log, not in the tables yet"
+    );
+
+    let chat = store.list("chat").await.unwrap();
+    assert_eq!(chat.len(), 50, "a read sees every acknowledged write");
+    assert_eq!(chat[49].as_ref(), &[49]);
+    assert_eq!(
+        applies(&store),
+        1,
+        "51 batches went into the tables in one transaction"
+    );
+    assert_eq!(
+        store.get("snap").await.unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(
+        applies(&store),
+        1,
+        "nothing new to apply: the read goes straight to the file"
+    );
+
+    // A write after the read, then a read of it.
+    store.delete(&["snap"]).await.unwrap();
+    assert_eq!(store.get("snap").await.unwrap(), None);
+    assert_eq!(applies(&store), 2);
+    assert_eq!(
+        store.stats().durable_commits.load(Ordering::Relaxed),
+        0,
+        "none of it was a durable commit: the log keeps it"
+    );
+}
+
+#[tokio::test]
 async fn a_second_server_cannot_open_the_same_embedded_file() {
     let dir = tempfile::tempdir().unwrap();
     let _first = embedded(dir.path()).await;
@@ -372,6 +432,8 @@ async fn embedded_writes_acknowledged_between_durable_commits_survive_a_crash_th
         .await
         .unwrap();
     store.delete(&["gone"]).await.unwrap();
+    // A read applies what is logged to the tables, without an fsync: still only the log keeps it.
+    assert_eq!(store.get("gone").await.unwrap(), None);
     for i in 0..20u8 {
         store
             .append("log", Bytes::from(vec![i]), LONG)

@@ -17,20 +17,23 @@
 //! | `meta` | `"log_seq"` | the last log record the data holds (written in the same commit) |
 //!
 //! **Durability: group commit and a write-ahead log.** Every write goes to one writer thread,
-//! which takes whatever writes are waiting (up to [`MAX_BATCH`]), applies them in one redb
-//! transaction committed without an fsync, appends the batch as one record to the log
-//! ([`super::wal`], `ephemeral.wal`) and syncs that, then answers every caller of the batch. A
-//! write's future resolves only after the sync that covers it, so the engine's journal-before-ack
-//! rule keeps its meaning; concurrent writers (many rooms, many connections) share one sync.
-//! At most every `checkpoint_every` ([`CHECKPOINT_EVERY`] by default), when the log is full, and
-//! when the store closes, a durable redb commit covers the batches so far and the log starts
-//! again. Opening the store replays the records the file does not hold (the `meta` row says
-//! which it holds), each with the clock it was written at, so a
-//! crash (`kill -9`, a power cut) loses no acknowledged write. Why a log: a durable redb commit
-//! is about 14 separate page writes, and on a virtual disk each is a request to the host; a log
-//! record is one (measured in `docs/PERFORMANCE.md`). A failed commit fails the whole batch; a
-//! failed log write stops the store taking writes (like redb after an I/O error), since what it
-//! applied is no longer sure to be on disk, and `/readyz` says so.
+//! which takes whatever writes are waiting (up to [`MAX_BATCH`]), appends them as one record to
+//! the log ([`super::wal`], `ephemeral.wal`) and syncs that, then answers every caller of the
+//! batch. A write's future resolves only after the sync that covers it, so the engine's
+//! journal-before-ack rule keeps its meaning; concurrent writers (many rooms, many connections)
+//! share one sync. The tables get the logged batches later, many in one redb transaction
+//! committed without an fsync: when a read comes (a read waits for them, so it always sees
+//! every acknowledged write), before a sweep, and at each checkpoint. At most every
+//! `checkpoint_every` ([`CHECKPOINT_EVERY`] by default), when the log is full, and when the
+//! store closes, a durable redb commit covers the batches so far and the log starts again.
+//! Opening the store replays the records the file does not hold (the `meta` row says which it
+//! holds), each with the clock it was written at, so a crash (`kill -9`, a power cut) loses no
+//! acknowledged write. Why a log: a durable redb commit is about 14 separate page writes, and
+//! on a virtual disk each is a request to the host; a log record is one. Why the tables later:
+//! a transaction per batch was most of the writer's CPU (both measured in
+//! `docs/PERFORMANCE.md`). A failed log write or apply stops the store taking writes (like
+//! redb after an I/O error), since what it acknowledged is then only sure to be in the log,
+//! and `/readyz` says so.
 //!
 //! **Bounded disk.** What is stored is bounded by the engine's limits (rooms, streams, each
 //! journal cleared by its next snapshot); expired keys are swept every `sweep_every`, at most
@@ -54,7 +57,7 @@ use crate::StorageError;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -85,6 +88,8 @@ pub struct CommitStats {
     pub swept: AtomicU64,
     /// Durable redb commits (checkpoints and batches too large for the log).
     pub durable_commits: AtomicU64,
+    /// Transactions that applied logged batches to the tables (durable ones included).
+    pub applies: AtomicU64,
     /// Log records replayed when the store was opened.
     pub replayed: AtomicU64,
 }
@@ -102,6 +107,8 @@ struct Inner {
     stats: Arc<CommitStats>,
     /// Set when a log write failed: the store takes no more writes and is not ready.
     failed: Arc<OnceLock<String>>,
+    /// An acknowledged write is in the log but not yet in the tables (the writer's flag).
+    unapplied: Arc<AtomicBool>,
 }
 
 /// How the store makes writes durable; [`Options::default`] is what the server uses.
@@ -172,15 +179,16 @@ impl EmbeddedStore {
         let failed = Arc::new(OnceLock::new());
         let sweep_every = options.sweep_every;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let unapplied = Arc::new(AtomicBool::new(false));
         {
-            let writer = Writer {
-                db: db.clone(),
-                stats: stats.clone(),
-                failed: failed.clone(),
+            let writer = Writer::new(
+                db.clone(),
+                stats.clone(),
+                failed.clone(),
                 log,
-                checkpoint_every: options.checkpoint_every,
-                last_checkpoint: Instant::now(),
-            };
+                options.checkpoint_every,
+                unapplied.clone(),
+            );
             std::thread::Builder::new()
                 .name("wagu-ephemeral-writer".into())
                 .spawn(move || writer.run(rx))
@@ -212,6 +220,7 @@ impl EmbeddedStore {
                 tx,
                 stats,
                 failed,
+                unapplied,
             }),
         })
     }
@@ -279,7 +288,17 @@ impl EmbeddedStore {
         self.write(Op::Sweep).await
     }
 
+    /// Waits until every acknowledged write is in the tables, so a read that follows a write
+    /// sees it (the writer applies logged batches lazily: see `writer.rs`).
+    async fn settled(&self) -> Result<(), StorageError> {
+        if self.inner.unapplied.load(Ordering::Acquire) {
+            self.write(Op::Settle).await?;
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        self.settled().await?;
         let (db, key) = (self.inner.db.clone(), key.to_string());
         tokio::task::spawn_blocking(move || -> Result<Option<Bytes>, StorageError> {
             let r = db.begin_read().map_err(err)?;
@@ -295,6 +314,7 @@ impl EmbeddedStore {
     }
 
     pub async fn list(&self, key: &str) -> Result<Vec<Bytes>, StorageError> {
+        self.settled().await?;
         let (db, key) = (self.inner.db.clone(), key.to_string());
         tokio::task::spawn_blocking(move || -> Result<Vec<Bytes>, StorageError> {
             let r = db.begin_read().map_err(err)?;
@@ -354,7 +374,7 @@ fn open_blocking(
     let path = dir.join(FILE_NAME);
     // The previous owner may still be letting go (a server restarting in the same process
     // drops its writer thread a moment after its last handle): wait a little for the lock.
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut db = loop {
         match Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -390,15 +410,12 @@ fn open_blocking(
     let (mut wal, records) = Wal::open(dir, covered, options.log_cap_bytes)
         .map_err(|e| StorageError::Embedded(format!("{}: {e}", log_path.display())))?;
     for record in &records {
-        let ops = tables::decode(&record.payload).ok_or_else(|| {
-            StorageError::Embedded(format!(
+        if !tables::apply_logged(&w, &record.payload, record.now).map_err(err)? {
+            return Err(StorageError::Embedded(format!(
                 "{}: record {} is corrupt",
                 log_path.display(),
                 record.seq
-            ))
-        })?;
-        for op in &ops {
-            tables::apply(&w, op, record.now).map_err(err)?;
+            )));
         }
     }
     let seq = records.last().map_or(covered, |r| r.seq);

@@ -34,6 +34,9 @@ pub(super) enum Op {
         expires: u64,
     },
     Sweep,
+    /// Not a write: asks the writer to apply what it has logged to the tables (a read waits
+    /// for it when something acknowledged is not in the tables yet).
+    Settle,
 }
 
 /// Applies one write (not a sweep) as of `now` (the log replays it with the clock it ran at).
@@ -55,8 +58,25 @@ pub(super) fn apply(w: &WriteTransaction, op: &Op, now: u64) -> Result<(), redb:
             values,
             expires,
         } => append(w, key, values, *expires, now),
-        Op::Sweep => Ok(()),
+        Op::Sweep | Op::Settle => Ok(()),
     }
+}
+
+/// Applies the writes of one log record's payload, as of the clock it was written at; `false`
+/// if it does not decode (its checksum held, so a bug or a different version). Used for the
+/// records a crash left (replay) and for those the writer logged but has not applied yet.
+pub(super) fn apply_logged(
+    w: &WriteTransaction,
+    payload: &[u8],
+    now: u64,
+) -> Result<bool, redb::Error> {
+    let Some(ops) = decode(payload) else {
+        return Ok(false);
+    };
+    for op in &ops {
+        apply(w, op, now)?;
+    }
+    Ok(true)
 }
 
 const TAG_PUT: u8 = 1;
@@ -102,7 +122,7 @@ pub(super) fn encode<'a>(batch: impl IntoIterator<Item = &'a Op>) -> Option<Vec<
                     bytes(&mut out, v);
                 }
             }
-            Op::Sweep => {}
+            Op::Sweep | Op::Settle => {}
         }
     }
     (!out.is_empty()).then_some(out)
