@@ -105,7 +105,8 @@ struct Inner {
     db: Arc<Database>,
     tx: mpsc::Sender<Job>,
     stats: Arc<CommitStats>,
-    /// Set when a log write failed: the store takes no more writes and is not ready.
+    /// Set when a log write or an apply to the tables failed: the store takes no more writes,
+    /// answers no reads that would need the tables brought up to date, and is not ready.
     failed: Arc<OnceLock<String>>,
     /// An acknowledged write is in the log but not yet in the tables (the writer's flag).
     unapplied: Arc<AtomicBool>,

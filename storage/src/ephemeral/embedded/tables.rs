@@ -83,7 +83,8 @@ const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 const TAG_APPEND: u8 = 3;
 
-/// A batch's writes as one log record's payload; `None` when it holds only sweeps.
+/// A batch's writes as one log record's payload; `None` when it holds none (only sweeps and
+/// reads' requests to apply).
 pub(super) fn encode<'a>(batch: impl IntoIterator<Item = &'a Op>) -> Option<Vec<u8>> {
     fn bytes(out: &mut Vec<u8>, b: &[u8]) {
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());

@@ -8,12 +8,13 @@
 //! read needs them (`Op::Settle`), before a sweep, and at each checkpoint (a durable commit
 //! that covers the log, which then starts again). A batch too large for the log is committed
 //! durably with everything before it instead. A failed apply stops the store taking writes:
-//! the records it held are in the log, and the next open replays them. What it does not do:
+//! the records it held stay in the log (no checkpoint resets it after a failure), and the
+//! next open replays them. What it does not do:
 //! open or replay the store (`mod.rs`), or know the tables' layout (`tables.rs`).
 //!
 //! Why later: applying a batch is a redb transaction (its B-tree paths copied, its pages
-//! checksummed, about five of them written to the file), and at 150 batches a second that was
-//! most of the thread's work; one transaction for a second's batches writes each page once.
+//! checksummed and written to the file), and at 150 batches a second that was most of the
+//! thread's work; one transaction for many batches writes each page once.
 
 use super::tables::{self, LOG_SEQ, META, Op, SWEEP_BATCH};
 use super::{CommitStats, Job, MAX_BATCH, now_ms};
@@ -28,6 +29,24 @@ use tokio::sync::mpsc;
 pub(super) struct Log {
     pub(super) wal: Wal,
     pub(super) seq: u64,
+}
+
+/// What a batch's callers are told: writers whether their writes are durable, reads and sweeps
+/// whether the tables were brought up to date; and whether a sweep in it was full.
+struct Done {
+    writes: Result<(), String>,
+    tables: Result<(), String>,
+    full_sweep: bool,
+}
+
+impl Done {
+    fn refused(why: &str) -> Done {
+        Done {
+            writes: Err(why.to_string()),
+            tables: Err(why.to_string()),
+            full_sweep: false,
+        }
+    }
 }
 
 /// A batch in the log but not yet in the tables: its record's payload and its clock.
@@ -93,45 +112,55 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (result, full_sweep) = match self.failed.get() {
-                Some(why) => (Err(why.clone()), false),
+            let done = match self.failed.get() {
+                Some(why) => Done::refused(why),
                 None => self.commit(&batch),
             };
-            self.stats.commits.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .writes
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, writes = batch.len(), "ephemeral store: commit failed");
+            // A read's request to apply (`Settle`) is not a write: it counts in neither.
+            let writes = batch.iter().filter(|j| !matches!(j.op, Op::Settle)).count();
+            if writes > 0 {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .writes
+                    .fetch_add(writes as u64, Ordering::Relaxed);
             }
             for job in batch.drain(..) {
-                if let Some(done) = job.done {
-                    let _ = done.send(result.clone());
+                let result = match job.op {
+                    Op::Sweep | Op::Settle => &done.tables,
+                    _ => &done.writes,
+                };
+                if let Some(tx) = job.done {
+                    let _ = tx.send(result.clone());
                 }
             }
-            sweep_again = full_sweep && result.is_ok();
-            if self.log.wal.written() > 0 && self.last_checkpoint.elapsed() >= self.checkpoint_every
-            {
+            sweep_again = done.full_sweep;
+            if self.checkpoint_due() && self.last_checkpoint.elapsed() >= self.checkpoint_every {
                 self.checkpoint();
             }
         }
         // Closing: a durable commit covers the log, so the next open replays nothing.
-        if self.log.wal.written() > 0 {
+        if self.checkpoint_due() {
             self.checkpoint();
         }
     }
 
-    /// Makes a batch durable (a log record, or a durable commit when the record does not
-    /// fit), applies what is logged when the batch asks for it (a read or a sweep), and says
-    /// whether a sweep in it was full.
-    fn commit(&mut self, batch: &[Job]) -> (Result<(), String>, bool) {
+    /// Whether a checkpoint has something to cover. Never after a failure: the log then keeps
+    /// what the tables may lack, for the next start to replay.
+    fn checkpoint_due(&self) -> bool {
+        self.log.wal.written() > 0 && self.failed.get().is_none()
+    }
+
+    /// Makes a batch's writes durable (a log record, or a durable commit when the record does
+    /// not fit), then applies what is logged when the batch asks for it (a read or a sweep).
+    fn commit(&mut self, batch: &[Job]) -> Done {
         let now = now_ms();
         let mut durable = false;
         if let Some(record) = tables::encode(batch.iter().map(|j| &j.op)) {
             let seq = self.log.seq + 1;
             if self.log.wal.fits(record.len()) {
                 if let Err(e) = self.log.wal.append(seq, now, &record) {
-                    return (Err(self.fail(format!("writing the log: {e}"))), false);
+                    let why = self.fail(format!("writing the log: {e}"));
+                    return Done::refused(&why);
                 }
                 self.unapplied.store(true, Ordering::Release);
             } else {
@@ -145,25 +174,32 @@ impl Writer {
         }
         let sweep = batch.iter().any(|j| matches!(j.op, Op::Sweep));
         let settle = batch.iter().any(|j| matches!(j.op, Op::Settle));
-        if !(durable || sweep || settle) {
-            return (Ok(()), false);
+        let mut done = Done {
+            writes: Ok(()),
+            tables: Ok(()),
+            full_sweep: false,
+        };
+        if durable {
+            // The writes are durable only with this commit.
+            done.writes = self.apply(true, sweep.then_some(now)).map(|swept| {
+                done.full_sweep = swept >= SWEEP_BATCH;
+                self.covered();
+            });
+            done.tables = done.writes.clone();
+        } else if sweep || (settle && !self.logged.is_empty()) {
+            // The writes are durable in the log whatever becomes of this.
+            done.tables = self
+                .apply(false, sweep.then_some(now))
+                .map(|swept| done.full_sweep = swept >= SWEEP_BATCH);
         }
-        match self.apply(durable, sweep.then_some(now)) {
-            Ok(swept) => {
-                if durable {
-                    self.covered();
-                }
-                (Ok(()), swept >= SWEEP_BATCH)
-            }
-            Err(e) => (Err(e), false),
-        }
+        done
     }
 
     /// Applies every logged batch to the tables in one transaction (durable for a checkpoint),
-    /// with a sweep as of `sweep_at` after them; returns how many keys the sweep removed. A
-    /// failure stops the store: acknowledged writes are then only in the log.
+    /// with a sweep as of `sweep_at` after them; returns how many keys the sweep removed. The
+    /// batches stay in memory until the commit holds them. A failure stops the store: the
+    /// tables may then lack acknowledged writes, which the log keeps for the next start.
     fn apply(&mut self, durable: bool, sweep_at: Option<u64>) -> Result<usize, String> {
-        let logged = std::mem::take(&mut self.logged);
         let seq = self.log.seq;
         let done = (|| -> Result<usize, String> {
             let mut w = self.db.begin_write().map_err(|e| e.to_string())?;
@@ -171,7 +207,7 @@ impl Writer {
                 w.set_durability(Durability::None)
                     .map_err(|e| e.to_string())?;
             }
-            for l in &logged {
+            for l in &self.logged {
                 if !tables::apply_logged(&w, &l.payload, l.now).map_err(|e| e.to_string())? {
                     return Err("a logged batch does not decode".to_string());
                 }
@@ -190,6 +226,7 @@ impl Writer {
         })();
         match done {
             Ok(swept) => {
+                self.logged.clear();
                 self.unapplied.store(false, Ordering::Release);
                 self.stats.applies.fetch_add(1, Ordering::Relaxed);
                 self.stats.swept.fetch_add(swept as u64, Ordering::Relaxed);
@@ -213,7 +250,8 @@ impl Writer {
         self.last_checkpoint = Instant::now();
     }
 
-    /// Stops taking writes: what was applied may not be on disk.
+    /// Stops taking writes, and reads while the tables may lack an acknowledged write: what
+    /// was acknowledged is then only sure to be in the log, and no checkpoint resets it.
     fn fail(&self, why: String) -> String {
         tracing::error!(error = %why, "ephemeral store: stops taking writes");
         let _ = self.failed.set(why.clone());
