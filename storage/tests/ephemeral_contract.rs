@@ -154,6 +154,20 @@ async fn embedded(dir: &std::path::Path) -> EphemeralStore {
         .unwrap()
 }
 
+/// An embedded store whose checkpoint never comes during a test: what it acknowledges stays
+/// in its log (and, until a read, out of its tables).
+async fn embedded_without_checkpoints(dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::open_with(
+        dir,
+        Options {
+            checkpoint_every: Duration::from_secs(3600),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn the_memory_store_keeps_the_contract() {
     contract(&EphemeralStore::memory(), "mem").await;
@@ -324,15 +338,7 @@ async fn embedded_concurrent_writes_share_commits() {
 #[tokio::test]
 async fn embedded_writes_reach_the_tables_many_batches_at_a_time_and_a_read_still_sees_every_one() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open_with(
-        dir.path(),
-        Options {
-            checkpoint_every: Duration::from_secs(3600),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = embedded_without_checkpoints(dir.path()).await;
     let applies = |s: &EmbeddedStore| s.stats().applies.load(Ordering::Relaxed);
     // One after another: each write is its own batch, its own log record and sync.
     for i in 0..50u8 {
@@ -412,15 +418,7 @@ fn crash_copy(from: &std::path::Path, to: &std::path::Path, with_log: bool) {
 #[tokio::test]
 async fn embedded_writes_acknowledged_between_durable_commits_survive_a_crash_through_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open_with(
-        dir.path(),
-        Options {
-            checkpoint_every: Duration::from_secs(3600),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = embedded_without_checkpoints(dir.path()).await;
     store
         .put("snap", Bytes::from_static(b"v1"), LONG)
         .await

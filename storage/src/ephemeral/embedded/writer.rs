@@ -58,14 +58,14 @@ struct Logged {
 /// The writer thread's state: one log sync per batch of waiting writes, one transaction per
 /// many batches.
 pub(super) struct Writer {
-    pub(super) db: Arc<Database>,
-    pub(super) stats: Arc<CommitStats>,
-    pub(super) failed: Arc<OnceLock<String>>,
-    pub(super) log: Log,
-    pub(super) checkpoint_every: Duration,
-    pub(super) last_checkpoint: Instant,
+    db: Arc<Database>,
+    stats: Arc<CommitStats>,
+    failed: Arc<OnceLock<String>>,
+    log: Log,
+    checkpoint_every: Duration,
+    last_checkpoint: Instant,
     /// True while an acknowledged write is not in the tables: a read first asks for them.
-    pub(super) unapplied: Arc<AtomicBool>,
+    unapplied: Arc<AtomicBool>,
     logged: Vec<Logged>,
 }
 
@@ -201,27 +201,26 @@ impl Writer {
     /// tables may then lack acknowledged writes, which the log keeps for the next start.
     fn apply(&mut self, durable: bool, sweep_at: Option<u64>) -> Result<usize, String> {
         let seq = self.log.seq;
-        let done = (|| -> Result<usize, String> {
-            let mut w = self.db.begin_write().map_err(|e| e.to_string())?;
+        let done = (|| -> Result<usize, redb::Error> {
+            let mut w = self.db.begin_write()?;
             if !durable {
                 w.set_durability(Durability::None)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(redb::Error::from)?;
             }
             for l in &self.logged {
-                if !tables::apply_logged(&w, &l.payload, l.now).map_err(|e| e.to_string())? {
-                    return Err("a logged batch does not decode".to_string());
+                if !tables::apply_logged(&w, &l.payload, l.now)? {
+                    return Err(redb::Error::Corrupted(
+                        "a logged batch does not decode".to_string(),
+                    ));
                 }
             }
             // Whichever commit a crash leaves, it says which records it holds.
-            w.open_table(META)
-                .map_err(|e| e.to_string())?
-                .insert(LOG_SEQ, seq)
-                .map_err(|e| e.to_string())?;
+            w.open_table(META)?.insert(LOG_SEQ, seq)?;
             let swept = match sweep_at {
-                Some(now) => tables::sweep(&w, now).map_err(|e| e.to_string())?,
+                Some(now) => tables::sweep(&w, now)?,
                 None => 0,
             };
-            w.commit().map_err(|e| e.to_string())?;
+            w.commit()?;
             Ok(swept)
         })();
         match done {
