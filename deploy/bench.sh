@@ -89,8 +89,8 @@ GEN_CPU="${BENCH_GENERATOR_CPU:-1}"
 OUT="${BENCH_OUT:-$ROOT/target/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 PORT_BASE="${BENCH_PORT_BASE:-18500}"
 
-say() { printf '\n==> %s (%s, load %s)\n' "$*" "$(date +%H:%M:%S)" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=deploy/bench-lib.sh
+source "$ROOT/deploy/bench-lib.sh"
 
 for t in $TARGETS; do
     case "$t" in wagu | centrifugo | bare) ;; *) die "unknown target $t (wagu, centrifugo, bare)" ;; esac

@@ -57,8 +57,8 @@ REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 CLK_TCK="$(getconf CLK_TCK)"
 
-say() { printf '\n==> %s (%s; load %s)\n' "$*" "$(date +%H:%M:%S)" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
-die() { echo "cluster-bench: $*" >&2; exit 1; }
+# shellcheck source=deploy/bench-lib.sh
+source "$ROOT/deploy/bench-lib.sh"
 for b in "$WAGU" "$LOADTEST" "$NATS"; do [[ -x "$b" ]] || die "$b: not found (build it first)"; done
 for s in $SCENARIOS; do
     case "$s" in one | three | local | remote) ;; *) die "unknown scenario $s" ;; esac

@@ -35,7 +35,8 @@ PORT="${BENCH_PORT:-18600}"
 OUT="${BENCH_OUT:-$ROOT/target/bench/media-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 
-say() { printf '\n==> %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+# shellcheck source=deploy/bench-lib.sh
+source "$ROOT/deploy/bench-lib.sh"
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
     say "building release binaries"
